@@ -1,0 +1,47 @@
+//! Process-level conventions shared by every tool: exit codes and error reporting.
+//!
+//! Exit codes: 0 success (including a reader closing the output pipe), 1 runtime error,
+//! 2 usage error (clap's own errors and [`UsageError`]).
+
+use std::fmt;
+
+/// A usage error detected after argument parsing (conflicting or out-of-range values).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Builds a usage error (exit code 2).
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Maps a tool's result to an exit code, printing errors as `tool: message`.
+pub fn exit_code(tool: &str, result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) if crate::output::is_broken_pipe(&e) => 0,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("{tool}: {e}\nTry '{tool} --help' for more information.");
+            2
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e:#}");
+            1
+        }
+    }
+}
+
+/// Parses arguments with clap (exit 2 on usage errors, 0 for --help/--version), runs the
+/// tool and exits with [`exit_code`]. This is the whole body of every tool's `main`.
+pub fn run_main<A: clap::Parser>(tool: &str, run: fn(A) -> anyhow::Result<()>) -> ! {
+    let args = A::parse();
+    let code = exit_code(tool, run(args));
+    std::process::exit(code)
+}

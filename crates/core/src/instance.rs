@@ -1,0 +1,265 @@
+//! Private tracefs instances: one per tool run, removed whatever ends the run.
+//!
+//! Every tool does all of its event enabling, filtering, buffer sizing and reading in
+//! `instances/<tool>-<pid>`, so several tools (even two copies of one tool) run at once
+//! and the top-level instance, `current_tracer` and the user's own settings are never
+//! touched. Removing the directory frees the buffers and every event setting in it.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::format::EventFormat;
+use crate::ringbuf::PageLayout;
+use crate::stale;
+use crate::tracefs::Tracefs;
+
+/// A tracefs instance owned by this process. Dropping it removes it.
+#[derive(Debug)]
+pub struct Instance {
+    tracefs: Tracefs,
+    name: String,
+    dir: PathBuf,
+    removed: bool,
+}
+
+/// Cumulative loss counters of an instance, summed over CPUs (from `per_cpu/cpuN/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LossStats {
+    /// Events overwritten before they were read (`overrun`).
+    pub overrun: u64,
+    /// Events lost while a commit was interrupted (`commit overrun`).
+    pub commit_overrun: u64,
+    /// Events refused because the buffer was full (`dropped events`).
+    pub dropped: u64,
+}
+
+impl LossStats {
+    /// Total events lost.
+    pub fn total(&self) -> u64 {
+        self.overrun + self.commit_overrun + self.dropped
+    }
+}
+
+/// The instance name a tool run uses: `<tool>-<pid>`.
+pub fn instance_name(tool: &str, pid: u32) -> String {
+    format!("{tool}-{pid}")
+}
+
+impl Instance {
+    /// Removes stale instances left by killed runs, then creates `instances/<tool>-<pid>`.
+    pub fn create(tracefs: &Tracefs, tool: &str) -> Result<Instance> {
+        for removed in stale::remove_stale(tracefs) {
+            eprintln!("{tool}: removed {removed} left behind by a killed run");
+        }
+        let name = instance_name(tool, std::process::id());
+        let dir = tracefs.path("instances").join(&name);
+        if !tracefs.path("instances").is_dir() {
+            bail!(
+                "{} has no instances/ directory: this kernel is too old for private trace instances (needs Linux 3.16+)",
+                tracefs.root().display()
+            );
+        }
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // Only possible if a previous process with our pid left it: take it over.
+                let _ = fs::remove_dir(&dir);
+                fs::create_dir(&dir).with_context(|| format!("creating trace instance {}", dir.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating trace instance {}", dir.display())),
+        }
+        Ok(Instance { tracefs: tracefs.clone(), name, dir, removed: false })
+    }
+
+    /// The instance's name (`<tool>-<pid>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The instance directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The tracefs this instance lives in.
+    pub fn tracefs(&self) -> &Tracefs {
+        &self.tracefs
+    }
+
+    /// Writes `value` to a file of the instance.
+    pub fn write(&self, rel: impl AsRef<Path>, value: &str) -> Result<()> {
+        let path = self.dir.join(rel);
+        fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
+    }
+
+    /// Reads a file of the instance.
+    pub fn read(&self, rel: impl AsRef<Path>) -> Result<String> {
+        let path = self.dir.join(rel);
+        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// Reads and parses `events/<system>/<event>/format`.
+    pub fn event_format(&self, system: &str, event: &str) -> Result<EventFormat> {
+        let rel = format!("events/{system}/{event}/format");
+        let text = self.read(&rel).map_err(|e| {
+            anyhow!("{e:#}: this kernel has no {system}:{event} tracepoint")
+        })?;
+        EventFormat::parse(&text).with_context(|| format!("parsing {rel}"))
+    }
+
+    /// Sets an event filter in the kernel. On rejection the error carries the kernel's
+    /// explanation from the instance's `error_log` (or the filter file).
+    pub fn set_filter(&self, system: &str, event: &str, filter: &str) -> Result<()> {
+        let rel = format!("events/{system}/{event}/filter");
+        if let Err(e) = fs::write(self.dir.join(&rel), filter) {
+            let reason = self.filter_error(&rel);
+            bail!("the kernel rejected the filter '{filter}' for {system}:{event} ({e}){reason}");
+        }
+        Ok(())
+    }
+
+    fn filter_error(&self, rel: &str) -> String {
+        let from_log = fs::read_to_string(self.dir.join("error_log")).ok().and_then(|log| {
+            let lines: Vec<&str> = log.lines().collect();
+            let start = lines.iter().rposition(|l| l.contains("error:"))?;
+            Some(lines[start..].iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n  "))
+        });
+        let text = from_log.or_else(|| {
+            let t = fs::read_to_string(self.dir.join(rel)).ok()?;
+            let t = t.trim();
+            (!t.is_empty() && t != "none").then(|| t.replace('\n', "\n  "))
+        });
+        match text {
+            Some(t) => format!(":\n  {t}"),
+            None => String::new(),
+        }
+    }
+
+    /// Enables `system:event` in this instance.
+    pub fn enable_event(&self, system: &str, event: &str) -> Result<()> {
+        self.write(format!("events/{system}/{event}/enable"), "1")
+            .with_context(|| format!("enabling the {system}:{event} tracepoint"))
+    }
+
+    /// Turns recording on or off and verifies the kernel took it.
+    pub fn set_tracing_on(&self, on: bool) -> Result<()> {
+        let want = if on { "1" } else { "0" };
+        self.write("tracing_on", want)?;
+        let got = self.read("tracing_on")?;
+        if got.trim() != want {
+            bail!(
+                "the kernel refused to set tracing_on to {want} in {} (it reads {}); is tracing disabled on the kernel command line (traceoff_on_warning, ftrace_dump_on_oops) or by a kernel warning?",
+                self.dir.display(),
+                got.trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Page geometry of the ring buffer, from `events/header_page`.
+    pub fn page_layout(&self) -> Result<PageLayout> {
+        let text = fs::read_to_string(self.tracefs.path("events/header_page"))
+            .context("reading events/header_page")?;
+        PageLayout::parse(&text).map_err(|e| anyhow!("events/header_page: {e}"))
+    }
+
+    /// The CPUs that have a buffer in this instance, in numeric order.
+    pub fn cpus(&self) -> Result<Vec<u32>> {
+        let mut cpus: Vec<u32> = fs::read_dir(self.dir.join("per_cpu"))
+            .with_context(|| format!("listing {}/per_cpu", self.dir.display()))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+            .collect();
+        cpus.sort_unstable();
+        Ok(cpus)
+    }
+
+    /// Sums the loss counters of every CPU buffer.
+    pub fn loss_stats(&self) -> LossStats {
+        let mut s = LossStats::default();
+        for cpu in self.cpus().unwrap_or_default() {
+            let Ok(text) = fs::read_to_string(self.dir.join(format!("per_cpu/cpu{cpu}/stats"))) else {
+                continue;
+            };
+            let p = parse_stats(&text);
+            s.overrun += p.overrun;
+            s.commit_overrun += p.commit_overrun;
+            s.dropped += p.dropped;
+        }
+        s
+    }
+
+    /// Removes the instance now, reporting failure. Dropping does the same silently.
+    pub fn remove(mut self) -> Result<()> {
+        self.remove_inner()
+    }
+
+    fn remove_inner(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        let _ = fs::write(self.dir.join("tracing_on"), "0");
+        let _ = fs::write(self.dir.join("events/enable"), "0");
+        remove_instance_dir(&self.dir)
+    }
+}
+
+/// Removes an instance directory, retrying while the kernel reports it busy (a reader
+/// that is just closing its files).
+pub fn remove_instance_dir(dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if Instant::now() < deadline && e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("removing trace instance {} (remove it with: rmdir {})", dir.display(), dir.display())
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove_inner() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+/// Parses a `per_cpu/cpuN/stats` file.
+pub fn parse_stats(text: &str) -> LossStats {
+    let mut s = LossStats::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v: u64 = v.trim().parse().unwrap_or(0);
+        match k.trim() {
+            "overrun" => s.overrun = v,
+            "commit overrun" => s.commit_overrun = v,
+            "dropped events" => s.dropped = v,
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_real_stats_file() {
+        let t = "entries: 0\noverrun: 12\ncommit overrun: 1\nbytes: 0\noldest event ts:     0.000000\nnow ts:   586.944452\ndropped events: 3\nread events: 0\n";
+        let s = parse_stats(t);
+        assert_eq!(s, LossStats { overrun: 12, commit_overrun: 1, dropped: 3 });
+        assert_eq!(s.total(), 16);
+    }
+}

@@ -1,0 +1,29 @@
+//! Shared core of perf-tools-rs.
+//!
+//! * [`tracefs`]: find or mount tracefs; [`privilege`]: check privileges first.
+//! * [`instance`]: a private `instances/<tool>-<pid>` per run, removed on every exit path;
+//!   [`stale`]: removal of what killed runs left behind.
+//! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
+//!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time order.
+//! * [`signals`], [`output`], [`cli`]: orderly shutdown, batched output, exit codes.
+
+pub mod cli;
+pub mod format;
+pub mod instance;
+pub mod merge;
+pub mod output;
+pub mod privilege;
+pub mod reader;
+pub mod ringbuf;
+pub mod session;
+pub mod signals;
+pub mod stale;
+pub mod tracefs;
+
+/// Reads CLOCK_MONOTONIC in nanoseconds: the clock of instances set to `trace_clock=mono`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -1,0 +1,141 @@
+//! Reading the binary per-CPU ring buffers (`per_cpu/cpuN/trace_pipe_raw`) of an instance.
+
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use crate::instance::Instance;
+use crate::ringbuf::{decode_page, Missed, PageLayout};
+use crate::signals::Shutdown;
+
+struct CpuReader {
+    cpu: u32,
+    file: File,
+    pages: u64,
+}
+
+/// Non-blocking readers of every CPU's raw buffer in one instance.
+///
+/// Drop the reader before the instance: the kernel refuses to remove an instance whose
+/// buffers are open. [`crate::session::Session`] keeps that order.
+pub struct RawReader {
+    cpus: Vec<CpuReader>,
+    layout: PageLayout,
+    buf: Vec<u8>,
+    corrupt_reported: bool,
+}
+
+/// What one [`RawReader::drain`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainStats {
+    /// Pages read.
+    pub pages: u64,
+    /// Data events delivered.
+    pub events: u64,
+    /// Events the kernel reported lost (lower bound when a count was not stored).
+    pub missed: u64,
+    /// Pages that could not be decoded (each reported once on stderr).
+    pub corrupt_pages: u64,
+}
+
+/// Outcome of [`RawReader::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A buffer has data (or the timeout passed): time to drain.
+    Ready,
+    /// A shutdown signal arrived.
+    Shutdown,
+}
+
+impl RawReader {
+    /// Opens `per_cpu/cpuN/trace_pipe_raw` of every CPU of `instance`.
+    pub fn open(instance: &Instance) -> Result<RawReader> {
+        let layout = instance.page_layout()?;
+        let mut cpus = Vec::new();
+        for cpu in instance.cpus()? {
+            let path = instance.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            cpus.push(CpuReader { cpu, file, pages: 0 });
+        }
+        Ok(RawReader { cpus, layout, buf: vec![0u8; layout.page_size()], corrupt_reported: false })
+    }
+
+    /// The page geometry in use.
+    pub fn layout(&self) -> PageLayout {
+        self.layout
+    }
+
+    /// Waits until a buffer reaches the instance's `buffer_percent` watermark, a shutdown
+    /// signal arrives, or `timeout` passes.
+    pub fn wait(&self, shutdown: &Shutdown, timeout: Duration) -> Wake {
+        if shutdown.requested() {
+            return Wake::Shutdown;
+        }
+        let mut fds: Vec<libc::pollfd> = self
+            .cpus
+            .iter()
+            .map(|c| libc::pollfd { fd: c.file.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        fds.push(libc::pollfd { fd: shutdown.fd(), events: libc::POLLIN, revents: 0 });
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid, initialised pollfd array of the given length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        shutdown.drain();
+        if shutdown.requested() {
+            Wake::Shutdown
+        } else {
+            Wake::Ready
+        }
+    }
+
+    /// Reads every page currently available on every CPU and calls
+    /// `on_event(cpu, timestamp, payload)` for each event, in time order per CPU.
+    ///
+    /// A CPU is drained until the kernel has nothing more or hands back a partly filled
+    /// page (the reader caught up with the writer).
+    pub fn drain(&mut self, mut on_event: impl FnMut(u32, u64, &[u8])) -> DrainStats {
+        let mut stats = DrainStats::default();
+        let caught_up = self.layout.data_size.saturating_sub(512);
+        for c in &mut self.cpus {
+            // Bound the work per call so a flood on one CPU cannot starve the others.
+            for _ in 0..4096 {
+                let n = match c.file.read(&mut self.buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => break,
+                    // ENODEV: CPU went offline; ENOMEM/EBUSY: transient. Try again later.
+                    Err(_) => break,
+                };
+                c.pages += 1;
+                stats.pages += 1;
+                let cpu = c.cpu;
+                match decode_page(&self.buf[..n], &self.layout, |ts, p| on_event(cpu, ts, p)) {
+                    Ok(s) => {
+                        stats.events += s.events as u64;
+                        if s.missed != Missed::None {
+                            stats.missed += s.missed.at_least();
+                        }
+                        if s.data_len < caught_up {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        stats.corrupt_pages += 1;
+                        if !self.corrupt_reported {
+                            self.corrupt_reported = true;
+                            eprintln!("warning: CPU {cpu} page {}: {e}; skipping it", c.pages);
+                        }
+                    }
+                }
+            }
+        }
+        stats
+    }
+}
