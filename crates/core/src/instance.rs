@@ -98,7 +98,7 @@ impl Instance {
     /// Reads a file of the instance.
     pub fn read(&self, rel: impl AsRef<Path>) -> Result<String> {
         let path = self.dir.join(rel);
-        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        crate::tracefs::read_file(&path).with_context(|| format!("reading {}", path.display()))
     }
 
     /// Reads and parses `events/<system>/<event>/format`.
@@ -161,7 +161,7 @@ impl Instance {
 
     /// Page geometry of the ring buffer, from `events/header_page`.
     pub fn page_layout(&self) -> Result<PageLayout> {
-        let text = fs::read_to_string(self.tracefs.path("events/header_page"))
+        let text = crate::tracefs::read_file(&self.tracefs.path("events/header_page"))
             .context("reading events/header_page")?;
         PageLayout::parse(&text).map_err(|e| anyhow!("events/header_page: {e}"))
     }

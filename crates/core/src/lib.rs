@@ -7,6 +7,7 @@
 //!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time order.
 //! * [`signals`], [`output`], [`cli`]: orderly shutdown, batched output, exit codes.
 
+pub mod block;
 pub mod cli;
 pub mod format;
 pub mod instance;

@@ -65,3 +65,16 @@ mod tests {
         assert_eq!(owner_pid("iosnoop"), None);
     }
 }
+
+/// The `--cleanup` option of every tracing tool: removes stale state and says what it did.
+pub fn cleanup_command() -> anyhow::Result<()> {
+    let tracefs = Tracefs::open()?;
+    let removed = remove_stale(&tracefs);
+    if removed.is_empty() {
+        println!("nothing to clean up: no state of killed perf-tools-rs runs in {}", tracefs.root().display());
+    }
+    for r in removed {
+        println!("removed {r}");
+    }
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! Block-layer request events (`block:block_rq_insert`, `block_rq_issue`,
+//! `block_rq_complete`): decoding by format, in-kernel filters, and pairing of a
+//! request's start with its completion. Shared by iosnoop and iolatency.
+
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::format::{EventFormat, Field};
+use crate::instance::Instance;
+
+/// A block device number as the block tracepoints encode it (`major << 20 | minor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Device {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+}
+
+impl Device {
+    /// Decodes the kernel-internal `dev_t` used in trace events.
+    pub fn from_kernel(dev: u32) -> Device {
+        Device { major: dev >> 20, minor: dev & 0xfffff }
+    }
+
+    /// Encodes for an event filter (`dev == N`).
+    pub fn to_kernel(self) -> u32 {
+        (self.major << 20) | self.minor
+    }
+
+    /// The kernel's name for the device (`sda`, `loop0`), from /sys/dev/block.
+    pub fn name(self) -> Option<String> {
+        let link = std::fs::read_link(format!("/sys/dev/block/{}:{}", self.major, self.minor)).ok()?;
+        Some(link.file_name()?.to_str()?.to_string())
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for Device {
+    type Err = String;
+
+    /// Parses `"major,minor"` (also accepts `major:minor`).
+    fn from_str(s: &str) -> Result<Device, String> {
+        let bad = || format!("invalid device '{s}': expected \"major,minor\", e.g. \"202,1\" (see ls -l /dev or lsblk)");
+        let (a, b) = s.split_once([',', ':']).ok_or_else(bad)?;
+        let major: u32 = a.trim().parse().map_err(|_| bad())?;
+        let minor: u32 = b.trim().parse().map_err(|_| bad())?;
+        if major >= 1 << 12 || minor >= 1 << 20 {
+            return Err(format!("invalid device '{s}': major must be < 4096 and minor < 1048576"));
+        }
+        Ok(Device { major, minor })
+    }
+}
+
+/// Which tracepoint marks the start of an I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPoint {
+    /// `block_rq_issue`: the request is sent to the device (latency = device time).
+    Issue,
+    /// `block_rq_insert`: the request enters the I/O scheduler queue (latency includes
+    /// queueing). On blk-mq, requests that bypass the scheduler never fire insert; they
+    /// are then timed from `block_rq_issue`.
+    Insert,
+}
+
+/// The in-kernel filters for a block trace: `(start filter, completion filter)`.
+/// `None` means no filter for that event.
+pub fn filters(device: Option<Device>, iotype: Option<&str>, pid: Option<u32>) -> Result<(Option<String>, Option<String>)> {
+    let mut common = Vec::new();
+    if let Some(t) = iotype {
+        if t.contains('"') || t.contains('\\') {
+            bail!("invalid I/O type glob {t:?}: quotes and backslashes are not allowed");
+        }
+        common.push(format!("rwbs ~ \"{t}\""));
+    }
+    if let Some(d) = device {
+        common.push(format!("dev == {}", d.to_kernel()));
+    }
+    let mut start = common.clone();
+    if let Some(p) = pid {
+        start.push(format!("common_pid == {p}"));
+    }
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(" && "));
+    Ok((join(start), join(common)))
+}
+
+/// A decoded block event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockEvent {
+    /// `block_rq_insert` (queued) or `block_rq_issue` (sent to the device).
+    Start {
+        /// True for `block_rq_issue`, false for `block_rq_insert`.
+        issue: bool,
+        /// Device.
+        dev: Device,
+        /// First 512-byte sector.
+        sector: u64,
+        /// Thread on CPU when the event fired.
+        pid: i32,
+        /// Its command name, NUL-padded.
+        comm: [u8; 16],
+    },
+    /// `block_rq_complete`.
+    Complete {
+        /// Device.
+        dev: Device,
+        /// First 512-byte sector.
+        sector: u64,
+        /// Sectors completed.
+        nr_sector: u32,
+        /// The rwbs string (`R`, `WS`, `RA`, …), NUL-padded.
+        rwbs: [u8; 10],
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Accessors {
+    id: u16,
+    issue: bool,
+    dev: Field,
+    sector: Field,
+    pid: Field,
+    nr_sector: Option<Field>,
+    rwbs: Option<Field>,
+    comm: Option<Field>,
+}
+
+/// Field accessors for the block events a trace uses, compiled once from the running
+/// kernel's format files.
+#[derive(Debug, Clone)]
+pub struct BlockDecoder {
+    starts: Vec<Accessors>,
+    complete: Accessors,
+}
+
+fn accessors(fmt: &EventFormat, issue: bool, complete: bool) -> Result<Accessors> {
+    Ok(Accessors {
+        id: fmt.id,
+        issue,
+        dev: fmt.require("dev")?,
+        sector: fmt.require("sector")?,
+        pid: fmt.require("common_pid")?,
+        nr_sector: if complete { Some(fmt.require("nr_sector")?) } else { None },
+        rwbs: if complete { Some(fmt.require("rwbs")?) } else { None },
+        comm: if complete { None } else { fmt.field("comm").cloned() },
+    })
+}
+
+fn copy_into<const N: usize>(src: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = src.len().min(N);
+    out[..n].copy_from_slice(&src[..n]);
+    out
+}
+
+impl BlockDecoder {
+    /// The tracepoints to enable for `start`.
+    pub fn events(start: StartPoint) -> &'static [&'static str] {
+        match start {
+            StartPoint::Issue => &["block_rq_issue", "block_rq_complete"],
+            StartPoint::Insert => &["block_rq_insert", "block_rq_issue", "block_rq_complete"],
+        }
+    }
+
+    /// Builds a decoder from format files (as read from a kernel or from fixtures).
+    pub fn from_formats(insert: Option<&EventFormat>, issue: &EventFormat, complete: &EventFormat) -> Result<Self> {
+        let mut starts = Vec::new();
+        if let Some(i) = insert {
+            starts.push(accessors(i, false, false)?);
+        }
+        starts.push(accessors(issue, true, false)?);
+        Ok(BlockDecoder { starts, complete: accessors(complete, false, true)? })
+    }
+
+    /// Reads the format files of the events for `start` from an instance.
+    pub fn load(inst: &Instance, start: StartPoint) -> Result<Self> {
+        let insert = match start {
+            StartPoint::Insert => Some(inst.event_format("block", "block_rq_insert")?),
+            StartPoint::Issue => None,
+        };
+        let issue = inst.event_format("block", "block_rq_issue")?;
+        let complete = inst.event_format("block", "block_rq_complete")?;
+        Self::from_formats(insert.as_ref(), &issue, &complete)
+    }
+
+    /// Decodes one event payload; `None` for other events or truncated payloads.
+    #[inline]
+    pub fn decode(&self, payload: &[u8]) -> Option<BlockEvent> {
+        let id = u16::from_ne_bytes([*payload.first()?, *payload.get(1)?]);
+        let c = &self.complete;
+        if id == c.id {
+            let dev = Device::from_kernel(c.dev.read_u64(payload)? as u32);
+            return Some(BlockEvent::Complete {
+                dev,
+                sector: c.sector.read_u64(payload)?,
+                nr_sector: c.nr_sector.as_ref()?.read_u64(payload)? as u32,
+                rwbs: copy_into(c.rwbs.as_ref()?.read_bytes(payload)),
+            });
+        }
+        let a = self.starts.iter().find(|a| a.id == id)?;
+        Some(BlockEvent::Start {
+            issue: a.issue,
+            dev: Device::from_kernel(a.dev.read_u64(payload)? as u32),
+            sector: a.sector.read_u64(payload)?,
+            pid: a.pid.read_i64(payload)? as i32,
+            comm: a.comm.as_ref().map(|f| copy_into(f.read_bytes(payload))).unwrap_or([0; 16]),
+        })
+    }
+}
+
+/// The start of an I/O still in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// Start timestamp (ns, trace clock).
+    pub ts: u64,
+    /// Thread that was on CPU.
+    pub pid: i32,
+    /// Its command name.
+    pub comm: [u8; 16],
+}
+
+/// A completed I/O: its start and completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The matching start.
+    pub start: Start,
+    /// Completion timestamp (ns).
+    pub end_ts: u64,
+    /// Device.
+    pub dev: Device,
+    /// First sector.
+    pub sector: u64,
+    /// Sectors completed.
+    pub nr_sector: u32,
+    /// rwbs string, NUL-padded.
+    pub rwbs: [u8; 10],
+}
+
+impl Completed {
+    /// Latency in nanoseconds.
+    pub fn latency_ns(&self) -> u64 {
+        self.end_ts.saturating_sub(self.start.ts)
+    }
+}
+
+/// Pairs starts with completions by (device, sector).
+///
+/// Starts wait in a bounded table; starts older than `max_age_ns` are dropped (a lost
+/// completion must not pair with a later I/O to the same sector), and a completion
+/// without a start is dropped, so no impossible latencies appear after lost events.
+/// In-flight starts survive across output intervals.
+#[derive(Debug)]
+pub struct Inflight {
+    table: HashMap<(Device, u64), Start>,
+    prefer_insert: bool,
+    max_age_ns: u64,
+    capacity: usize,
+    last_sweep: u64,
+    /// Starts dropped because they aged out or the table was full.
+    pub aged_out: u64,
+    /// Completions that had no start (filtered out, started before tracing, or lost).
+    pub unmatched: u64,
+}
+
+impl Inflight {
+    /// Creates a table; `start` decides which start wins when both insert and issue fire.
+    pub fn new(start: StartPoint) -> Inflight {
+        Inflight {
+            table: HashMap::with_capacity(1024),
+            prefer_insert: start == StartPoint::Insert,
+            max_age_ns: 120_000_000_000,
+            capacity: 1 << 20,
+            last_sweep: 0,
+            aged_out: 0,
+            unmatched: 0,
+        }
+    }
+
+    /// Overrides the age limit and the table size (for tests).
+    pub fn with_limits(mut self, max_age_ns: u64, capacity: usize) -> Inflight {
+        self.max_age_ns = max_age_ns;
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Number of starts waiting for completion.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True if no start is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Feeds one event in time order; returns a completed I/O when it closes one.
+    /// `keep_start` decides whether a start is tracked (e.g. a process-name filter).
+    #[inline]
+    pub fn feed(&mut self, ts: u64, ev: &BlockEvent, keep_start: impl FnOnce(&[u8; 16]) -> bool) -> Option<Completed> {
+        match *ev {
+            BlockEvent::Start { issue, dev, sector, pid, comm } => {
+                if ts.saturating_sub(self.last_sweep) > 1_000_000_000 || self.table.len() >= self.capacity {
+                    self.sweep(ts);
+                }
+                let key = (dev, sector);
+                if issue && self.prefer_insert {
+                    // -Q: keep the queue-insert time when insert fired; else time from issue.
+                    if let Some(s) = self.table.get(&key) {
+                        if ts.saturating_sub(s.ts) <= self.max_age_ns {
+                            return None;
+                        }
+                    }
+                }
+                if keep_start(&comm) {
+                    self.table.insert(key, Start { ts, pid, comm });
+                } else {
+                    self.table.remove(&key);
+                }
+                None
+            }
+            BlockEvent::Complete { dev, sector, nr_sector, rwbs } => match self.table.remove(&(dev, sector)) {
+                Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
+                    Some(Completed { start, end_ts: ts, dev, sector, nr_sector, rwbs })
+                }
+                Some(_) => {
+                    self.aged_out += 1;
+                    None
+                }
+                None => {
+                    self.unmatched += 1;
+                    None
+                }
+            },
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        self.last_sweep = now;
+        let before = self.table.len();
+        let mut limit = now.saturating_sub(self.max_age_ns);
+        self.table.retain(|_, s| s.ts >= limit);
+        // Still full: drop the oldest half by age.
+        if self.table.len() >= self.capacity {
+            let mut ts: Vec<u64> = self.table.values().map(|s| s.ts).collect();
+            ts.sort_unstable();
+            limit = ts[ts.len() / 2];
+            self.table.retain(|_, s| s.ts >= limit);
+        }
+        self.aged_out += (before - self.table.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(dir: &str, ev: &str) -> EventFormat {
+        let p = format!("{}/../../tests/fixtures/formats/{dir}/{ev}", env!("CARGO_MANIFEST_DIR"));
+        EventFormat::parse(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    /// Builds a payload for `f` with the given integer and string field values.
+    pub(crate) fn payload(f: &EventFormat, ints: &[(&str, u64)], strs: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut p = vec![0u8; 128];
+        p[..2].copy_from_slice(&f.id.to_ne_bytes());
+        for (name, v) in ints {
+            let fld = f.field(name).unwrap();
+            p[fld.offset..fld.offset + fld.size].copy_from_slice(&v.to_ne_bytes()[..fld.size]);
+        }
+        for (name, v) in strs {
+            let fld = f.field(name).unwrap();
+            p[fld.offset..fld.offset + v.len()].copy_from_slice(v);
+        }
+        p
+    }
+
+    #[test]
+    fn device_parsing_and_encoding() {
+        let d: Device = "202,1".parse().unwrap();
+        assert_eq!(d.to_kernel(), (202 << 20) | 1);
+        assert_eq!(Device::from_kernel(d.to_kernel()), d);
+        assert_eq!("7:3".parse::<Device>().unwrap().to_string(), "7,3");
+        assert!("202".parse::<Device>().is_err());
+        assert!("a,b".parse::<Device>().is_err());
+        assert!("5000,1".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn filter_strings_match_the_original() {
+        let d = Device { major: 7, minor: 0 };
+        let (s, c) = filters(Some(d), Some("*R*"), Some(42)).unwrap();
+        assert_eq!(s.unwrap(), "rwbs ~ \"*R*\" && dev == 7340032 && common_pid == 42");
+        assert_eq!(c.unwrap(), "rwbs ~ \"*R*\" && dev == 7340032");
+        let (s, c) = filters(None, None, Some(1)).unwrap();
+        assert_eq!((s.as_deref(), c), (Some("common_pid == 1"), None));
+        assert!(filters(None, Some("\"x"), None).is_err());
+    }
+
+    #[test]
+    fn decodes_618_layout_with_ioprio() {
+        for dir in ["6.18"] {
+            let issue = fmt(dir, "block_rq_issue");
+            let complete = fmt(dir, "block_rq_complete");
+            let dec = BlockDecoder::from_formats(None, &issue, &complete).unwrap();
+            let dev = (7u64 << 20) | 3;
+            let p = payload(&issue, &[("dev", dev), ("sector", 2048), ("common_pid", 77), ("ioprio", 0x4000)], &[("comm", b"dd"), ("rwbs", b"R")]);
+            match dec.decode(&p).unwrap() {
+                BlockEvent::Start { issue, dev, sector, pid, comm } => {
+                    assert!(issue);
+                    assert_eq!((dev.to_string(), sector, pid), ("7,3".to_string(), 2048, 77));
+                    assert_eq!(&comm[..3], b"dd\0");
+                }
+                e => panic!("{e:?}"),
+            }
+            let p = payload(&complete, &[("dev", dev), ("sector", 2048), ("nr_sector", 8)], &[("rwbs", b"WS")]);
+            assert_eq!(
+                dec.decode(&p).unwrap(),
+                BlockEvent::Complete { dev: Device { major: 7, minor: 3 }, sector: 2048, nr_sector: 8, rwbs: *b"WS\0\0\0\0\0\0\0\0" }
+            );
+        }
+    }
+
+    fn start(ts_dev_sector: (u64, u32, u64), issue: bool) -> (u64, BlockEvent) {
+        let (ts, minor, sector) = ts_dev_sector;
+        (ts, BlockEvent::Start { issue, dev: Device { major: 7, minor }, sector, pid: 1, comm: [0; 16] })
+    }
+
+    fn done(ts: u64, minor: u32, sector: u64) -> (u64, BlockEvent) {
+        (ts, BlockEvent::Complete { dev: Device { major: 7, minor }, sector, nr_sector: 8, rwbs: [0; 10] })
+    }
+
+    #[test]
+    fn pairs_by_device_and_sector() {
+        let mut t = Inflight::new(StartPoint::Issue);
+        let evs = [start((100, 0, 8), true), start((110, 1, 8), true), done(150, 1, 8), done(400, 0, 8), done(500, 0, 8)];
+        let lat: Vec<u64> = evs.iter().filter_map(|(ts, e)| t.feed(*ts, e, |_| true)).map(|c| c.latency_ns()).collect();
+        assert_eq!(lat, vec![40, 300]);
+        assert_eq!(t.unmatched, 1, "a completion without a start is dropped");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn queue_mode_keeps_insert_time_and_falls_back_to_issue() {
+        let mut t = Inflight::new(StartPoint::Insert);
+        let evs = [start((100, 0, 8), false), start((130, 0, 8), true), done(200, 0, 8), start((300, 0, 16), true), done(350, 0, 16)];
+        let lat: Vec<u64> = evs.iter().filter_map(|(ts, e)| t.feed(*ts, e, |_| true)).map(|c| c.latency_ns()).collect();
+        assert_eq!(lat, vec![100, 50]);
+    }
+
+    #[test]
+    fn old_starts_age_out_instead_of_pairing() {
+        let mut t = Inflight::new(StartPoint::Issue).with_limits(1_000, 4);
+        assert!(t.feed(0, &start((0, 0, 8), true).1, |_| true).is_none());
+        assert!(t.feed(5_000, &done(5_000, 0, 8).1, |_| true).is_none());
+        assert_eq!(t.aged_out, 1);
+        // Capacity bound: the table never grows past its capacity.
+        for i in 0..100u64 {
+            t.feed(10_000 + i, &start((0, 0, 100 + i), true).1, |_| true);
+            assert!(t.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn name_filter_drops_starts() {
+        let mut t = Inflight::new(StartPoint::Issue);
+        t.feed(1, &start((1, 0, 8), true).1, |_| false);
+        assert!(t.feed(2, &done(2, 0, 8).1, |_| true).is_none());
+    }
+}

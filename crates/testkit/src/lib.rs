@@ -1,0 +1,246 @@
+//! Helpers for live tests that run the tools against the real kernel of this machine.
+//!
+//! Live tests need root and tracefs. Where those are missing, [`live_or_skip`] prints why
+//! and the test returns early — except under CI (`CI` set), where a missing prerequisite
+//! is a failure, because CI runs as root on a kernel that has them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The tracefs root used by tests.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Mounts tracefs if needed. Returns `true` if live tests can run; otherwise prints the
+/// reason and returns `false` (panics under CI instead).
+pub fn live_or_skip(test: &str) -> bool {
+    let reason = if !is_root() {
+        Some("not root".to_string())
+    } else {
+        if !Path::new(TRACEFS).join("events").is_dir() {
+            let _ = Command::new("mount").args(["-t", "tracefs", "nodev", TRACEFS]).status();
+        }
+        if !Path::new(TRACEFS).join("events/block/block_rq_issue").is_dir() {
+            Some(format!("no block tracepoints under {TRACEFS}"))
+        } else {
+            None
+        }
+    };
+    match reason {
+        None => true,
+        Some(r) if std::env::var_os("CI").is_some() => panic!("{test}: live test cannot run under CI: {r}"),
+        Some(r) => {
+            eprintln!("SKIPPED {test}: {r}");
+            false
+        }
+    }
+}
+
+/// Names of the entries of `instances/` in tracefs.
+pub fn instances() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(Path::new(TRACEFS).join("instances"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Instances that belong to a given tool process.
+pub fn instance_of(tool: &str, pid: u32) -> bool {
+    Path::new(TRACEFS).join("instances").join(format!("{tool}-{pid}")).exists()
+}
+
+/// Events enabled in the top-level instance (`set_event`).
+pub fn top_level_enabled_events() -> String {
+    std::fs::read_to_string(Path::new(TRACEFS).join("set_event")).unwrap_or_default()
+}
+
+/// A loop device over a file in /dev/shm, detached and deleted on drop.
+pub struct LoopDev {
+    /// `/dev/loopN`.
+    pub path: PathBuf,
+    backing: PathBuf,
+    /// `"major,minor"`.
+    pub dev: String,
+}
+
+impl LoopDev {
+    /// Creates a loop device of `mib` MiB.
+    pub fn new(mib: u64) -> LoopDev {
+        let backing = PathBuf::from(format!("/dev/shm/ptrs-test-{}-{}", std::process::id(), unique()));
+        let f = std::fs::File::create(&backing).expect("create backing file in /dev/shm");
+        f.set_len(mib << 20).unwrap();
+        drop(f);
+        let out = Command::new("losetup").args(["--find", "--show"]).arg(&backing).output().expect("run losetup");
+        assert!(out.status.success(), "losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let dev = std::fs::read_to_string(format!("/sys/block/{name}/dev")).unwrap().trim().replace(':', ",");
+        // Make the device's queue trace every request individually and predictably.
+        let _ = std::fs::write(format!("/sys/block/{name}/queue/scheduler"), "none");
+        LoopDev { path, backing, dev }
+    }
+
+    /// The device's kernel name (`loop3`).
+    pub fn name(&self) -> String {
+        self.path.file_name().unwrap().to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Runs `dd` with O_DIRECT on `dev`: `bs` bytes at block offset `block` (in units of
+/// `bs`). Returns dd's PID. Panics if dd fails.
+pub fn dd_direct(dev: &Path, write: bool, bs: u64, block: u64, count: u64) -> u32 {
+    let devs = dev.display().to_string();
+    let mut cmd = Command::new("dd");
+    if write {
+        cmd.args(["if=/dev/zero", &format!("of={devs}"), "oflag=direct", "conv=notrunc", &format!("seek={block}")]);
+    } else {
+        cmd.args([&format!("if={devs}"), "of=/dev/null", "iflag=direct", &format!("skip={block}")]);
+    }
+    cmd.args([format!("bs={bs}"), format!("count={count}")]).stderr(Stdio::null());
+    let child = cmd.spawn().expect("spawn dd");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dd failed");
+    pid
+}
+
+/// A running tool whose stdout is collected line by line in the background.
+pub struct Running {
+    /// The child process.
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Lines received so far.
+    pub seen: Vec<String>,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+/// Starts `bin` with `args`, stdout and stderr piped.
+pub fn spawn(bin: &str, args: &[&str]) -> Running {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+    let stdout: ChildStdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(l) = line else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = child.stderr.take();
+    Running { child, lines: rx, seen: Vec::new(), stderr }
+}
+
+impl Running {
+    /// Waits until a line containing `needle` appears; panics after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {needle:?}; got so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Collects lines for up to `d` (returns early once `until` matches a line).
+    pub fn collect_until(&mut self, d: Duration, until: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + d;
+        while !until(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Ok(l) = self.lines.recv_timeout(left) {
+                self.seen.push(l);
+            }
+        }
+    }
+
+    /// Sends a signal to the tool.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill with a valid pid and signal number.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit (panics after `timeout`), gathers remaining stdout lines, and
+    /// returns (exit code or -signal, stderr text).
+    pub fn finish(&mut self, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tool did not exit within {timeout:?}; stdout:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(l);
+        }
+        let mut err = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
+        (code, err)
+    }
+}
+
+/// Runs a command to completion, returning (exit code, stdout, stderr).
+pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `bin args` as the unprivileged user `nobody` (via setpriv), returning
+/// (exit code, stdout, stderr). The binary must be readable and executable by nobody.
+pub fn run_as_nobody(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--", bin];
+    a.extend_from_slice(args);
+    run("setpriv", &a)
+}
