@@ -22,7 +22,10 @@ pub struct Device {
 impl Device {
     /// Decodes the kernel-internal `dev_t` used in trace events.
     pub fn from_kernel(dev: u32) -> Device {
-        Device { major: dev >> 20, minor: dev & 0xfffff }
+        Device {
+            major: dev >> 20,
+            minor: dev & 0xfffff,
+        }
     }
 
     /// Encodes for an event filter (`dev == N`).
@@ -32,7 +35,8 @@ impl Device {
 
     /// The kernel's name for the device (`sda`, `loop0`), from /sys/dev/block.
     pub fn name(self) -> Option<String> {
-        let link = std::fs::read_link(format!("/sys/dev/block/{}:{}", self.major, self.minor)).ok()?;
+        let link =
+            std::fs::read_link(format!("/sys/dev/block/{}:{}", self.major, self.minor)).ok()?;
         Some(link.file_name()?.to_str()?.to_string())
     }
 }
@@ -48,12 +52,16 @@ impl FromStr for Device {
 
     /// Parses `"major,minor"` (also accepts `major:minor`).
     fn from_str(s: &str) -> Result<Device, String> {
-        let bad = || format!("invalid device '{s}': expected \"major,minor\", e.g. \"202,1\" (see ls -l /dev or lsblk)");
+        let bad = || {
+            format!("invalid device '{s}': expected \"major,minor\", e.g. \"202,1\" (see ls -l /dev or lsblk)")
+        };
         let (a, b) = s.split_once([',', ':']).ok_or_else(bad)?;
         let major: u32 = a.trim().parse().map_err(|_| bad())?;
         let minor: u32 = b.trim().parse().map_err(|_| bad())?;
         if major >= 1 << 12 || minor >= 1 << 20 {
-            return Err(format!("invalid device '{s}': major must be < 4096 and minor < 1048576"));
+            return Err(format!(
+                "invalid device '{s}': major must be < 4096 and minor < 1048576"
+            ));
         }
         Ok(Device { major, minor })
     }
@@ -72,7 +80,11 @@ pub enum StartPoint {
 
 /// The in-kernel filters for a block trace: `(start filter, completion filter)`.
 /// `None` means no filter for that event.
-pub fn filters(device: Option<Device>, iotype: Option<&str>, pid: Option<u32>) -> Result<(Option<String>, Option<String>)> {
+pub fn filters(
+    device: Option<Device>,
+    iotype: Option<&str>,
+    pid: Option<u32>,
+) -> Result<(Option<String>, Option<String>)> {
     let mut common = Vec::new();
     if let Some(t) = iotype {
         if t.contains('"') || t.contains('\\') {
@@ -147,9 +159,21 @@ fn accessors(fmt: &EventFormat, issue: bool, complete: bool) -> Result<Accessors
         dev: fmt.require("dev")?,
         sector: fmt.require("sector")?,
         pid: fmt.require("common_pid")?,
-        nr_sector: if complete { Some(fmt.require("nr_sector")?) } else { None },
-        rwbs: if complete { Some(fmt.require("rwbs")?) } else { None },
-        comm: if complete { None } else { fmt.field("comm").cloned() },
+        nr_sector: if complete {
+            Some(fmt.require("nr_sector")?)
+        } else {
+            None
+        },
+        rwbs: if complete {
+            Some(fmt.require("rwbs")?)
+        } else {
+            None
+        },
+        comm: if complete {
+            None
+        } else {
+            fmt.field("comm").cloned()
+        },
     })
 }
 
@@ -170,13 +194,20 @@ impl BlockDecoder {
     }
 
     /// Builds a decoder from format files (as read from a kernel or from fixtures).
-    pub fn from_formats(insert: Option<&EventFormat>, issue: &EventFormat, complete: &EventFormat) -> Result<Self> {
+    pub fn from_formats(
+        insert: Option<&EventFormat>,
+        issue: &EventFormat,
+        complete: &EventFormat,
+    ) -> Result<Self> {
         let mut starts = Vec::new();
         if let Some(i) = insert {
             starts.push(accessors(i, false, false)?);
         }
         starts.push(accessors(issue, true, false)?);
-        Ok(BlockDecoder { starts, complete: accessors(complete, false, true)? })
+        Ok(BlockDecoder {
+            starts,
+            complete: accessors(complete, false, true)?,
+        })
     }
 
     /// Reads the format files of the events for `start` from an instance.
@@ -210,7 +241,11 @@ impl BlockDecoder {
             dev: Device::from_kernel(a.dev.read_u64(payload)? as u32),
             sector: a.sector.read_u64(payload)?,
             pid: a.pid.read_i64(payload)? as i32,
-            comm: a.comm.as_ref().map(|f| copy_into(f.read_bytes(payload))).unwrap_or([0; 16]),
+            comm: a
+                .comm
+                .as_ref()
+                .map(|f| copy_into(f.read_bytes(payload)))
+                .unwrap_or([0; 16]),
         })
     }
 }
@@ -303,10 +338,23 @@ impl Inflight {
     /// Feeds one event in time order; returns a completed I/O when it closes one.
     /// `keep_start` decides whether a start is tracked (e.g. a process-name filter).
     #[inline]
-    pub fn feed(&mut self, ts: u64, ev: &BlockEvent, keep_start: impl FnOnce(&[u8; 16]) -> bool) -> Option<Completed> {
+    pub fn feed(
+        &mut self,
+        ts: u64,
+        ev: &BlockEvent,
+        keep_start: impl FnOnce(&[u8; 16]) -> bool,
+    ) -> Option<Completed> {
         match *ev {
-            BlockEvent::Start { issue, dev, sector, pid, comm } => {
-                if ts.saturating_sub(self.last_sweep) > 1_000_000_000 || self.table.len() >= self.capacity {
+            BlockEvent::Start {
+                issue,
+                dev,
+                sector,
+                pid,
+                comm,
+            } => {
+                if ts.saturating_sub(self.last_sweep) > 1_000_000_000
+                    || self.table.len() >= self.capacity
+                {
                     self.sweep(ts);
                 }
                 let key = (dev, sector);
@@ -325,9 +373,21 @@ impl Inflight {
                 }
                 None
             }
-            BlockEvent::Complete { dev, sector, nr_sector, rwbs } => match self.table.remove(&(dev, sector)) {
+            BlockEvent::Complete {
+                dev,
+                sector,
+                nr_sector,
+                rwbs,
+            } => match self.table.remove(&(dev, sector)) {
                 Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
-                    Some(Completed { start, end_ts: ts, dev, sector, nr_sector, rwbs })
+                    Some(Completed {
+                        start,
+                        end_ts: ts,
+                        dev,
+                        sector,
+                        nr_sector,
+                        rwbs,
+                    })
                 }
                 Some(_) => {
                     self.aged_out += 1;
@@ -362,12 +422,19 @@ mod tests {
     use super::*;
 
     fn fmt(dir: &str, ev: &str) -> EventFormat {
-        let p = format!("{}/../../tests/fixtures/formats/{dir}/{ev}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/../../tests/fixtures/formats/{dir}/{ev}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         EventFormat::parse(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
     /// Builds a payload for `f` with the given integer and string field values.
-    pub(crate) fn payload(f: &EventFormat, ints: &[(&str, u64)], strs: &[(&str, &[u8])]) -> Vec<u8> {
+    pub(crate) fn payload(
+        f: &EventFormat,
+        ints: &[(&str, u64)],
+        strs: &[(&str, &[u8])],
+    ) -> Vec<u8> {
         let mut p = vec![0u8; 128];
         p[..2].copy_from_slice(&f.id.to_ne_bytes());
         for (name, v) in ints {
@@ -396,7 +463,10 @@ mod tests {
     fn filter_strings_match_the_original() {
         let d = Device { major: 7, minor: 0 };
         let (s, c) = filters(Some(d), Some("*R*"), Some(42)).unwrap();
-        assert_eq!(s.unwrap(), "rwbs ~ \"*R*\" && dev == 7340032 && common_pid == 42");
+        assert_eq!(
+            s.unwrap(),
+            "rwbs ~ \"*R*\" && dev == 7340032 && common_pid == 42"
+        );
         assert_eq!(c.unwrap(), "rwbs ~ \"*R*\" && dev == 7340032");
         let (s, c) = filters(None, None, Some(1)).unwrap();
         assert_eq!((s.as_deref(), c), (Some("common_pid == 1"), None));
@@ -410,37 +480,91 @@ mod tests {
             let complete = fmt(dir, "block_rq_complete");
             let dec = BlockDecoder::from_formats(None, &issue, &complete).unwrap();
             let dev = (7u64 << 20) | 3;
-            let p = payload(&issue, &[("dev", dev), ("sector", 2048), ("common_pid", 77), ("ioprio", 0x4000)], &[("comm", b"dd"), ("rwbs", b"R")]);
+            let p = payload(
+                &issue,
+                &[
+                    ("dev", dev),
+                    ("sector", 2048),
+                    ("common_pid", 77),
+                    ("ioprio", 0x4000),
+                ],
+                &[("comm", b"dd"), ("rwbs", b"R")],
+            );
             match dec.decode(&p).unwrap() {
-                BlockEvent::Start { issue, dev, sector, pid, comm } => {
+                BlockEvent::Start {
+                    issue,
+                    dev,
+                    sector,
+                    pid,
+                    comm,
+                } => {
                     assert!(issue);
-                    assert_eq!((dev.to_string(), sector, pid), ("7,3".to_string(), 2048, 77));
+                    assert_eq!(
+                        (dev.to_string(), sector, pid),
+                        ("7,3".to_string(), 2048, 77)
+                    );
                     assert_eq!(&comm[..3], b"dd\0");
                 }
                 e => panic!("{e:?}"),
             }
-            let p = payload(&complete, &[("dev", dev), ("sector", 2048), ("nr_sector", 8)], &[("rwbs", b"WS")]);
+            let p = payload(
+                &complete,
+                &[("dev", dev), ("sector", 2048), ("nr_sector", 8)],
+                &[("rwbs", b"WS")],
+            );
             assert_eq!(
                 dec.decode(&p).unwrap(),
-                BlockEvent::Complete { dev: Device { major: 7, minor: 3 }, sector: 2048, nr_sector: 8, rwbs: *b"WS\0\0\0\0\0\0\0\0" }
+                BlockEvent::Complete {
+                    dev: Device { major: 7, minor: 3 },
+                    sector: 2048,
+                    nr_sector: 8,
+                    rwbs: *b"WS\0\0\0\0\0\0\0\0"
+                }
             );
         }
     }
 
     fn start(ts_dev_sector: (u64, u32, u64), issue: bool) -> (u64, BlockEvent) {
         let (ts, minor, sector) = ts_dev_sector;
-        (ts, BlockEvent::Start { issue, dev: Device { major: 7, minor }, sector, pid: 1, comm: [0; 16] })
+        (
+            ts,
+            BlockEvent::Start {
+                issue,
+                dev: Device { major: 7, minor },
+                sector,
+                pid: 1,
+                comm: [0; 16],
+            },
+        )
     }
 
     fn done(ts: u64, minor: u32, sector: u64) -> (u64, BlockEvent) {
-        (ts, BlockEvent::Complete { dev: Device { major: 7, minor }, sector, nr_sector: 8, rwbs: [0; 10] })
+        (
+            ts,
+            BlockEvent::Complete {
+                dev: Device { major: 7, minor },
+                sector,
+                nr_sector: 8,
+                rwbs: [0; 10],
+            },
+        )
     }
 
     #[test]
     fn pairs_by_device_and_sector() {
         let mut t = Inflight::new(StartPoint::Issue);
-        let evs = [start((100, 0, 8), true), start((110, 1, 8), true), done(150, 1, 8), done(400, 0, 8), done(500, 0, 8)];
-        let lat: Vec<u64> = evs.iter().filter_map(|(ts, e)| t.feed(*ts, e, |_| true)).map(|c| c.latency_ns()).collect();
+        let evs = [
+            start((100, 0, 8), true),
+            start((110, 1, 8), true),
+            done(150, 1, 8),
+            done(400, 0, 8),
+            done(500, 0, 8),
+        ];
+        let lat: Vec<u64> = evs
+            .iter()
+            .filter_map(|(ts, e)| t.feed(*ts, e, |_| true))
+            .map(|c| c.latency_ns())
+            .collect();
         assert_eq!(lat, vec![40, 300]);
         assert_eq!(t.unmatched, 1, "a completion without a start is dropped");
         assert!(t.is_empty());
@@ -449,8 +573,18 @@ mod tests {
     #[test]
     fn queue_mode_keeps_insert_time_and_falls_back_to_issue() {
         let mut t = Inflight::new(StartPoint::Insert);
-        let evs = [start((100, 0, 8), false), start((130, 0, 8), true), done(200, 0, 8), start((300, 0, 16), true), done(350, 0, 16)];
-        let lat: Vec<u64> = evs.iter().filter_map(|(ts, e)| t.feed(*ts, e, |_| true)).map(|c| c.latency_ns()).collect();
+        let evs = [
+            start((100, 0, 8), false),
+            start((130, 0, 8), true),
+            done(200, 0, 8),
+            start((300, 0, 16), true),
+            done(350, 0, 16),
+        ];
+        let lat: Vec<u64> = evs
+            .iter()
+            .filter_map(|(ts, e)| t.feed(*ts, e, |_| true))
+            .map(|c| c.latency_ns())
+            .collect();
         assert_eq!(lat, vec![100, 50]);
     }
 

@@ -85,9 +85,7 @@ impl Field {
                 } else {
                     start
                 };
-                payload
-                    .get(start..start.saturating_add(len))
-                    .unwrap_or(&[])
+                payload.get(start..start.saturating_add(len)).unwrap_or(&[])
             }
         };
         if self.is_string() || self.location == Location::Fixed {
@@ -138,7 +136,11 @@ impl fmt::Display for FormatError {
         if self.line == 0 {
             write!(f, "bad event format file: {}", self.message)
         } else {
-            write!(f, "bad event format file, line {}: {}", self.line, self.message)
+            write!(
+                f,
+                "bad event format file, line {}: {}",
+                self.line, self.message
+            )
         }
     }
 }
@@ -152,7 +154,10 @@ impl EventFormat {
         let mut id = None;
         let mut fields = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let err = |message: String| FormatError { line: i + 1, message };
+            let err = |message: String| FormatError {
+                line: i + 1,
+                message,
+            };
             let t = line.trim();
             if let Some(rest) = t.strip_prefix("name:") {
                 name = Some(rest.trim().to_string());
@@ -168,8 +173,14 @@ impl EventFormat {
                 break;
             }
         }
-        let name = name.ok_or(FormatError { line: 0, message: "no name: line".into() })?;
-        let id = id.ok_or(FormatError { line: 0, message: "no ID: line".into() })?;
+        let name = name.ok_or(FormatError {
+            line: 0,
+            message: "no name: line".into(),
+        })?;
+        let id = id.ok_or(FormatError {
+            line: 0,
+            message: "no ID: line".into(),
+        })?;
         Ok(EventFormat { name, id, fields })
     }
 
@@ -185,7 +196,11 @@ impl EventFormat {
                 "event {} has no field '{}' on this kernel (fields: {})",
                 self.name,
                 name,
-                self.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                self.fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
     }
@@ -202,9 +217,17 @@ fn parse_field(line: &str) -> Result<Field, String> {
         if let Some(d) = part.strip_prefix("field:") {
             decl = Some(d.trim());
         } else if let Some(v) = part.strip_prefix("offset:") {
-            offset = Some(v.trim().parse::<usize>().map_err(|_| format!("bad offset {v:?}"))?);
+            offset = Some(
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad offset {v:?}"))?,
+            );
         } else if let Some(v) = part.strip_prefix("size:") {
-            size = Some(v.trim().parse::<usize>().map_err(|_| format!("bad size {v:?}"))?);
+            size = Some(
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad size {v:?}"))?,
+            );
         } else if let Some(v) = part.strip_prefix("signed:") {
             signed = v.trim() == "1";
         }
@@ -260,7 +283,15 @@ fn parse_field(line: &str) -> Result<Field, String> {
         (Location::Fixed, a) => a,
         _ => None,
     };
-    Ok(Field { name, type_name, offset, size, signed, array_len, location })
+    Ok(Field {
+        name,
+        type_name,
+        offset,
+        size,
+        signed,
+        array_len,
+        location,
+    })
 }
 
 #[cfg(test)]
@@ -326,7 +357,9 @@ mod tests {
         assert!(EventFormat::parse("").is_err());
         assert!(EventFormat::parse("name: a\nID: x\n").is_err());
         assert!(EventFormat::parse("name: a\nID: 1\n\tfield:int ;\toffset:0;\tsize:4;\n").is_err());
-        assert!(EventFormat::parse("name: a\nID: 1\n\tfield:int a[;\toffset:0;\tsize:4;\n").is_err());
+        assert!(
+            EventFormat::parse("name: a\nID: 1\n\tfield:int a[;\toffset:0;\tsize:4;\n").is_err()
+        );
         assert!(EventFormat::parse("name: a\nID: 99999\n").is_err());
     }
 

@@ -67,11 +67,19 @@ impl Instance {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 // Only possible if a previous process with our pid left it: take it over.
                 let _ = fs::remove_dir(&dir);
-                fs::create_dir(&dir).with_context(|| format!("creating trace instance {}", dir.display()))?;
+                fs::create_dir(&dir)
+                    .with_context(|| format!("creating trace instance {}", dir.display()))?;
             }
-            Err(e) => return Err(e).with_context(|| format!("creating trace instance {}", dir.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating trace instance {}", dir.display()))
+            }
         }
-        Ok(Instance { tracefs: tracefs.clone(), name, dir, removed: false })
+        Ok(Instance {
+            tracefs: tracefs.clone(),
+            name,
+            dir,
+            removed: false,
+        })
     }
 
     /// The instance's name (`<tool>-<pid>`).
@@ -104,9 +112,9 @@ impl Instance {
     /// Reads and parses `events/<system>/<event>/format`.
     pub fn event_format(&self, system: &str, event: &str) -> Result<EventFormat> {
         let rel = format!("events/{system}/{event}/format");
-        let text = self.read(&rel).map_err(|e| {
-            anyhow!("{e:#}: this kernel has no {system}:{event} tracepoint")
-        })?;
+        let text = self
+            .read(&rel)
+            .map_err(|e| anyhow!("{e:#}: this kernel has no {system}:{event} tracepoint"))?;
         EventFormat::parse(&text).with_context(|| format!("parsing {rel}"))
     }
 
@@ -122,11 +130,19 @@ impl Instance {
     }
 
     fn filter_error(&self, rel: &str) -> String {
-        let from_log = fs::read_to_string(self.dir.join("error_log")).ok().and_then(|log| {
-            let lines: Vec<&str> = log.lines().collect();
-            let start = lines.iter().rposition(|l| l.contains("error:"))?;
-            Some(lines[start..].iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n  "))
-        });
+        let from_log = fs::read_to_string(self.dir.join("error_log"))
+            .ok()
+            .and_then(|log| {
+                let lines: Vec<&str> = log.lines().collect();
+                let start = lines.iter().rposition(|l| l.contains("error:"))?;
+                Some(
+                    lines[start..]
+                        .iter()
+                        .map(|l| l.trim_end())
+                        .collect::<Vec<_>>()
+                        .join("\n  "),
+                )
+            });
         let text = from_log.or_else(|| {
             let t = fs::read_to_string(self.dir.join(rel)).ok()?;
             let t = t.trim();
@@ -170,7 +186,14 @@ impl Instance {
     pub fn cpus(&self) -> Result<Vec<u32>> {
         let mut cpus: Vec<u32> = fs::read_dir(self.dir.join("per_cpu"))
             .with_context(|| format!("listing {}/per_cpu", self.dir.display()))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("cpu")?
+                    .parse()
+                    .ok()
+            })
             .collect();
         cpus.sort_unstable();
         Ok(cpus)
@@ -180,7 +203,8 @@ impl Instance {
     pub fn loss_stats(&self) -> LossStats {
         let mut s = LossStats::default();
         for cpu in self.cpus().unwrap_or_default() {
-            let Ok(text) = fs::read_to_string(self.dir.join(format!("per_cpu/cpu{cpu}/stats"))) else {
+            let Ok(text) = fs::read_to_string(self.dir.join(format!("per_cpu/cpu{cpu}/stats")))
+            else {
                 continue;
             };
             let p = parse_stats(&text);
@@ -220,7 +244,11 @@ pub fn remove_instance_dir(dir: &Path) -> Result<()> {
             }
             Err(e) => {
                 return Err(e).with_context(|| {
-                    format!("removing trace instance {} (remove it with: rmdir {})", dir.display(), dir.display())
+                    format!(
+                        "removing trace instance {} (remove it with: rmdir {})",
+                        dir.display(),
+                        dir.display()
+                    )
                 })
             }
         }
@@ -239,7 +267,9 @@ impl Drop for Instance {
 pub fn parse_stats(text: &str) -> LossStats {
     let mut s = LossStats::default();
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v: u64 = v.trim().parse().unwrap_or(0);
         match k.trim() {
             "overrun" => s.overrun = v,
@@ -259,7 +289,14 @@ mod tests {
     fn parses_real_stats_file() {
         let t = "entries: 0\noverrun: 12\ncommit overrun: 1\nbytes: 0\noldest event ts:     0.000000\nnow ts:   586.944452\ndropped events: 3\nread events: 0\n";
         let s = parse_stats(t);
-        assert_eq!(s, LossStats { overrun: 12, commit_overrun: 1, dropped: 3 });
+        assert_eq!(
+            s,
+            LossStats {
+                overrun: 12,
+                commit_overrun: 1,
+                dropped: 3
+            }
+        );
         assert_eq!(s.total(), 16);
     }
 }

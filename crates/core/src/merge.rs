@@ -14,7 +14,9 @@ pub struct Merger<T> {
 
 impl<T> Default for Merger<T> {
     fn default() -> Self {
-        Merger { pending: Vec::new() }
+        Merger {
+            pending: Vec::new(),
+        }
     }
 }
 

@@ -19,7 +19,10 @@ impl Output {
         // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps us from
         // closing it.
         let file = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-        Output { file, buf: Vec::with_capacity(1 << 16) }
+        Output {
+            file,
+            buf: Vec::with_capacity(1 << 16),
+        }
     }
 
     /// Writes everything pending. An `EPIPE` error means the reader went away

@@ -56,15 +56,26 @@ impl RawReader {
         let layout = instance.page_layout()?;
         let mut cpus = Vec::new();
         for cpu in instance.cpus()? {
-            let path = instance.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
+            let path = instance
+                .dir()
+                .join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
             let file = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
-            cpus.push(CpuReader { cpu, file, pages: 0 });
+            cpus.push(CpuReader {
+                cpu,
+                file,
+                pages: 0,
+            });
         }
-        Ok(RawReader { cpus, layout, buf: vec![0u8; layout.page_size()], corrupt_reported: false })
+        Ok(RawReader {
+            cpus,
+            layout,
+            buf: vec![0u8; layout.page_size()],
+            corrupt_reported: false,
+        })
     }
 
     /// The page geometry in use.
@@ -81,9 +92,17 @@ impl RawReader {
         let mut fds: Vec<libc::pollfd> = self
             .cpus
             .iter()
-            .map(|c| libc::pollfd { fd: c.file.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .map(|c| libc::pollfd {
+                fd: c.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
             .collect();
-        fds.push(libc::pollfd { fd: shutdown.fd(), events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd {
+            fd: shutdown.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid, initialised pollfd array of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -109,7 +128,12 @@ impl RawReader {
                 let n = match c.file.read(&mut self.buf) {
                     Ok(0) => break,
                     Ok(n) => n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => break,
+                    Err(e)
+                        if e.kind() == ErrorKind::WouldBlock
+                            || e.kind() == ErrorKind::Interrupted =>
+                    {
+                        break
+                    }
                     // ENODEV: CPU went offline; ENOMEM/EBUSY: transient. Try again later.
                     Err(_) => break,
                 };

@@ -39,7 +39,11 @@ pub struct PageLayout {
 
 impl PageLayout {
     /// The layout of an x86_64 kernel with 4 KiB sub-buffers.
-    pub const X86_64_4K: PageLayout = PageLayout { commit_size: 8, data_offset: 16, data_size: 4080 };
+    pub const X86_64_4K: PageLayout = PageLayout {
+        commit_size: 8,
+        data_offset: 16,
+        data_size: 4080,
+    };
 
     /// Parses the text of `events/header_page`.
     pub fn parse(text: &str) -> Result<PageLayout, String> {
@@ -65,12 +69,17 @@ impl PageLayout {
         }
         let commit_size = commit.ok_or("header_page has no commit field")?;
         let (data_offset, data_size) = data.ok_or("header_page has no data field")?;
-        if !(commit_size == 4 || commit_size == 8) || data_offset < 8 + commit_size || data_size < 8 {
+        if !(commit_size == 4 || commit_size == 8) || data_offset < 8 + commit_size || data_size < 8
+        {
             return Err(format!(
                 "unexpected header_page layout: commit {commit_size} bytes, data at {data_offset} size {data_size}"
             ));
         }
-        Ok(PageLayout { commit_size, data_offset, data_size })
+        Ok(PageLayout {
+            commit_size,
+            data_offset,
+            data_size,
+        })
     }
 
     /// Total size of one page as returned by a read: header plus data area.
@@ -124,7 +133,11 @@ pub struct PageError {
 
 impl fmt::Display for PageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "corrupt ring-buffer page at data offset {}: {}", self.offset, self.message)
+        write!(
+            f,
+            "corrupt ring-buffer page at data offset {}: {}",
+            self.offset, self.message
+        )
     }
 }
 
@@ -140,7 +153,9 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
 fn word_at(b: &[u8], off: usize, size: usize) -> Option<u64> {
     if size == 8 {
         let s = b.get(off..off + 8)?;
-        Some(u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
+        Some(u64::from_ne_bytes([
+            s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
+        ]))
     } else {
         u32_at(b, off).map(u64::from)
     }
@@ -166,9 +181,12 @@ pub fn decode_page(
 ) -> Result<PageSummary, PageError> {
     let bad = |offset, message| PageError { offset, message };
     let mut ts = word_at(page, 0, 8).ok_or(bad(0, "page shorter than its header"))?;
-    let commit = word_at(page, 8, layout.commit_size).ok_or(bad(0, "page shorter than its header"))?;
+    let commit =
+        word_at(page, 8, layout.commit_size).ok_or(bad(0, "page shorter than its header"))?;
     let size = (commit & COMMIT_SIZE_MASK) as usize;
-    let data = page.get(layout.data_offset..).ok_or(bad(0, "page shorter than its header"))?;
+    let data = page
+        .get(layout.data_offset..)
+        .ok_or(bad(0, "page shorter than its header"))?;
     if size > layout.data_size || size > data.len() {
         return Err(bad(0, "commit size larger than the page"));
     }
@@ -185,7 +203,11 @@ pub fn decode_page(
         Missed::None
     };
     let data = &data[..size];
-    let mut summary = PageSummary { data_len: size, events: 0, missed };
+    let mut summary = PageSummary {
+        data_len: size,
+        events: 0,
+        missed,
+    };
     let mut off = 0usize;
     while off + 4 <= size {
         let w = u32_at(data, off).ok_or(bad(off, "truncated record header"))?;
@@ -195,7 +217,8 @@ pub fn decode_page(
                 if delta == 0 {
                     break; // null padding: the rest of the page is empty
                 }
-                let len = u32_at(data, off + 4).ok_or(bad(off, "truncated padding record"))? as usize;
+                let len =
+                    u32_at(data, off + 4).ok_or(bad(off, "truncated padding record"))? as usize;
                 ts = ts.wrapping_add(delta as u64);
                 off = off
                     .checked_add(4 + len)
@@ -208,7 +231,8 @@ pub fn decode_page(
                 off += 8;
             }
             TYPE_TIME_STAMP => {
-                let hi = u32_at(data, off + 4).ok_or(bad(off, "truncated absolute time stamp"))? as u64;
+                let hi =
+                    u32_at(data, off + 4).ok_or(bad(off, "truncated absolute time stamp"))? as u64;
                 let mut abs = (hi << TS_SHIFT) | delta as u64;
                 if ts & TS_MSB != 0 {
                     abs |= ts & TS_MSB;
@@ -268,7 +292,13 @@ pub struct PageBuilder {
 impl PageBuilder {
     /// Starts a page whose header time stamp is `base_ts`.
     pub fn new(layout: PageLayout, base_ts: u64) -> Self {
-        PageBuilder { layout, base_ts, last_ts: base_ts, data: Vec::new(), force_long: false }
+        PageBuilder {
+            layout,
+            base_ts,
+            last_ts: base_ts,
+            data: Vec::new(),
+            force_long: false,
+        }
     }
 
     fn header(&mut self, type_len: u32, delta: u32) {
@@ -285,7 +315,8 @@ impl PageBuilder {
         self.last_ts = self.last_ts.max(ts);
         if delta >= 1 << TS_SHIFT {
             self.header(TYPE_TIME_EXTEND, (delta & ((1 << TS_SHIFT) - 1)) as u32);
-            self.data.extend_from_slice(&((delta >> TS_SHIFT) as u32).to_ne_bytes());
+            self.data
+                .extend_from_slice(&((delta >> TS_SHIFT) as u32).to_ne_bytes());
             0
         } else {
             delta as u32
@@ -304,12 +335,14 @@ impl PageBuilder {
         let delta = self.delta_for(ts);
         if long {
             self.header(0, delta);
-            self.data.extend_from_slice(&((padded + 4) as u32).to_ne_bytes());
+            self.data
+                .extend_from_slice(&((padded + 4) as u32).to_ne_bytes());
         } else {
             self.header((padded / 4) as u32, delta);
         }
         self.data.extend_from_slice(payload);
-        self.data.resize(self.data.len() + padded - payload.len(), 0);
+        self.data
+            .resize(self.data.len() + padded - payload.len(), 0);
         true
     }
 
@@ -324,7 +357,8 @@ impl PageBuilder {
     /// Appends an absolute time stamp record setting the clock to `ts`.
     pub fn absolute(&mut self, ts: u64) {
         self.header(TYPE_TIME_STAMP, (ts & ((1 << TS_SHIFT) - 1)) as u32);
-        self.data.extend_from_slice(&((ts >> TS_SHIFT) as u32).to_ne_bytes());
+        self.data
+            .extend_from_slice(&((ts >> TS_SHIFT) as u32).to_ne_bytes());
         self.last_ts = ts;
     }
 
@@ -358,13 +392,19 @@ mod tests {
 
     fn collect(page: &[u8]) -> (Vec<(u64, Vec<u8>)>, PageSummary) {
         let mut v = Vec::new();
-        let s = decode_page(page, &PageLayout::X86_64_4K, |ts, p| v.push((ts, p.to_vec()))).unwrap();
+        let s = decode_page(page, &PageLayout::X86_64_4K, |ts, p| {
+            v.push((ts, p.to_vec()))
+        })
+        .unwrap();
         (v, s)
     }
 
     #[test]
     fn parses_real_header_page() {
-        let l = PageLayout::parse(include_str!("../../../tests/fixtures/formats/6.18/header_page")).unwrap();
+        let l = PageLayout::parse(include_str!(
+            "../../../tests/fixtures/formats/6.18/header_page"
+        ))
+        .unwrap();
         assert_eq!(l, PageLayout::X86_64_4K);
         assert_eq!(l.page_size(), 4096);
     }
@@ -381,7 +421,15 @@ mod tests {
         let page = b.finish(None);
         let (ev, s) = collect(&page);
         let ts: Vec<u64> = ev.iter().map(|e| e.0).collect();
-        assert_eq!(ts, vec![1_010, 1_010 + (5u64 << 27) + 7, 1_010 + (5u64 << 27) + 60, 99_000_000_005]);
+        assert_eq!(
+            ts,
+            vec![
+                1_010,
+                1_010 + (5u64 << 27) + 7,
+                1_010 + (5u64 << 27) + 60,
+                99_000_000_005
+            ]
+        );
         assert_eq!(&ev[1].1[..200], &[9; 200][..]);
         assert_eq!(ev[2].1.len(), 16, "13-byte payload is padded to 16");
         assert_eq!(s.events, 4);
@@ -402,7 +450,10 @@ mod tests {
     fn missed_events_counted_or_flagged() {
         let mut b = PageBuilder::new(PageLayout::X86_64_4K, 0);
         b.event(1, &[0; 8]);
-        assert_eq!(collect(&b.finish(Some(Some(42)))).1.missed, Missed::Count(42));
+        assert_eq!(
+            collect(&b.finish(Some(Some(42)))).1.missed,
+            Missed::Count(42)
+        );
         assert_eq!(collect(&b.finish(Some(None))).1.missed, Missed::Unknown);
     }
 

@@ -20,19 +20,28 @@ impl Session {
     pub fn start(instance: Instance) -> Result<Session> {
         let reader = RawReader::open(&instance)?;
         let start_losses = instance.loss_stats();
-        Ok(Session { reader, instance, start_losses })
+        Ok(Session {
+            reader,
+            instance,
+            start_losses,
+        })
     }
 
     /// Events the kernel lost in this instance since [`Session::start`], from the
     /// per-CPU `stats` counters (overrun, commit overrun, dropped).
     pub fn lost_events(&self) -> u64 {
-        self.instance.loss_stats().total().saturating_sub(self.start_losses.total())
+        self.instance
+            .loss_stats()
+            .total()
+            .saturating_sub(self.start_losses.total())
     }
 
     /// Stops the session, closing the readers and removing the instance, and reports
     /// a failure to remove it.
     pub fn finish(self) -> Result<()> {
-        let Session { reader, instance, .. } = self;
+        let Session {
+            reader, instance, ..
+        } = self;
         drop(reader);
         instance.remove()
     }

@@ -33,9 +33,15 @@ impl Shutdown {
         let flag = Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();
         for &sig in SHUTDOWN_SIGNALS {
-            ids.push(signal_hook::flag::register(sig, Arc::clone(&flag)).context("installing a signal handler")?);
+            ids.push(
+                signal_hook::flag::register(sig, Arc::clone(&flag))
+                    .context("installing a signal handler")?,
+            );
             let tx = tx.try_clone().context("signal socket")?;
-            ids.push(signal_hook::low_level::pipe::register(sig, tx).context("installing a signal handler")?);
+            ids.push(
+                signal_hook::low_level::pipe::register(sig, tx)
+                    .context("installing a signal handler")?,
+            );
         }
         Ok(Shutdown { flag, rx, ids })
     }
@@ -62,7 +68,11 @@ impl Shutdown {
                 return false;
             }
             let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-            let mut pfd = libc::pollfd { fd: self.fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: pfd is a valid pollfd array of length 1.
             unsafe { libc::poll(&mut pfd, 1, ms) };
             self.drain();

@@ -71,7 +71,10 @@ pub fn cleanup_command() -> anyhow::Result<()> {
     let tracefs = Tracefs::open()?;
     let removed = remove_stale(&tracefs);
     if removed.is_empty() {
-        println!("nothing to clean up: no state of killed perf-tools-rs runs in {}", tracefs.root().display());
+        println!(
+            "nothing to clean up: no state of killed perf-tools-rs runs in {}",
+            tracefs.root().display()
+        );
     }
     for r in removed {
         println!("removed {r}");

@@ -34,7 +34,10 @@ pub fn pick_mount(mounts: &str) -> Option<PathBuf> {
             _ => {}
         }
     }
-    if let Some(p) = tracefs.iter().find(|p| p.as_path() == Path::new(TRACEFS_PATH)) {
+    if let Some(p) = tracefs
+        .iter()
+        .find(|p| p.as_path() == Path::new(TRACEFS_PATH))
+    {
         return Some(p.clone());
     }
     if let Some(p) = tracefs.into_iter().next() {
@@ -49,7 +52,10 @@ fn unescape_mount_path(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -79,7 +85,9 @@ impl Tracefs {
             }
         }
         mount_tracefs(Path::new(TRACEFS_PATH))?;
-        Ok(Tracefs { root: PathBuf::from(TRACEFS_PATH) })
+        Ok(Tracefs {
+            root: PathBuf::from(TRACEFS_PATH),
+        })
     }
 
     /// The tracefs root directory.
@@ -94,7 +102,12 @@ impl Tracefs {
 
     /// Whether `events/<system>/<event>` exists on this kernel.
     pub fn has_event(&self, system: &str, event: &str) -> bool {
-        self.root.join("events").join(system).join(event).join("format").is_file()
+        self.root
+            .join("events")
+            .join(system)
+            .join(event)
+            .join("format")
+            .is_file()
     }
 }
 
@@ -109,7 +122,13 @@ fn mount_tracefs(target: &Path) -> Result<()> {
     let dir = CString::new(target.as_os_str().as_encoded_bytes()).context("mount point path")?;
     // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
     let rc = unsafe {
-        libc::mount(c("nodev").as_ptr(), dir.as_ptr(), c("tracefs").as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            c("nodev").as_ptr(),
+            dir.as_ptr(),
+            c("tracefs").as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
@@ -134,7 +153,10 @@ mod tests {
 
     #[test]
     fn falls_back_to_other_tracefs_then_debugfs() {
-        assert_eq!(pick_mount("tracefs /mnt/my\\040t tracefs rw 0 0\n"), Some(PathBuf::from("/mnt/my t")));
+        assert_eq!(
+            pick_mount("tracefs /mnt/my\\040t tracefs rw 0 0\n"),
+            Some(PathBuf::from("/mnt/my t"))
+        );
         assert_eq!(
             pick_mount("debugfs /sys/kernel/debug debugfs rw 0 0\n"),
             Some(PathBuf::from(DEBUGFS_TRACING_PATH))

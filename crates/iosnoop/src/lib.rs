@@ -67,7 +67,9 @@ pub struct Args {
 pub fn parse_duration(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!("duration must be a positive number of seconds, at most one year: {s}")),
+        Ok(_) => Err(format!(
+            "duration must be a positive number of seconds, at most one year: {s}"
+        )),
         Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
     }
 }
@@ -108,7 +110,11 @@ impl RowFormat {
         if self.end {
             let _ = write!(out, "{:<15} ", "ENDs");
         }
-        let _ = writeln!(out, "{:<12} {:<6} {:<4} {:<8} {:<12} {:<6} {:>8}", "COMM", "PID", "TYPE", "DEV", "BLOCK", "BYTES", "LATms");
+        let _ = writeln!(
+            out,
+            "{:<12} {:<6} {:<4} {:<8} {:<12} {:<6} {:>8}",
+            "COMM", "PID", "TYPE", "DEV", "BLOCK", "BYTES", "LATms"
+        );
     }
 
     /// One row for a completed I/O.
@@ -148,7 +154,10 @@ pub fn banner(args: &Args) -> String {
         String::new()
     };
     match args.duration {
-        Some(d) => format!("Tracing block I/O{ftext} for {} seconds (buffered)...", fmt_secs(d)),
+        Some(d) => format!(
+            "Tracing block I/O{ftext} for {} seconds (buffered)...",
+            fmt_secs(d)
+        ),
         None => format!("Tracing block I/O{ftext}. Ctrl-C to end."),
     }
 }
@@ -170,9 +179,14 @@ pub fn run(args: Args) -> Result<()> {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
         None => None,
     };
-    let start_point = if args.queue { StartPoint::Insert } else { StartPoint::Issue };
+    let start_point = if args.queue {
+        StartPoint::Insert
+    } else {
+        StartPoint::Issue
+    };
     let (start_filter, complete_filter) =
-        perf_tools_core::block::filters(args.device, args.iotype.as_deref(), args.pid).map_err(|e| cli::usage(e.to_string()))?;
+        perf_tools_core::block::filters(args.device, args.iotype.as_deref(), args.pid)
+            .map_err(|e| cli::usage(e.to_string()))?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -183,7 +197,11 @@ pub fn run(args: Args) -> Result<()> {
     let _ = inst.write("buffer_percent", "25");
     let decoder = BlockDecoder::load(&inst, start_point)?;
     for &ev in BlockDecoder::events(start_point) {
-        let filter = if ev == "block_rq_complete" { &complete_filter } else { &start_filter };
+        let filter = if ev == "block_rq_complete" {
+            &complete_filter
+        } else {
+            &start_filter
+        };
         if let Some(f) = filter {
             inst.set_filter("block", ev, f)?;
         }
@@ -195,7 +213,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut session = Session::start(inst)?;
 
     let mut out = Output::stdout();
-    let rows = RowFormat { start: args.start, end: args.end };
+    let rows = RowFormat {
+        start: args.start,
+        end: args.end,
+    };
     let _ = writeln!(out.buf, "{}", banner(&args));
     rows.header(&mut out.buf);
     out.flush()?;
@@ -203,7 +224,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut inflight = Inflight::new(start_point);
     let mut merger: Merger<BlockEvent> = Merger::new();
     let mut lost_in_band = 0u64;
-    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let streaming = deadline.is_none();
     loop {
         let mut timeout = Duration::from_millis(if streaming { 100 } else { 500 });
@@ -227,7 +250,11 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
         }
         merger.release(watermark, |ts, ev| {
-            if let Some(c) = inflight.feed(ts, &ev, |comm| name_re.as_ref().map_or(true, |re| re.is_match(trim_nul(comm)))) {
+            if let Some(c) = inflight.feed(ts, &ev, |comm| {
+                name_re
+                    .as_ref()
+                    .map_or(true, |re| re.is_match(trim_nul(comm)))
+            }) {
                 rows.row(&mut out.buf, &c);
             }
         });
@@ -256,10 +283,21 @@ mod tests {
     #[test]
     fn header_matches_the_original() {
         let mut v = Vec::new();
-        RowFormat { start: false, end: false }.header(&mut v);
-        assert_eq!(String::from_utf8(v).unwrap(), "COMM         PID    TYPE DEV      BLOCK        BYTES     LATms\n");
+        RowFormat {
+            start: false,
+            end: false,
+        }
+        .header(&mut v);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "COMM         PID    TYPE DEV      BLOCK        BYTES     LATms\n"
+        );
         let mut v = Vec::new();
-        RowFormat { start: true, end: true }.header(&mut v);
+        RowFormat {
+            start: true,
+            end: true,
+        }
+        .header(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "STARTs          ENDs            COMM         PID    TYPE DEV      BLOCK        BYTES     LATms\n"
@@ -271,15 +309,26 @@ mod tests {
         let mut comm = [0u8; 16];
         comm[..15].copy_from_slice(b"kworker/u4:1-ev");
         let c = Completed {
-            start: Start { ts: 5_982_800_302_061_000, pid: 1809, comm },
+            start: Start {
+                ts: 5_982_800_302_061_000,
+                pid: 1809,
+                comm,
+            },
             end_ts: 5_982_800_302_679_400,
-            dev: Device { major: 202, minor: 1 },
+            dev: Device {
+                major: 202,
+                minor: 1,
+            },
             sector: 17_039_600,
             nr_sector: 8,
             rwbs: *b"W\0\0\0\0\0\0\0\0\0",
         };
         let mut v = Vec::new();
-        RowFormat { start: true, end: true }.row(&mut v, &c);
+        RowFormat {
+            start: true,
+            end: true,
+        }
+        .row(&mut v, &c);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "5982800.302061  5982800.302679  kworker/u4:1 1809   W    202,1    17039600     4096        0.62\n"
@@ -291,9 +340,15 @@ mod tests {
         let a = Args::parse_from(["iosnoop"]);
         assert_eq!(banner(&a), "Tracing block I/O. Ctrl-C to end.");
         let a = Args::parse_from(["iosnoop", "-p", "91", "5"]);
-        assert_eq!(banner(&a), "Tracing block I/O issued by PID 91 for 5 seconds (buffered)...");
+        assert_eq!(
+            banner(&a),
+            "Tracing block I/O issued by PID 91 for 5 seconds (buffered)..."
+        );
         let a = Args::parse_from(["iosnoop", "-n", "dd"]);
-        assert_eq!(banner(&a), "Tracing block I/O issued by process name \"dd\". Ctrl-C to end.");
+        assert_eq!(
+            banner(&a),
+            "Tracing block I/O issued by process name \"dd\". Ctrl-C to end."
+        );
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! Man pages and shell completions for every tool, generated from the tools' clap
+//! definitions plus hand-written sections in `man/src/<tool>.roff`.
+//!
+//! A hand-written file holds the sections after SYNOPSIS (DESCRIPTION, REQUIREMENTS,
+//! EXAMPLES, FIELDS, OVERHEAD, SEE ALSO, …) and one line `.\" @OPTIONS@` where the
+//! OPTIONS section generated from the clap definition goes. The title, NAME and
+//! SYNOPSIS are generated too. `cargo run -p docgen` rewrites `man/man8/*.8`; the test
+//! `man_pages_are_current` fails when a checked-in page differs from the generated one.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// One tool of the suite, as documentation sees it.
+pub struct Tool {
+    /// Binary name.
+    pub name: &'static str,
+    /// Its clap definition.
+    pub command: fn() -> clap::Command,
+    /// Hand-written man sections (roff) with the `@OPTIONS@` marker.
+    pub sections: &'static str,
+}
+
+/// Every tool with a man page.
+pub fn tools() -> Vec<Tool> {
+    vec![Tool {
+        name: "iosnoop",
+        command: iosnoop::command,
+        sections: include_str!("../../../man/src/iosnoop.roff"),
+    }]
+}
+
+/// The marker line replaced by the generated OPTIONS section.
+pub const OPTIONS_MARKER: &str = ".\\\" @OPTIONS@";
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Renders a tool's complete man page.
+pub fn render_man(tool: &Tool) -> Result<String> {
+    let cmd = (tool.command)();
+    let man = clap_mangen::Man::new(cmd)
+        .title(tool.name.to_uppercase())
+        .section("8")
+        .source(format!("perf-tools-rs {}", env!("CARGO_PKG_VERSION")))
+        .manual("System Manager's Manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    let mut options = Vec::new();
+    man.render_options_section(&mut options)?;
+    let options = String::from_utf8(options)?;
+    let mut text = String::from_utf8(out)?;
+    if !tool.sections.contains(OPTIONS_MARKER) {
+        bail!("man/src/{}.roff has no {OPTIONS_MARKER} line", tool.name);
+    }
+    text.push_str(
+        &tool
+            .sections
+            .replace(&format!("{OPTIONS_MARKER}\n"), &options),
+    );
+    Ok(text)
+}
+
+/// Path of a tool's checked-in man page.
+pub fn man_path(root: &Path, tool: &str) -> PathBuf {
+    root.join("man/man8").join(format!("{tool}.8"))
+}
+
+/// Writes every man page under `root/man/man8`.
+pub fn write_all(root: &Path) -> Result<()> {
+    for t in tools() {
+        let p = man_path(root, t.name);
+        std::fs::write(&p, render_man(&t)?).with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Writes bash, zsh and fish completions for every tool into `dir`.
+pub fn write_completions(dir: &Path) -> Result<()> {
+    use clap_complete::Shell;
+    for t in tools() {
+        for (shell, sub) in [
+            (Shell::Bash, "bash"),
+            (Shell::Zsh, "zsh"),
+            (Shell::Fish, "fish"),
+        ] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d)?;
+            let mut cmd = (t.command)();
+            clap_complete::generate_to(shell, &mut cmd, t.name, &d)?;
+        }
+    }
+    Ok(())
+}

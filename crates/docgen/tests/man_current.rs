@@ -1,0 +1,40 @@
+//! The checked-in man pages must equal what the clap definitions generate.
+#[test]
+fn man_pages_are_current() {
+    let root = docgen::workspace_root();
+    let mut stale = Vec::new();
+    for t in docgen::tools() {
+        let want = docgen::render_man(&t).unwrap();
+        let have = std::fs::read_to_string(docgen::man_path(&root, t.name)).unwrap_or_default();
+        if want != have {
+            stale.push(t.name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale man pages for {stale:?}: run `cargo run -p docgen` and commit man/man8"
+    );
+}
+
+#[test]
+fn every_page_has_the_classic_sections() {
+    for t in docgen::tools() {
+        let page = docgen::render_man(&t).unwrap();
+        for s in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "REQUIREMENTS",
+            "OPTIONS",
+            "EXAMPLES",
+            "OVERHEAD",
+            "SEE ALSO",
+        ] {
+            assert!(
+                page.contains(&format!(".SH {s}")),
+                "{}: no {s} section",
+                t.name
+            );
+        }
+    }
+}
