@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the workspace's binaries as static executables for the VM guests
+# (a busybox initramfs has no libc) and prints the directory that holds them.
+#
+# Usage: scripts/vm/build-static.sh [CARGO BUILD ARGS...]   (e.g. -p iosnoop)
+#
+# How: the installed gnu target with glibc's static libc.a (libc6-dev):
+#   RUSTFLAGS='-C target-feature=+crt-static' \
+#   cargo build --release --target x86_64-unknown-linux-gnu
+# into CARGO_TARGET_DIR=target/static, so it never invalidates the normal
+# target/ build. An explicit --target keeps RUSTFLAGS away from build scripts
+# and proc macros, which stay dynamic host code. (The musl target is not
+# installed and cannot be downloaded here.) Cargo's output goes to stderr; the
+# last line on stdout is the binaries directory, for run.sh --bin.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+TRIPLE=x86_64-unknown-linux-gnu
+command -v cargo >/dev/null || die "cargo not found"
+if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx "$TRIPLE"; then
+  die "rust target $TRIPLE is not installed (rustup target list --installed)"
+fi
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "glibc's libc.a is missing: apt-get install libc6-dev"
+
+cd "$REPO_ROOT"
+CARGO_TARGET_DIR=$STATIC_TARGET RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+  cargo build --release --target "$TRIPLE" --bins "$@" >&2 \
+  || die "static build failed (CARGO_TARGET_DIR=$STATIC_TARGET)"
+
+# Every binary must really be static, or it will not start in the guest.
+n=0
+for f in "$STATIC_BIN_DIR"/*; do
+  [ -f "$f" ] && [ -x "$f" ] || continue
+  n=$((n + 1))
+  if ldd "$f" 2>/dev/null | grep -q '=>'; then
+    die "$f is dynamically linked: $(ldd "$f" | tr '\n' ' ')"
+  fi
+done
+[ "$n" -gt 0 ] || die "no binaries in $STATIC_BIN_DIR after the build"
+echo "$STATIC_BIN_DIR"

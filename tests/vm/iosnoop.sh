@@ -1,0 +1,46 @@
+# VM test of iosnoop on a real kernel: direct I/O of known size and position
+# on the scratch virtio disk must show up with the right type, device, block
+# and size; the -i/-d filters and -Q (queue insert as start) work.
+# Run: scripts/vm/run.sh --kernel 6.1 --bin "$(scripts/vm/build-static.sh)" tests/vm/iosnoop.sh
+# needs: iosnoop
+. /vm/lib.sh
+
+[ -n "$VM_DISK" ] || { fail "scratch disk" "VM_DISK is empty"; vm_finish; }
+disk=${VM_DISK#/dev/}
+DEV=$(tr ':' ',' <"/sys/block/$disk/dev")   # e.g. 254,0
+
+# Three 4 KiB writes at sectors 8, 16, 24, then two 8 KiB reads at sectors 128, 144.
+do_io() {
+  sleep 1
+  for i in 1 2 3; do dd if=/dev/zero of="$VM_DISK" bs=4096 count=1 seek=$i oflag=direct conv=notrunc 2>/dev/null; done
+  dd if="$VM_DISK" of=/dev/null bs=8192 count=2 skip=8 iflag=direct 2>/dev/null
+}
+
+do_io &
+iosnoop -ts 3 >/tmp/io1.out 2>&1
+rc=$?
+wait
+check "iosnoop -ts 3 exits 0" test "$rc" -eq 0
+cp /tmp/io1.out "$VM_CHECK_OUT"
+check_file_grep "header with STARTs/ENDs" '^STARTs +ENDs +COMM +PID +TYPE +DEV +BLOCK +BYTES +LATms$' /tmp/io1.out
+for b in 8 16 24; do
+  check_file_grep "4 KiB write at block $b" "^[0-9.]+ +[0-9.]+ +.+ [0-9]+ +W[A-Z]* +$DEV +$b +4096 +[0-9.]+$" /tmp/io1.out
+done
+for b in 128 144; do
+  check_file_grep "8 KiB read by dd at block $b" "^[0-9.]+ +[0-9.]+ +dd +[0-9]+ +R[A-Z]* +$DEV +$b +8192 +[0-9.]+$" /tmp/io1.out
+done
+
+# Queue insert events need an I/O scheduler (the default for a multi-queue
+# virtio disk is none).
+check "mq-deadline scheduler on $disk" sh -c "echo mq-deadline > /sys/block/$disk/queue/scheduler"
+do_io &
+iosnoop -Q -i '*R*' -d "$DEV" 3 >/tmp/io2.out 2>&1
+rc=$?
+wait
+check "iosnoop -Q -i '*R*' -d $DEV 3 exits 0" test "$rc" -eq 0
+for b in 128 144; do
+  check_file_grep "-Q: 8 KiB read at block $b" "^dd +[0-9]+ +R[A-Z]* +$DEV +$b +8192 +[0-9.]+$" /tmp/io2.out
+done
+check_no_grep "-i '*R*': no writes listed" " W[A-Z]* +$DEV " cat /tmp/io2.out
+
+vm_finish
