@@ -17,7 +17,7 @@ set -euo pipefail
 
 TRIPLE=x86_64-unknown-linux-gnu
 command -v cargo >/dev/null || die "cargo not found"
-if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx "$TRIPLE"; then
+if command -v rustup >/dev/null && ! grep -qx "$TRIPLE" <<<"$(rustup target list --installed 2>/dev/null)"; then
   die "rust target $TRIPLE is not installed (rustup target list --installed)"
 fi
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "glibc's libc.a is missing: apt-get install libc6-dev"
@@ -32,7 +32,7 @@ n=0
 for f in "$STATIC_BIN_DIR"/*; do
   [ -f "$f" ] && [ -x "$f" ] || continue
   n=$((n + 1))
-  if ldd "$f" 2>/dev/null | grep -q '=>'; then
+  if grep -q '=>' <<<"$(ldd "$f" 2>/dev/null)"; then
     die "$f is dynamically linked: $(ldd "$f" | tr '\n' ' ')"
   fi
 done

@@ -75,16 +75,27 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# The initramfs is two concatenated gzip'ed cpio archives (the kernel unpacks
+# them in turn): a cached base with busybox and its applet links, and this run's
+# modules, binaries, scripts and /init.
+mkcpio() { # DIR OUT
+  (cd "$1" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$2") || die "building an initramfs archive from $1 failed"
+}
+base=$VM_CACHE/initramfs/busybox-$(stat -c %s-%Y /bin/busybox).cpio.gz
+if [ ! -s "$base" ]; then
+  mkdir -p "$VM_CACHE/initramfs" "$work/base"/{bin,sbin,usr/bin,usr/sbin,etc}
+  cp /bin/busybox "$work/base/bin/busybox"
+  /bin/busybox --list-full | while read -r applet; do
+    [ -e "$work/base/$applet" ] || ln -s /bin/busybox "$work/base/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/base/etc/passwd"
+  printf 'root:x:0:\n' >"$work/base/etc/group"
+  rm -f "$VM_CACHE"/initramfs/busybox-*.cpio.gz
+  mkcpio "$work/base" "$base.tmp"
+  mv "$base.tmp" "$base"
+fi
 stage=$work/root
-mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib/modules,etc,proc,sys,dev,tmp,root,vm,out,mnt}
-
-# ---- busybox with applet symlinks -----------------------------------------
-cp /bin/busybox "$stage/bin/busybox"
-/bin/busybox --list-full | while read -r applet; do
-  [ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
-printf 'root:x:0:\n' >"$stage/etc/group"
+mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,root,vm,out,mnt}
 
 # ---- kernel modules, decompressed, in dependency order ---------------------
 declare -A modfile=() builtin=() loaded=()
@@ -129,7 +140,7 @@ add_bin() { # FILE
   objcopy --strip-debug "$f" "$dst" 2>/dev/null || cp "$f" "$dst"
   chmod 755 "$dst"
   # A dynamic binary needs its libraries and loader in the guest.
-  if ldd "$f" 2>/dev/null | grep -q '=> /\|^[[:space:]]*/'; then
+  if grep -q '=> /\|^[[:space:]]*/' <<<"$(ldd "$f" 2>/dev/null)"; then
     for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
       [ -e "$stage$lib" ] && continue
       mkdir -p "$stage$(dirname "$lib")"
@@ -220,8 +231,8 @@ EOF
 chmod 755 "$stage/init"
 echo "VM_WANT_OUT=$([ -n "$out" ] && echo 1 || echo 0)" >>"$stage/vm/env"
 
-(cd "$stage" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$work/initrd.gz") \
-  || die "building the initramfs failed"
+mkcpio "$stage" "$work/run.cpio.gz"
+cat "$base" "$work/run.cpio.gz" >"$work/initrd.gz"
 
 # ---- boot -----------------------------------------------------------------
 truncate -s 64M "$work/scratch.img"

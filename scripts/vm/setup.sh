@@ -55,6 +55,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed"
 fi
 [ -x /bin/busybox ] || die "/bin/busybox missing although busybox-static is installed"
+if grep -q '=>' <<<"$(ldd /bin/busybox 2>/dev/null)"; then
+  die "/bin/busybox is dynamically linked; the guest needs busybox-static (apt-get install busybox-static)"
+fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found after installing qemu-system-x86"
 
 # ---- guest kernels -------------------------------------------------------
