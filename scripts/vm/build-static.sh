@@ -13,8 +13,12 @@
 # installed and cannot be downloaded here.) Cargo's output goes to stderr; the
 # last line on stdout is the binaries directory, for run.sh --bin.
 set -euo pipefail
+# shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+esac
 TRIPLE=x86_64-unknown-linux-gnu
 command -v cargo >/dev/null || die "cargo not found"
 if command -v rustup >/dev/null && ! grep -qx "$TRIPLE" <<<"$(rustup target list --installed 2>/dev/null)"; then

@@ -14,6 +14,7 @@
 # Re-running overwrites the fixtures: the pages get new timestamps and PIDs, so
 # tests that pin exact decoded values must be updated with them.
 set -euo pipefail
+# shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
 ids=() pages=()

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers of the VM test harness; sourced (bash) by setup.sh, run.sh,
 # test.sh, build-static.sh and capture-fixtures.sh. Not executable on its own.
 

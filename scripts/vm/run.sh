@@ -26,9 +26,10 @@
 # guest did not finish within the timeout; 125 when it ended without the marker
 # (kernel panic, init crash) or QEMU failed; 2 for usage errors.
 set -euo pipefail
+# shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
-kernel= timeout=300 out= log= quiet= append=
+kernel='' timeout=300 out='' log='' quiet='' append=''
 bins=() modules=(msr loop virtio_pci virtio_blk mq-deadline) extra_modules=()
 usage() { sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }

@@ -14,6 +14,7 @@
 # using a private apt sources list (target/vm/cache/apt/) built from the
 # SUITES column of kernels.txt, so the machine's /etc/apt is left alone.
 set -euo pipefail
+# shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
 refresh=
@@ -96,8 +97,9 @@ for id in "${todo[@]}"; do
   read -r _ _ regex < <(kernel_line "$id")
   names=$(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- | grep -E "$regex" || true)
   [ -n "$names" ] || die "kernel $id: no package matches /$regex/ in suites $(kernel_line "$id" | awk '{print $2}'); fix $KERNELS_TXT"
-  best= bestver=
+  best='' bestver=''
   # One apt-cache call for all names: "NAME VERSION" per package with a candidate.
+  # shellcheck disable=SC2086  # $names: one word per package name
   while read -r n v; do
     if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$bestver"; then best=$n bestver=$v; fi
   done < <(apt-cache "${APT_OPTS[@]}" policy $names |

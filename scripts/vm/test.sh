@@ -18,6 +18,7 @@
 #   # timeout: 120               per-run timeout in seconds
 # Full console logs: target/vm/logs/<kernel>-<script>.log.
 set -euo pipefail
+# shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
 kernels=() scripts=() build=1 timeout=300
@@ -73,7 +74,7 @@ fi
 results=$(mktemp -d "${TMPDIR:-/tmp}/vm-test.XXXXXX")
 trap 'rm -rf "$results"' EXIT
 npass=0 nfail=0 nskip=0
-rows=() details=()
+details=()
 fmt='%-22s %-6s %-8s %-28s %7s\n'
 printf "$fmt" SCRIPT KERNEL RESULT CHECKS TIME
 for s in "${scripts[@]}"; do
@@ -85,7 +86,7 @@ for s in "${scripts[@]}"; do
     if [ -n "$only" ] && ! [[ " $only " == *" $k "* ]]; then
       continue
     fi
-    result= checks= secs=- reason=
+    result='' checks='' secs=- reason=''
     bins=()
     if [ -n "$needs" ]; then
       if [ "$build_state" = failed ]; then
