@@ -8,7 +8,8 @@
 #   --kernel ID   only these kernels (repeatable; default: all of kernels.txt)
 #   --no-build    do not run build-static.sh; use what target/static holds
 #   --timeout S   per-run timeout when the script declares none (default 300)
-#   SCRIPT...     only these guest scripts (default: tests/vm/*.sh)
+#   SCRIPT...     only these guest scripts, as paths or names (smoke =
+#                 tests/vm/smoke.sh; default: tests/vm/*.sh)
 #
 # Header comments a guest script may carry (anywhere, one per line):
 #   # needs: iosnoop opensnoop   binaries from the static build (build-static.sh
@@ -41,7 +42,11 @@ if [ ${#scripts[@]} -eq 0 ]; then
   done
 fi
 [ ${#scripts[@]} -gt 0 ] || die "no guest scripts in tests/vm/"
-for s in "${scripts[@]}"; do [ -f "$s" ] || die "guest script $s not found"; done
+for i in "${!scripts[@]}"; do  # a bare name means tests/vm/NAME.sh
+  s=${scripts[$i]}
+  [ -f "$s" ] || [ ! -f "$REPO_ROOT/tests/vm/${s%.sh}.sh" ] || scripts[i]=$REPO_ROOT/tests/vm/${s%.sh}.sh
+  [ -f "${scripts[$i]}" ] || die "guest script $s not found"
+done
 
 header() { # SCRIPT KEY -> words of "# KEY: ..." lines
   sed -n "s/^#[[:space:]]*$2:[[:space:]]*//p" "$1" | tr '\n' ' '

@@ -27,8 +27,12 @@ check_no_grep "kprobe gone from kprobe_events" 'vmsmoke' cat "$T/kprobe_events"
 
 check_grep "function_graph in available_tracers" '(^| )function_graph( |$)' cat "$T/available_tracers"
 
-# msr.ko is insmod'ed by the guest /init (run.sh loads msr by default).
-check_grep "msr module loaded" '^msr ' cat /proc/modules
+# msr.ko is insmod'ed by the guest /init (run.sh loads msr by default); unload
+# it and load it again here to see insmod create /dev/cpu/N/msr.
+check_grep "msr module loaded by /init" '^msr ' cat /proc/modules
+check "rmmod msr" rmmod msr
+check "/dev/cpu/0/msr gone after rmmod" test ! -e /dev/cpu/0/msr
+check "insmod /lib/modules/msr.ko" insmod /lib/modules/msr.ko
 check "/dev/cpu/0/msr exists" test -c /dev/cpu/0/msr
 msr_read() { [ "$(dd if=/dev/cpu/0/msr bs=8 count=1 skip=16 iflag=skip_bytes 2>/dev/null | wc -c)" -eq 8 ]; }
 check "8-byte read of MSR 0x10 (TSC) from /dev/cpu/0/msr" msr_read
