@@ -48,6 +48,15 @@ pub enum Wake {
     Ready,
     /// A shutdown signal arrived.
     Shutdown,
+    /// The reader of our standard output went away (`iosnoop | head` after head exited):
+    /// the run should end now, even if no further output would have revealed it.
+    OutputClosed,
+}
+
+fn stdout_is_pipe() -> bool {
+    // SAFETY: fstat writes into a valid stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
 }
 
 impl RawReader {
@@ -84,7 +93,7 @@ impl RawReader {
     }
 
     /// Waits until a buffer reaches the instance's `buffer_percent` watermark, a shutdown
-    /// signal arrives, or `timeout` passes.
+    /// signal arrives, standard output's reader goes away, or `timeout` passes.
     pub fn wait(&self, shutdown: &Shutdown, timeout: Duration) -> Wake {
         if shutdown.requested() {
             return Wake::Shutdown;
@@ -103,12 +112,22 @@ impl RawReader {
             events: libc::POLLIN,
             revents: 0,
         });
+        // With no events requested, poll reports only POLLERR/POLLHUP on stdout: for a
+        // pipe, POLLERR means every reader has closed it.
+        fds.push(libc::pollfd {
+            fd: 1,
+            events: 0,
+            revents: 0,
+        });
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid, initialised pollfd array of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         shutdown.drain();
+        let out = fds[fds.len() - 1].revents;
         if shutdown.requested() {
             Wake::Shutdown
+        } else if out & libc::POLLERR != 0 && stdout_is_pipe() {
+            Wake::OutputClosed
         } else {
             Wake::Ready
         }

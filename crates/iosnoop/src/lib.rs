@@ -235,6 +235,11 @@ pub fn run(args: Args) -> Result<()> {
         }
         let wake = session.reader.wait(&shutdown, timeout);
         let expired = deadline.is_some_and(|dl| Instant::now() >= dl);
+        if wake == Wake::OutputClosed {
+            // Nobody reads our output any more: end quietly, cleaning up.
+            session.finish()?;
+            return Ok(());
+        }
         let finishing = wake == Wake::Shutdown || expired;
         if finishing {
             session.instance.set_tracing_on(false)?;
@@ -331,7 +336,7 @@ mod tests {
         .row(&mut v, &c);
         assert_eq!(
             String::from_utf8(v).unwrap(),
-            "5982800.302061  5982800.302679  kworker/u4:1 1809   W    202,1    17039600     4096        0.62\n"
+            "5982800.302061  5982800.302679  kworker/u4:1 1809   W    202,1    17039600     4096       0.62\n"
         );
     }
 

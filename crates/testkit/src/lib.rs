@@ -5,6 +5,7 @@
 //! is a failure, because CI runs as root on a kernel that has them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub use libc;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -26,9 +27,14 @@ pub fn live_or_skip(test: &str) -> bool {
         Some("not root".to_string())
     } else {
         if !Path::new(TRACEFS).join("events").is_dir() {
-            let _ = Command::new("mount").args(["-t", "tracefs", "nodev", TRACEFS]).status();
+            let _ = Command::new("mount")
+                .args(["-t", "tracefs", "nodev", TRACEFS])
+                .status();
         }
-        if !Path::new(TRACEFS).join("events/block/block_rq_issue").is_dir() {
+        if !Path::new(TRACEFS)
+            .join("events/block/block_rq_issue")
+            .is_dir()
+        {
             Some(format!("no block tracepoints under {TRACEFS}"))
         } else {
             None
@@ -36,7 +42,9 @@ pub fn live_or_skip(test: &str) -> bool {
     };
     match reason {
         None => true,
-        Some(r) if std::env::var_os("CI").is_some() => panic!("{test}: live test cannot run under CI: {r}"),
+        Some(r) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: live test cannot run under CI: {r}")
+        }
         Some(r) => {
             eprintln!("SKIPPED {test}: {r}");
             false
@@ -47,7 +55,11 @@ pub fn live_or_skip(test: &str) -> bool {
 /// Names of the entries of `instances/` in tracefs.
 pub fn instances() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(Path::new(TRACEFS).join("instances"))
-        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -55,7 +67,10 @@ pub fn instances() -> Vec<String> {
 
 /// Instances that belong to a given tool process.
 pub fn instance_of(tool: &str, pid: u32) -> bool {
-    Path::new(TRACEFS).join("instances").join(format!("{tool}-{pid}")).exists()
+    Path::new(TRACEFS)
+        .join("instances")
+        .join(format!("{tool}-{pid}"))
+        .exists()
 }
 
 /// Events enabled in the top-level instance (`set_event`).
@@ -75,15 +90,30 @@ pub struct LoopDev {
 impl LoopDev {
     /// Creates a loop device of `mib` MiB.
     pub fn new(mib: u64) -> LoopDev {
-        let backing = PathBuf::from(format!("/dev/shm/ptrs-test-{}-{}", std::process::id(), unique()));
+        let backing = PathBuf::from(format!(
+            "/dev/shm/ptrs-test-{}-{}",
+            std::process::id(),
+            unique()
+        ));
         let f = std::fs::File::create(&backing).expect("create backing file in /dev/shm");
         f.set_len(mib << 20).unwrap();
         drop(f);
-        let out = Command::new("losetup").args(["--find", "--show"]).arg(&backing).output().expect("run losetup");
-        assert!(out.status.success(), "losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .expect("run losetup");
+        assert!(
+            out.status.success(),
+            "losetup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let dev = std::fs::read_to_string(format!("/sys/block/{name}/dev")).unwrap().trim().replace(':', ",");
+        let dev = std::fs::read_to_string(format!("/sys/block/{name}/dev"))
+            .unwrap()
+            .trim()
+            .replace(':', ",");
         // Make the device's queue trace every request individually and predictably.
         let _ = std::fs::write(format!("/sys/block/{name}/queue/scheduler"), "none");
         LoopDev { path, backing, dev }
@@ -108,17 +138,29 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-/// Runs `dd` with O_DIRECT on `dev`: `bs` bytes at block offset `block` (in units of
-/// `bs`). Returns dd's PID. Panics if dd fails.
-pub fn dd_direct(dev: &Path, write: bool, bs: u64, block: u64, count: u64) -> u32 {
+/// Runs `dd` with O_DIRECT on `dev`: `count` blocks of `bs` bytes starting at byte
+/// `offset`. Returns dd's PID. Panics if dd fails.
+pub fn dd_direct(dev: &Path, write: bool, offset: u64, bs: u64, count: u64) -> u32 {
     let devs = dev.display().to_string();
     let mut cmd = Command::new("dd");
     if write {
-        cmd.args(["if=/dev/zero", &format!("of={devs}"), "oflag=direct", "conv=notrunc", &format!("seek={block}")]);
+        cmd.args([
+            "if=/dev/zero",
+            &format!("of={devs}"),
+            "oflag=direct,seek_bytes",
+            "conv=notrunc",
+            &format!("seek={offset}"),
+        ]);
     } else {
-        cmd.args([&format!("if={devs}"), "of=/dev/null", "iflag=direct", &format!("skip={block}")]);
+        cmd.args([
+            &format!("if={devs}"),
+            "of=/dev/null",
+            "iflag=direct,skip_bytes",
+            &format!("skip={offset}"),
+        ]);
     }
-    cmd.args([format!("bs={bs}"), format!("count={count}")]).stderr(Stdio::null());
+    cmd.args([format!("bs={bs}"), format!("count={count}")])
+        .stderr(Stdio::null());
     let child = cmd.spawn().expect("spawn dd");
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
@@ -156,7 +198,12 @@ pub fn spawn(bin: &str, args: &[&str]) -> Running {
         }
     });
     let stderr = child.stderr.take();
-    Running { child, lines: rx, seen: Vec::new(), stderr }
+    Running {
+        child,
+        lines: rx,
+        seen: Vec::new(),
+        stderr,
+    }
 }
 
 impl Running {
@@ -175,7 +222,10 @@ impl Running {
                         return l;
                     }
                 }
-                Err(_) => panic!("timed out waiting for {needle:?}; got so far:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "timed out waiting for {needle:?}; got so far:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -210,7 +260,10 @@ impl Running {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("tool did not exit within {timeout:?}; stdout:\n{}", self.seen.join("\n"));
+                panic!(
+                    "tool did not exit within {timeout:?}; stdout:\n{}",
+                    self.seen.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -222,14 +275,20 @@ impl Running {
             let _ = e.read_to_string(&mut err);
         }
         use std::os::unix::process::ExitStatusExt;
-        let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
+        let code = status
+            .code()
+            .unwrap_or_else(|| -status.signal().unwrap_or(0));
         (code, err)
     }
 }
 
 /// Runs a command to completion, returning (exit code, stdout, stderr).
 pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -240,7 +299,14 @@ pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
 /// Runs `bin args` as the unprivileged user `nobody` (via setpriv), returning
 /// (exit code, stdout, stderr). The binary must be readable and executable by nobody.
 pub fn run_as_nobody(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let mut a = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--", bin];
+    let mut a = vec![
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+        bin,
+    ];
     a.extend_from_slice(args);
     run("setpriv", &a)
 }

@@ -1,0 +1,294 @@
+//! Live tests: iosnoop against this machine's kernel, on loop devices over /dev/shm.
+//! They need root and tracefs (CI has both); elsewhere they print why they skip.
+
+use std::time::Duration;
+use testkit::{
+    dd_direct, instance_of, libc, live_or_skip, run, run_as_nobody, spawn, LoopDev, Running,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
+const T: Duration = Duration::from_secs(10);
+
+/// Splits a row into whitespace columns.
+fn cols(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Rows (not banner/header/footer) for device `dev`.
+fn rows_for(r: &Running, dev: &str, dev_col: usize) -> Vec<Vec<String>> {
+    r.seen
+        .iter()
+        .map(|l| cols(l))
+        .filter(|c| c.len() > dev_col && c[dev_col] == dev)
+        .map(|c| c.into_iter().map(String::from).collect())
+        .collect()
+}
+
+fn start(args: &[&str]) -> Running {
+    let mut r = spawn(BIN, args);
+    r.wait_for("LATms", T);
+    r
+}
+
+fn assert_clean(pid: u32) {
+    assert!(
+        !instance_of("iosnoop", pid),
+        "instance iosnoop-{pid} left behind"
+    );
+}
+
+#[test]
+fn reports_exact_block_bytes_type_and_issuer() {
+    if !live_or_skip("reports_exact_block_bytes_type_and_issuer") {
+        return;
+    }
+    let lo = LoopDev::new(64);
+    let mut r = start(&["-d", &lo.dev]);
+    // 4 KiB write at sector 2048, 64 KiB read at sector 10000.
+    let wpid = dd_direct(&lo.path, true, 2048 * 512, 4096, 1);
+    let rpid = dd_direct(&lo.path, false, 10000 * 512, 65536, 1);
+    // Rows must reach the pipe while iosnoop is still running (flushed per batch).
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 10000 ")));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    let rows = rows_for(&r, &lo.dev, 3);
+    assert_eq!(code, 0, "stderr: {err}");
+    let w = rows
+        .iter()
+        .find(|c| c[4] == "2048")
+        .unwrap_or_else(|| panic!("no row for sector 2048 in {:?}", r.seen));
+    assert_eq!(
+        (w[0].as_str(), w[1].as_str(), w[5].as_str()),
+        ("dd", wpid.to_string().as_str(), "4096"),
+        "{w:?}"
+    );
+    assert!(w[2].starts_with('W'), "{w:?}");
+    let rd = rows
+        .iter()
+        .find(|c| c[4] == "10000")
+        .unwrap_or_else(|| panic!("no row for sector 10000 in {:?}", r.seen));
+    assert_eq!(
+        (rd[0].as_str(), rd[1].as_str(), rd[5].as_str()),
+        ("dd", rpid.to_string().as_str(), "65536"),
+        "{rd:?}"
+    );
+    assert!(rd[2].starts_with('R'), "{rd:?}");
+    let lat: f64 = rd[6].parse().unwrap();
+    assert!((0.0..1000.0).contains(&lat), "{rd:?}");
+    assert_eq!(
+        rows.len(),
+        2,
+        "exactly the two I/Os on this device: {rows:?}"
+    );
+    assert_eq!(r.seen.last().map(String::as_str), Some("Ending tracing..."));
+    assert_clean(r.child.id());
+}
+
+#[test]
+fn timestamps_columns_and_type_filter() {
+    if !live_or_skip("timestamps_columns_and_type_filter") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let mut r = start(&["-ts", "-i", "*R*", "-d", &lo.dev]);
+    assert!(
+        r.seen
+            .iter()
+            .any(|l| l.starts_with("STARTs          ENDs            COMM")),
+        "{:?}",
+        r.seen
+    );
+    dd_direct(&lo.path, true, 0, 4096, 1);
+    dd_direct(&lo.path, false, 4096, 4096, 1);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(&lo.dev)));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGTERM);
+    let (code, _) = r.finish(T);
+    assert_eq!(code, 0);
+    let rows = rows_for(&r, &lo.dev, 5);
+    assert_eq!(rows.len(), 1, "only the read passes -i '*R*': {rows:?}");
+    let c = &rows[0];
+    let (s, e): (f64, f64) = (c[0].parse().unwrap(), c[1].parse().unwrap());
+    assert!(e >= s && s > 0.0, "{c:?}");
+    assert_eq!(c[6], "8", "sector of byte 4096");
+    assert_clean(r.child.id());
+}
+
+#[test]
+fn duration_mode_buffers_then_prints() {
+    if !live_or_skip("duration_mode_buffers_then_prints") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let mut r = spawn(BIN, &["-d", &lo.dev, "1.5"]);
+    r.wait_for("for 1.5 seconds (buffered)...", T);
+    r.wait_for("LATms", T);
+    let pid = dd_direct(&lo.path, true, 512 * 100, 8192, 1);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows_for(&r, &lo.dev, 3);
+    assert_eq!(rows.len(), 1, "{:?}", r.seen);
+    assert_eq!(
+        (
+            rows[0][1].as_str(),
+            rows[0][4].as_str(),
+            rows[0][5].as_str()
+        ),
+        (pid.to_string().as_str(), "100", "8192")
+    );
+    assert_clean(r.child.id());
+}
+
+#[test]
+fn two_runs_on_two_devices_each_see_their_own() {
+    if !live_or_skip("two_runs_on_two_devices_each_see_their_own") {
+        return;
+    }
+    let (a, b) = (LoopDev::new(16), LoopDev::new(16));
+    let mut ra = start(&["-d", &a.dev]);
+    let mut rb = start(&["-d", &b.dev]);
+    dd_direct(&a.path, true, 512 * 64, 4096, 1);
+    dd_direct(&b.path, true, 512 * 128, 4096, 1);
+    ra.collect_until(T, |s| s.iter().any(|l| l.contains(&a.dev)));
+    rb.collect_until(T, |s| s.iter().any(|l| l.contains(&b.dev)));
+    ra.signal(libc::SIGINT);
+    rb.signal(libc::SIGHUP);
+    assert_eq!(ra.finish(T).0, 0);
+    assert_eq!(rb.finish(T).0, 0);
+    let (rows_a, rows_b) = (rows_for(&ra, &a.dev, 3), rows_for(&rb, &b.dev, 3));
+    assert_eq!(rows_a.len(), 1, "{:?}", ra.seen);
+    assert_eq!(rows_b.len(), 1, "{:?}", rb.seen);
+    assert_eq!(
+        (rows_a[0][4].as_str(), rows_b[0][4].as_str()),
+        ("64", "128")
+    );
+    assert!(rows_for(&ra, &b.dev, 3).is_empty() && rows_for(&rb, &a.dev, 3).is_empty());
+    assert_clean(ra.child.id());
+    assert_clean(rb.child.id());
+}
+
+#[test]
+fn every_signal_path_removes_the_instance_and_keeps_global_state() {
+    if !live_or_skip("every_signal_path_removes_the_instance_and_keeps_global_state") {
+        return;
+    }
+    let before = testkit::top_level_enabled_events();
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        let r = start(&[]);
+        let pid = r.child.id();
+        assert!(instance_of("iosnoop", pid), "instance exists while running");
+        r.signal(sig);
+        let mut r = r;
+        let (code, err) = r.finish(T);
+        assert_eq!(code, 0, "signal {sig}: {err}");
+        assert_clean(pid);
+    }
+    assert_eq!(
+        testkit::top_level_enabled_events(),
+        before,
+        "top-level events untouched"
+    );
+}
+
+#[test]
+fn closed_pipe_ends_the_run_cleanly() {
+    if !live_or_skip("closed_pipe_ends_the_run_cleanly") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let dev = lo.path.display().to_string();
+    // `iosnoop | head -3` while I/O keeps arriving: iosnoop must notice EPIPE and clean up.
+    let script = format!(
+        "{BIN} -d {} | head -3 & p=$!; sleep 0.5; i=0; while [ $i -lt 200 ] && kill -0 $p 2>/dev/null; do dd if={dev} of=/dev/null bs=4096 count=1 iflag=direct skip=$i 2>/dev/null; i=$((i+1)); sleep 0.02; done; wait $p; echo HEAD_DONE; ls /sys/kernel/tracing/instances",
+        lo.dev
+    );
+    let (code, out, err) = run("bash", &["-c", &script]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("HEAD_DONE"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("iosnoop-")),
+        "instance left after SIGPIPE: {out}"
+    );
+    // No iosnoop process remains.
+    let (_, ps, _) = run("pgrep", &["-f", &format!("{BIN} -d {}", lo.dev)]);
+    assert!(ps.trim().is_empty(), "iosnoop still running: {ps}");
+}
+
+#[test]
+fn sigkill_leftover_is_removed_by_the_next_run() {
+    if !live_or_skip("sigkill_leftover_is_removed_by_the_next_run") {
+        return;
+    }
+    let r = start(&[]);
+    let pid = r.child.id();
+    r.signal(libc::SIGKILL);
+    let mut r = r;
+    let (code, _) = r.finish(T);
+    assert_eq!(code, -libc::SIGKILL);
+    assert!(
+        instance_of("iosnoop", pid),
+        "SIGKILL cannot clean up: the instance must still be there"
+    );
+    let (code, out, err) = run(BIN, &["--cleanup"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("removed stale trace instance iosnoop-{pid}")),
+        "{out}"
+    );
+    assert_clean(pid);
+
+    // And a normal run removes such leftovers by itself.
+    let r = start(&[]);
+    let pid = r.child.id();
+    r.signal(libc::SIGKILL);
+    let mut r = r;
+    r.finish(T);
+    assert!(instance_of("iosnoop", pid));
+    let (code, _, err) = run(BIN, &["0.2"]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains(&format!("removed stale trace instance iosnoop-{pid}")),
+        "{err}"
+    );
+    assert_clean(pid);
+}
+
+#[test]
+fn bad_input_is_a_usage_error_and_touches_nothing() {
+    if !live_or_skip("bad_input_is_a_usage_error_and_touches_nothing") {
+        return;
+    }
+    let before = testkit::instances();
+    for (args, needle) in [
+        (&["abc"][..], "duration"),
+        (&["0"], "positive"),
+        (&["-5"], ""),
+        (&["-d", "202"], "major,minor"),
+        (&["-d", "x,y"], "major,minor"),
+        (&["-z"], "-z"),
+        (&["-p", "1", "-n", "x"], "cannot be used with"),
+        (&["-n", "("], "regex"),
+        (&["--buffer-kb", "1"], "buffer-kb"),
+    ] {
+        let (code, out, err) = run(BIN, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: nothing on stdout: {out}");
+    }
+    assert_eq!(testkit::instances(), before);
+}
+
+#[test]
+fn unprivileged_user_is_refused_before_touching_the_kernel() {
+    if !live_or_skip("unprivileged_user_is_refused_before_touching_the_kernel") {
+        return;
+    }
+    let before = testkit::instances();
+    let (code, _, err) = run_as_nobody(BIN, &["1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not root") && err.contains("CAP_SYS_ADMIN") && err.contains("sudo"),
+        "{err}"
+    );
+    assert_eq!(testkit::instances(), before);
+}
