@@ -474,20 +474,21 @@ mod tests {
     }
 
     #[test]
-    fn decodes_618_layout_with_ioprio() {
-        for dir in ["6.18"] {
+    fn decodes_layouts_before_and_after_the_611_ioprio_field() {
+        for dir in ["6.18", "6.12", "6.1", "5.10"] {
             let issue = fmt(dir, "block_rq_issue");
             let complete = fmt(dir, "block_rq_complete");
             let dec = BlockDecoder::from_formats(None, &issue, &complete).unwrap();
             let dev = (7u64 << 20) | 3;
+            // 6.11 added ioprio between bytes and rwbs: later fields moved.
+            assert_eq!(
+                issue.field("ioprio").is_some(),
+                dir != "6.1" && dir != "5.10",
+                "{dir}"
+            );
             let p = payload(
                 &issue,
-                &[
-                    ("dev", dev),
-                    ("sector", 2048),
-                    ("common_pid", 77),
-                    ("ioprio", 0x4000),
-                ],
+                &[("dev", dev), ("sector", 2048), ("common_pid", 77)],
                 &[("comm", b"dd"), ("rwbs", b"R")],
             );
             match dec.decode(&p).unwrap() {

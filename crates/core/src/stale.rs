@@ -51,21 +51,6 @@ pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
     removed
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_only_our_naming() {
-        assert_eq!(owner_pid("iosnoop-123"), Some(123));
-        assert_eq!(owner_pid("kprobe-9"), Some(9));
-        assert_eq!(owner_pid("iosnoop-"), None);
-        assert_eq!(owner_pid("iosnoop-12a"), None);
-        assert_eq!(owner_pid("mytool-123"), None);
-        assert_eq!(owner_pid("iosnoop"), None);
-    }
-}
-
 /// The `--cleanup` option of every tracing tool: removes stale state and says what it did.
 pub fn cleanup_command() -> anyhow::Result<()> {
     let tracefs = Tracefs::open()?;
@@ -80,4 +65,19 @@ pub fn cleanup_command() -> anyhow::Result<()> {
         println!("removed {r}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_only_our_naming() {
+        assert_eq!(owner_pid("iosnoop-123"), Some(123));
+        assert_eq!(owner_pid("kprobe-9"), Some(9));
+        assert_eq!(owner_pid("iosnoop-"), None);
+        assert_eq!(owner_pid("iosnoop-12a"), None);
+        assert_eq!(owner_pid("mytool-123"), None);
+        assert_eq!(owner_pid("iosnoop"), None);
+    }
 }

@@ -141,6 +141,23 @@ fn mount_tracefs(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads a tracefs file as text. Some tracefs files (`events/header_page`) end the file
+/// after the first `read()` when that read is short, so read with a large buffer.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,21 +180,4 @@ mod tests {
         );
         assert_eq!(pick_mount("proc /proc proc rw 0 0\n"), None);
     }
-}
-
-/// Reads a tracefs file as text. Some tracefs files (`events/header_page`) end the file
-/// after the first `read()` when that read is short, so read with a large buffer.
-pub fn read_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }

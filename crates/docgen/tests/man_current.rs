@@ -1,4 +1,5 @@
 //! The checked-in man pages must equal what the clap definitions generate.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #[test]
 fn man_pages_are_current() {
     let root = docgen::workspace_root();

@@ -89,9 +89,11 @@ pub struct RowFormat {
     pub end: bool,
 }
 
-/// Writes seconds with microseconds, as ftrace prints timestamps (`5982800.302061`).
+/// Seconds with microseconds, rounded to the nearest microsecond as ftrace prints
+/// timestamps (`5982800.302061`).
 fn secs(ns: u64) -> String {
-    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
+    let us = (ns + 500) / 1_000;
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
 fn trim_nul(b: &[u8]) -> &[u8] {

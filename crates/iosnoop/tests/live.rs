@@ -1,5 +1,6 @@
 //! Live tests: iosnoop against this machine's kernel, on loop devices over /dev/shm.
 //! They need root and tracefs (CI has both); elsewhere they print why they skip.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::time::Duration;
 use testkit::{
