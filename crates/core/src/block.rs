@@ -3,7 +3,7 @@
 //! request's start with its completion. Shared by iosnoop and iolatency.
 
 use anyhow::{bail, Result};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -293,7 +293,7 @@ impl Completed {
 /// In-flight starts survive across output intervals.
 #[derive(Debug)]
 pub struct Inflight {
-    table: HashMap<(Device, u64), Start>,
+    table: FxHashMap<(Device, u64), Start>,
     prefer_insert: bool,
     max_age_ns: u64,
     capacity: usize,
@@ -308,7 +308,7 @@ impl Inflight {
     /// Creates a table; `start` decides which start wins when both insert and issue fire.
     pub fn new(start: StartPoint) -> Inflight {
         Inflight {
-            table: HashMap::with_capacity(1024),
+            table: FxHashMap::with_capacity_and_hasher(1024, Default::default()),
             prefer_insert: start == StartPoint::Insert,
             max_age_ns: 120_000_000_000,
             capacity: 1 << 20,

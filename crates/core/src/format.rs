@@ -46,7 +46,7 @@ impl Field {
 
     /// Reads an unsigned integer field (1, 2, 4 or 8 bytes, native byte order).
     /// Returns `None` if the field is not an integer or the payload is too short.
-    #[inline]
+    #[inline(always)]
     pub fn read_u64(&self, payload: &[u8]) -> Option<u64> {
         read_uint(payload, self.offset, self.size)
     }
@@ -99,7 +99,7 @@ impl Field {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn read_uint(payload: &[u8], offset: usize, size: usize) -> Option<u64> {
     let b = payload.get(offset..offset.checked_add(size)?)?;
     Some(match size {

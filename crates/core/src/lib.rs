@@ -10,9 +10,12 @@
 pub mod block;
 pub mod cli;
 pub mod format;
+pub mod hwmon;
 pub mod instance;
 pub mod merge;
+pub mod msr;
 pub mod output;
+pub mod perf_msr;
 pub mod privilege;
 pub mod reader;
 pub mod ringbuf;

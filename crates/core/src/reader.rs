@@ -26,6 +26,7 @@ pub struct RawReader {
     layout: PageLayout,
     buf: Vec<u8>,
     corrupt_reported: bool,
+    max_pages: usize,
 }
 
 /// What one [`RawReader::drain`] found.
@@ -79,7 +80,14 @@ impl RawReader {
                 pages: 0,
             });
         }
+        let buffer_kb: usize = instance
+            .read("buffer_size_kb")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1 << 16);
+        let max_pages = (2 * buffer_kb * 1024 / layout.page_size()).max(64);
         Ok(RawReader {
+            max_pages,
             cpus,
             layout,
             buf: vec![0u8; layout.page_size()],
@@ -142,8 +150,14 @@ impl RawReader {
         let mut stats = DrainStats::default();
         let caught_up = self.layout.data_size.saturating_sub(512);
         for c in &mut self.cpus {
-            // Bound the work per call so a flood on one CPU cannot starve the others.
-            for _ in 0..4096 {
+            // A short page means the reader caught up with the writer, except the first
+            // page of a drain, which may be the tail of a page partly consumed by the
+            // previous drain while full pages wait behind it: stop at the second short
+            // page in a row (or when the kernel has nothing more).
+            let mut short_pages = 0;
+            // Bound the work per call (twice the buffer) so a flood on one CPU cannot
+            // keep the reader there forever; everything buffered at the start is read.
+            for _ in 0..self.max_pages {
                 let n = match c.file.read(&mut self.buf) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -166,7 +180,12 @@ impl RawReader {
                             stats.missed += s.missed.at_least();
                         }
                         if s.data_len < caught_up {
-                            break;
+                            short_pages += 1;
+                            if short_pages >= 2 {
+                                break;
+                            }
+                        } else {
+                            short_pages = 0;
                         }
                     }
                     Err(e) => {

@@ -89,13 +89,6 @@ pub struct RowFormat {
     pub end: bool,
 }
 
-/// Seconds with microseconds, rounded to the nearest microsecond as ftrace prints
-/// timestamps (`5982800.302061`).
-fn secs(ns: u64) -> String {
-    let us = (ns + 500) / 1_000;
-    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
 fn trim_nul(b: &[u8]) -> &[u8] {
     match b.iter().position(|&c| c == 0) {
         Some(n) => &b[..n],
@@ -119,31 +112,72 @@ impl RowFormat {
         );
     }
 
-    /// One row for a completed I/O.
+    /// One row for a completed I/O. Written straight into `out` without temporary
+    /// strings: this runs once per traced I/O.
     pub fn row(&self, out: &mut Vec<u8>, c: &Completed) {
         if self.start {
-            let _ = write!(out, "{:<15} ", secs(c.start.ts));
+            secs_into(out, c.start.ts);
         }
         if self.end {
-            let _ = write!(out, "{:<15} ", secs(c.end_ts));
+            secs_into(out, c.end_ts);
         }
-        let comm = String::from_utf8_lossy(trim_nul(&c.start.comm));
-        let comm: String = comm.chars().take(12).collect();
-        let rwbs = String::from_utf8_lossy(trim_nul(&c.rwbs));
-        // LATms with two decimals, rounded to the nearest 10 µs.
+        out.reserve(160);
+        let mut num = itoa::Buffer::new();
+        let comm = trim_nul(&c.start.comm);
+        field(out, &comm[..comm.len().min(12)], 12);
+        field(out, num.format(c.start.pid).as_bytes(), 6);
+        field(out, trim_nul(&c.rwbs), 4);
+        let mark = out.len();
+        out.extend_from_slice(num.format(c.dev.major).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(num.format(c.dev.minor).as_bytes());
+        pad_to(out, mark + 8, b' ');
+        out.push(b' ');
+        field(out, num.format(c.sector).as_bytes(), 12);
+        field(out, num.format(c.nr_sector as u64 * 512).as_bytes(), 6);
+        // LATms with two decimals, rounded to the nearest 10 µs, right-aligned in 8.
         let lat = (c.latency_ns() + 5_000) / 10_000;
-        let _ = writeln!(
-            out,
-            "{:<12} {:<6} {:<4} {:<8} {:<12} {:<6} {:>8}",
-            comm,
-            c.start.pid,
-            rwbs,
-            c.dev.to_string(),
-            c.sector,
-            c.nr_sector as u64 * 512,
-            format!("{}.{:02}", lat / 100, lat % 100)
-        );
+        let whole = num.format(lat / 100);
+        for _ in whole.len() + 3..8 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(whole.as_bytes());
+        out.extend_from_slice(&[b'.', b'0' + (lat % 100 / 10) as u8, b'0' + (lat % 10) as u8]);
+        out.push(b'\n');
     }
+}
+
+/// Appends `value` left-aligned in `width` columns, then the separating space
+/// (`%-Ns ` in the original's printf).
+#[inline]
+fn field(out: &mut Vec<u8>, value: &[u8], width: usize) {
+    out.extend_from_slice(value);
+    for _ in value.len()..width {
+        out.push(b' ');
+    }
+    out.push(b' ');
+}
+
+/// Pads `out` with `fill` up to length `len`.
+#[inline]
+fn pad_to(out: &mut Vec<u8>, len: usize, fill: u8) {
+    while out.len() < len {
+        out.push(fill);
+    }
+}
+
+/// Appends seconds with microseconds, rounded to the nearest microsecond as ftrace
+/// prints timestamps (`5982800.302061`), padded to 15 columns plus a space.
+fn secs_into(out: &mut Vec<u8>, ns: u64) {
+    let mark = out.len();
+    let us = (ns + 500) / 1_000;
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(num.format(us / 1_000_000).as_bytes());
+    out.push(b'.');
+    let frac = num.format(us % 1_000_000 + 1_000_000).as_bytes();
+    out.extend_from_slice(&frac[1..]);
+    pad_to(out, mark + 15, b' ');
+    out.push(b' ');
 }
 
 /// The startup line, as the original prints it.
@@ -226,6 +260,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut inflight = Inflight::new(start_point);
     let mut merger: Merger<BlockEvent> = Merger::new();
     let mut lost_in_band = 0u64;
+    let mut totals = perf_tools_core::reader::DrainStats::default();
+    let mut undecoded = 0u64;
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
@@ -247,11 +283,15 @@ pub fn run(args: Args) -> Result<()> {
             session.instance.set_tracing_on(false)?;
         }
         let watermark = if finishing { u64::MAX } else { monotonic_ns() };
-        let stats = session.reader.drain(|_cpu, ts, payload| {
+        let stats = session.reader.drain(|cpu, ts, payload| {
             if let Some(ev) = decoder.decode(payload) {
-                merger.push(ts, ev);
+                merger.push(cpu as usize, ts, ev);
+            } else {
+                undecoded += 1;
             }
         });
+        totals.pages += stats.pages;
+        totals.events += stats.events;
         if stats.missed > 0 {
             lost_in_band += stats.missed;
             eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
@@ -260,7 +300,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(c) = inflight.feed(ts, &ev, |comm| {
                 name_re
                     .as_ref()
-                    .map_or(true, |re| re.is_match(trim_nul(comm)))
+                    .is_none_or(|re| re.is_match(trim_nul(comm)))
             }) {
                 rows.row(&mut out.buf, &c);
             }
@@ -273,6 +313,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let lost = session.lost_events().max(lost_in_band);
+    if std::env::var_os("PT_DEBUG").is_some() {
+        eprintln!(
+            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} in flight {} lost {lost}",
+            totals.pages, totals.events, undecoded, inflight.unmatched, inflight.aged_out, inflight.len()
+        );
+    }
     session.finish()?;
     let _ = writeln!(out.buf, "\nEnding tracing...");
     out.flush()?;

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite of perf-tools-rs: the one command README.md gives.
+#   sudo scripts/test.sh          (root: live tests drive real tracefs, loop devices and I/O)
+# Steps: install what is missing, format and lint checks, unit + live tests
+# (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh).
+# Set PT_SKIP_VM=1 to skip the VM stage during development (CI never does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: live tests need root (tracefs, loop devices): run it with sudo" >&2
+  exit 1
+fi
+
+step "requirements"
+missing=()
+for cmd in losetup dd setpriv; do command -v "$cmd" >/dev/null || missing+=("$cmd"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends util-linux coreutils >/dev/null
+fi
+[ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
+modprobe loop 2>/dev/null || true
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, fixture and live tests)"
+cargo test --workspace
+
+if [ "${PT_SKIP_VM:-0}" = 1 ]; then
+  step "VM tests skipped (PT_SKIP_VM=1)"
+else
+  step "VM tests (stock Debian kernels under QEMU)"
+  scripts/vm/setup.sh
+  scripts/vm/test.sh
+fi
+
+step "leftover check"
+left=$(ls /sys/kernel/tracing/instances 2>/dev/null || true)
+if [ -n "$left" ]; then
+  echo "tracefs instances left behind by the tests: $left" >&2
+  exit 1
+fi
+echo "all test stages passed"
