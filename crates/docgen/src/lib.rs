@@ -22,11 +22,18 @@ pub struct Tool {
 
 /// Every tool with a man page.
 pub fn tools() -> Vec<Tool> {
-    vec![Tool {
-        name: "iosnoop",
-        command: iosnoop::command,
-        sections: include_str!("../../../man/src/iosnoop.roff"),
-    }]
+    vec![
+        Tool {
+            name: "iosnoop",
+            command: iosnoop::command,
+            sections: include_str!("../../../man/src/iosnoop.roff"),
+        },
+        Tool {
+            name: "iolatency",
+            command: iolatency::command,
+            sections: include_str!("../../../man/src/iolatency.roff"),
+        },
+    ]
 }
 
 /// The marker line replaced by the generated OPTIONS section.

@@ -1,0 +1,171 @@
+//! Live tests: iolatency against this machine's kernel, on loop devices over /dev/shm.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::time::Duration;
+use testkit::{dd_direct, instance_of, libc, live_or_skip, run, run_as_nobody, spawn, LoopDev};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iolatency");
+const T: Duration = Duration::from_secs(20);
+
+/// Sum of the I/O column over every histogram row in `lines`.
+fn total_count(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.contains(" -> ") && l.contains(" : "))
+        .map(|l| {
+            l.split(" : ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn every_io_is_counted_exactly_once_across_intervals() {
+    if !live_or_skip("every_io_is_counted_exactly_once_across_intervals") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    // 0.2 s intervals for 3 s; 500 reads in 5 bursts spread over ~1.5 s, so I/O is in
+    // flight across several interval boundaries.
+    let mut r = spawn(BIN, &["-d", &lo.dev, "0.2", "15"]);
+    r.wait_for("Output every 0.2 seconds.", T);
+    std::thread::sleep(Duration::from_millis(300));
+    for burst in 0..5u64 {
+        dd_direct(&lo.path, false, burst * 100 * 4096, 4096, 100);
+        std::thread::sleep(Duration::from_millis(270));
+    }
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let summaries = r
+        .seen
+        .iter()
+        .filter(|l| l.contains(">=(ms) .. <(ms)"))
+        .count();
+    assert_eq!(summaries, 15, "{:?}", r.seen);
+    assert_eq!(
+        total_count(&r.seen),
+        500,
+        "every read counted once:\n{}",
+        r.seen.join("\n")
+    );
+    assert_eq!(r.seen.last().map(String::as_str), Some("Ending tracing..."));
+    assert!(!instance_of("iolatency", r.child.id()));
+}
+
+#[test]
+fn per_disk_json_percentiles_and_usecs() {
+    if !live_or_skip("per_disk_json_percentiles_and_usecs") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let mut r = spawn(BIN, &["-D", "--json", "-u", "-d", &lo.dev, "1", "2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    dd_direct(&lo.path, true, 0, 4096, 40);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Tracing block I/O. Output every 1 seconds."),
+        "banner goes to stderr in JSON mode: {err}"
+    );
+    assert_eq!(r.seen.len(), 2, "one line per interval: {:?}", r.seen);
+    let mut count = 0;
+    for line in &r.seen {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["unit"], "us");
+        assert_eq!(v["interval_s"], 1.0);
+        for h in v["histograms"].as_array().unwrap() {
+            assert_eq!(h["device"], lo.dev.as_str());
+            assert_eq!(h["name"], lo.name().as_str());
+            assert!(
+                h["p50"].as_f64().unwrap() > 0.0
+                    && h["max"].as_f64().unwrap() >= h["p99"].as_f64().unwrap()
+            );
+            count += h["count"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(count, 40);
+
+    // Text mode with -D -P -T.
+    let mut r = spawn(BIN, &["-DPT", "-d", &lo.dev, "1", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    dd_direct(&lo.path, false, 0, 4096, 10);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let text = r.seen.join("\n");
+    assert!(
+        text.contains(&format!("Device {} ({}):", lo.name(), lo.dev)),
+        "{text}"
+    );
+    assert!(
+        r.seen
+            .iter()
+            .any(|l| l.len() == 9 && l.ends_with(':') && l.matches(':').count() == 3),
+        "-T timestamp line: {text}"
+    );
+    assert!(text.contains("(ms), 10 I/O"), "{text}");
+}
+
+#[test]
+fn idle_interval_ctrl_c_and_cleanup() {
+    if !live_or_skip("idle_interval_ctrl_c_and_cleanup") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let mut r = spawn(BIN, &["-d", &lo.dev, "0.3"]);
+    r.wait_for("Ctrl-C to end.", T);
+    r.wait_for(
+        "0 -> 1       : 0        |                                      |",
+        T,
+    );
+    let pid = r.child.id();
+    assert!(instance_of("iolatency", pid));
+    r.signal(libc::SIGINT);
+    let (code, _) = r.finish(T);
+    assert_eq!(code, 0);
+    assert!(!instance_of("iolatency", pid));
+
+    let r = spawn(BIN, &["1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = r.child.id();
+    r.signal(libc::SIGKILL);
+    let mut r = r;
+    r.finish(T);
+    assert!(instance_of("iolatency", pid));
+    let (code, out, _) = run(BIN, &["--cleanup"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("iolatency-{pid}")), "{out}");
+    assert!(!instance_of("iolatency", pid));
+}
+
+#[test]
+fn bad_input_and_privileges() {
+    if !live_or_skip("bad_input_and_privileges") {
+        return;
+    }
+    let before = testkit::instances();
+    for args in [
+        &["0"][..],
+        &["x"],
+        &["1", "0"],
+        &["-d", "7"],
+        &["1", "2", "3"],
+        &["--nope"],
+    ] {
+        let (code, out, err) = run(BIN, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(out.is_empty());
+    }
+    let (code, _, err) = run_as_nobody(BIN, &["1", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not root") && err.contains("CAP_SYS_ADMIN"),
+        "{err}"
+    );
+    assert_eq!(testkit::instances(), before);
+}
