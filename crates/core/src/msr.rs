@@ -10,7 +10,7 @@
 //! * [`reg`]: register numbers (Intel ones from the `x86` crate where it has them; AMD
 //!   ones, which it lacks, defined here). [`decode`]: field extraction and the maths
 //!   on them (temperature, turbo ratios, AMD P-state frequency).
-//! * [`fake`]: builds fake machine trees (sparse `msr`/`cpuid` files) for tests.
+//! * [`fake`]: builds fake machine trees (sparse `msr` files, a CPUID table) for tests.
 
 use std::fmt;
 use std::fs::File;
@@ -184,8 +184,14 @@ impl std::error::Error for MsrError {}
 pub struct Msr {
     root: PathBuf,
     system: bool,
+    stride: u64,
     driver: OnceLock<Option<String>>,
 }
+
+/// Offset multiplier of fake MSR files: a register's 8 bytes live at `8 × register`,
+/// because at offset = register (the driver's convention) adjacent registers such as
+/// MPERF 0xE7 and APERF 0xE8 would overlap in a plain file.
+pub const FAKE_STRIDE: u64 = 8;
 
 impl Msr {
     /// The real devices under `/dev/cpu`; loads the msr module when needed.
@@ -193,17 +199,31 @@ impl Msr {
         Msr {
             root: PathBuf::from(DEFAULT_ROOT),
             system: true,
+            stride: 1,
             driver: OnceLock::new(),
         }
     }
 
-    /// Devices under another root (tests, fake trees). Never loads modules.
+    /// Real msr devices under another root (a chroot's `/dev/cpu`, say). Loads the
+    /// module only if the root is `/dev/cpu`.
     pub fn at(root: impl Into<PathBuf>) -> Msr {
         let root = root.into();
         let system = root == Path::new(DEFAULT_ROOT);
         Msr {
             root,
             system,
+            stride: 1,
+            driver: OnceLock::new(),
+        }
+    }
+
+    /// Fake MSR files under `root` (tests): `N/msr` with each register's 8 bytes at
+    /// [`FAKE_STRIDE`] × register (see [`fake`]). Never loads modules.
+    pub fn fake(root: impl Into<PathBuf>) -> Msr {
+        Msr {
+            root: root.into(),
+            system: false,
+            stride: FAKE_STRIDE,
             driver: OnceLock::new(),
         }
     }
@@ -244,7 +264,12 @@ impl Msr {
             note = self.load_driver();
         }
         match File::open(&path) {
-            Ok(file) => Ok(MsrFile { file, cpu, path }),
+            Ok(file) => Ok(MsrFile {
+                file,
+                cpu,
+                path,
+                stride: self.stride,
+            }),
             Err(e) => Err(match e.raw_os_error() {
                 Some(libc::ENOENT) => MsrError::NoDevice { path, note },
                 Some(libc::EPERM) | Some(libc::EACCES) => MsrError::Permission { path },
@@ -300,6 +325,7 @@ pub struct MsrFile {
     file: File,
     cpu: u32,
     path: PathBuf,
+    stride: u64,
 }
 
 impl MsrFile {
@@ -313,10 +339,10 @@ impl MsrFile {
         &self.path
     }
 
-    /// Reads a register: 8 bytes at offset `reg`.
+    /// Reads a register: 8 bytes at offset `reg` (× [`FAKE_STRIDE`] for fake files).
     pub fn read(&self, reg: u32) -> Result<u64, MsrError> {
         let mut b = [0u8; 8];
-        match self.file.read_at(&mut b, u64::from(reg)) {
+        match self.file.read_at(&mut b, u64::from(reg) * self.stride) {
             Ok(8) => Ok(u64::from_le_bytes(b)),
             // The driver never returns short reads; a fake file that ends before the
             // register stands for a register the CPU does not implement.
@@ -534,6 +560,84 @@ fn native_cpuid(_leaf: u32, _subleaf: u32) -> io::Result<[u32; 4]> {
     ))
 }
 
+/// Where a tool finds the machine it reports on: this one, or a fake tree for tests
+/// (`ROOT/dev/cpu`, `ROOT/sys`, `ROOT/proc`).
+#[derive(Debug)]
+pub struct Machine {
+    /// MSR devices.
+    pub msr: Msr,
+    /// CPUID.
+    pub cpuid: Cpuid,
+    /// sysfs.
+    pub sys: crate::hwmon::Sysfs,
+    /// procfs root.
+    pub proc_root: PathBuf,
+    /// True for a fake tree (no module loading, no perf events).
+    pub fake: bool,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn system() -> Machine {
+        Machine {
+            msr: Msr::system(),
+            cpuid: Cpuid::Native,
+            sys: crate::hwmon::Sysfs::system(),
+            proc_root: PathBuf::from("/proc"),
+            fake: false,
+        }
+    }
+
+    /// A fake machine tree.
+    pub fn fake(root: &Path) -> Machine {
+        let dev = root.join("dev/cpu");
+        Machine {
+            cpuid: Cpuid::for_root(&dev),
+            msr: Msr::fake(dev),
+            sys: crate::hwmon::Sysfs::at(root.join("sys")),
+            proc_root: root.join("proc"),
+            fake: true,
+        }
+    }
+
+    /// [`Machine::fake`] for `Some(root)`, else [`Machine::system`].
+    pub fn open(root: Option<&Path>) -> Machine {
+        match root {
+            Some(r) => Machine::fake(r),
+            None => Machine::system(),
+        }
+    }
+
+    /// Present CPUs in numeric order: sysfs `present`, else the numeric directories of
+    /// the MSR root, else 0..the configured CPU count.
+    pub fn present_cpus(&self) -> Vec<u32> {
+        if let Some(v) = self.sys.present_cpus().filter(|v| !v.is_empty()) {
+            return v;
+        }
+        let mut v: Vec<u32> = std::fs::read_dir(self.msr.root())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        if v.is_empty() && !self.fake {
+            // SAFETY: sysconf has no preconditions.
+            let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+            v = (0..n.max(1) as u32).collect();
+        }
+        v
+    }
+
+    /// Online CPUs in numeric order (sysfs `online`, else all present CPUs).
+    pub fn online_cpus(&self) -> Vec<u32> {
+        self.sys
+            .online_cpus()
+            .unwrap_or_else(|| self.present_cpus())
+    }
+}
+
 /// Field extraction and the maths on register values. Pure functions, unit-tested
 /// against hand-computed values.
 pub mod decode {
@@ -706,8 +810,10 @@ pub mod decode {
     }
 }
 
-/// Fake machine trees for tests: a copied fixture directory plus sparse `msr` and
-/// `cpuid` files built from a small text spec.
+/// Fake machine trees for tests: a copied fixture directory plus sparse `msr` files and
+/// a CPUID table built from a small text spec. Each register's 8 bytes are written at
+/// [`FAKE_STRIDE`](super::FAKE_STRIDE) × register, where [`Msr::fake`](super::Msr::fake)
+/// reads them.
 ///
 /// Spec lines (`#` starts a comment; numbers are decimal or `0x` hex; CPU sets are
 /// `*`, `N`, `N-M` or comma lists of those):
@@ -716,7 +822,7 @@ pub mod decode {
 /// cpus 0-3                          # create N/msr (empty, sparse)
 /// vendor GenuineIntel 0x16          # CPUID leaf 0: vendor string and max leaf
 /// cpuid 0x6 0 0x77 0 0x9 0          # leaf subleaf eax ebx ecx edx
-/// msr * 0x1a2 0x00640000            # 8 bytes at offset 0x1a2
+/// msr * 0x1a2 0x00640000            # 8 bytes at offset 8 × 0x1a2
 /// limit * 0x1000                    # file ends here: higher registers "fault"
 /// ```
 ///
@@ -822,7 +928,7 @@ pub mod fake {
                     for c in set {
                         write_at(
                             &root.join(c.to_string()).join("msr"),
-                            reg,
+                            reg * super::FAKE_STRIDE,
                             &val.to_le_bytes(),
                         )
                         .map_err(ctx)?;
@@ -836,7 +942,7 @@ pub mod fake {
                             .write(true)
                             .open(root.join(c.to_string()).join("msr"))
                             .map_err(ctx)?;
-                        f.set_len(len).map_err(ctx)?;
+                        f.set_len(len * super::FAKE_STRIDE).map_err(ctx)?;
                     }
                 }
                 _ => {
@@ -872,6 +978,73 @@ pub mod fake {
             let _ = std::fs::remove_file(dest.join(SPEC));
         }
         Ok(())
+    }
+
+    /// A fake machine in a temporary directory, removed on drop: what the tools'
+    /// integration tests run against (`--root`).
+    #[derive(Debug)]
+    pub struct FakeMachine {
+        root: std::path::PathBuf,
+    }
+
+    impl FakeMachine {
+        /// Builds a copy of the fixture directory `src` (see [`build_machine`]) under
+        /// the system temporary directory.
+        pub fn from_fixture(src: &Path) -> io::Result<FakeMachine> {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let root = std::env::temp_dir().join(format!(
+                "ptrs-machine-{name}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&root);
+            build_machine(src, &root)?;
+            Ok(FakeMachine { root })
+        }
+
+        /// The machine root (the value for `--root`).
+        pub fn root(&self) -> &Path {
+            &self.root
+        }
+
+        /// Sets a register of one CPU.
+        pub fn set_msr(&self, cpu: u32, reg: u32, value: u64) -> io::Result<()> {
+            write_at(
+                &self.root.join(format!("dev/cpu/{cpu}/msr")),
+                u64::from(reg) * super::FAKE_STRIDE,
+                &value.to_le_bytes(),
+            )
+        }
+
+        /// Writes a file below the root (creating directories).
+        pub fn write(&self, rel: &str, content: &str) -> io::Result<()> {
+            let p = self.root.join(rel);
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            std::fs::write(p, content)
+        }
+
+        /// Removes a file or directory below the root.
+        pub fn remove(&self, rel: &str) -> io::Result<()> {
+            let p = self.root.join(rel);
+            if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            }
+        }
+    }
+
+    impl Drop for FakeMachine {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 
     fn copy_tree(src: &Path, dest: &Path) -> io::Result<()> {
@@ -1025,7 +1198,7 @@ mod tests {
                     msr * 0x1a2 0x640000\nmsr 1 0x19c 0x88170000\n\
                     msr 0 0xc0010064 0x8000000000000862\nlimit 1 0x1000\n";
         fake::materialize(spec, &dir).unwrap();
-        let m = Msr::at(&dir);
+        let m = Msr::fake(&dir);
         assert_eq!(m.read(0, 0x1a2).unwrap(), 0x640000);
         assert_eq!(m.read(1, 0x19c).unwrap(), 0x8817_0000);
         // A hole reads as zero.
