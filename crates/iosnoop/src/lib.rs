@@ -247,6 +247,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
+    // Fault injection for the cleanup tests: PT_FAULT=panic panics once tracing is set
+    // up, to prove the instance is still removed while the panic unwinds.
+    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
+        panic!("PT_FAULT=panic: injected panic after setup");
+    }
 
     let mut out = Output::stdout();
     let rows = RowFormat {

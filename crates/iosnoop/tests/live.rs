@@ -3,9 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::time::Duration;
-use testkit::{
-    dd_direct, instance_of, libc, live_or_skip, run, run_as_nobody, spawn, LoopDev, Running,
-};
+use testkit::{dd_direct, instance_of, libc, live_or_skip, run, spawn, LoopDev, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(10);
@@ -268,7 +266,6 @@ fn bad_input_is_a_usage_error_and_touches_nothing() {
     if !live_or_skip("bad_input_is_a_usage_error_and_touches_nothing") {
         return;
     }
-    let before = testkit::instances();
     for (args, needle) in [
         (&["abc"][..], "duration"),
         (&["0"], "positive"),
@@ -280,12 +277,12 @@ fn bad_input_is_a_usage_error_and_touches_nothing() {
         (&["-n", "("], "regex"),
         (&["--buffer-kb", "1"], "buffer-kb"),
     ] {
-        let (code, out, err) = run(BIN, args);
+        let (code, out, err, pid) = testkit::run_pid(BIN, args);
+        assert!(!instance_of("iosnoop", pid), "{args:?} left an instance");
         assert_eq!(code, 2, "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}: nothing on stdout: {out}");
     }
-    assert_eq!(testkit::instances(), before);
 }
 
 #[test]
@@ -293,14 +290,24 @@ fn unprivileged_user_is_refused_before_touching_the_kernel() {
     if !live_or_skip("unprivileged_user_is_refused_before_touching_the_kernel") {
         return;
     }
-    let before = testkit::instances();
-    let (code, _, err) = run_as_nobody(BIN, &["1"]);
+    let (code, _, err, pid) = testkit::run_pid(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+            BIN,
+            "1",
+        ],
+    );
     assert_eq!(code, 1, "{err}");
+    assert!(!instance_of("iosnoop", pid));
     assert!(
         err.contains("not root") && err.contains("CAP_SYS_ADMIN") && err.contains("sudo"),
         "{err}"
     );
-    assert_eq!(testkit::instances(), before);
 }
 
 #[test]
@@ -331,4 +338,56 @@ fn every_io_of_a_burst_is_reported_exactly_once() {
         .iter()
         .all(|c| c[1] == pid.to_string() && c[5] == "4096"));
     assert!(!err.contains("lost"), "{err}");
+}
+
+#[test]
+fn a_panic_after_setup_still_removes_the_instance() {
+    if !live_or_skip("a_panic_after_setup_still_removes_the_instance") {
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .arg("1")
+        .env("PT_FAULT", "panic")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains("injected panic"), "{err}");
+    // The panicking process is gone; its instance must be too (removed while unwinding,
+    // not by a later run's stale cleanup).
+    let left: Vec<String> = testkit::instances()
+        .into_iter()
+        .filter(|i| i.starts_with("iosnoop-"))
+        .collect();
+    for name in &left {
+        let pid: u32 = name.trim_start_matches("iosnoop-").parse().unwrap();
+        assert!(
+            testkit::instance_of("iosnoop", pid)
+                && std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "instance {name} of a dead process left behind"
+        );
+    }
+}
+
+#[test]
+fn queue_mode_reports_io_that_never_fires_insert() {
+    if !live_or_skip("queue_mode_reports_io_that_never_fires_insert") {
+        return;
+    }
+    // A loop device with scheduler "none": blk-mq issues directly, block_rq_insert does not
+    // fire, and -Q must still report the I/O (timed from issue).
+    let lo = LoopDev::new(16);
+    let mut r = start(&["-Q", "-d", &lo.dev]);
+    assert!(r.seen.iter().any(|l| l.contains("Tracing block I/O")));
+    let pid = dd_direct(&lo.path, false, 512 * 24, 4096, 1);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(&lo.dev)));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows_for(&r, &lo.dev, 3);
+    assert_eq!(rows.len(), 1, "{:?}", r.seen);
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][4].as_str()),
+        (pid.to_string().as_str(), "24")
+    );
 }

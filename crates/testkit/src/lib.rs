@@ -284,15 +284,26 @@ impl Running {
 
 /// Runs a command to completion, returning (exit code, stdout, stderr).
 pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin)
+    let (code, out, err, _) = run_pid(bin, args);
+    (code, out, err)
+}
+
+/// Like [`run`], also returning the child's PID (to check what it left behind).
+pub fn run_pid(bin: &str, args: &[&str]) -> (i32, String, String, u32) {
+    let child = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid,
     )
 }
 
