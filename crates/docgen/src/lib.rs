@@ -33,6 +33,16 @@ pub fn tools() -> Vec<Tool> {
             command: iolatency::command,
             sections: include_str!("../../../man/src/iolatency.roff"),
         },
+        Tool {
+            name: "cputemp",
+            command: cputemp::command,
+            sections: include_str!("../../../man/src/cputemp.roff"),
+        },
+        Tool {
+            name: "showboost",
+            command: showboost::command,
+            sections: include_str!("../../../man/src/showboost.roff"),
+        },
     ]
 }
 
