@@ -175,6 +175,7 @@ fn bad_input_and_privileges() {
         ],
     );
     assert_eq!(code, 1, "{err}");
+    assert!(!instance_of("iolatency", pid));
     assert!(
         err.contains("not root") && err.contains("CAP_SYS_ADMIN"),
         "{err}"
