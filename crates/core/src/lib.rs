@@ -16,6 +16,7 @@ pub mod merge;
 pub mod msr;
 pub mod output;
 pub mod perf_msr;
+pub mod pmc;
 pub mod privilege;
 pub mod reader;
 pub mod ringbuf;

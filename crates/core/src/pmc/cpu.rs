@@ -172,7 +172,10 @@ impl CorePmu {
 
     /// True if this PMU counts on `cpu`.
     pub fn covers(&self, cpu: u32) -> bool {
-        self.cpus.as_ref().map_or(true, |c| c.contains(&cpu))
+        match &self.cpus {
+            None => true,
+            Some(c) => c.contains(&cpu),
+        }
     }
 }
 
@@ -295,19 +298,28 @@ mod tests {
         // Skylake client (i7-6700: signature 0x506e3).
         let (b, d, c) = regs("GenuineIntel");
         let cpu = CpuInfo::from_cpuid(b, d, c, 0x0005_06e3);
-        assert_eq!((cpu.vendor.clone(), cpu.family, cpu.model), (Vendor::Intel, 6, 0x5e));
+        assert_eq!(
+            (cpu.vendor.clone(), cpu.family, cpu.model),
+            (Vendor::Intel, 6, 0x5e)
+        );
         // Alder Lake (0x90672): family 6 model 0x97.
         let cpu = CpuInfo::from_cpuid(b, d, c, 0x0009_0672);
         assert_eq!((cpu.family, cpu.model), (6, 0x97));
         // Zen 3 EPYC Milan (0xa00f11): family 0x19 model 0x01.
         let (b, d, c) = regs("AuthenticAMD");
         let cpu = CpuInfo::from_cpuid(b, d, c, 0x00a0_0f11);
-        assert_eq!((cpu.vendor.clone(), cpu.family, cpu.model), (Vendor::Amd, 0x19, 0x01));
+        assert_eq!(
+            (cpu.vendor.clone(), cpu.family, cpu.model),
+            (Vendor::Amd, 0x19, 0x01)
+        );
         // Zen 2 Rome (0x830f10): family 0x17 model 0x31.
         let cpu = CpuInfo::from_cpuid(b, d, c, 0x0083_0f10);
         assert_eq!((cpu.family, cpu.model), (0x17, 0x31));
         let (b, d, c) = regs("HygonGenuine");
-        assert_eq!(CpuInfo::from_cpuid(b, d, c, 0x0090_0f01).vendor, Vendor::Hygon);
+        assert_eq!(
+            CpuInfo::from_cpuid(b, d, c, 0x0090_0f01).vendor,
+            Vendor::Hygon
+        );
         let (b, d, c) = regs("CentaurHauls");
         assert_eq!(
             CpuInfo::from_cpuid(b, d, c, 0x6f1).vendor,
@@ -324,7 +336,10 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11").unwrap(),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
         assert_eq!(parse_cpu_list("1,1,0").unwrap(), vec![0, 1]);
         assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
         assert!(parse_cpu_list("3-1").is_err());

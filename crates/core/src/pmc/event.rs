@@ -70,8 +70,8 @@ impl Hw {
         ("instructions", Hw::Instructions),
         ("cache-references", Hw::CacheReferences),
         ("cache-misses", Hw::CacheMisses),
-        ("branches", Hw::BranchInstructions),
         ("branch-instructions", Hw::BranchInstructions),
+        ("branches", Hw::BranchInstructions),
         ("branch-misses", Hw::BranchMisses),
         ("bus-cycles", Hw::BusCycles),
         ("stalled-cycles-frontend", Hw::StalledCyclesFrontend),
@@ -288,8 +288,7 @@ impl Event {
             }
         }
         if let Some(hex) = n.strip_prefix('r') {
-            if !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
-            {
+            if !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
                 if let Ok(v) = u64::from_str_radix(hex, 16) {
                     return Ok(Event::Raw(v));
                 }
@@ -306,6 +305,15 @@ impl Event {
     /// True for kernel software events (opened once per target, on no hardware PMU).
     pub fn is_software(&self) -> bool {
         matches!(self, Event::Software(_))
+    }
+
+    /// True for events that only happen in kernel mode (context switches, migrations):
+    /// with user-mode-only counting (`exclude_kernel`) they would always read 0.
+    pub fn kernel_only(&self) -> bool {
+        matches!(
+            self,
+            Event::Software(Sw::ContextSwitches) | Event::Software(Sw::CpuMigrations)
+        )
     }
 
     /// perf's name for the event (raw codes as `rNNNN`).
@@ -373,11 +381,7 @@ impl Event {
                 config: cache_config(id, op, res) | ext,
             }),
             Event::Raw(code) => Ok(Resolved {
-                type_: if pmu.hybrid {
-                    pmu.type_
-                } else {
-                    PERF_TYPE_RAW
-                },
+                type_: if pmu.hybrid { pmu.type_ } else { PERF_TYPE_RAW },
                 config: code,
             }),
             Event::Vendor(v) => vendor_event(v, cpu, pmu)?.resolve(pmu, cpu),
@@ -420,7 +424,9 @@ pub enum IntelGen {
 }
 
 /// Hybrid Intel models, whose E-core PMU (`cpu_atom`) uses different encodings.
-const INTEL_HYBRID: &[u32] = &[0x97, 0x9a, 0xb7, 0xba, 0xbf, 0xaa, 0xac, 0xc5, 0xc6, 0xbd, 0xcc];
+const INTEL_HYBRID: &[u32] = &[
+    0x97, 0x9a, 0xb7, 0xba, 0xbf, 0xaa, 0xac, 0xc5, 0xc6, 0xbd, 0xcc,
+];
 
 /// The big-core generation of an Intel family 6 model, per Intel's perfmon event lists.
 pub fn intel_gen(model: u32) -> Option<IntelGen> {
@@ -449,7 +455,11 @@ pub fn vendor_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Even
     let generic = match v {
         LlcReferences if intel => Some(Event::Hardware(Hw::CacheReferences)),
         LlcMisses if intel => Some(Event::Hardware(Hw::CacheMisses)),
-        LlcReferences => Some(Event::Cache(CacheId::Ll, CacheOp::Read, CacheResult::Access)),
+        LlcReferences => Some(Event::Cache(
+            CacheId::Ll,
+            CacheOp::Read,
+            CacheResult::Access,
+        )),
         LlcMisses => Some(Event::Cache(CacheId::Ll, CacheOp::Read, CacheResult::Miss)),
         L2References if amd_like => Some(Event::Hardware(Hw::CacheReferences)),
         L2Misses if amd_like => Some(Event::Hardware(Hw::CacheMisses)),
@@ -470,7 +480,9 @@ pub fn vendor_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Even
         None
     };
     let Some(gen) = gen else {
-        return Err(format!("{cpu}: no encoding of {what} is known for this CPU"));
+        return Err(format!(
+            "{cpu}: no encoding of {what} is known for this CPU"
+        ));
     };
     if INTEL_HYBRID.contains(&cpu.model) && pmu.kind != CoreKind::Core {
         return Err(format!(
@@ -590,26 +602,49 @@ mod tests {
             Ok(Event::Hardware(Hw::BranchInstructions))
         );
         assert_eq!(Event::parse("cs"), Ok(Event::Software(Sw::ContextSwitches)));
-        assert_eq!(Event::parse("Task-Clock"), Ok(Event::Software(Sw::TaskClock)));
+        assert_eq!(
+            Event::parse("Task-Clock"),
+            Ok(Event::Software(Sw::TaskClock))
+        );
         assert_eq!(
             Event::parse("L1-dcache-load-misses"),
             Ok(Event::Cache(CacheId::L1d, CacheOp::Read, CacheResult::Miss))
         );
         assert_eq!(
             Event::parse("LLC-loads"),
-            Ok(Event::Cache(CacheId::Ll, CacheOp::Read, CacheResult::Access))
+            Ok(Event::Cache(
+                CacheId::Ll,
+                CacheOp::Read,
+                CacheResult::Access
+            ))
         );
         assert_eq!(
             Event::parse("dTLB-store-misses"),
-            Ok(Event::Cache(CacheId::Dtlb, CacheOp::Write, CacheResult::Miss))
+            Ok(Event::Cache(
+                CacheId::Dtlb,
+                CacheOp::Write,
+                CacheResult::Miss
+            ))
         );
         assert_eq!(
             Event::parse("l1-icache-prefetches"),
-            Ok(Event::Cache(CacheId::L1i, CacheOp::Prefetch, CacheResult::Access))
+            Ok(Event::Cache(
+                CacheId::L1i,
+                CacheOp::Prefetch,
+                CacheResult::Access
+            ))
         );
         assert_eq!(Event::parse("r4f2e"), Ok(Event::Raw(0x4f2e)));
         assert_eq!(Event::parse("r01001012"), Ok(Event::Raw(0x0100_1012)));
-        for bad in ["", "r", "rxyz", "r11112222333344445", "cycle", "L1-dcache", "dTLB-foo"] {
+        for bad in [
+            "",
+            "r",
+            "rxyz",
+            "r11112222333344445",
+            "cycle",
+            "L1-dcache",
+            "dTLB-foo",
+        ] {
             assert!(Event::parse(bad).is_err(), "{bad:?} parsed");
         }
     }
@@ -637,7 +672,10 @@ mod tests {
         let pmu = CorePmu::legacy();
         let cpu = amd(0x19);
         assert_eq!(Event::Hardware(Hw::Cycles).resolve(&pmu, &cpu), r(0, 0));
-        assert_eq!(Event::Hardware(Hw::BranchMisses).resolve(&pmu, &cpu), r(0, 5));
+        assert_eq!(
+            Event::Hardware(Hw::BranchMisses).resolve(&pmu, &cpu),
+            r(0, 5)
+        );
         assert_eq!(Event::Software(Sw::TaskClock).resolve(&pmu, &cpu), r(1, 1));
         assert_eq!(
             Event::Software(Sw::ContextSwitches).resolve(&pmu, &cpu),
@@ -669,7 +707,10 @@ mod tests {
         );
         // Raw codes go to the PMU's own type; software events ignore the PMU.
         assert_eq!(Event::Raw(0xff24).resolve(&atom, &cpu), r(10, 0xff24));
-        assert_eq!(Event::Software(Sw::PageFaults).resolve(&atom, &cpu), r(1, 2));
+        assert_eq!(
+            Event::Software(Sw::PageFaults).resolve(&atom, &cpu),
+            r(1, 2)
+        );
     }
 
     #[test]
@@ -682,7 +723,10 @@ mod tests {
             Event::Vendor(VendorEvent::LlcReferences).resolve(&pmu, &skl),
             r(0, 2)
         );
-        assert_eq!(Event::Vendor(VendorEvent::LlcMisses).resolve(&pmu, &skl), r(0, 3));
+        assert_eq!(
+            Event::Vendor(VendorEvent::LlcMisses).resolve(&pmu, &skl),
+            r(0, 3)
+        );
         assert_eq!(
             Event::Vendor(VendorEvent::L2References).resolve(&pmu, &skl),
             r(4, 0xff24)
@@ -701,7 +745,10 @@ mod tests {
             Event::Vendor(VendorEvent::L2References).resolve(&pmu, &zen),
             r(0, 2)
         );
-        assert_eq!(Event::Vendor(VendorEvent::L2Misses).resolve(&pmu, &zen), r(0, 3));
+        assert_eq!(
+            Event::Vendor(VendorEvent::L2Misses).resolve(&pmu, &zen),
+            r(0, 3)
+        );
         assert_eq!(
             Event::Vendor(VendorEvent::LlcReferences).resolve(&pmu, &zen),
             r(3, 0x2)
@@ -724,12 +771,21 @@ mod tests {
             .map(|v| Event::Vendor(v).resolve(&pmu, &intel(m)).map(|x| x.config))
         };
         // Skylake: DTLB_LOAD_MISSES.WALK_ACTIVE = event 0x08 umask 0x10 cmask 1.
-        assert_eq!(walk(0x55), [Ok(0x0100_1008), Ok(0x0100_1049), Ok(0x0100_1085)]);
-        assert_eq!(walk(0x7e), [Ok(0x0100_1008), Ok(0x0100_1049), Ok(0x0100_1085)]);
+        assert_eq!(
+            walk(0x55),
+            [Ok(0x0100_1008), Ok(0x0100_1049), Ok(0x0100_1085)]
+        );
+        assert_eq!(
+            walk(0x7e),
+            [Ok(0x0100_1008), Ok(0x0100_1049), Ok(0x0100_1085)]
+        );
         // Haswell: WALK_DURATION, no counter mask.
         assert_eq!(walk(0x3f), [Ok(0x1008), Ok(0x1049), Ok(0x1085)]);
         // Sapphire Rapids: events moved to 0x12/0x13/0x11.
-        assert_eq!(walk(0x8f), [Ok(0x0100_1012), Ok(0x0100_1013), Ok(0x0100_1011)]);
+        assert_eq!(
+            walk(0x8f),
+            [Ok(0x0100_1012), Ok(0x0100_1013), Ok(0x0100_1011)]
+        );
         // Unknown model: no guess.
         assert!(walk(0x1a).iter().all(|x| x.is_err()));
         // AMD: not defined.
