@@ -1,0 +1,836 @@
+//! pmcstat: CPU performance counters per interval, read with `perf_event_open` directly.
+//!
+//! One tool for pmc-cloud-tools' pmcarch, pmcipc, cpucache and tlbstat (modes `arch`,
+//! `ipc`, `cache`, `tlb`), plus `-e` for any generic or raw events and `-m sw` for the
+//! kernel's software events, which work where no hardware PMU is exposed (most VMs).
+//! Counters are read as groups with time_enabled/time_running: multiplexed values are
+//! scaled and flagged by the RUN% column, and events that are not supported or never
+//! counted are shown as such, never as 0.
+
+pub mod layout;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use perf_tools_core::cli;
+use perf_tools_core::output::Output;
+use perf_tools_core::pmc::counters::{
+    probe_hardware, threads_of, Counters, HardwareProbe, Options, Target, Value,
+};
+use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus, Vendor};
+use perf_tools_core::pmc::event::{Event, VendorEvent};
+use perf_tools_core::pmc::explain::{no_pmu_message, OpenFailure};
+use perf_tools_core::pmc::workload::{process_alive, split_command, Workload};
+use perf_tools_core::signals::Shutdown;
+
+pub use layout::{Layout, Mode};
+
+/// The header is repeated after this many rows, as the originals do.
+pub const HEADER_EVERY: usize = 25;
+
+/// Command-line options.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "pmcstat",
+    version,
+    about = "Measure CPU performance counters (cycles, IPC, branches, caches, TLB) per interval",
+    long_about = None,
+    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
+)]
+pub struct Args {
+    /// Mode: arch (cycles, IPC, branches, LLC), ipc, cache (L1D/L2/LLC), tlb (page walks),
+    /// or sw (software events: task-clock, context switches, migrations, page faults)
+    #[arg(short = 'm', long = "mode", value_enum, default_value_t = Mode::Arch, value_name = "mode")]
+    pub mode: Mode,
+    /// Count these events instead: comma-separated generic names (cycles, instructions,
+    /// cache-misses, branch-misses, task-clock, L1-dcache-load-misses, dTLB-load-misses, ...)
+    /// or raw codes rUUEE (hex, umask UU, event EE)
+    #[arg(short = 'e', value_name = "events", conflicts_with = "mode")]
+    pub events: Option<String>,
+    /// Measure this CPU only (or a list such as 0,2-3)
+    #[arg(short = 'C', value_name = "CPU")]
+    pub cpu: Option<String>,
+    /// Measure this process: all its threads, and children it starts later
+    #[arg(short = 'p', value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: Option<i32>,
+    /// Run this command and measure it (split into words like a shell, but run without one)
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+    /// Count user mode only (allowed for your own processes at perf_event_paranoid 2)
+    #[arg(long = "user")]
+    pub user: bool,
+    /// Print what each event is opened as (PMU, attr type and config) and exit
+    #[arg(long = "show-events")]
+    pub show_events: bool,
+    /// Output interval in seconds
+    #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
+    pub interval: f64,
+    /// Total seconds to measure (default: until Ctrl-C, or until the process or command ends)
+    #[arg(value_name = "duration", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+}
+
+/// Parses a positive number of seconds, at most one year.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "must be a positive number of seconds, at most one year: {s}"
+        )),
+        Err(_) => Err(format!("not a number of seconds: {s:?}")),
+    }
+}
+
+/// Parses the interval: positive seconds, at least 0.01.
+pub fn parse_interval(s: &str) -> Result<f64, String> {
+    let v = parse_duration(s)?;
+    if v < 0.01 {
+        return Err(format!("must be at least 0.01 seconds: {s}"));
+    }
+    Ok(v)
+}
+
+/// The clap definition (for man pages and completions).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// What is measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every online CPU, summed.
+    System(Vec<u32>),
+    /// Some CPUs, summed.
+    Cpus(Vec<u32>),
+    /// A process and its threads.
+    Pid(i32),
+    /// A command run by pmcstat, as words.
+    Command(Vec<String>),
+}
+
+/// Checks the scope options (usage errors exit 2).
+pub fn scope(args: &Args) -> Result<Scope> {
+    let n = [
+        args.cpu.is_some(),
+        args.pid.is_some(),
+        args.command.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if n > 1 {
+        return Err(cli::usage("pick one of -C, -p, -c"));
+    }
+    if let Some(c) = &args.cpu {
+        let list = parse_cpu_list(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
+        if list.is_empty() {
+            return Err(cli::usage("-C: empty CPU list"));
+        }
+        let online = online_cpus();
+        if let Some(bad) = list.iter().find(|c| !online.contains(c)) {
+            return Err(cli::usage(format!(
+                "-C: CPU {bad} is not online (online CPUs: {})",
+                cpu_list_text(&online)
+            )));
+        }
+        return Ok(Scope::Cpus(list));
+    }
+    if let Some(p) = args.pid {
+        return Ok(Scope::Pid(p));
+    }
+    if let Some(c) = &args.command {
+        let words = split_command(c).map_err(|e| cli::usage(format!("-c: {e}")))?;
+        return Ok(Scope::Command(words));
+    }
+    Ok(Scope::System(online_cpus()))
+}
+
+fn cpu_list_text(v: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// Prints, for each event, what it is opened as on each PMU (`--show-events`).
+pub fn show_events(out: &mut Vec<u8>, layout: &Layout, pmus: &Pmus, cpu: &CpuInfo) {
+    let _ = writeln!(
+        out,
+        "# {cpu}; core PMUs: {}{}",
+        pmus.core
+            .iter()
+            .map(|p| format!("{} (type {})", p.name, p.type_))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if pmus.is_hybrid() { " [hybrid]" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "# from pmcstat's tables; whether this kernel accepts each event shows when counting"
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<5} {:<5} {:<18} NOTE",
+        "EVENT", "PMU", "GROUP", "TYPE", "CONFIG"
+    );
+    for r in &layout.requests {
+        let pmu_list: Vec<_> = if r.event.is_software() {
+            vec![None]
+        } else {
+            pmus.core.iter().map(Some).collect()
+        };
+        for p in pmu_list {
+            let legacy = perf_tools_core::pmc::cpu::CorePmu::legacy();
+            let pmu = p.unwrap_or(&legacy);
+            let pmu_name = if p.is_some() {
+                pmu.name.as_str()
+            } else {
+                "software"
+            };
+            let note = match r.event {
+                Event::Vendor(v) => match perf_tools_core::pmc::event::vendor_event(v, cpu, pmu) {
+                    Ok(e) => format!("= {e}"),
+                    Err(_) => String::new(),
+                },
+                _ => String::new(),
+            };
+            let line = match r.event.resolve(pmu, cpu) {
+                Ok(res) => format!(
+                    "{:<24} {:<8} {:<5} {:<5} {:<18} {}",
+                    r.event.name(),
+                    pmu_name,
+                    r.group,
+                    res.type_,
+                    format!("{:#x}", res.config),
+                    note
+                ),
+                Err(why) => format!(
+                    "{:<24} {:<8} {:<5} {:<5} {:<18} {}: {why}",
+                    r.event.name(),
+                    pmu_name,
+                    r.group,
+                    "-",
+                    "-",
+                    layout::NOT_SUPPORTED
+                ),
+            };
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+}
+
+/// Why the loop woke up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Timer,
+    Signal,
+    TargetExited,
+}
+
+/// Waits until `deadline`, a shutdown signal, or the end of the watched process.
+fn wait_until(
+    shutdown: &Shutdown,
+    exit_fd: Option<RawFd>,
+    watch: Option<i32>,
+    deadline: Instant,
+) -> Wake {
+    if exit_fd.is_none() && watch.is_none() {
+        let now = Instant::now();
+        return if shutdown.sleep(deadline.saturating_duration_since(now)) {
+            Wake::Signal
+        } else {
+            Wake::Timer
+        };
+    }
+    loop {
+        if shutdown.requested() {
+            return Wake::Signal;
+        }
+        if exit_fd.is_none() && watch.is_some_and(|p| !process_alive(p)) {
+            return Wake::TargetExited;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Wake::Timer;
+        }
+        let mut left = deadline - now;
+        if exit_fd.is_none() {
+            // No pidfd (Linux < 5.3): check the process every 100 ms.
+            left = left.min(Duration::from_millis(100));
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = vec![libc::pollfd {
+            fd: shutdown.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(fd) = exit_fd {
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        shutdown.drain();
+        if fds.len() > 1 && fds[1].revents != 0 {
+            return Wake::TargetExited;
+        }
+    }
+}
+
+/// One-time diagnostics on stderr.
+#[derive(Default)]
+struct Notes {
+    multiplexed: bool,
+    not_counted: bool,
+}
+
+impl Notes {
+    fn check(&mut self, vals: &[Value], hardware: bool) {
+        let run = layout::run_fraction(vals);
+        if !self.multiplexed && run.is_some_and(|r| r > 0.0 && r < 0.9995) {
+            self.multiplexed = true;
+            eprintln!(
+                "pmcstat: counters were multiplexed (RUN% < 100): their values are scaled \
+                 estimates (count × enabled / running time)"
+            );
+        }
+        if !self.not_counted && vals.contains(&Value::NotCounted) {
+            self.not_counted = true;
+            eprintln!(
+                "pmcstat: some counters were never scheduled onto the PMU ({}){}",
+                layout::NOT_COUNTED,
+                if hardware {
+                    ": it has too few free counters (another perf user, or the NMI \
+                     watchdog: echo 0 > /proc/sys/kernel/nmi_watchdog)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+fn report_unsupported(counters: &Counters, cpu: &CpuInfo, pmus: &Pmus, software_only: bool) {
+    let reqs = counters.requests();
+    for u in counters.unsupported() {
+        let ev = reqs[u.index].event;
+        if software_only && !ev.is_software() {
+            continue;
+        }
+        let everywhere = counters.opened()[u.index] == 0;
+        eprintln!(
+            "pmcstat: {}: {} on {}{}: {}",
+            ev.name(),
+            layout::NOT_SUPPORTED,
+            u.pmu,
+            if everywhere || !pmus.is_hybrid() {
+                ""
+            } else {
+                " (counted on the other PMUs only)"
+            },
+            u.reason
+        );
+    }
+    let llc_missing = counters.unsupported().iter().any(|u| {
+        matches!(
+            reqs[u.index].event,
+            Event::Vendor(VendorEvent::LlcReferences | VendorEvent::LlcMisses)
+        )
+    });
+    if llc_missing && matches!(cpu.vendor, Vendor::Amd | Vendor::Hygon) {
+        eprintln!(
+            "pmcstat: on AMD the L3 (last-level) cache is counted by the amd_l3 PMU, not by \
+             the core PMU, so the LLC columns are not available here; -m cache shows L2"
+        );
+    }
+}
+
+/// Runs pmcstat.
+pub fn run(args: Args) -> Result<()> {
+    let layout = match &args.events {
+        Some(list) => Layout::custom(list).map_err(|e| cli::usage(format!("-e: {e}")))?,
+        None => Layout::mode(args.mode),
+    };
+    let scope = scope(&args)?;
+    let cpu = CpuInfo::detect();
+    let pmus = Pmus::system();
+    if args.show_events {
+        let mut out = Output::stdout();
+        show_events(&mut out.buf, &layout, &pmus, &cpu);
+        out.flush()?;
+        return Ok(());
+    }
+    if let Scope::Pid(p) = scope {
+        if !std::path::Path::new(&format!("/proc/{p}")).exists() {
+            bail!("no such process: PID {p} (not in /proc)");
+        }
+    }
+
+    // Hardware events need a hardware PMU; say so plainly where there is none.
+    let mut no_pmu_note = None;
+    if layout.needs_hardware() {
+        if let HardwareProbe::Absent(errno) = probe_hardware() {
+            let msg = no_pmu_message(&pmus, errno);
+            if layout.only_hardware() {
+                let hint = if args.events.is_none() {
+                    "\n  the software-event view works here: pmcstat -m sw (task-clock, \
+                     context-switches, cpu-migrations, page-faults)"
+                } else {
+                    "\n  software events work here: task-clock, cpu-clock, context-switches, \
+                     cpu-migrations, page-faults (or pmcstat -m sw)"
+                };
+                bail!("{msg}{hint}");
+            }
+            no_pmu_note = msg.lines().next().map(str::to_string);
+        }
+    }
+
+    let shutdown = Shutdown::install()?;
+    let mut workload = None;
+    let (targets, opts, watch) = match &scope {
+        Scope::System(cpus) | Scope::Cpus(cpus) => (
+            cpus.iter().map(|&c| Target::Cpu(c)).collect::<Vec<_>>(),
+            Options {
+                exclude_kernel: args.user,
+                ..Options::default()
+            },
+            None,
+        ),
+        Scope::Pid(p) => {
+            let tids = threads_of(*p).with_context(|| format!("listing the threads of PID {p}"))?;
+            (
+                tids.into_iter().map(Target::Task).collect(),
+                Options {
+                    inherit: true,
+                    exclude_kernel: args.user,
+                    ..Options::default()
+                },
+                Some(*p),
+            )
+        }
+        Scope::Command(words) => {
+            let mut w = Workload::prepare(words).map_err(|e| anyhow!(e))?;
+            if let Some(c) = &args.command {
+                w.display = c.trim().to_string();
+            }
+            let pid = w.pid();
+            workload = Some(w);
+            (
+                vec![Target::Task(pid)],
+                Options {
+                    inherit: true,
+                    enable_on_exec: true,
+                    exclude_kernel: args.user,
+                },
+                Some(pid),
+            )
+        }
+    };
+
+    let mut counters = Counters::open(&layout.requests, &targets, &pmus, &cpu, &opts).map_err(
+        |mut f: OpenFailure| {
+            if matches!(f.errno, libc::EACCES | libc::EPERM)
+                && matches!(f.target, Target::Task(_))
+                && !f.exclude_kernel
+            {
+                f.hint = Some(
+                    "or count user mode only with --user (allowed up to perf_event_paranoid 2)"
+                        .into(),
+                );
+            }
+            anyhow!(f)
+        },
+    )?;
+    if counters.group_count() == 0 {
+        if let Scope::Pid(p) = scope {
+            if !counters.vanished().is_empty() {
+                bail!("no such process: PID {p} exited before its counters could be opened");
+            }
+        }
+        report_unsupported(&counters, &cpu, &pmus, no_pmu_note.is_some());
+        bail!(
+            "none of the requested events can be counted here{}",
+            no_pmu_note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(n) = &no_pmu_note {
+        eprintln!(
+            "pmcstat: {n}; hardware events show {}",
+            layout::NOT_SUPPORTED
+        );
+    }
+    report_unsupported(&counters, &cpu, &pmus, no_pmu_note.is_some());
+
+    let mut out = Output::stdout();
+    if let Some(p) = layout.preamble {
+        let _ = writeln!(out.buf, "{p}");
+    }
+    layout.header(&mut out.buf);
+    out.flush()?;
+
+    let start = Instant::now();
+    match workload.as_mut() {
+        Some(w) => w.start().map_err(|e| anyhow!(e))?,
+        None => counters.enable().context("enabling the counters")?,
+    }
+    // Wakes the loop when the measured process ends (Linux 5.3+; polled otherwise).
+    let pid_fd = match (&workload, watch) {
+        (None, Some(p)) => perf_tools_core::pmc::workload::pidfd_open(p),
+        _ => None,
+    };
+    let exit_fd = match &workload {
+        Some(w) => w.exit_fd(),
+        None => pid_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+    };
+
+    let interval = Duration::from_secs_f64(args.interval);
+    let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut next = start + interval;
+    let mut last = start;
+    let mut rows = 0usize;
+    let mut notes = Notes::default();
+    let wake = loop {
+        let deadline = end.map_or(next, |e| e.min(next));
+        let wake = wait_until(&shutdown, exit_fd, watch, deadline);
+        let now = Instant::now();
+        let vals = counters.read().context("reading the counters")?;
+        let elapsed = now.duration_since(last);
+        last = now;
+        let finished = wake != Wake::Timer || end.is_some_and(|e| now >= e);
+        // A row for the partial interval at the end, unless Ctrl-C came right after a row.
+        if wake != Wake::Signal || elapsed >= Duration::from_millis(10) {
+            if rows > 0 && rows % HEADER_EVERY == 0 {
+                layout.header(&mut out.buf);
+            }
+            layout.row(&mut out.buf, &vals, elapsed.as_secs_f64());
+            rows += 1;
+            notes.check(&vals, layout.needs_hardware());
+        }
+        out.flush()?;
+        if finished {
+            break wake;
+        }
+        next += interval;
+        while next <= now {
+            next += interval;
+        }
+    };
+    counters.disable();
+    drop(counters);
+
+    if let Some(w) = workload.as_mut() {
+        let how = match wake {
+            Wake::TargetExited => w.wait_timeout(Duration::from_secs(5)),
+            // Ctrl-C reaches the command too: give it a moment to exit on its own.
+            Wake::Signal => w.wait_timeout(Duration::from_secs(1)),
+            Wake::Timer => None,
+        };
+        let (exit, ended_by_us) = match how {
+            Some(e) => (e, false),
+            None => (w.terminate(Duration::from_secs(2)), true),
+        };
+        eprintln!(
+            "pmcstat: command '{}' (PID {}) {}{}",
+            w.display,
+            w.pid(),
+            exit,
+            if ended_by_us {
+                match wake {
+                    Wake::Timer => " at the end of the duration",
+                    _ => " when pmcstat was stopped",
+                }
+            } else {
+                ""
+            }
+        );
+    } else if let (Wake::TargetExited, Scope::Pid(p)) = (wake, &scope) {
+        eprintln!("pmcstat: PID {p} exited");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("pmcstat").chain(v.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let a = args(&[]).unwrap();
+        assert_eq!(a.mode, Mode::Arch);
+        assert_eq!(a.interval, 1.0);
+        assert_eq!(a.duration, None);
+        let a = args(&["-m", "tlb", "2", "10"]).unwrap();
+        assert_eq!(
+            (a.mode, a.interval, a.duration),
+            (Mode::Tlb, 2.0, Some(10.0))
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_usage_errors() {
+        for bad in [
+            &["0"][..],
+            &["-1"],
+            &["x"],
+            &["1", "0"],
+            &["1", "abc"],
+            &["0.001"],
+            &["inf"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(args(&["-p", "0"]).is_err());
+        assert!(args(&["-m", "bogus"]).is_err());
+        assert!(args(&["-m", "ipc", "-e", "cycles"]).is_err());
+    }
+
+    #[test]
+    fn one_scope_only() {
+        let a = args(&["-C", "0", "-p", "1"]).unwrap();
+        let e = scope(&a).unwrap_err();
+        assert!(e.downcast_ref::<cli::UsageError>().is_some());
+        assert_eq!(e.to_string(), "pick one of -C, -p, -c");
+        let a = args(&["-c", "sleep 1", "-p", "1"]).unwrap();
+        assert!(scope(&a).is_err());
+        let a = args(&["-c", "sh -c 'exit 3'"]).unwrap();
+        assert_eq!(
+            scope(&a).unwrap(),
+            Scope::Command(vec!["sh".into(), "-c".into(), "exit 3".into()])
+        );
+        let a = args(&["-c", "echo 'x"]).unwrap();
+        assert!(scope(&a)
+            .unwrap_err()
+            .downcast_ref::<cli::UsageError>()
+            .is_some());
+        let a = args(&["-C", "0"]).unwrap();
+        assert_eq!(scope(&a).unwrap(), Scope::Cpus(vec![0]));
+        let a = args(&["-C", "100000"]).unwrap();
+        assert!(scope(&a).unwrap_err().to_string().contains("not online"));
+        let a = args(&["-C", "a"]).unwrap();
+        assert!(scope(&a).is_err());
+        assert!(matches!(scope(&args(&[]).unwrap()).unwrap(), Scope::System(v) if !v.is_empty()));
+    }
+
+    #[test]
+    fn cpu_list_text_compresses_ranges() {
+        assert_eq!(cpu_list_text(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+        assert_eq!(cpu_list_text(&[5]), "5");
+        assert_eq!(cpu_list_text(&[]), "");
+    }
+
+    /// The event construction of every mode, per vendor, against the kernel ABI values:
+    /// (name, attr type, attr config) or None where the CPU defines no such event.
+    fn resolved(
+        mode: Mode,
+        cpu: &CpuInfo,
+        pmu: &perf_tools_core::pmc::cpu::CorePmu,
+    ) -> Vec<Option<(u32, u64)>> {
+        Layout::mode(mode)
+            .requests
+            .iter()
+            .map(|r| r.event.resolve(pmu, cpu).ok().map(|x| (x.type_, x.config)))
+            .collect()
+    }
+
+    fn intel(model: u32) -> CpuInfo {
+        CpuInfo {
+            vendor: Vendor::Intel,
+            family: 6,
+            model,
+        }
+    }
+
+    fn zen() -> CpuInfo {
+        CpuInfo {
+            vendor: Vendor::Amd,
+            family: 0x19,
+            model: 0x01,
+        }
+    }
+
+    #[test]
+    fn arch_and_ipc_events_per_vendor() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        let legacy = CorePmu::legacy();
+        // Intel: cycles, instructions, branches, branch-misses, and cache-references/misses,
+        // which the kernel maps to LONGEST_LAT_CACHE.REFERENCE/MISS (r4f2e/r412e).
+        assert_eq!(
+            resolved(Mode::Arch, &intel(0x55), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                Some((0, 4)),
+                Some((0, 5)),
+                Some((0, 2)),
+                Some((0, 3))
+            ]
+        );
+        // AMD: the same generic events, but the LLC as the generic LL cache event
+        // (PERF_TYPE_HW_CACHE LL|READ|ACCESS / MISS).
+        assert_eq!(
+            resolved(Mode::Arch, &zen(), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                Some((0, 4)),
+                Some((0, 5)),
+                Some((3, 0x2)),
+                Some((3, 0x10002))
+            ]
+        );
+        assert_eq!(
+            resolved(Mode::Ipc, &zen(), &legacy),
+            [Some((0, 0)), Some((0, 1))]
+        );
+        // Hybrid: the PMU type in config bits 32-63.
+        let atom = CorePmu::hybrid("cpu_atom", 10, None);
+        assert_eq!(
+            resolved(Mode::Ipc, &intel(0x97), &atom),
+            [Some((0, 10 << 32)), Some((0, (10 << 32) | 1))]
+        );
+    }
+
+    #[test]
+    fn cache_events_per_vendor() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        let legacy = CorePmu::legacy();
+        assert_eq!(
+            resolved(Mode::Cache, &intel(0x5e), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                Some((3, 0x0)),     // L1-dcache-loads
+                Some((3, 0x10000)), // L1-dcache-load-misses
+                Some((4, 0xff24)),  // L2_RQSTS.REFERENCES
+                Some((4, 0x3f24)),  // L2_RQSTS.MISS
+                Some((0, 2)),       // cache-references = LONGEST_LAT_CACHE.REFERENCE
+                Some((0, 3)),       // cache-misses = LONGEST_LAT_CACHE.MISS
+            ]
+        );
+        assert_eq!(
+            resolved(Mode::Cache, &zen(), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                Some((3, 0x0)),
+                Some((3, 0x10000)),
+                Some((0, 2)),   // AMD's cache-references: L2 requests
+                Some((0, 3)),   // AMD's cache-misses: L2 misses
+                Some((3, 0x2)), // LLC-loads (the kernel has none on Zen: not supported)
+                Some((3, 0x10002)),
+            ]
+        );
+        let core = CorePmu::hybrid("cpu_core", 4, None);
+        let atom = CorePmu::hybrid("cpu_atom", 10, None);
+        let adl = intel(0x97);
+        assert_eq!(resolved(Mode::Cache, &adl, &core)[4], Some((4, 0xff24)));
+        assert_eq!(resolved(Mode::Cache, &adl, &atom)[4], None);
+        assert_eq!(resolved(Mode::Cache, &adl, &atom)[2], Some((3, 10 << 32)));
+    }
+
+    #[test]
+    fn tlb_events_per_vendor() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        let legacy = CorePmu::legacy();
+        assert_eq!(
+            resolved(Mode::Tlb, &intel(0x55), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                Some((4, 0x0100_1008)), // DTLB_LOAD_MISSES.WALK_ACTIVE
+                Some((4, 0x0100_1049)), // DTLB_STORE_MISSES.WALK_ACTIVE
+                Some((4, 0x0100_1085)), // ITLB_MISSES.WALK_ACTIVE
+                Some((3, 0x10003)),     // dTLB-load-misses
+                Some((3, 0x10103)),     // dTLB-store-misses
+                Some((3, 0x10004)),     // iTLB-load-misses
+            ]
+        );
+        assert_eq!(
+            resolved(Mode::Tlb, &intel(0x8f), &legacy)[2..5],
+            [
+                Some((4, 0x0100_1012)),
+                Some((4, 0x0100_1013)),
+                Some((4, 0x0100_1011))
+            ]
+        );
+        assert_eq!(
+            resolved(Mode::Tlb, &zen(), &legacy),
+            [
+                Some((0, 0)),
+                Some((0, 1)),
+                None,
+                None,
+                None,
+                Some((3, 0x10003)),
+                Some((3, 0x10103)),
+                Some((3, 0x10004)),
+            ]
+        );
+    }
+
+    #[test]
+    fn sw_events() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        assert_eq!(
+            resolved(Mode::Sw, &zen(), &CorePmu::legacy()),
+            [Some((1, 1)), Some((1, 3)), Some((1, 4)), Some((1, 2))]
+        );
+    }
+
+    #[test]
+    fn show_events_lists_each_pmu() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        let pmus = Pmus {
+            core: vec![
+                CorePmu::hybrid("cpu_core", 4, Some(vec![0, 1])),
+                CorePmu::hybrid("cpu_atom", 10, Some(vec![2, 3])),
+            ],
+            devices: vec!["cpu_atom".into(), "cpu_core".into()],
+        };
+        let mut out = Vec::new();
+        show_events(&mut out, &Layout::mode(Mode::Cache), &pmus, &intel(0x97));
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("[hybrid]"), "{s}");
+        assert!(
+            s.lines().any(|l| l.starts_with("l2-references")
+                && l.contains("cpu_core")
+                && l.contains("0xff24")),
+            "{s}"
+        );
+        assert!(
+            s.lines().any(|l| l.starts_with("l2-references")
+                && l.contains("cpu_atom")
+                && l.contains(layout::NOT_SUPPORTED)),
+            "{s}"
+        );
+        assert!(
+            s.lines()
+                .any(|l| l.starts_with("cycles") && l.contains("0xa00000000")),
+            "{s}"
+        );
+    }
+}
