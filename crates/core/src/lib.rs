@@ -18,6 +18,7 @@ pub mod output;
 pub mod perf_msr;
 pub mod pmc;
 pub mod privilege;
+pub mod probe;
 pub mod reader;
 pub mod ringbuf;
 pub mod session;

@@ -48,6 +48,7 @@ pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
             Err(err) => eprintln!("warning: {err:#}"),
         }
     }
+    removed.extend(crate::probe::remove_stale(tracefs));
     removed
 }
 
