@@ -262,9 +262,13 @@ fn parse_field(line: &str) -> Result<Field, String> {
         }
         None => (decl, None),
     };
+    // Start of the trailing identifier (a char boundary even if the text before it is
+    // not ASCII).
     let split = head
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map(|i| i + 1)
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
     let name = head[split..].to_string();
     if name.is_empty() {
@@ -361,6 +365,10 @@ mod tests {
             EventFormat::parse("name: a\nID: 1\n\tfield:int a[;\toffset:0;\tsize:4;\n").is_err()
         );
         assert!(EventFormat::parse("name: a\nID: 99999\n").is_err());
+        // Found by the property tests: a multi-byte character before the name.
+        let _ = EventFormat::parse("name: a\nID: 1\n\tfield:int é;\toffset:0;\tsize:4;\n");
+        let f = EventFormat::parse("name: a\nID: 1\n\tfield:intéx;\toffset:0;\tsize:4;\n").unwrap();
+        assert_eq!(f.fields[0].name, "x");
     }
 
     #[test]

@@ -347,11 +347,16 @@ impl PageBuilder {
     }
 
     /// Appends a discarded-event padding record of `len` payload bytes at time `ts`.
-    pub fn discarded(&mut self, ts: u64, len: usize) {
+    /// Returns false (and writes nothing) when it does not fit.
+    pub fn discarded(&mut self, ts: u64, len: usize) -> bool {
+        if self.data.len() + 8 + 8 + len.max(4) > self.layout.data_size {
+            return false;
+        }
         let delta = self.delta_for(ts).max(1);
         self.header(TYPE_PADDING, delta);
         self.data.extend_from_slice(&(len as u32).to_ne_bytes());
         self.data.resize(self.data.len() + len.saturating_sub(4), 0);
+        true
     }
 
     /// Appends an absolute time stamp record setting the clock to `ts`.
@@ -414,7 +419,7 @@ mod tests {
         let mut b = PageBuilder::new(PageLayout::X86_64_4K, 1_000);
         assert!(b.event(1_010, &[1, 0, 2, 3]));
         assert!(b.event(1_010 + (5u64 << 27) + 7, &[9; 200])); // long form + time extend
-        b.discarded(1_010 + (5u64 << 27) + 50, 24);
+        assert!(b.discarded(1_010 + (5u64 << 27) + 50, 24));
         assert!(b.event(1_010 + (5u64 << 27) + 60, &[7; 13]));
         b.absolute(99_000_000_000);
         assert!(b.event(99_000_000_005, &[5; 8]));
