@@ -114,7 +114,7 @@ pub struct Row {
     pub dm: u64,
     /// ΔAPERF: C0 cycles at the actual rate.
     pub da: u64,
-    /// UTIL %: ΔMPERF / (base MHz × 10⁶ × elapsed s) (MPERF counts only in C0).
+    /// UTIL %: ΔMPERF / (base MHz × 10⁶ × elapsed s), rounded (MPERF counts only in C0).
     pub util: Option<u64>,
     /// RATIO %: 100 × ΔAPERF / ΔMPERF.
     pub ratio: Option<u64>,
@@ -122,7 +122,9 @@ pub struct Row {
     pub mhz: Option<u64>,
 }
 
-/// Computes a row as the original does (integer maths), with the elapsed time measured.
+/// Computes a row as the original does (integer maths for RATIO and MHz), with UTIL
+/// over the measured elapsed time (which is a little longer than the interval) and
+/// rounded rather than truncated, so a busy CPU shows 100%, not 99%.
 pub fn compute(dm: u64, da: u64, base_mhz: Option<u32>, elapsed_s: f64) -> Row {
     let ratio = (dm > 0).then(|| (100u128 * da as u128 / dm as u128) as u64);
     let mhz = base_mhz
@@ -130,7 +132,7 @@ pub fn compute(dm: u64, da: u64, base_mhz: Option<u32>, elapsed_s: f64) -> Row {
         .map(|b| (b as u128 * da as u128 / dm as u128) as u64);
     let util = base_mhz
         .filter(|_| elapsed_s > 0.0)
-        .map(|b| (dm as f64 * 100.0 / (b as f64 * 1e6 * elapsed_s)) as u64);
+        .map(|b| (dm as f64 * 100.0 / (b as f64 * 1e6 * elapsed_s)).round() as u64);
     Row {
         dm,
         da,
@@ -527,8 +529,9 @@ mod tests {
 
     #[test]
     fn row_maths_as_the_original() {
-        // The original's example: base 3000, ΔM 3021819807, ΔA 3521745975 over 1 s.
-        let r = compute(3_021_819_807, 3_521_745_975, Some(3000), 1.0);
+        // The original's example: base 3000, ΔM 3021819807, ΔA 3521745975 over its
+        // "1 s" interval, which really lasted about 1.007 s (sleep 1 plus two rdmsr).
+        let r = compute(3_021_819_807, 3_521_745_975, Some(3000), 1.007);
         assert_eq!(r.ratio, Some(116));
         assert_eq!(r.mhz, Some(3496));
         assert_eq!(r.util, Some(100));
@@ -536,9 +539,11 @@ mod tests {
             table_row("21:41:43", None, &r),
             "21:41:43   3021819807   3521745975     100%   116%   3496"
         );
-        // Half busy at base 2500 over 2 s.
-        let r = compute(2_500_000_000, 2_750_000_000, Some(2500), 2.0);
+        // Half busy at base 2500 over 2 s (plus 2 ms of sleep overshoot).
+        let r = compute(2_500_000_000, 2_750_000_000, Some(2500), 2.002);
         assert_eq!((r.util, r.ratio, r.mhz), (Some(50), Some(110), Some(2750)));
+        // Rounded, not truncated: 49.6% is 50%.
+        assert_eq!(compute(1_240_000_000, 0, Some(2500), 1.0).util, Some(50));
         // No C0 time: ratio and MHz undefined, not a division by zero.
         let r = compute(0, 0, Some(2500), 1.0);
         assert_eq!((r.util, r.ratio, r.mhz), (Some(0), None, None));
