@@ -43,6 +43,11 @@ pub fn tools() -> Vec<Tool> {
             command: showboost::command,
             sections: include_str!("../../../man/src/showboost.roff"),
         },
+        Tool {
+            name: "pmcstat",
+            command: pmcstat::command,
+            sections: include_str!("../../../man/src/pmcstat.roff"),
+        },
     ]
 }
 

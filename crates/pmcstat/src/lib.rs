@@ -41,8 +41,7 @@ pub const HEADER_EVERY: usize = 25;
     after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
 )]
 pub struct Args {
-    /// Mode: arch (cycles, IPC, branches, LLC), ipc, cache (L1D/L2/LLC), tlb (page walks),
-    /// or sw (software events: task-clock, context switches, migrations, page faults)
+    /// What to measure
     #[arg(short = 'm', long = "mode", value_enum, default_value_t = Mode::Arch, value_name = "mode")]
     pub mode: Mode,
     /// Count these events instead: comma-separated generic names (cycles, instructions,
