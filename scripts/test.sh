@@ -35,6 +35,18 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace (unit, fixture and live tests)"
 cargo test --workspace
 
+step "install smoke test (scripts/install.sh into a temporary prefix)"
+stage=$(mktemp -d)
+scripts/install.sh "$stage" >/dev/null
+for t in $(cargo run -q -p docgen -- list); do
+  "$stage/bin/$t" --version >/dev/null
+  for f in "share/man/man8/$t.8" "share/bash-completion/completions/$t" "share/zsh/site-functions/_$t" "share/fish/vendor_completions.d/$t.fish"; do
+    [ -s "$stage/$f" ] || { echo "install: $f missing" >&2; exit 1; }
+  done
+done
+rm -rf "$stage"
+echo "install: ok"
+
 if [ "${PT_SKIP_VM:-0}" = 1 ]; then
   step "VM tests skipped (PT_SKIP_VM=1)"
 else

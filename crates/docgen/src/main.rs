@@ -1,5 +1,6 @@
 //! `cargo run -p docgen` regenerates man/man8/*.8;
-//! `cargo run -p docgen -- completions DIR` writes shell completions into DIR.
+//! `cargo run -p docgen -- completions DIR` writes shell completions into DIR;
+//! `cargo run -p docgen -- list` prints the tools' names.
 fn main() -> anyhow::Result<()> {
     let root = docgen::workspace_root();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -12,6 +13,14 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| root.join("target/completions"));
             docgen::write_completions(&dir)
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}: use 'man' or 'completions DIR'"),
+        Some("list") => {
+            for t in docgen::tools() {
+                println!("{}", t.name);
+            }
+            Ok(())
+        }
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}: use 'man', 'completions DIR' or 'list'")
+        }
     }
 }
