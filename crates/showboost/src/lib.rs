@@ -89,6 +89,18 @@ pub struct Args {
     /// Read a fake machine tree (DIR/dev/cpu, DIR/sys, DIR/proc) instead of this machine
     #[arg(long, value_name = "DIR", hide = true)]
     pub root: Option<PathBuf>,
+    /// The perf msr PMU events standing for MPERF and APERF (a test seam: `tsc,tsc`
+    /// exercises the perf path on kernels whose PMU lists only tsc)
+    #[arg(long = "perf-events", value_name = "MPERF,APERF", hide = true, default_value = "mperf,aperf", value_parser = parse_event_pair)]
+    pub perf_events: (String, String),
+}
+
+/// Parses `MPERF,APERF` event names.
+pub fn parse_event_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once(',') {
+        Some((m, a)) if !m.is_empty() && !a.is_empty() => Ok((m.to_string(), a.to_string())),
+        _ => Err(format!("expected two event names, MPERF,APERF: {s:?}")),
+    }
 }
 
 /// Parses a positive number of seconds.
@@ -346,15 +358,19 @@ fn open_msr(machine: &Machine, cpus: &[u32]) -> Result<Vec<MsrFile>, String> {
     Ok(files)
 }
 
-fn open_perf(machine: &Machine, cpus: &[u32]) -> Result<Vec<(u32, Counter, Counter)>, String> {
+fn open_perf(
+    machine: &Machine,
+    cpus: &[u32],
+    (mperf, aperf): &(String, String),
+) -> Result<Vec<(u32, Counter, Counter)>, String> {
     if machine.fake {
         return Err("not used with a fake machine tree".into());
     }
     let pmu = MsrPmu::open(machine.sys.root()).map_err(|e| e.to_string())?;
-    if pmu.config("aperf").is_none() || pmu.config("mperf").is_none() {
+    if pmu.config(aperf).is_none() || pmu.config(mperf).is_none() {
         let have = pmu.event_names();
         return Err(format!(
-            "the perf msr PMU has no aperf/mperf events (it has: {})",
+            "the perf msr PMU has no {aperf}/{mperf} events (it has: {})",
             if have.is_empty() {
                 "none".to_string()
             } else {
@@ -364,8 +380,8 @@ fn open_perf(machine: &Machine, cpus: &[u32]) -> Result<Vec<(u32, Counter, Count
     }
     let mut v = Vec::new();
     for &cpu in cpus {
-        let m = pmu.counter("mperf", cpu).map_err(|e| e.to_string())?;
-        let a = pmu.counter("aperf", cpu).map_err(|e| e.to_string())?;
+        let m = pmu.counter(mperf, cpu).map_err(|e| e.to_string())?;
+        let a = pmu.counter(aperf, cpu).map_err(|e| e.to_string())?;
         v.push((cpu, m, a));
     }
     Ok(v)
@@ -411,12 +427,15 @@ pub fn run(args: Args) -> Result<()> {
             let perf_result = if args.source == Source::Msr {
                 Err("not tried (--source msr)".to_string())
             } else {
-                open_perf(&machine, &cpus)
+                open_perf(&machine, &cpus, &args.perf_events)
             };
             match perf_result {
                 Ok(c) => (
                     Counters::Perf(c),
-                    "the perf msr PMU (aperf/mperf events)".into(),
+                    format!(
+                        "the perf msr PMU ({}/{} events)",
+                        args.perf_events.1, args.perf_events.0
+                    ),
                     Some(msr_reason),
                 ),
                 Err(perf_reason) => {
