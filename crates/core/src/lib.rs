@@ -10,6 +10,7 @@
 pub mod block;
 pub mod cli;
 pub mod format;
+pub mod ftrace;
 pub mod hwmon;
 pub mod instance;
 pub mod merge;

@@ -49,6 +49,7 @@ pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
         }
     }
     removed.extend(crate::probe::remove_stale(tracefs));
+    removed.extend(crate::ftrace::restore_stale(tracefs));
     removed
 }
 

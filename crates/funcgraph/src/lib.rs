@@ -1,0 +1,639 @@
+//! funcgraph: trace a kernel function's call graph with durations.
+//!
+//! A port of perf-tools' `funcgraph` with the same options that passes the kernel's own
+//! function_graph text through unchanged. It runs in a private tracefs instance where
+//! the kernel can run function_graph there (with a per-instance `set_graph_function`);
+//! otherwise it uses the top-level tracer, refusing if another tracer is active, saving
+//! every file it changes to a state file first and restoring them on every exit path (a
+//! run killed with SIGKILL is restored by the next run or `--cleanup`).
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use perf_tools_core::ftrace::{self, TopLevel};
+use perf_tools_core::instance::Instance;
+use perf_tools_core::output::Output;
+use perf_tools_core::signals::Shutdown;
+use perf_tools_core::tracefs::{read_file, Tracefs};
+use perf_tools_core::{cli, stale};
+
+/// Command-line options (the original's, plus `--cleanup`).
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "funcgraph",
+    version,
+    about = "Trace kernel function calls as a call graph with durations, using the function_graph tracer",
+    long_about = None,
+    after_help = "Examples:\n  funcgraph do_nanosleep        # trace do_nanosleep() and children\n  funcgraph -m 3 do_sys_open    # trace do_sys_open() to 3 levels only\n  funcgraph -a do_sys_open      # include timestamps and process name\n  funcgraph -p 198 do_sys_open  # trace vfs_read() for PID 198 only\n  funcgraph -d 1 do_sys_open >out  # trace 1 sec, then write to file\n  funcgraph 'vfs_read vfs_write'   # several functions (or globs)\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcgraph(8) man page for more."
+)]
+pub struct Args {
+    /// All info (same as -HPt)
+    #[arg(short = 'a')]
+    pub all: bool,
+    /// Measure on-CPU time only (exclude time asleep)
+    #[arg(short = 'C')]
+    pub cpu_only: bool,
+    /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
+    #[arg(short = 'd', value_name = "secs", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+    /// Do not show function durations
+    #[arg(short = 'D')]
+    pub no_durations: bool,
+    /// Include column headers
+    #[arg(short = 'H')]
+    pub headers: bool,
+    /// Trace at most this many levels of calls deep
+    #[arg(short = 'm', value_name = "maxdepth", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub maxdepth: Option<u32>,
+    /// Only trace this process: its threads, and those it creates while tracing
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Option<u32>,
+    /// Only trace this thread
+    #[arg(short = 'L', value_name = "TID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tid: Option<u32>,
+    /// Show process names and PIDs on each line
+    #[arg(short = 'P')]
+    pub proc_names: bool,
+    /// Show absolute timestamps
+    #[arg(short = 't')]
+    pub timestamps: bool,
+    /// Comment function tails (`} /* func */`)
+    #[arg(short = 'T')]
+    pub tails: bool,
+    /// Kernel function name(s) or glob(s) to graph, e.g. vfs_read, 'ext4_*'
+    #[arg(value_name = "funcstring", required_unless_present = "cleanup")]
+    pub functions: Vec<String>,
+    /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// Parses a positive number of seconds.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "duration must be a positive number of seconds, at most one year: {s}"
+        )),
+        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
+    }
+}
+
+/// The clap definition (for man pages and completions).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// The overhead warning, printed once per run on stderr before function_graph is enabled.
+pub const OVERHEAD_WARNING: &str = "WARNING: while function_graph is active the kernel runs measurably slower (50% or more), even when nothing is printed; trace briefly and narrowly";
+
+/// The patterns of the positional arguments (each may hold a space-separated list).
+pub fn patterns(functions: &[String]) -> Vec<String> {
+    functions
+        .iter()
+        .flat_map(|f| f.split_whitespace())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The startup line, as the original prints it.
+pub fn banner(args: &Args) -> String {
+    let funcs = patterns(&args.functions).join(" ");
+    let ftext = match (args.pid, args.tid) {
+        (Some(p), _) => format!(" for PID {p}"),
+        (None, Some(t)) => format!(" for TID {t}"),
+        _ => String::new(),
+    };
+    match args.duration {
+        Some(d) => format!("Tracing \"{funcs}\"{ftext} for {} seconds...", fmt_secs(d)),
+        None => format!("Tracing \"{funcs}\"{ftext}... Ctrl-C to end."),
+    }
+}
+
+fn fmt_secs(d: f64) -> String {
+    if d.fract() == 0.0 {
+        format!("{}", d as u64)
+    } else {
+        format!("{d}")
+    }
+}
+
+/// Patterns that do not match any traceable function: `(pattern, close matches)`.
+/// Patterns the kernel interprets specially (`!negation`, `:mod:` commands, `[classes]`)
+/// are left to the kernel.
+pub fn untraceable<'a>(pats: &[String], names: &[&'a str]) -> Vec<(String, Vec<&'a str>)> {
+    pats.iter()
+        .filter(|p| !p.starts_with('!') && !p.contains(':') && !p.contains('['))
+        .filter(|p| !names.iter().any(|n| ftrace::glob_match(p, n)))
+        .map(|p| (p.clone(), ftrace::close_matches(p, names, 8)))
+        .collect()
+}
+
+/// Explains untraceable patterns.
+pub fn untraceable_message(missing: &[(String, Vec<&str>)]) -> String {
+    let mut s = String::new();
+    for (i, (p, close)) in missing.iter().enumerate() {
+        if i > 0 {
+            s.push_str("\n  ");
+        }
+        s.push_str(&format!(
+            "\"{p}\" matches no traceable kernel function (not in available_filter_functions: inlined, notrace, or not in this kernel)"
+        ));
+        if close.is_empty() {
+            s.push_str("; no close matches");
+        } else {
+            s.push_str(&format!("; close matches: {}", close.join(" ")));
+        }
+    }
+    s.push_str(
+        "\n  list candidates with: grep <name> /sys/kernel/tracing/available_filter_functions",
+    );
+    s
+}
+
+/// Where the graph is traced: a private instance, or the saved-and-restored top level.
+enum Target {
+    Instance(InstanceTarget),
+    Top(TopLevel, PathBuf),
+}
+
+/// An instance whose tracer is set back to nop before the instance is removed.
+struct InstanceTarget {
+    inst: Option<Instance>,
+    dir: PathBuf,
+}
+
+impl InstanceTarget {
+    fn stop(&self) {
+        let _ = std::fs::write(self.dir.join("tracing_on"), "0");
+        let _ = std::fs::write(self.dir.join("current_tracer"), "nop");
+    }
+}
+
+impl Drop for InstanceTarget {
+    fn drop(&mut self) {
+        if self.inst.is_some() {
+            self.stop();
+        }
+    }
+}
+
+impl Target {
+    fn dir(&self) -> &Path {
+        match self {
+            Target::Instance(i) => &i.dir,
+            Target::Top(_, root) => root,
+        }
+    }
+
+    fn has(&self, rel: &str) -> bool {
+        self.dir().join(rel).exists()
+    }
+
+    fn read(&self, rel: &str) -> Result<String> {
+        let p = self.dir().join(rel);
+        read_file(&p).with_context(|| format!("reading {}", p.display()))
+    }
+
+    fn set(&mut self, rel: &str, value: &str) -> Result<()> {
+        match self {
+            Target::Instance(i) => {
+                let p = i.dir.join(rel);
+                std::fs::write(&p, value)
+                    .with_context(|| format!("writing {value:?} to {}", p.display()))
+            }
+            Target::Top(t, _) => t.set(rel, value),
+        }
+    }
+
+    /// Ends tracing and undoes everything, reporting a failure.
+    fn finish(self) -> Result<()> {
+        match self {
+            Target::Instance(mut i) => {
+                i.stop();
+                match i.inst.take() {
+                    Some(inst) => inst.remove(),
+                    None => Ok(()),
+                }
+            }
+            Target::Top(t, _) => t.restore(),
+        }
+    }
+}
+
+fn has_word(text: &str, word: &str) -> bool {
+    text.split_whitespace().any(|w| w == word)
+}
+
+/// Checks that the kernel can run function_graph at all, before anything is changed.
+fn require_function_graph(tracefs: &Tracefs) -> Result<()> {
+    let tracers = read_file(&tracefs.path("available_tracers")).unwrap_or_default();
+    if !has_word(&tracers, "function_graph") {
+        bail!(
+            "this kernel has no function_graph tracer (available_tracers: {}): it was built without CONFIG_FUNCTION_GRAPH_TRACER, so funcgraph cannot run here; use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y (most distribution kernels are)",
+            if tracers.trim().is_empty() { "none" } else { tracers.trim() }
+        );
+    }
+    if !tracefs.path("set_graph_function").exists() {
+        bail!(
+            "{} has no set_graph_function: the kernel lacks CONFIG_DYNAMIC_FTRACE, which funcgraph needs to graph single functions",
+            tracefs.root().display()
+        );
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/ftrace_enabled") {
+        if v.trim() == "0" {
+            bail!("function tracing is disabled (sysctl kernel.ftrace_enabled = 0); enable it with: sysctl -w kernel.ftrace_enabled=1");
+        }
+    }
+    Ok(())
+}
+
+/// The threads to trace: every current thread of `-p PID`, or the `-L TID`.
+fn traced_tids(args: &Args) -> Result<Vec<u32>> {
+    if let Some(pid) = args.pid {
+        let dir = PathBuf::from(format!("/proc/{pid}/task"));
+        let mut tids: Vec<u32> = std::fs::read_dir(&dir)
+            .with_context(|| format!("no process with PID {pid} (reading {})", dir.display()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        if tids.is_empty() {
+            bail!("process {pid} has no threads left (it is exiting)");
+        }
+        return Ok(tids);
+    }
+    if let Some(tid) = args.tid {
+        if !Path::new(&format!("/proc/{tid}/status")).exists() {
+            bail!("no thread with TID {tid}");
+        }
+        return Ok(vec![tid]);
+    }
+    Ok(Vec::new())
+}
+
+/// Picks a private instance when function_graph and set_graph_function (and
+/// max_graph_depth, for -m) work there, else the top level.
+fn open_target(tracefs: &Tracefs, need_depth: bool) -> Result<Target> {
+    let why_not = match Instance::create(tracefs, "funcgraph") {
+        Ok(inst) => {
+            let tracers = inst.read("available_tracers").unwrap_or_default();
+            let why_not = if !has_word(&tracers, "function_graph") {
+                "this kernel runs function_graph only in the top-level instance"
+            } else if !inst.dir().join("set_graph_function").exists() {
+                "this kernel's instances have no set_graph_function"
+            } else if need_depth && !inst.dir().join("max_graph_depth").exists() {
+                "this kernel's instances have no max_graph_depth (-m)"
+            } else {
+                let dir = inst.dir().to_path_buf();
+                return Ok(Target::Instance(InstanceTarget {
+                    inst: Some(inst),
+                    dir,
+                }));
+            };
+            inst.remove()?;
+            why_not
+        }
+        Err(_) => "private trace instances are not available",
+    };
+    let (top, restored) = TopLevel::begin(tracefs, "funcgraph")?;
+    for r in restored {
+        eprintln!("funcgraph: restored {r}");
+    }
+    let cur = top.read("current_tracer")?;
+    let cur = cur.trim();
+    if cur != "nop" {
+        bail!(
+            "ftrace is in use: the top-level tracer is {cur:?} (current_tracer), and {why_not}, so funcgraph would have to take it over; stop the other user first (if it was left behind by a crashed tool: echo nop > {})",
+            tracefs.path("current_tracer").display()
+        );
+    }
+    eprintln!(
+        "funcgraph: {why_not}: using the top-level tracer; the original settings are saved in {} and restored on exit",
+        top.state_file().display()
+    );
+    Ok(Target::Top(top, tracefs.root().to_path_buf()))
+}
+
+/// Applies the options to the target and turns function_graph on.
+fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Result<()> {
+    if matches!(t, Target::Top(..)) {
+        // function_graph also honours set_ftrace_filter: clear it (saved, restored later).
+        let filter = t.read("set_ftrace_filter")?;
+        if filter
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains(':'))
+        {
+            bail!("set_ftrace_filter holds function triggers (another ftrace user is active); funcgraph will not remove them. Clear them first if they are left over");
+        }
+        if !ftrace::normalize("set_ftrace_filter", &filter).is_empty() {
+            t.set("set_ftrace_filter", "")?;
+        }
+    }
+    if let Some(d) = args.maxdepth {
+        if !t.has("max_graph_depth") {
+            bail!("this kernel has no max_graph_depth (-m needs Linux 3.18 or later)");
+        }
+        t.set("max_graph_depth", &d.to_string())?;
+    }
+    if !tids.is_empty() {
+        let list: Vec<String> = tids.iter().map(u32::to_string).collect();
+        t.set("set_ftrace_pid", &list.join(" "))
+            .context("limiting tracing to the given PID")?;
+        if args.pid.is_some() {
+            if t.has("options/function-fork") {
+                t.set("options/function-fork", "1")?;
+            } else {
+                eprintln!("funcgraph: this kernel has no options/function-fork (Linux 4.15+): threads PID {} creates from now on are not traced", args.pid.unwrap_or(0));
+            }
+        }
+    }
+    let funcs = pats.join(" ");
+    if let Err(e) = t.set("set_graph_function", &funcs) {
+        bail!("the kernel refused set_graph_function \"{funcs}\" ({e:#}); check the names against available_filter_functions");
+    }
+    let all = args.all;
+    let toggles = [
+        ("funcgraph-proc", args.proc_names || all, "1", "-P"),
+        ("funcgraph-abstime", args.timestamps || all, "1", "-t"),
+        ("funcgraph-duration", args.no_durations, "0", "-D"),
+        ("funcgraph-tail", args.tails, "1", "-T"),
+        ("sleep-time", args.cpu_only, "0", "-C"),
+    ];
+    for (opt, wanted, value, flag) in toggles {
+        if !wanted {
+            continue;
+        }
+        let rel = format!("options/{opt}");
+        if !t.has(&rel) {
+            bail!("this kernel has no {rel}, which {flag} needs (older kernel?)");
+        }
+        t.set(&rel, value)?;
+    }
+    if t.read("tracing_on")?.trim() != "1" {
+        t.set("tracing_on", "1")?;
+    }
+    eprintln!("funcgraph: {OVERHEAD_WARNING}");
+    t.set("current_tracer", "function_graph")
+        .context("enabling the function_graph tracer")?;
+    Ok(())
+}
+
+/// Counts `[LOST N EVENTS]` markers the kernel puts in its text.
+fn count_lost(buf: &[u8]) -> u64 {
+    buf.windows(6).filter(|w| w == b"[LOST ").count() as u64
+}
+
+fn stdout_is_pipe() -> bool {
+    // SAFETY: fstat writes into a valid stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+}
+
+/// Copies the `#` header lines at the top of the target's `trace` file.
+fn copy_header(dir: &Path, out: &mut Output) -> Result<()> {
+    let p = dir.join("trace");
+    let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+    let mut r = BufReader::new(f);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 || !line.starts_with(b"#") {
+            break;
+        }
+        out.buf.extend_from_slice(&line);
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads everything `trace_pipe` has now (up to `cap` bytes) into `out`.
+fn read_available(pipe: &mut File, out: &mut Vec<u8>, cap: usize) -> Result<()> {
+    let mut chunk = [0u8; 1 << 16];
+    while out.len() < cap {
+        match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                break
+            }
+            Err(e) => return Err(e).context("reading trace_pipe"),
+        }
+    }
+    Ok(())
+}
+
+/// Streams `trace_pipe` until a signal or a closed output pipe; returns lost-event markers.
+fn stream(t: &mut Target, shutdown: &Shutdown, out: &mut Output, headers: bool) -> Result<u64> {
+    let path = t.dir().join("trace_pipe");
+    let mut pipe = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if headers {
+        copy_header(t.dir(), out)?;
+    }
+    let mut lost = 0;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: shutdown.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            // No events requested: only POLLERR (every reader closed our pipe) shows.
+            libc::pollfd {
+                fd: 1,
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid pollfd array of the given length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
+        shutdown.drain();
+        if fds[2].revents & libc::POLLERR != 0 && stdout_is_pipe() {
+            return Ok(lost);
+        }
+        let finishing = shutdown.requested();
+        if finishing {
+            t.set("tracing_on", "0")?;
+        }
+        read_available(&mut pipe, &mut out.buf, 1 << 20)?;
+        lost += count_lost(&out.buf);
+        out.flush()?;
+        if finishing {
+            // Whatever was still buffered when tracing stopped.
+            loop {
+                read_available(&mut pipe, &mut out.buf, 1 << 20)?;
+                if out.buf.is_empty() {
+                    break;
+                }
+                lost += count_lost(&out.buf);
+                out.flush()?;
+            }
+            return Ok(lost);
+        }
+    }
+}
+
+/// Traces for `secs`, then prints the `trace` file (without `#` lines unless `headers`).
+fn buffered(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    secs: f64,
+    headers: bool,
+) -> Result<u64> {
+    shutdown.sleep(Duration::from_secs_f64(secs));
+    t.set("tracing_on", "0")?;
+    let p = t.dir().join("trace");
+    let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let mut line = Vec::new();
+    let mut lost = 0;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", p.display()))?
+            == 0
+        {
+            break;
+        }
+        if !headers && line.starts_with(b"#") {
+            continue;
+        }
+        lost += count_lost(&line);
+        out.buf.extend_from_slice(&line);
+        if out.buf.len() >= 1 << 16 {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(lost)
+}
+
+/// Runs funcgraph.
+pub fn run(args: Args) -> Result<()> {
+    if args.cleanup {
+        return stale::cleanup_command();
+    }
+    let pats = patterns(&args.functions);
+    if pats.is_empty() {
+        return Err(cli::usage(
+            "no function given: name a kernel function or glob, e.g. funcgraph vfs_read",
+        ));
+    }
+    let headers = args.headers || args.all;
+    let shutdown = Shutdown::install()?;
+    let tracefs = Tracefs::open()?;
+    require_function_graph(&tracefs)?;
+    let aff = read_file(&tracefs.path("available_filter_functions"))
+        .context("reading available_filter_functions")?;
+    let names = ftrace::filter_function_names(&aff);
+    let missing = untraceable(&pats, &names);
+    if !missing.is_empty() {
+        bail!("{}", untraceable_message(&missing));
+    }
+    drop(names);
+    drop(aff);
+    let tids = traced_tids(&args)?;
+
+    let mut target = open_target(&tracefs, args.maxdepth.is_some())?;
+    configure(&mut target, &args, &tids, &pats)?;
+    // Fault injection for the cleanup tests: PT_FAULT=panic panics once tracing is on,
+    // to prove everything is still restored while the panic unwinds.
+    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
+        panic!("PT_FAULT=panic: injected panic after setup");
+    }
+    let mut out = Output::stdout();
+    let _ = writeln!(out.buf, "{}", banner(&args));
+    out.flush()?;
+    let lost = match args.duration {
+        Some(d) => buffered(&mut target, &shutdown, &mut out, d, headers)?,
+        None => stream(&mut target, &shutdown, &mut out, headers)?,
+    };
+    let _ = writeln!(out.buf, "\nEnding tracing...");
+    let flushed = out.flush();
+    target.finish()?;
+    flushed?;
+    if lost > 0 {
+        eprintln!("WARNING: the kernel lost events {lost} times (see the [LOST N EVENTS] lines); the graph has gaps");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banners_match_the_original() {
+        let a = Args::parse_from(["funcgraph", "do_nanosleep"]);
+        assert_eq!(banner(&a), "Tracing \"do_nanosleep\"... Ctrl-C to end.");
+        let a = Args::parse_from(["funcgraph", "-p", "91", "-d", "5", "vfs_read"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"vfs_read\" for PID 91 for 5 seconds..."
+        );
+        let a = Args::parse_from(["funcgraph", "-L", "7", "vfs_read vfs_write"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"vfs_read vfs_write\" for TID 7... Ctrl-C to end."
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_rejected_by_the_parser() {
+        for argv in [
+            &["funcgraph"][..],
+            &["funcgraph", "-p", "1", "-L", "2", "f"],
+            &["funcgraph", "-m", "x", "f"],
+            &["funcgraph", "-m", "0", "f"],
+            &["funcgraph", "-d", "0", "f"],
+            &["funcgraph", "-d", "abc", "f"],
+            &["funcgraph", "-p", "0", "f"],
+            &["funcgraph", "-z", "f"],
+        ] {
+            let e = Args::try_parse_from(argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}");
+        }
+        assert!(Args::try_parse_from(["funcgraph", "--cleanup"]).is_ok());
+        let a = Args::parse_from(["funcgraph", "-a", "f*", "g"]);
+        assert!(a.all && a.functions == ["f*", "g"]);
+    }
+
+    #[test]
+    fn reports_untraceable_functions_with_close_matches() {
+        let names = ["vfs_read", "vfs_readv", "do_sys_openat2", "ksys_read"];
+        let pats = patterns(&["vfs_read do_sys_open".into(), "ext4_*".into(), "!x".into()]);
+        let m = untraceable(&pats, &names);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m[0].0, "do_sys_open");
+        assert_eq!(m[0].1, vec!["do_sys_openat2"]);
+        assert_eq!(m[1].0, "ext4_*");
+        let msg = untraceable_message(&m);
+        assert!(msg.contains("close matches: do_sys_openat2"), "{msg}");
+        assert!(msg.contains("no close matches"), "{msg}");
+        assert!(untraceable(&patterns(&["vfs_rea*".into()]), &names).is_empty());
+    }
+
+    #[test]
+    fn counts_lost_markers() {
+        assert_eq!(
+            count_lost(b" 0)   |  f() {\nCPU:1 [LOST 12 EVENTS]\nCPU:0 [LOST 3 EVENTS]\n"),
+            2
+        );
+    }
+}
