@@ -549,7 +549,7 @@ pub fn run(args: Args) -> Result<()> {
             None => (w.terminate(Duration::from_secs(2)), true),
         };
         eprintln!(
-            "pmcstat: command '{}' (PID {}) {}{}",
+            "pmcstat: command {:?} (PID {}) {}{}",
             w.display,
             w.pid(),
             exit,

@@ -87,7 +87,7 @@ fn sw_mode_on_a_command_counts_task_clock_and_context_switches() {
     assert!(num(&f[4]) > 10.0, "PGFAULT {}", f[4]);
     assert_eq!(f[5], "100.0");
     assert!(
-        err.contains("command 'sleep 0.2'") && err.contains("exited with status 0"),
+        err.contains("command \"sleep 0.2\"") && err.contains("exited with status 0"),
         "{err}"
     );
 }
@@ -208,7 +208,7 @@ fn system_wide_duration_is_honoured_and_ctrl_c_prints_a_last_row() {
     }
 
     let mut run = spawn(BIN, &["-m", "sw", "0.3"]);
-    run.collect_until(T, |seen| rows(&seen.join("\n")).len() >= 1);
+    run.collect_until(T, |seen| !rows(&seen.join("\n")).is_empty());
     std::thread::sleep(Duration::from_millis(150));
     run.signal(libc::SIGINT);
     let (code, err) = run.finish(T);
@@ -230,7 +230,7 @@ fn sigterm_ends_a_command_run_and_the_command() {
         return;
     }
     let mut r = spawn(BIN, &["-m", "sw", "-c", "sleep 30", "0.2"]);
-    r.collect_until(T, |seen| rows(&seen.join("\n")).len() >= 1);
+    r.collect_until(T, |seen| !rows(&seen.join("\n")).is_empty());
     r.signal(libc::SIGTERM);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
