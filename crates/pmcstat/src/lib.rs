@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use perf_tools_core::cli;
 use perf_tools_core::output::Output;
 use perf_tools_core::pmc::counters::{
-    probe_hardware, threads_of, Counters, HardwareProbe, Options, Target, Value,
+    probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
 use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus, Vendor};
 use perf_tools_core::pmc::event::{Event, VendorEvent};
@@ -402,6 +402,8 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let shutdown = Shutdown::install()?;
+    // One descriptor per event, CPU and PMU: more than 1024 on large machines.
+    let _ = raise_fd_limit();
     let mut workload = None;
     let (targets, opts, watch) = match &scope {
         Scope::System(cpus) | Scope::Cpus(cpus) => (
