@@ -1,0 +1,406 @@
+//! kprobe: create, trace and remove one dynamic kernel probe.
+//!
+//! A port of perf-tools' `kprobe`: the same options and definition syntax (`p:` or `r:`,
+//! alias optional), the kernel's own event lines as output, plus: the probe lives in a
+//! per-run group `ptrs_<pid>` and is traced in a private instance (never the top level),
+//! rejected definitions are explained from tracefs `error_log` with the position the
+//! kernel points at, aliases are sanitized into valid event names, kretprobe misses are
+//! reported, and the probe is removed on every exit path (or by the next run's
+//! stale-state cleanup after `kill -9`).
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use perf_tools_core::instance::Instance;
+use perf_tools_core::output::Output;
+use perf_tools_core::probe::{self, Probe, ProbeError};
+use perf_tools_core::signals::Shutdown;
+use perf_tools_core::tracefs::Tracefs;
+use perf_tools_core::{cli, stale};
+
+/// Command-line options (the original's, plus long-only extras).
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "kprobe",
+    version,
+    about = "Create, trace and remove one dynamic kernel probe (kprobe or kretprobe)",
+    long_about = None,
+    after_help = "Examples:\n  kprobe p:do_sys_openat2                    # trace do_sys_openat2() entry\n  kprobe r:do_sys_openat2                    # trace its return\n  kprobe 'r:do_sys_openat2 $retval'          # with the return value\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring'\n                                             # file name (2nd argument)\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring' 'filename ~ \"*stat\"'\n                                             # only names ending in stat\n  kprobe -s p:vfs_fsync                      # with kernel stack traces\n  kprobe -p 91 p:vfs_read                    # only PID 91\n  kprobe -v 'p:do_sys_openat2 $arg1 $arg2'   # show the format, trace nothing\n\n$argN and $retval are portable across architectures (Linux 4.20+); register names\n(%di, %x0, ...) are not. See the kprobe(8) man page and the kernel's kprobetrace.rst."
+)]
+pub struct Args {
+    /// Force: skip the available_filter_functions safety check
+    #[arg(short = 'F')]
+    pub force: bool,
+    /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
+    #[arg(short = 'd', value_name = "secs", value_parser = parse_duration, conflicts_with = "view")]
+    pub duration: Option<f64>,
+    /// Only trace this process (all its threads, also ones created later)
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid")]
+    pub pid: Option<u32>,
+    /// Only trace this thread
+    #[arg(short = 'L', value_name = "TID")]
+    pub tid: Option<u32>,
+    /// Create the probe, print its format, remove it (trace nothing)
+    #[arg(short = 'v')]
+    pub view: bool,
+    /// Print the trace's column headers
+    #[arg(short = 'H')]
+    pub headers: bool,
+    /// Print the kernel stack after each event
+    #[arg(short = 's')]
+    pub stack: bool,
+    /// Probe definition: p:[alias] func [args] or r:[alias] func [args]
+    #[arg(value_name = "kprobe_definition", required_unless_present = "cleanup")]
+    pub definition: Option<String>,
+    /// Optional ftrace filter expression, e.g. 'filename ~ "*stat"'
+    #[arg(value_name = "filter")]
+    pub filter: Option<String>,
+    /// Remove trace instances and probes left behind by killed runs, then exit
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// Parses a positive number of seconds.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "duration must be a positive number of seconds, at most one year: {s}"
+        )),
+        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
+    }
+}
+
+/// The clap definition (for man pages and completions).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// A parsed probe definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// `p`, `r` or `rN` (maxactive).
+    pub kind: String,
+    /// The (sanitized) event name.
+    pub event: String,
+    /// The probed place: `func`, `func+off` or `module:func`.
+    pub func: String,
+    /// The fetch arguments, as given.
+    pub args: String,
+}
+
+/// Parses `p:[alias] func [args]` / `r:[alias] func [args]`. Without an alias (the second
+/// word is missing or is an argument: contains `=`, `%`, `$`, `(` or `@`) the event is
+/// named after the function, sanitized (`foo.isra.0` → `foo_isra_0`).
+pub fn parse_definition(def: &str) -> Result<Definition, String> {
+    let def = def.trim();
+    let Some((kind, rest)) = def.split_once(':') else {
+        return Err("invalid kprobe definition (should start with p: or r:)".into());
+    };
+    let kind_ok =
+        kind == "p" || (kind.starts_with('r') && kind[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !kind_ok {
+        return Err("invalid kprobe definition (should start with p: or r:)".into());
+    }
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let Some(&first) = words.first() else {
+        return Err("kprobe definition has no function".into());
+    };
+    let is_arg = |w: &str| w.contains(['=', '%', '$', '(', '@']);
+    let (alias, func, args) = match words.get(1) {
+        Some(w) if !is_arg(w) => (first, *w, &words[2..]),
+        _ => (first, first, &words[1..]),
+    };
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    Ok(Definition {
+        kind: kind.to_string(),
+        event: probe::sanitize_event_name(alias),
+        func: func.to_string(),
+        args: args.join(" "),
+    })
+}
+
+/// The function name to look up in `available_filter_functions` (no offset or module).
+pub fn base_function(place: &str) -> &str {
+    let f = place.rsplit(':').next().unwrap_or(place);
+    f.split('+').next().unwrap_or(f)
+}
+
+/// True if `func` is listed in the text of `available_filter_functions`.
+pub fn function_available(list: &str, func: &str) -> bool {
+    list.lines()
+        .any(|l| l.split_whitespace().next() == Some(func))
+}
+
+/// Kretprobe misses of `event` from the text of `kprobe_profile`.
+pub fn misses(profile: &str, event: &str) -> Option<u64> {
+    profile.lines().find_map(|l| {
+        let c: Vec<&str> = l.split_whitespace().collect();
+        let name = c.first()?;
+        (name.rsplit('/').next() == Some(event) && c.len() >= 3)
+            .then(|| c[2].parse().ok())
+            .flatten()
+    })
+}
+
+fn stdout_closed() -> bool {
+    let mut p = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: p is a valid pollfd; fstat writes into a valid buffer.
+    unsafe {
+        libc::poll(&mut p, 1, 0);
+        let mut st: libc::stat = std::mem::zeroed();
+        p.revents & libc::POLLERR != 0
+            && libc::fstat(1, &mut st) == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    }
+}
+
+/// Runs kprobe.
+pub fn run(args: Args) -> Result<()> {
+    if args.cleanup {
+        return stale::cleanup_command();
+    }
+    let Some(def_text) = args.definition.as_deref() else {
+        return Err(cli::usage("no kprobe definition given"));
+    };
+    let def = parse_definition(def_text).map_err(cli::usage)?;
+    let shutdown = Shutdown::install()?;
+    let tracefs = Tracefs::open()?;
+    let support = probe::require_kprobes(&tracefs)?;
+    if !args.force {
+        let f = base_function(&def.func);
+        let list =
+            std::fs::read_to_string(tracefs.path("available_filter_functions")).unwrap_or_default();
+        if !function_available(&list, f) {
+            bail!("func {f} not in {}: either it doesn't exist, or it might be unsafe to kprobe; use -F to override", tracefs.path("available_filter_functions").display());
+        }
+    }
+    // Declared before the instance: removed after it (the kernel refuses to remove a
+    // probe still enabled in an instance).
+    let p = match Probe::create(
+        &tracefs,
+        support.kprobe_control(),
+        &def.kind,
+        &def.event,
+        format!("{} {}", def.func, def.args).trim(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let hint = e
+                .downcast_ref::<ProbeError>()
+                .and_then(|pe| probe::register_hint(&pe.definition))
+                .map(|h| format!("\n{h}"))
+                .unwrap_or_default();
+            return Err(e.context(format!("creating the probe{hint}")));
+        }
+    };
+    if args.view {
+        print!("{}", p.format(&tracefs)?);
+        return p.remove();
+    }
+    let inst = Instance::create(&tracefs, "kprobe")?;
+    inst.write("trace_clock", "mono")?;
+    let (group, event) = (p.group().to_string(), p.event().to_string());
+    let mut filter = args.filter.clone().unwrap_or_default();
+    if let Some(t) = args.tid {
+        filter = if filter.is_empty() {
+            format!("common_pid == {t}")
+        } else {
+            format!("({filter}) && common_pid == {t}")
+        };
+    }
+    if !filter.is_empty() {
+        inst.set_filter(&group, &event, &filter)?;
+    }
+    if let Some(pid) = args.pid {
+        let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .with_context(|| format!("no process with PID {pid}"))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        inst.write("options/event-fork", "1")?;
+        inst.write("set_event_pid", &tids.join(" "))?;
+    }
+    if args.stack {
+        inst.write("options/stacktrace", "1")?;
+    }
+    inst.enable_event(&group, &event)?;
+    inst.set_tracing_on(true)?;
+
+    let mut out = Output::stdout();
+    match args.duration {
+        Some(d) => {
+            let _ = writeln!(
+                out.buf,
+                "Tracing kprobe {event} for {d} seconds (buffered)..."
+            );
+            out.flush()?;
+            shutdown.sleep(Duration::from_secs_f64(d));
+            inst.set_tracing_on(false)?;
+            let text = inst.read("trace")?;
+            for l in text.lines() {
+                if l.starts_with('#') && !args.headers {
+                    continue;
+                }
+                let _ = writeln!(out.buf, "{l}");
+            }
+            out.flush()?;
+        }
+        None => {
+            let _ = writeln!(out.buf, "Tracing kprobe {event}. Ctrl-C to end.");
+            if args.headers {
+                for l in inst.read("trace")?.lines().filter(|l| l.starts_with('#')) {
+                    let _ = writeln!(out.buf, "{l}");
+                }
+            }
+            out.flush()?;
+            let path = inst.dir().join("trace_pipe");
+            let mut pipe = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut partial: Vec<u8> = Vec::new();
+            loop {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: pipe.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: shutdown.fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                // SAFETY: fds is a valid pollfd array of length 2.
+                unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+                shutdown.drain();
+                if stdout_closed() {
+                    return Ok(());
+                }
+                let deadline = Instant::now() + Duration::from_millis(50);
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            partial.extend_from_slice(&buf[..n]);
+                            if let Some(end) = partial.iter().rposition(|&b| b == b'\n') {
+                                for l in partial[..=end].split(|&b| b == b'\n') {
+                                    if l.windows(4).any(|w| w == b"LOST") {
+                                        eprintln!("WARNING: {}", String::from_utf8_lossy(l));
+                                    }
+                                }
+                                out.buf.extend_from_slice(&partial[..=end]);
+                                partial.drain(..=end);
+                            }
+                            if Instant::now() > deadline {
+                                break;
+                            }
+                        }
+                        Err(e)
+                            if e.kind() == ErrorKind::WouldBlock
+                                || e.kind() == ErrorKind::Interrupted =>
+                        {
+                            break
+                        }
+                        Err(e) => return Err(e).context("reading trace_pipe"),
+                    }
+                }
+                out.flush()?;
+                if shutdown.requested() {
+                    break;
+                }
+            }
+        }
+    }
+    inst.remove()?;
+    let profile = std::fs::read_to_string(tracefs.path("kprobe_profile")).unwrap_or_default();
+    p.remove()?;
+    let _ = writeln!(out.buf, "\nEnding tracing...");
+    out.flush()?;
+    if def.kind.starts_with('r') {
+        if let Some(m) = misses(&profile, &event).filter(|&m| m > 0) {
+            eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_definitions_with_and_without_alias() {
+        let d = parse_definition("p:myopen do_sys_openat2 fn=+0($arg2):ustring").unwrap();
+        assert_eq!(
+            (
+                d.kind.as_str(),
+                d.event.as_str(),
+                d.func.as_str(),
+                d.args.as_str()
+            ),
+            ("p", "myopen", "do_sys_openat2", "fn=+0($arg2):ustring")
+        );
+        let d = parse_definition("r:do_sys_openat2 $retval").unwrap();
+        assert_eq!(
+            (d.event.as_str(), d.func.as_str()),
+            ("do_sys_openat2", "do_sys_openat2")
+        );
+        assert_eq!(d.args, "$retval");
+        let d = parse_definition("p:foo.isra.0").unwrap();
+        assert_eq!(
+            (d.event.as_str(), d.func.as_str()),
+            ("foo_isra_0", "foo.isra.0")
+        );
+        let d = parse_definition("r16:x vfs_read").unwrap();
+        assert_eq!(d.kind, "r16");
+        assert!(parse_definition("q:foo").is_err());
+        assert!(parse_definition("do_sys_open").is_err());
+        assert!(parse_definition("p:").is_err());
+    }
+
+    #[test]
+    fn safety_check_helpers() {
+        assert_eq!(base_function("vfs_read+0x10"), "vfs_read");
+        assert_eq!(base_function("ext4:ext4_sync_file"), "ext4_sync_file");
+        let list = "vfs_read\next4_sync_file [ext4]\n";
+        assert!(function_available(list, "ext4_sync_file"));
+        assert!(!function_available(list, "vfs_rea"));
+    }
+
+    #[test]
+    fn reads_misses() {
+        let p = "  myret                                                  10               3\n  other 1 0\n";
+        assert_eq!(misses(p, "myret"), Some(3));
+        assert_eq!(misses(p, "none"), None);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for argv in [
+            &["kprobe"][..],
+            &["kprobe", "-p", "1", "-L", "1", "p:x"],
+            &["kprobe", "-d", "1", "-v", "p:x"],
+            &["kprobe", "-d", "0", "p:x"],
+        ] {
+            assert_eq!(
+                Args::try_parse_from(argv).unwrap_err().exit_code(),
+                2,
+                "{argv:?}"
+            );
+        }
+    }
+}
