@@ -714,7 +714,14 @@ pub fn run(args: Args) -> Result<()> {
                     }
                 }
                 let comm = match p.comm {
-                    Some(c) if !c.is_empty() => c,
+                    // Only a plausible comm (decoding of $comm differs across kernels).
+                    Some(c)
+                        if !c.is_empty()
+                            && c.len() <= 16
+                            && c.iter().all(|b| b.is_ascii_graphic() || *b == b' ') =>
+                    {
+                        c
+                    }
                     _ => read_comm(ev.tid),
                 };
                 if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {

@@ -1,0 +1,57 @@
+# VM test of kprobe on a real kernel: string fetch with $arg2, kretprobe with $retval,
+# filters, -v, error_log reasons, and no probe of ours left (after SIGINT, SIGKILL + rerun).
+# needs: kprobe
+. /vm/lib.sh
+
+ours() { cat "$T/dynamic_events" "$T/kprobe_events" 2>/dev/null | grep -E '^[a-z0-9]+:ptrs_[0-9]+/' || true; }
+has_ours() { [ -n "$(ours)" ]; }
+opens() { sleep 1; : < /proc/version; : < /proc/cpuinfo; }
+
+opens &
+kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' >/tmp/k1.out 2>&1
+rc=$?; wait
+check "p: with \$arg2 string exits 0" test "$rc" -eq 0
+check_file_grep "banner" '^Tracing kprobe myopen for 3 seconds' /tmp/k1.out
+check_file_grep "event line carries the file name" 'myopen: \(do_sys_openat2\+0x0/0x[0-9a-f]+\) filename="/proc/version"' /tmp/k1.out
+check_no_grep "no probe of ours left after -d" '.' ours
+
+opens &
+kprobe -d 3 'r:myret do_sys_openat2 ret=$retval:s32' >/tmp/k2.out 2>&1
+wait
+check_file_grep "r: with \$retval" 'myret: \(.+ <- do_sys_openat2\) ret=[0-9]+' /tmp/k2.out
+
+opens &
+kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename ~ "*version"' >/tmp/k3.out 2>&1
+wait
+check_file_grep "matching filter" 'filename="/proc/version"' /tmp/k3.out
+check_no_grep "matching filter: nothing else" 'filename="/proc/cpuinfo"' cat /tmp/k3.out
+opens &
+kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename == "/nonexistent"' >/tmp/k4.out 2>&1
+wait
+check_no_grep "non-matching filter: no events" 'myopen:' cat /tmp/k4.out
+
+check_grep "-v prints the format" 'field:.* filename;' kprobe -v 'p:myopen do_sys_openat2 filename=+0($arg2):string'
+check_grep "bad definition: error_log reason" 'error:.*|Command:' sh -c 'kprobe "p:bad do_sys_openat2 x=+0(\$arg2):nosuchtype"; true'
+check_grep "bad definition: exit 1" '^1$' sh -c 'kprobe "p:bad do_sys_openat2 x=+0(\$arg2):nosuchtype" 2>/dev/null; echo $?'
+check_no_grep "no probe of ours left after errors" '.' ours
+
+kprobe p:vfs_read >/tmp/k5.out 2>&1 &
+pid=$!
+sleep 2
+check "probe exists while running" has_ours
+kill -INT $pid; wait $pid
+check "SIGINT: exit 0" test $? -eq 0
+check_no_grep "no probe of ours left after SIGINT" '.' ours
+kprobe p:vfs_read >/tmp/k6.out 2>&1 &
+pid=$!
+sleep 2
+kill -KILL $pid; wait $pid 2>/dev/null
+check "SIGKILL leaves the probe" has_ours
+opens &
+kprobe -d 2 p:do_sys_openat2 >/tmp/k7.out 2>&1
+wait
+check_file_grep "rerun removes the stale probe" "stale probe ptrs_$pid/" /tmp/k7.out
+check_no_grep "nothing of ours left after rerun" '.' ours
+check_no_grep "no instance left" 'kprobe' ls "$T/instances"
+[ -z "$VM_OUT" ] || cp /tmp/k1.out /tmp/k2.out "$VM_OUT/" 2>/dev/null
+vm_finish
