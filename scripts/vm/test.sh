@@ -17,6 +17,9 @@
 #                                build (yet) makes the run SKIPPED, not failed
 #   # kernels: 6.1 6.12          run only on these kernel ids
 #   # timeout: 120               per-run timeout in seconds
+#   # modules: null_blk          extra kernel modules for the guest (run.sh
+#                                --module: put into the initramfs with their
+#                                dependencies and insmod'ed by /init)
 # Full console logs: target/vm/logs/<kernel>-<script>.log.
 set -euo pipefail
 # shellcheck source=scripts/vm/common.sh
@@ -87,6 +90,8 @@ for s in "${scripts[@]}"; do
   needs=$(header "$s" needs)
   only=$(header "$s" kernels)
   t=$(header "$s" timeout); t=${t%% *}; [ -n "$t" ] || t=$timeout
+  mods=()
+  for m in $(header "$s" modules); do mods+=(--module "$m"); done
   for k in "${kernels[@]}"; do
     if [ -n "$only" ] && ! [[ " $only " == *" $k "* ]]; then
       continue
@@ -111,7 +116,7 @@ for s in "${scripts[@]}"; do
       out=$results/$k-$name.out
       t0=$(date +%s.%N)
       set +e
-      "$VM_SCRIPTS/run.sh" --quiet --kernel "$k" --timeout "$t" "${bins[@]}" "$s" >"$out" 2>&1
+      "$VM_SCRIPTS/run.sh" --quiet --kernel "$k" --timeout "$t" "${bins[@]}" "${mods[@]}" "$s" >"$out" 2>&1
       rc=$?
       set -e
       secs=$(awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1fs", e - s }')
