@@ -117,6 +117,9 @@ impl Source {
 pub const RESOLVED_MARK: &str = " [via /proc]";
 /// Shown when a name could not be known.
 pub const UNKNOWN: &str = "[unknown]";
+/// FILE of a successful open whose fd was closed and reused before its path could be
+/// read from /proc (tracepoint-only fallback).
+pub const FD_REUSED: &str = "[unknown: fd reused]";
 
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
@@ -357,6 +360,15 @@ struct EventDecoder {
 }
 
 #[derive(Debug, Clone)]
+/// A row waiting for its FILE to be resolved at the end of the batch.
+struct Draft {
+    ts: u64,
+    comm: Vec<u8>,
+    tid: u32,
+    ret: i64,
+    name: Option<Vec<u8>>,
+}
+
 struct Ev {
     kind: Kind,
     tid: u32,
@@ -439,7 +451,7 @@ fn create_source(
                     "dynamic_events",
                     "e",
                     &name,
-                    &format!("{target} fn=+0($filename):{string} comm=$comm"),
+                    &format!("{target} fn=+0($filename):{string} comm=$comm:string"),
                 )
                 .or_else(|_| {
                     Probe::create(
@@ -644,6 +656,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut pending: HashMap<u32, Pending> = HashMap::new();
     let mut tgids: HashMap<u32, bool> = HashMap::new();
     let mut merger: Merger<Ev> = Merger::new();
+    let mut batch: Vec<Draft> = Vec::new();
+    // Latest exit timestamp per (thread, fd) among all events drained so far.
+    let mut last_exit: HashMap<(u32, i64), u64> = HashMap::new();
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
@@ -670,6 +685,10 @@ pub fn run(args: Args) -> Result<()> {
             };
             if let Some(d) = decoders.iter().find(|d| d.id == id) {
                 if let Some(ev) = d.decode(payload) {
+                    if ev.kind == Kind::Exit && ev.ret >= 0 {
+                        let t = last_exit.entry((ev.tid, ev.ret)).or_insert(ts);
+                        *t = (*t).max(ts);
+                    }
                     merger.push(cpu as usize, ts, ev);
                 }
             }
@@ -727,41 +746,65 @@ pub fn run(args: Args) -> Result<()> {
                 if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
                     return;
                 }
-                let (file, known): (Vec<u8>, bool) = match (source, p.name) {
-                    (Source::ProcFd, _) if ev.ret >= 0 => {
-                        match std::fs::read_link(format!("/proc/{}/fd/{}", ev.tid, ev.ret)) {
-                            Ok(path) => {
-                                let mut v = path.into_os_string().into_encoded_bytes();
-                                v.extend_from_slice(RESOLVED_MARK.as_bytes());
-                                (v, true)
-                            }
-                            Err(_) => (UNKNOWN.as_bytes().to_vec(), false),
-                        }
-                    }
-                    (_, Some(n)) if !n.is_empty() => (n, true),
-                    (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), false),
-                    (_, _) => (b"(fault)".to_vec(), true),
-                };
-                if let Some(re) = &file_re {
-                    let subject = if source == Source::ProcFd && known {
-                        &file[..file.len() - RESOLVED_MARK.len()]
-                    } else {
-                        &file[..]
-                    };
-                    if !known || !re.is_match(subject) {
-                        return;
-                    }
-                }
-                row(
-                    &mut out.buf,
-                    args.time.then_some(ts),
-                    &comm,
-                    ev.tid,
-                    &fd_text(ev.ret, args.errno),
-                    &file,
-                );
+                batch.push(Draft {
+                    ts,
+                    comm,
+                    tid: ev.tid,
+                    ret: ev.ret,
+                    name: p.name,
+                });
             }
         });
+        // Resolve and print the batch. With the /proc fallback a path is read from
+        // /proc/TID/fd/FD now, after the fact: if the same thread got the same fd again
+        // later (in any event drained so far, including ones held for the next batch),
+        // the first file was closed and the fd reused, and its path can't be known.
+        let reused: Vec<bool> = batch
+            .iter()
+            .map(|d| d.ret >= 0 && last_exit.get(&(d.tid, d.ret)).is_some_and(|&t| t > d.ts))
+            .collect();
+        if last_exit.len() > 100_000 {
+            let keep_from = watermark.saturating_sub(10_000_000_000);
+            last_exit.retain(|_, t| *t >= keep_from);
+        }
+        for (d, reused) in batch.drain(..).zip(reused) {
+            let (file, known): (Vec<u8>, bool) = match (source, d.name) {
+                (Source::ProcFd, _) if d.ret >= 0 && reused => {
+                    (FD_REUSED.as_bytes().to_vec(), false)
+                }
+                (Source::ProcFd, _) if d.ret >= 0 => {
+                    match std::fs::read_link(format!("/proc/{}/fd/{}", d.tid, d.ret)) {
+                        Ok(path) => {
+                            let mut v = path.into_os_string().into_encoded_bytes();
+                            v.extend_from_slice(RESOLVED_MARK.as_bytes());
+                            (v, true)
+                        }
+                        Err(_) => (UNKNOWN.as_bytes().to_vec(), false),
+                    }
+                }
+                (_, Some(n)) if !n.is_empty() => (n, true),
+                (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), false),
+                (_, _) => (b"(fault)".to_vec(), true),
+            };
+            if let Some(re) = &file_re {
+                let subject = if source == Source::ProcFd && known {
+                    &file[..file.len() - RESOLVED_MARK.len()]
+                } else {
+                    &file[..]
+                };
+                if !known || !re.is_match(subject) {
+                    continue;
+                }
+            }
+            row(
+                &mut out.buf,
+                args.time.then_some(d.ts),
+                &d.comm,
+                d.tid,
+                &fd_text(d.ret, args.errno),
+                &file,
+            );
+        }
         if streaming || finishing {
             out.flush()?;
         }
