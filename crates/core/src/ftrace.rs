@@ -316,9 +316,9 @@ fn restore_stale_locked(tracefs: &Tracefs, dir: &Path) -> Vec<String> {
             let _ = fs::remove_file(&path);
             let what: Vec<&str> = saved.iter().map(|(r, _)| r.as_str()).collect();
             done.push(format!(
-                "top-level tracing settings of killed run {stem} ({})",
+                "stale top-level tracing changes of killed run {stem} (original values restored: {})",
                 if what.is_empty() {
-                    "nothing changed".to_string()
+                    "none changed".to_string()
                 } else {
                     what.join(", ")
                 }

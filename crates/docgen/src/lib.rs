@@ -48,6 +48,11 @@ pub fn tools() -> Vec<Tool> {
             command: pmcstat::command,
             sections: include_str!("../../../man/src/pmcstat.roff"),
         },
+        Tool {
+            name: "funcgraph",
+            command: funcgraph::command,
+            sections: include_str!("../../../man/src/funcgraph.roff"),
+        },
     ]
 }
 

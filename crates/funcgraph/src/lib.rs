@@ -30,7 +30,7 @@ use perf_tools_core::{cli, stale};
     version,
     about = "Trace kernel function calls as a call graph with durations, using the function_graph tracer",
     long_about = None,
-    after_help = "Examples:\n  funcgraph do_nanosleep        # trace do_nanosleep() and children\n  funcgraph -m 3 do_sys_open    # trace do_sys_open() to 3 levels only\n  funcgraph -a do_sys_open      # include timestamps and process name\n  funcgraph -p 198 do_sys_open  # trace vfs_read() for PID 198 only\n  funcgraph -d 1 do_sys_open >out  # trace 1 sec, then write to file\n  funcgraph 'vfs_read vfs_write'   # several functions (or globs)\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcgraph(8) man page for more."
+    after_help = "Examples:\n  funcgraph do_nanosleep        # trace do_nanosleep() and children\n  funcgraph -m 3 do_sys_open    # trace do_sys_open() to 3 levels only\n  funcgraph -a do_sys_open      # include timestamps and process name\n  funcgraph -p 198 vfs_read     # trace vfs_read() for PID 198 only\n  funcgraph -d 1 do_sys_open >out  # trace 1 sec, then write to file\n  funcgraph 'vfs_read vfs_write'   # several functions (or globs)\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcgraph(8) man page for more."
 )]
 pub struct Args {
     /// All info (same as -HPt)
@@ -304,7 +304,7 @@ fn open_target(tracefs: &Tracefs, need_depth: bool) -> Result<Target> {
     };
     let (top, restored) = TopLevel::begin(tracefs, "funcgraph")?;
     for r in restored {
-        eprintln!("funcgraph: restored {r}");
+        eprintln!("funcgraph: removed {r} left behind by a killed run");
     }
     let cur = top.read("current_tracer")?;
     let cur = cur.trim();

@@ -1,0 +1,117 @@
+# VM test of funcgraph on a real kernel with function_graph: the graph of vfs_read
+# while dd reads a file (busybox cat uses sendfile, no vfs_read), -m 1 and -D, -p
+# following children forked later (function-fork), and that the top-level settings are
+# restored after a normal end, SIGINT, SIGKILL (+ --cleanup), SIGKILL (+ rerun) and a panic.
+# Run: scripts/vm/test.sh --kernel 6.1 funcgraph
+# needs: funcgraph
+# timeout: 300
+. /vm/lib.sh
+
+# A setting of "the user" that must survive every run.
+echo vfs_write >"$T/set_graph_function"
+snapshot() {
+  for f in current_tracer set_graph_function set_ftrace_filter set_ftrace_pid max_graph_depth \
+    tracing_on options/sleep-time options/funcgraph-duration options/funcgraph-proc options/function-fork; do
+    [ -e "$T/$f" ] && printf '%s: %s\n' "$f" "$(tr '\n' ' ' <"$T/$f")"
+  done
+}
+snapshot >/tmp/fg.before
+state_restored() { snapshot >/tmp/fg.now; diff /tmp/fg.before /tmp/fg.now; }
+no_state_files() { ! ls /run/perf-tools-rs/*.state 2>/dev/null | grep -q .; }
+
+# wait_for FILE ERE SECS: until a line of FILE matches (or the time is up). Polls
+# slowly: under TCG every fork is expensive while function_graph is on.
+wait_for() {
+  _i=0
+  while ! grep -E -q -e "$2" "$1" 2>/dev/null; do
+    _i=$((_i + 1))
+    [ "$_i" -gt "$(($3 * 2))" ] && return 1
+    sleep 0.5
+  done
+}
+head -c 65536 /dev/zero >/tmp/fg.data
+reads() { for _ in 1 2 3; do dd if=/tmp/fg.data of=/dev/null bs=4096 count=4 2>/dev/null; done; }
+
+# 1. -p PID -P -d: a shell that forks its dd readers after tracing started.
+sh -c 'while [ ! -e /tmp/fg.go ]; do sleep 0.5; done; for i in 1 2 3; do dd if=/tmp/fg.data of=/dev/null bs=4096 count=4 2>/dev/null; sleep 0.5; done; sleep 30' &
+loop=$!
+funcgraph -P -p "$loop" -d 6 vfs_read >/tmp/fg1.out 2>/tmp/fg1.err &
+fg=$!
+wait_for /tmp/fg1.out '^Tracing' 60 && : >/tmp/fg.go
+wait "$fg"
+rc=$?
+kill "$loop" 2>/dev/null
+cat /tmp/fg1.err /tmp/fg1.out >"$VM_CHECK_OUT"
+check "funcgraph -P -p PID -d 6 vfs_read exits 0" test "$rc" -eq 0
+check_file_grep "banner" '^Tracing "vfs_read" for PID [0-9]+ for 6 seconds\.\.\.$' /tmp/fg1.out
+check_file_grep "vfs_read() { in the graph" 'vfs_read\(\) \{' /tmp/fg1.out
+check_file_grep "a nested call with a duration" '[0-9]\.[0-9]+ us +\| {4,}[a-z_]' /tmp/fg1.out
+check_file_grep "-P: dd (forked after the start) is traced" ' dd-[0-9]+ ' /tmp/fg1.out
+check_file_grep "overhead warning" 'WARNING: .*slower' /tmp/fg1.err
+check_file_grep "says which tracer it uses" 'instance|top-level' /tmp/fg1.err
+check "settings restored after -d" state_restored
+grep -E 'top-level|instance' /tmp/fg1.err | head -1
+
+# 2. -m 1 -D: vfs_read only, as a leaf, without durations.
+funcgraph -D -m 1 -d 4 vfs_read >/tmp/fg2.out 2>&1 &
+fg=$!
+wait_for /tmp/fg2.out '^Tracing' 60 && reads
+wait "$fg"
+rc=$?
+cp /tmp/fg2.out "$VM_CHECK_OUT"
+check "funcgraph -D -m 1 -d 4 vfs_read exits 0" test "$rc" -eq 0
+check_file_grep "-m 1: vfs_read as a leaf" 'vfs_read\(\);' /tmp/fg2.out
+check_no_grep "-m 1: no nested calls" '\| {4,}[a-z_]' cat /tmp/fg2.out
+check_no_grep "-D: no durations" '[0-9]\.[0-9]+ us' cat /tmp/fg2.out
+check "settings restored after -m -D" state_restored
+
+# 3. Streaming, rows reach the pipe while running, then SIGINT.
+funcgraph vfs_read >/tmp/fg3.out 2>&1 &
+fg=$!
+wait_for /tmp/fg3.out '^Tracing' 60 && reads
+check "streams vfs_read() { before the end" wait_for /tmp/fg3.out 'vfs_read\(\) \{' 20
+kill -INT "$fg"
+wait "$fg"
+rc=$?
+cp /tmp/fg3.out "$VM_CHECK_OUT"
+check "SIGINT: exits 0" test "$rc" -eq 0
+check_file_grep "SIGINT: Ending tracing..." '^Ending tracing\.\.\.$' /tmp/fg3.out
+check "SIGINT: settings restored" state_restored
+check "SIGINT: no state file" no_state_files
+
+# 4. SIGKILL leaves the tracer on and a state file; --cleanup restores.
+funcgraph vfs_read >/tmp/fg4.out 2>&1 &
+fg=$!
+wait_for /tmp/fg4.out '^Tracing' 60
+kill -KILL "$fg"
+wait "$fg" 2>/dev/null
+if grep -q 'top-level' /tmp/fg4.out; then
+  check_grep "SIGKILL: function_graph left on" '^function_graph$' cat "$T/current_tracer"
+  check "SIGKILL: state file left" test -s "/run/perf-tools-rs/funcgraph-$fg.state"
+  check_grep "--cleanup restores it" "top-level tracing changes of killed run funcgraph-$fg" funcgraph --cleanup
+else
+  check_grep "--cleanup removes the instance" "funcgraph-$fg" funcgraph --cleanup
+fi
+check "SIGKILL + --cleanup: settings restored" state_restored
+check "SIGKILL + --cleanup: no state file" no_state_files
+
+# 5. SIGKILL, then the next run restores (and itself panics after setup: restored too).
+funcgraph vfs_read >/tmp/fg5.out 2>&1 &
+fg=$!
+wait_for /tmp/fg5.out '^Tracing' 60
+kill -KILL "$fg"
+wait "$fg" 2>/dev/null
+PT_FAULT=panic funcgraph -d 1 vfs_read >/tmp/fg6.out 2>&1
+rc=$?
+cp /tmp/fg6.out "$VM_CHECK_OUT"
+check "panic run exits 101" test "$rc" -eq 101
+check_file_grep "next run restores the killed run's settings" "funcgraph-$fg" /tmp/fg6.out
+check "SIGKILL + rerun + panic: settings restored" state_restored
+check "SIGKILL + rerun + panic: no state file" no_state_files
+
+# 6. A function that cannot be traced: close matches, exit 1, nothing changed.
+check_grep "untraceable function: close matches" 'close matches: .*vfs_read' sh -c 'funcgraph -d 1 vfs_raed; [ $? -eq 1 ]'
+check "settings unchanged" state_restored
+[ -d "$T/instances" ] && check_no_grep "no instance left" 'funcgraph-' ls "$T/instances"
+
+vm_finish
