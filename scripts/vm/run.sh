@@ -259,18 +259,33 @@ qemu=(qemu-system-x86_64 "${cpu[@]}" -m "${VM_MEM:-512M}" -smp "${VM_SMP:-2}"
       -kernel "$kd/vmlinuz" -initrd "$work/initrd.gz"
       -append "console=ttyS0 quiet panic=-1 $append" "${drives[@]}")
 [ -n "$quiet" ] || note "booting $(cat "$kd/package") ($accel) with $name.sh; log: $log"
-start=$(date +%s.%N)
-set +e
-timeout -k 5 "$timeout" "${qemu[@]}" </dev/null >"$work/qemu.err" 2>&1 &
-qpid=$!
-wait "$qpid"
-qrc=$?
-qpid=
-set -e
-secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+clean_log() { tr -d '\r' <"$log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[c()][0-9A-Za-z]\{0,1\}//g'; }
+# A kernel that crashes while booting, before the guest script began (no
+# VM_TEST_BEGIN), says nothing about the code under test: under TCG, 6.8+
+# kernels occasionally oops early (shared/reference/vm-facts.md). Boot again,
+# up to 3 times, keeping each crashed console log; a crash after
+# VM_TEST_BEGIN is never retried.
+for attempt in 1 2 3; do
+  start=$(date +%s.%N)
+  set +e
+  timeout -k 5 "$timeout" "${qemu[@]}" </dev/null >"$work/qemu.err" 2>&1 &
+  qpid=$!
+  wait "$qpid"
+  qrc=$?
+  qpid=
+  set -e
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  [ -f "$log" ] || : >"$log"
+  if [ "$attempt" -lt 3 ] && [ "$qrc" -ne 124 ] && [ "$qrc" -ne 137 ] && ! clean_log | grep -q '^VM_TEST_BEGIN' \
+     && clean_log | grep -q 'Kernel panic\|Oops\|general protection fault\|BUG:'; then
+    cp "$log" "$log.bootcrash$attempt"
+    note "kernel $kernel crashed while booting, before $name.sh began (attempt $attempt; log kept in $log.bootcrash$attempt): booting again"
+    continue
+  fi
+  break
+done
 
 # ---- result ---------------------------------------------------------------
-clean_log() { tr -d '\r' <"$log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[c()][0-9A-Za-z]\{0,1\}//g'; }
 [ -f "$log" ] || : >"$log"
 marker=$(clean_log | sed -n 's/^VM_TEST_EXIT=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
 guest_output() { clean_log | sed -n '/^VM_TEST_BEGIN/,/^VM_TEST_EXIT=/p'; }
