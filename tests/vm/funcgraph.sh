@@ -10,7 +10,7 @@
 # A setting of "the user" that must survive every run.
 echo vfs_write >"$T/set_graph_function"
 snapshot() {
-  for f in current_tracer set_graph_function set_ftrace_filter set_ftrace_pid max_graph_depth \
+  for f in current_tracer set_graph_function set_ftrace_filter set_ftrace_pid set_ftrace_notrace_pid max_graph_depth \
     tracing_on options/sleep-time options/funcgraph-duration options/funcgraph-proc options/function-fork; do
     [ -e "$T/$f" ] && printf '%s: %s\n' "$f" "$(tr '\n' ' ' <"$T/$f")"
   done

@@ -354,6 +354,24 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
             }
         }
     }
+    if tids.is_empty() {
+        // Never trace ourselves: reading trace_pipe and writing the output run through
+        // vfs_read/vfs_write and friends, and tracing that would feed on itself.
+        if t.has("set_ftrace_notrace_pid") {
+            let orig =
+                ftrace::normalize("set_ftrace_notrace_pid", &t.read("set_ftrace_notrace_pid")?);
+            let me = std::process::id().to_string();
+            let list = if orig.is_empty() {
+                me
+            } else {
+                format!("{orig} {me}")
+            };
+            t.set("set_ftrace_notrace_pid", &list)
+                .context("excluding funcgraph itself from tracing")?;
+        } else {
+            eprintln!("funcgraph: this kernel has no set_ftrace_notrace_pid (Linux 5.8+), so funcgraph's own reads and writes are traced too: avoid functions on its I/O path (vfs_read, vfs_write, ...) or use -p");
+        }
+    }
     let funcs = pats.join(" ");
     if let Err(e) = t.set("set_graph_function", &funcs) {
         bail!("the kernel refused set_graph_function \"{funcs}\" ({e:#}); check the names against available_filter_functions");
