@@ -5,27 +5,33 @@
 
 ours() { cat "$T/dynamic_events" "$T/kprobe_events" 2>/dev/null | grep -E '^[a-z0-9]+:ptrs_[0-9]+/' || true; }
 has_ours() { [ -n "$(ours)" ]; }
-opens() { sleep 1; : < /proc/version; : < /proc/cpuinfo; }
+# Open known files once kprobe has printed its banner (it does so after tracing is on;
+# under TCG its start-up can take over a second).
+opens() {
+  n=0; while [ $n -lt 100 ] && ! grep -q '^Tracing kprobe' "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
+  : < /proc/version; : < /proc/cpuinfo
+}
 
-opens &
+opens /tmp/k1.out &
 kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' >/tmp/k1.out 2>&1
 rc=$?; wait
 check "p: with \$arg2 string exits 0" test "$rc" -eq 0
 check_file_grep "banner" '^Tracing kprobe myopen for 3 seconds' /tmp/k1.out
 check_file_grep "event line carries the file name" 'myopen: \(do_sys_openat2\+0x0/0x[0-9a-f]+\) filename="/proc/version"' /tmp/k1.out
 check_no_grep "no probe of ours left after -d" '.' ours
+check_no_grep "kprobe's own opens are not traced" '^ *kprobe-[0-9]+ ' cat /tmp/k1.out
 
-opens &
+opens /tmp/k2.out &
 kprobe -d 3 'r:myret do_sys_openat2 ret=$retval:s32' >/tmp/k2.out 2>&1
 wait
 check_file_grep "r: with \$retval" 'myret: \(.+ <- do_sys_openat2\) ret=[0-9]+' /tmp/k2.out
 
-opens &
+opens /tmp/k3.out &
 kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename ~ "*version"' >/tmp/k3.out 2>&1
 wait
 check_file_grep "matching filter" 'filename="/proc/version"' /tmp/k3.out
 check_no_grep "matching filter: nothing else" 'filename="/proc/cpuinfo"' cat /tmp/k3.out
-opens &
+opens /tmp/k4.out &
 kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename == "/nonexistent"' >/tmp/k4.out 2>&1
 wait
 check_no_grep "non-matching filter: no events" 'myopen:' cat /tmp/k4.out
@@ -47,7 +53,7 @@ pid=$!
 sleep 2
 kill -KILL $pid; wait $pid 2>/dev/null
 check "SIGKILL leaves the probe" has_ours
-opens &
+opens /tmp/k7.out &
 kprobe -d 2 p:do_sys_openat2 >/tmp/k7.out 2>&1
 wait
 check_file_grep "rerun removes the stale probe" "stale probe ptrs_$pid/" /tmp/k7.out

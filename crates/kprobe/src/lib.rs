@@ -219,6 +219,17 @@ pub fn run(args: Args) -> Result<()> {
         };
     }
     if !filter.is_empty() {
+        // Set the user's expression alone first, so a rejection points into their text.
+        inst.set_filter(&group, &event, &filter)?;
+    }
+    if args.tid.is_none() && args.pid.is_none() {
+        // Leave out kprobe's own activity (its tracefs reads and writes).
+        let me = std::process::id();
+        filter = if filter.is_empty() {
+            format!("common_pid != {me}")
+        } else {
+            format!("({filter}) && common_pid != {me}")
+        };
         inst.set_filter(&group, &event, &filter)?;
     }
     if let Some(pid) = args.pid {
