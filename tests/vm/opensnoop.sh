@@ -9,14 +9,16 @@ has_ours() { [ -n "$(ours)" ]; }
 
 mkdir -p "/tmp/dir with spaces"
 : > "/tmp/dir with spaces/file one"
+# Open known files once opensnoop has printed its banner (after tracing is on; under
+# TCG its start-up can take over a second). $1: the output file to watch.
 do_opens() {
-  sleep 1
+  n=0; while [ $n -lt 100 ] && ! grep -q '^Tracing open' "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
   # exec N<file opens from the shell itself: FD 3 known in advance in busybox sh
   sh -c 'exec 3<"/tmp/dir with spaces/file one"; exec 3</tmp/vm-missing-file 2>/dev/null; true'
   sh -c 'exec 3</etc/passwd-not-there' 2>/dev/null
   : < /proc/version
 }
-do_opens &
+do_opens /tmp/os1.out &
 opensnoop -v -d 3 >/tmp/os1.out 2>/tmp/os1.err
 rc=$?
 wait
@@ -34,7 +36,7 @@ check_file_grep "/proc/version" ' 0x[0-9a-f]+ /proc/version$' /tmp/os1.out
 check_no_grep "no /proc resolution marks" 'via /proc' cat /tmp/os1.out
 check_no_grep "no probe of ours left after -d" '.' ours
 
-do_opens &
+do_opens /tmp/os2.out &
 opensnoop -x --errno -d 3 >/tmp/os2.out 2>&1
 wait
 check_file_grep "-x --errno: ENOENT" '^sh +[0-9]+ +ENOENT /etc/passwd-not-there$' /tmp/os2.out
