@@ -53,6 +53,16 @@ pub fn tools() -> Vec<Tool> {
             command: funcgraph::command,
             sections: include_str!("../../../man/src/funcgraph.roff"),
         },
+        Tool {
+            name: "opensnoop",
+            command: opensnoop::command,
+            sections: include_str!("../../../man/src/opensnoop.roff"),
+        },
+        Tool {
+            name: "kprobe",
+            command: kprobe::command,
+            sections: include_str!("../../../man/src/kprobe.roff"),
+        },
     ]
 }
 
