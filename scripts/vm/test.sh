@@ -20,6 +20,9 @@
 #   # modules: null_blk          extra kernel modules for the guest (run.sh
 #                                --module: put into the initramfs with their
 #                                dependencies and insmod'ed by /init)
+#   # smp: 1                     guest vCPUs (default 2): 1 for tests that
+#                                live-patch kernel text (function_graph), which
+#                                QEMU TCG with 2 vCPUs sometimes hangs or oopses on
 # Full console logs: target/vm/logs/<kernel>-<script>.log.
 set -euo pipefail
 # shellcheck source=scripts/vm/common.sh
@@ -92,6 +95,7 @@ for s in "${scripts[@]}"; do
   t=$(header "$s" timeout); t=${t%% *}; [ -n "$t" ] || t=$timeout
   mods=()
   for m in $(header "$s" modules); do mods+=(--module "$m"); done
+  smp=$(header "$s" smp); smp=${smp%% *}
   for k in "${kernels[@]}"; do
     if [ -n "$only" ] && ! [[ " $only " == *" $k "* ]]; then
       continue
@@ -116,7 +120,7 @@ for s in "${scripts[@]}"; do
       out=$results/$k-$name.out
       t0=$(date +%s.%N)
       set +e
-      "$VM_SCRIPTS/run.sh" --quiet --kernel "$k" --timeout "$t" "${bins[@]}" "${mods[@]}" "$s" >"$out" 2>&1
+      VM_SMP=${smp:-${VM_SMP:-2}} "$VM_SCRIPTS/run.sh" --quiet --kernel "$k" --timeout "$t" "${bins[@]}" "${mods[@]}" "$s" >"$out" 2>&1
       rc=$?
       set -e
       secs=$(awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1fs", e - s }')
