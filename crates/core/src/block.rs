@@ -250,6 +250,41 @@ impl BlockDecoder {
     }
 }
 
+/// Sets up a block-I/O trace for `tool` in its own instance and starts reading it: mono
+/// trace clock, `buffer_kb` KiB per CPU, the reader's wake-up watermark `buffer_percent`,
+/// the start/completion filters (from [`filters`]) and the events for `start`, then
+/// tracing on. Returns the running session and the decoder for its events.
+pub fn start_trace(
+    tracefs: &crate::tracefs::Tracefs,
+    tool: &str,
+    start: StartPoint,
+    (start_filter, complete_filter): &(Option<String>, Option<String>),
+    buffer_kb: u32,
+    buffer_percent: u32,
+) -> Result<(crate::session::Session, BlockDecoder)> {
+    let inst = Instance::create(tracefs, tool)?;
+    inst.write("trace_clock", "mono")?;
+    inst.write("buffer_size_kb", &buffer_kb.to_string())?;
+    // Older kernels have no buffer_percent: reading then simply wakes on any data.
+    let _ = inst.write("buffer_percent", &buffer_percent.to_string());
+    let decoder = BlockDecoder::load(&inst, start)?;
+    for &ev in BlockDecoder::events(start) {
+        let filter = if ev == "block_rq_complete" {
+            complete_filter
+        } else {
+            start_filter
+        };
+        if let Some(f) = filter {
+            inst.set_filter("block", ev, f)?;
+        }
+    }
+    for &ev in BlockDecoder::events(start) {
+        inst.enable_event("block", ev)?;
+    }
+    inst.set_tracing_on(true)?;
+    Ok((crate::session::Session::start(inst)?, decoder))
+}
+
 /// The start of an I/O still in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Start {

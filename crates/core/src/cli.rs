@@ -22,6 +22,18 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// Parses a positive number of seconds, at most one year (the `duration` / `-d secs`
+/// argument of the tracing tools). For clap's `value_parser`.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "duration must be a positive number of seconds, at most one year: {s}"
+        )),
+        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
+    }
+}
+
 /// Maps a tool's result to an exit code, printing errors as `tool: message`.
 pub fn exit_code(tool: &str, result: anyhow::Result<()>) -> i32 {
     match result {

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(short = 'C')]
     pub cpu_only: bool,
     /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
-    #[arg(short = 'd', value_name = "secs", value_parser = parse_duration)]
+    #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration)]
     pub duration: Option<f64>,
     /// Do not show function durations
     #[arg(short = 'D')]
@@ -72,17 +72,6 @@ pub struct Args {
     /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long)]
     pub cleanup: bool,
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "duration must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).

@@ -16,12 +16,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
-use perf_tools_core::block::{BlockDecoder, BlockEvent, Device, Inflight, StartPoint};
-use perf_tools_core::instance::Instance;
+use perf_tools_core::block::{BlockEvent, Device, Inflight, StartPoint};
 use perf_tools_core::merge::Merger;
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
-use perf_tools_core::session::Session;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, monotonic_ns, stale};
@@ -290,9 +288,8 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         StartPoint::Issue
     };
-    let (start_filter, complete_filter) =
-        perf_tools_core::block::filters(args.device, args.iotype.as_deref(), None)
-            .map_err(|e| cli::usage(e.to_string()))?;
+    let filters = perf_tools_core::block::filters(args.device, args.iotype.as_deref(), None)
+        .map_err(|e| cli::usage(e.to_string()))?;
     let interval = args.interval.unwrap_or(1.0);
     let interval_ns = (interval * 1e9) as u64;
     let unit_ns = if args.usecs { 1_000 } else { 1_000_000 };
@@ -300,27 +297,14 @@ pub fn run(args: Args) -> Result<()> {
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    let inst = Instance::create(&tracefs, "iolatency")?;
-    inst.write("trace_clock", "mono")?;
-    inst.write("buffer_size_kb", &args.buffer_kb.to_string())?;
-    // Aggregation only needs the buffers read before they fill: wake at half full.
-    let _ = inst.write("buffer_percent", "50");
-    let decoder = BlockDecoder::load(&inst, start_point)?;
-    for &ev in BlockDecoder::events(start_point) {
-        let filter = if ev == "block_rq_complete" {
-            &complete_filter
-        } else {
-            &start_filter
-        };
-        if let Some(f) = filter {
-            inst.set_filter("block", ev, f)?;
-        }
-    }
-    for &ev in BlockDecoder::events(start_point) {
-        inst.enable_event("block", ev)?;
-    }
-    inst.set_tracing_on(true)?;
-    let mut session = Session::start(inst)?;
+    let (mut session, decoder) = perf_tools_core::block::start_trace(
+        &tracefs,
+        "iolatency",
+        start_point,
+        &filters,
+        args.buffer_kb,
+        50,
+    )?;
 
     let mut out = Output::stdout();
     if args.json {

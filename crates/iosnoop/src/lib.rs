@@ -11,12 +11,10 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::block::{BlockDecoder, BlockEvent, Completed, Device, Inflight, StartPoint};
-use perf_tools_core::instance::Instance;
+use perf_tools_core::block::{BlockEvent, Completed, Device, Inflight, StartPoint};
 use perf_tools_core::merge::Merger;
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
-use perf_tools_core::session::Session;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, monotonic_ns, stale};
@@ -53,7 +51,7 @@ pub struct Args {
     #[arg(short = 't')]
     pub end: bool,
     /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
-    #[arg(value_name = "duration", value_parser = parse_duration)]
+    #[arg(value_name = "duration", value_parser = perf_tools_core::cli::parse_duration)]
     pub duration: Option<f64>,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(64..=1048576))]
@@ -61,17 +59,6 @@ pub struct Args {
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long)]
     pub cleanup: bool,
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "duration must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).
@@ -220,33 +207,19 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         StartPoint::Issue
     };
-    let (start_filter, complete_filter) =
-        perf_tools_core::block::filters(args.device, args.iotype.as_deref(), args.pid)
-            .map_err(|e| cli::usage(e.to_string()))?;
+    let filters = perf_tools_core::block::filters(args.device, args.iotype.as_deref(), args.pid)
+        .map_err(|e| cli::usage(e.to_string()))?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    let inst = Instance::create(&tracefs, "iosnoop")?;
-    inst.write("trace_clock", "mono")?;
-    inst.write("buffer_size_kb", &args.buffer_kb.to_string())?;
-    // Wake the reader when a buffer is a quarter full; a poll timeout covers low rates.
-    let _ = inst.write("buffer_percent", "25");
-    let decoder = BlockDecoder::load(&inst, start_point)?;
-    for &ev in BlockDecoder::events(start_point) {
-        let filter = if ev == "block_rq_complete" {
-            &complete_filter
-        } else {
-            &start_filter
-        };
-        if let Some(f) = filter {
-            inst.set_filter("block", ev, f)?;
-        }
-    }
-    for &ev in BlockDecoder::events(start_point) {
-        inst.enable_event("block", ev)?;
-    }
-    inst.set_tracing_on(true)?;
-    let mut session = Session::start(inst)?;
+    let (mut session, decoder) = perf_tools_core::block::start_trace(
+        &tracefs,
+        "iosnoop",
+        start_point,
+        &filters,
+        args.buffer_kb,
+        25,
+    )?;
     // Fault injection for the cleanup tests: PT_FAULT=panic panics once tracing is set
     // up, to prove the instance is still removed while the panic unwinds.
     if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(short = 'F')]
     pub force: bool,
     /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
-    #[arg(short = 'd', value_name = "secs", value_parser = parse_duration, conflicts_with = "view")]
+    #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration, conflicts_with = "view")]
     pub duration: Option<f64>,
     /// Only trace this process (all its threads, also ones created later)
     #[arg(short = 'p', value_name = "PID", conflicts_with = "tid")]
@@ -63,17 +63,6 @@ pub struct Args {
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long)]
     pub cleanup: bool,
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "duration must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).

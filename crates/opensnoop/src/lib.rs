@@ -38,7 +38,7 @@ use perf_tools_core::{cli, monotonic_ns, stale};
 )]
 pub struct Args {
     /// Trace for this many seconds, buffered, then print (default: live until Ctrl-C)
-    #[arg(short = 'd', value_name = "secs", value_parser = parse_duration)]
+    #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration)]
     pub duration: Option<f64>,
     /// Only show opens by processes whose name matches this regex
     #[arg(short = 'n', value_name = "name", conflicts_with_all = ["pid", "tid"])]
@@ -70,17 +70,6 @@ pub struct Args {
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long)]
     pub cleanup: bool,
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "duration must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).
