@@ -18,7 +18,7 @@ struct Opened {
     fd: i32,
 }
 
-/// Opens /etc/hostname (kept open for a second, so that its path can be resolved) and
+/// Opens /etc/hostname (kept open for 3 seconds, so that its path can be resolved) and
 /// MISSING from this thread, after `delay`.
 fn open_known(delay: Duration) -> Opened {
     std::thread::sleep(delay);
@@ -30,7 +30,9 @@ fn open_known(delay: Duration) -> Opened {
         .to_string();
     let f = std::fs::File::open("/etc/hostname").unwrap();
     assert!(std::fs::File::open(MISSING).is_err());
-    std::thread::sleep(Duration::from_secs(1));
+    // Keep it open long enough for opensnoop to resolve /proc/TID/fd/N even when a busy
+    // CI machine delays its reads (the fallback can only resolve fds still open).
+    std::thread::sleep(Duration::from_secs(3));
     let fd = f.as_raw_fd();
     drop(f);
     Opened { tid, comm, fd }
