@@ -70,20 +70,7 @@ impl CpuInfo {
             "HygonGenuine" => Vendor::Hygon,
             _ => Vendor::Other(name),
         };
-        let base_family = (leaf1_eax >> 8) & 0xf;
-        let ext_family = (leaf1_eax >> 20) & 0xff;
-        let base_model = (leaf1_eax >> 4) & 0xf;
-        let ext_model = (leaf1_eax >> 16) & 0xf;
-        let family = if base_family == 0xf {
-            base_family + ext_family
-        } else {
-            base_family
-        };
-        let model = if base_family == 6 || base_family == 0xf {
-            (ext_model << 4) | base_model
-        } else {
-            base_model
-        };
+        let (family, model) = crate::msr::decode::family_model(leaf1_eax);
         CpuInfo {
             vendor,
             family,
