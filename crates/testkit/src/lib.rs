@@ -5,6 +5,9 @@
 //! is a failure, because CI runs as root on a kernel that has them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_machine;
+pub mod snapshot;
+
 pub use libc;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

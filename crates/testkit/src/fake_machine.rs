@@ -1,0 +1,1 @@
+//! Fake machines (MSR, CPUID, hwmon trees under a temporary root) for the MSR tools' tests.
