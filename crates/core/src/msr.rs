@@ -363,26 +363,40 @@ impl MsrFile {
     }
 }
 
-/// CPU vendors the tools know.
+/// CPU vendor, from the CPUID vendor string: the one type the MSR tools and
+/// [`pmc`](crate::pmc) share (it is re-exported as `pmc::cpu::Vendor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vendor {
-    /// GenuineIntel.
+    /// "GenuineIntel".
     Intel,
-    /// AuthenticAMD.
+    /// "AuthenticAMD".
     Amd,
-    /// HygonGenuine (AMD Zen derivative; same MSRs and k10temp).
+    /// "HygonGenuine" (AMD Zen derivative: same MSRs, k10temp and event encodings).
     Hygon,
-    /// Anything else, with its vendor string.
+    /// Anything else (another x86 vendor, or a non-x86 CPU), with its vendor string.
     Other(String),
 }
 
 impl Vendor {
+    /// The vendor named by a CPUID vendor string (`GenuineIntel`, `AuthenticAMD`,
+    /// `HygonGenuine`; anything else is [`Vendor::Other`]).
+    pub fn from_signature(s: &str) -> Vendor {
+        match s {
+            "GenuineIntel" => Vendor::Intel,
+            "AuthenticAMD" => Vendor::Amd,
+            "HygonGenuine" => Vendor::Hygon,
+            s => Vendor::Other(s.to_string()),
+        }
+    }
+
     /// True for AMD and Hygon.
     pub fn is_amd_like(&self) -> bool {
         matches!(self, Vendor::Amd | Vendor::Hygon)
     }
 }
 
+/// `Intel`, `AMD`, `Hygon`; other vendors as their quoted vendor string
+/// (`"CentaurHauls"`, `"  Shanghai  "`), so spaces and odd bytes stay visible.
 impl fmt::Display for Vendor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -664,12 +678,7 @@ pub mod decode {
 
     /// The vendor from CPUID leaf 0 (EBX, EDX, ECX, in that order).
     pub fn vendor(ebx: u32, edx: u32, ecx: u32) -> Vendor {
-        match signature(&[ebx, edx, ecx]).as_str() {
-            "GenuineIntel" => Vendor::Intel,
-            "AuthenticAMD" => Vendor::Amd,
-            "HygonGenuine" => Vendor::Hygon,
-            s => Vendor::Other(s.to_string()),
-        }
+        Vendor::from_signature(&signature(&[ebx, edx, ecx]))
     }
 
     /// Display family and model from CPUID.01H:EAX.
@@ -1184,6 +1193,13 @@ mod tests {
         // "GenuineIntel" as EBX, EDX, ECX.
         assert_eq!(vendor(0x756e_6547, 0x4965_6e69, 0x6c65_746e), Vendor::Intel);
         assert_eq!(vendor(0x6874_7541, 0x6974_6e65, 0x444d_4163), Vendor::Amd);
+        assert_eq!(Vendor::from_signature("HygonGenuine"), Vendor::Hygon);
+        assert!(Vendor::Hygon.is_amd_like() && !Vendor::Intel.is_amd_like());
+        // Other vendors keep their string, shown quoted.
+        let zhaoxin = Vendor::from_signature("  Shanghai  ");
+        assert_eq!(zhaoxin, Vendor::Other("  Shanghai  ".into()));
+        assert_eq!(zhaoxin.to_string(), "\"  Shanghai  \"");
+        assert_eq!(Vendor::Amd.to_string(), "AMD");
         // Ivy Bridge-EP: 06_3E (eax 0x306e4).
         assert_eq!(family_model(0x0003_06e4), (6, 0x3e));
         // Zen 3 EPYC Milan: family 0xF + 0xA = 0x19, model 0x01 (eax 0x00a00f11).

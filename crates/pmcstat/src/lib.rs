@@ -20,7 +20,7 @@ use perf_tools_core::output::Output;
 use perf_tools_core::pmc::counters::{
     probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
-use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus, Vendor};
+use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
 use perf_tools_core::pmc::event::{Event, VendorEvent};
 use perf_tools_core::pmc::explain::{no_pmu_message, OpenFailure};
 use perf_tools_core::pmc::workload::{process_alive, split_command, Workload};
@@ -353,7 +353,7 @@ fn report_unsupported(counters: &Counters, cpu: &CpuInfo, pmus: &Pmus, software_
             Event::Vendor(VendorEvent::LlcReferences | VendorEvent::LlcMisses)
         )
     });
-    if llc_missing && matches!(cpu.vendor, Vendor::Amd | Vendor::Hygon) {
+    if llc_missing && cpu.vendor.is_amd_like() {
         eprintln!(
             "pmcstat: on AMD the L3 (last-level) cache is counted by the amd_l3 PMU, not by \
              the core PMU, so the LLC columns are not available here; -m cache shows L2"
@@ -573,6 +573,7 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perf_tools_core::pmc::cpu::Vendor;
 
     fn args(v: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("pmcstat").chain(v.iter().copied()))

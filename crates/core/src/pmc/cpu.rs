@@ -11,29 +11,8 @@ use std::path::Path;
 /// Where the kernel lists PMUs.
 pub const EVENT_SOURCE_DEVICES: &str = "/sys/bus/event_source/devices";
 
-/// CPU vendor, from the CPUID vendor string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vendor {
-    /// "GenuineIntel".
-    Intel,
-    /// "AuthenticAMD".
-    Amd,
-    /// "HygonGenuine" (Zen-based, uses AMD's event encodings).
-    Hygon,
-    /// Anything else (another x86 vendor, or a non-x86 CPU), with its name.
-    Other(String),
-}
-
-impl fmt::Display for Vendor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Vendor::Intel => f.write_str("Intel"),
-            Vendor::Amd => f.write_str("AMD"),
-            Vendor::Hygon => f.write_str("Hygon"),
-            Vendor::Other(s) => f.write_str(s),
-        }
-    }
-}
+/// CPU vendor: the MSR tools' type, shared.
+pub use crate::msr::Vendor;
 
 /// Vendor, display family and display model of the CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,20 +38,9 @@ impl fmt::Display for CpuInfo {
 impl CpuInfo {
     /// Decodes CPUID leaf 0 (vendor string registers EBX, EDX, ECX) and leaf 1 EAX.
     pub fn from_cpuid(ebx: u32, edx: u32, ecx: u32, leaf1_eax: u32) -> CpuInfo {
-        let mut name = Vec::with_capacity(12);
-        for r in [ebx, edx, ecx] {
-            name.extend_from_slice(&r.to_le_bytes());
-        }
-        let name = String::from_utf8_lossy(&name).into_owned();
-        let vendor = match name.as_str() {
-            "GenuineIntel" => Vendor::Intel,
-            "AuthenticAMD" => Vendor::Amd,
-            "HygonGenuine" => Vendor::Hygon,
-            _ => Vendor::Other(name),
-        };
         let (family, model) = crate::msr::decode::family_model(leaf1_eax);
         CpuInfo {
-            vendor,
+            vendor: crate::msr::decode::vendor(ebx, edx, ecx),
             family,
             model,
         }
@@ -311,6 +279,11 @@ mod tests {
         assert_eq!(
             CpuInfo::from_cpuid(b, d, c, 0x6f1).vendor,
             Vendor::Other("CentaurHauls".into())
+        );
+        // Unknown vendors are shown quoted, as in the MSR tools' messages.
+        assert_eq!(
+            CpuInfo::from_cpuid(b, d, c, 0x6f1).to_string(),
+            "\"CentaurHauls\" family 0x6 model 0xf"
         );
     }
 

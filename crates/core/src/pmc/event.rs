@@ -450,7 +450,7 @@ pub const fn intel_raw(event: u64, umask: u64, cmask: u64) -> u64 {
 /// Resolves a vendor-dependent event to a generic or raw event for this CPU and PMU.
 pub fn vendor_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Event, String> {
     use VendorEvent::*;
-    let amd_like = matches!(cpu.vendor, Vendor::Amd | Vendor::Hygon);
+    let amd_like = cpu.vendor.is_amd_like();
     let intel = cpu.vendor == Vendor::Intel;
     let generic = match v {
         LlcReferences if intel => Some(Event::Hardware(Hw::CacheReferences)),
