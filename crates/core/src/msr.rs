@@ -875,14 +875,18 @@ pub mod fake {
         Ok(v)
     }
 
-    fn write_at(path: &Path, off: u64, data: &[u8]) -> io::Result<()> {
-        let f = OpenOptions::new().write(true).open(path).map_err(|e| {
+    /// Sets one register of one CPU in a fake tree `root` (a stand-in for `/dev/cpu`):
+    /// its 8 bytes at [`FAKE_STRIDE`](super::FAKE_STRIDE) × `reg` in `root/N/msr`, which
+    /// must exist.
+    pub fn set_msr(root: &Path, cpu: u32, reg: u64, value: u64) -> io::Result<()> {
+        let path = root.join(cpu.to_string()).join("msr");
+        let f = OpenOptions::new().write(true).open(&path).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("{}: {e} (declare the CPU with `cpus`)", path.display()),
             )
         })?;
-        f.write_all_at(data, off)
+        f.write_all_at(&value.to_le_bytes(), reg * super::FAKE_STRIDE)
     }
 
     /// Builds `N/msr` and `N/cpuid` files under `root` (a stand-in for `/dev/cpu`).
@@ -935,12 +939,7 @@ pub mod fake {
                     let reg = num(w[2]).map_err(ctx)?;
                     let val = num(w[3]).map_err(ctx)?;
                     for c in set {
-                        write_at(
-                            &root.join(c.to_string()).join("msr"),
-                            reg * super::FAKE_STRIDE,
-                            &val.to_le_bytes(),
-                        )
-                        .map_err(ctx)?;
+                        set_msr(root, c, reg, val).map_err(ctx)?;
                     }
                 }
                 ("limit", 3) => {
@@ -987,73 +986,6 @@ pub mod fake {
             let _ = std::fs::remove_file(dest.join(SPEC));
         }
         Ok(())
-    }
-
-    /// A fake machine in a temporary directory, removed on drop: what the tools'
-    /// integration tests run against (`--root`).
-    #[derive(Debug)]
-    pub struct FakeMachine {
-        root: std::path::PathBuf,
-    }
-
-    impl FakeMachine {
-        /// Builds a copy of the fixture directory `src` (see [`build_machine`]) under
-        /// the system temporary directory.
-        pub fn from_fixture(src: &Path) -> io::Result<FakeMachine> {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static N: AtomicU64 = AtomicU64::new(0);
-            let name = src
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let root = std::env::temp_dir().join(format!(
-                "ptrs-machine-{name}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = std::fs::remove_dir_all(&root);
-            build_machine(src, &root)?;
-            Ok(FakeMachine { root })
-        }
-
-        /// The machine root (the value for `--root`).
-        pub fn root(&self) -> &Path {
-            &self.root
-        }
-
-        /// Sets a register of one CPU.
-        pub fn set_msr(&self, cpu: u32, reg: u32, value: u64) -> io::Result<()> {
-            write_at(
-                &self.root.join(format!("dev/cpu/{cpu}/msr")),
-                u64::from(reg) * super::FAKE_STRIDE,
-                &value.to_le_bytes(),
-            )
-        }
-
-        /// Writes a file below the root (creating directories).
-        pub fn write(&self, rel: &str, content: &str) -> io::Result<()> {
-            let p = self.root.join(rel);
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            std::fs::write(p, content)
-        }
-
-        /// Removes a file or directory below the root.
-        pub fn remove(&self, rel: &str) -> io::Result<()> {
-            let p = self.root.join(rel);
-            if p.is_dir() {
-                std::fs::remove_dir_all(p)
-            } else {
-                std::fs::remove_file(p)
-            }
-        }
-    }
-
-    impl Drop for FakeMachine {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
     }
 
     fn copy_tree(src: &Path, dest: &Path) -> io::Result<()> {

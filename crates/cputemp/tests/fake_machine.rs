@@ -3,24 +3,17 @@
 //! files), exact output lines computed by hand from the register layouts.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::msr::fake::{materialize, FakeMachine};
-use std::path::{Path, PathBuf};
+use perf_tools_core::msr::fake::materialize;
+use std::path::PathBuf;
 use std::time::Duration;
-use testkit::{libc, run, spawn};
+use testkit::fake_machine::{fixture, FakeMachine};
+use testkit::{libc, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cputemp");
 const T: Duration = Duration::from_secs(10);
 
-fn fixture(name: &str) -> FakeMachine {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/msr");
-    FakeMachine::from_fixture(&dir.join(name)).unwrap()
-}
-
 fn cputemp(m: &FakeMachine, args: &[&str]) -> (i32, String, String) {
-    let root = m.root().to_str().unwrap().to_string();
-    let mut a = vec!["--root", root.as_str()];
-    a.extend_from_slice(args);
-    run(BIN, &a)
+    m.run(BIN, args)
 }
 
 #[test]
@@ -226,10 +219,9 @@ fn stat_line(busy: u64, idle: u64) -> String {
 fn utilization_is_a_percentage_at_any_interval() {
     let m = fixture("intel-ivb-ep");
     m.write("proc/stat", &stat_line(1000, 9000)).unwrap();
-    let root = m.root().to_str().unwrap().to_string();
     // A 2-second interval: the original would print Δbusy / ncpus (scaling with the
     // interval); the port prints Δbusy / Δtotal.
-    let mut r = spawn(BIN, &["--root", &root, "-u", "2", "2"]);
+    let mut r = m.spawn(BIN, &["-u", "2", "2"]);
     r.wait_for("AvgUtil(%)", T);
     // 4 CPUs × 2 s × 100 Hz = 800 ticks, 200 of them busy → 25%.
     m.write("proc/stat", &stat_line(1200, 9600)).unwrap();
@@ -251,8 +243,7 @@ fn utilization_is_a_percentage_at_any_interval() {
 #[test]
 fn interval_and_count_then_exit() {
     let m = fixture("amd-zen3");
-    let root = m.root().to_str().unwrap().to_string();
-    let mut r = spawn(BIN, &["--root", &root, "-a", "0.2", "3"]);
+    let mut r = m.spawn(BIN, &["-a", "0.2", "3"]);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(r.seen, vec!["AvgTemp(C)", "45.2", "45.2", "45.2"]);
@@ -262,8 +253,7 @@ fn interval_and_count_then_exit() {
 fn ctrl_c_and_sigterm_end_cleanly() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let m = fixture("intel-ivb-ep");
-        let root = m.root().to_str().unwrap().to_string();
-        let mut r = spawn(BIN, &["--root", &root, "1"]);
+        let mut r = m.spawn(BIN, &["1"]);
         r.wait_for("77 75 77 75", T);
         r.signal(sig);
         let (code, err) = r.finish(Duration::from_secs(3));
@@ -274,7 +264,7 @@ fn ctrl_c_and_sigterm_end_cleanly() {
 #[test]
 fn closed_pipe_ends_quietly() {
     let m = fixture("intel-ivb-ep");
-    let root = m.root().to_str().unwrap().to_string();
+    let root = m.root_str();
     let script = format!("set -o pipefail; {BIN} --root {root} 0.05 | head -n 3");
     let (code, out, err) = run("bash", &["-c", &script]);
     assert_eq!(code, 0, "stderr: {err}");
@@ -332,7 +322,7 @@ fn unreadable_msr_device_names_the_capability() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let root = m.root().to_str().unwrap().to_string();
+    let root = m.root_str();
     let (code, _, err) = testkit::run_as_nobody(BIN, &["--root", &root, "--source", "msr"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(

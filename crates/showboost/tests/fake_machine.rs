@@ -4,33 +4,21 @@
 //! by hand from the deltas.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::msr::fake::FakeMachine;
-use std::path::Path;
 use std::time::Duration;
-use testkit::{libc, run, spawn, Running};
+use testkit::fake_machine::{fixture, FakeMachine};
+use testkit::{libc, run, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_showboost");
 const T: Duration = Duration::from_secs(10);
 const MPERF: u32 = 0xe7;
 const APERF: u32 = 0xe8;
 
-fn fixture(name: &str) -> FakeMachine {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/msr");
-    FakeMachine::from_fixture(&dir.join(name)).unwrap()
-}
-
 fn showboost(m: &FakeMachine, args: &[&str]) -> (i32, String, String) {
-    let root = m.root().to_str().unwrap().to_string();
-    let mut a = vec!["--root", root.as_str()];
-    a.extend_from_slice(args);
-    run(BIN, &a)
+    m.run(BIN, args)
 }
 
 fn start(m: &FakeMachine, args: &[&str]) -> Running {
-    let root = m.root().to_str().unwrap().to_string();
-    let mut a = vec!["--root", root.as_str()];
-    a.extend_from_slice(args);
-    let mut r = spawn(BIN, &a);
+    let mut r = m.spawn(BIN, args);
     // The baseline sample is taken before the table header is printed.
     r.wait_for("C0_MCYC", T);
     r
