@@ -889,6 +889,15 @@ pub mod fake {
         f.write_all_at(&value.to_le_bytes(), reg * super::FAKE_STRIDE)
     }
 
+    /// Ends one CPU's fake `root/N/msr` file before register `reg`: that register and
+    /// every higher one read short, as not implemented (the driver's EIO).
+    pub fn set_limit(root: &Path, cpu: u32, reg: u64) -> io::Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(root.join(cpu.to_string()).join("msr"))?;
+        f.set_len(reg * super::FAKE_STRIDE)
+    }
+
     /// Builds `N/msr` and `N/cpuid` files under `root` (a stand-in for `/dev/cpu`).
     pub fn materialize(spec: &str, root: &Path) -> io::Result<()> {
         let mut cpus: Vec<u32> = Vec::new();
@@ -946,11 +955,7 @@ pub mod fake {
                     let set = cpu_set(w[1], &cpus).map_err(ctx)?;
                     let len = num(w[2]).map_err(ctx)?;
                     for c in set {
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(root.join(c.to_string()).join("msr"))
-                            .map_err(ctx)?;
-                        f.set_len(len * super::FAKE_STRIDE).map_err(ctx)?;
+                        set_limit(root, c, len).map_err(ctx)?;
                     }
                 }
                 _ => {

@@ -196,11 +196,7 @@ fn msr_not_implemented_is_reported() {
     let m = fixture("intel-ivb-ep");
     // Make 0x1A2 and everything above it fault (the file ends at 0x1a0).
     for cpu in 0..4 {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(m.root().join(format!("dev/cpu/{cpu}/msr")))
-            .unwrap();
-        f.set_len(0x1a0 * 8).unwrap();
+        m.limit_msr(cpu, 0x1a0).unwrap();
     }
     let (code, _, err) = cputemp(&m, &["--source", "msr"]);
     assert_eq!(code, 1);

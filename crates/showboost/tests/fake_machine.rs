@@ -224,11 +224,7 @@ fn vm_exposing_nothing_fails_clearly() {
 fn unimplemented_mperf_is_reported() {
     let m = fixture("intel-ivb-ep");
     for cpu in 0..4 {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(m.root().join(format!("dev/cpu/{cpu}/msr")))
-            .unwrap();
-        f.set_len(0xe0 * 8).unwrap();
+        m.limit_msr(cpu, 0xe0).unwrap();
     }
     let (code, _, err) = showboost(&m, &["--source", "msr"]);
     assert_eq!(code, 1);

@@ -71,6 +71,12 @@ impl FakeMachine {
         fake::set_msr(&self.root.join("dev/cpu"), cpu, u64::from(reg), value)
     }
 
+    /// Makes register `reg` and every higher one of one CPU fault ("does not
+    /// implement"), by ending its `dev/cpu/N/msr` file there.
+    pub fn limit_msr(&self, cpu: u32, reg: u32) -> io::Result<()> {
+        fake::set_limit(&self.root.join("dev/cpu"), cpu, u64::from(reg))
+    }
+
     /// Writes a file below the root (creating directories).
     pub fn write(&self, rel: &str, content: &str) -> io::Result<()> {
         let p = self.root.join(rel);
