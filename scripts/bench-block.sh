@@ -6,7 +6,7 @@
 # (iosnoop streaming; iolatency with 1 s intervals; output to a file), runs fio 4 KiB random
 # O_DIRECT reads as fast as this machine goes, then reports: I/Os issued (fio), I/Os the tool
 # reported (iosnoop rows; iolatency histogram counts), events lost (the tool's stderr), and
-# the tool's user+sys CPU per I/O (from /proc/PID/stat just before it exits).
+# the tool's user+sys CPU per I/O (from /proc/PID/schedstat just before it exits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tool=${1:-iosnoop}
@@ -38,9 +38,11 @@ if [ "$tool" = iolatency ]; then
   while [ "$(grep -c '>=(ms)' "$work/rows.txt")" -lt $((secs + 1)) ]; do sleep 0.1; done
 fi
 sleep 0.5
-# utime+stime in clock ticks, read just before iosnoop exits.
+# utime+stime in clock ticks (the user/sys split), and the exact CPU time in ns from
+# schedstat, read just before the tool exits.
 read -r -a st < "/proc/$pid/stat"
-ticks=$(( st[13] + st[14] )); uticks=${st[13]}; sticks=${st[14]}
+uticks=${st[13]}; sticks=${st[14]}
+read -r cpu_ns _ < "/proc/$pid/schedstat"
 if [ "$tool" = iosnoop ]; then kill -INT "$pid"; fi
 wait "$pid"; pid=
 hz=$(getconf CLK_TCK)
@@ -52,8 +54,8 @@ else
   rows=$(awk -F' : ' '/ -> / { split($2, a, " "); n += a[1] } END { print n + 0 }' "$work/rows.txt")
 fi
 lost=$(grep -o 'WARNING: [0-9]* events lost in total' "$work/err.txt" | grep -o '[0-9]*' || echo 0)
-cpu_s=$(python3 -c "print($ticks / $hz)")
-per_io=$(python3 -c "print(round($ticks / $hz / max($ios,1) * 1e6, 3))")
+cpu_s=$(python3 -c "print(round($cpu_ns / 1e9, 3))")
+per_io=$(python3 -c "print(round($cpu_ns / max($ios,1) / 1e3, 3))")
 echo "kernel:          $(uname -r), $(nproc) CPUs"
 echo "fio:             4 KiB randread O_DIRECT io_uring iodepth=$depth, $secs s on $loop ($dev)"
 echo "I/Os issued:     $ios ($iops IOPS)"

@@ -160,7 +160,9 @@ impl Instance {
             .with_context(|| format!("enabling the {system}:{event} tracepoint"))
     }
 
-    /// Turns recording on or off and verifies the kernel took it.
+    /// Turns recording on or off and verifies the kernel took it. Turning it on is the
+    /// last step of a tool's setup, so it is also the fault-injection point of the
+    /// cleanup tests ([`cli::fault_point`](crate::cli::fault_point), `PT_FAULT=panic`).
     pub fn set_tracing_on(&self, on: bool) -> Result<()> {
         let want = if on { "1" } else { "0" };
         self.write("tracing_on", want)?;
@@ -172,13 +174,23 @@ impl Instance {
                 got.trim()
             );
         }
+        if on {
+            crate::cli::fault_point();
+        }
         Ok(())
     }
 
     /// Page geometry of the ring buffer, from `events/header_page`.
     pub fn page_layout(&self) -> Result<PageLayout> {
-        let text = crate::tracefs::read_file(&self.tracefs.path("events/header_page"))
-            .context("reading events/header_page")?;
+        // The instance's own header_page reflects its sub-buffer size (6.8+); kernels
+        // without one in instances use the global geometry.
+        let own = self.dir.join("events/header_page");
+        let path = if own.exists() {
+            own
+        } else {
+            self.tracefs.path("events/header_page")
+        };
+        let text = crate::tracefs::read_file(&path).context("reading events/header_page")?;
         PageLayout::parse(&text).map_err(|e| anyhow!("events/header_page: {e}"))
     }
 

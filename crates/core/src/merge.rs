@@ -8,12 +8,36 @@
 //! an earlier partner on a CPU that was read first, so it waits for the next batch.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
+
+/// One CPU's events: `events[next..]` are still held.
+#[derive(Debug)]
+struct Queue<T> {
+    events: Vec<(u64, T)>,
+    next: usize,
+}
+
+impl<T> Queue<T> {
+    #[inline]
+    fn head(&self) -> Option<u64> {
+        self.events.get(self.next).map(|e| e.0)
+    }
+
+    /// Forgets released events (keeps the allocation).
+    fn compact(&mut self) {
+        if self.next == self.events.len() {
+            self.events.clear();
+        } else if self.next > 0 {
+            self.events.drain(..self.next);
+        }
+        self.next = 0;
+    }
+}
 
 /// Orders events by timestamp across CPUs and drains.
 #[derive(Debug)]
 pub struct Merger<T> {
-    queues: Vec<VecDeque<(u64, T)>>,
+    queues: Vec<Queue<T>>,
     len: usize,
 }
 
@@ -37,9 +61,12 @@ impl<T> Merger<T> {
     #[inline]
     pub fn push(&mut self, cpu: usize, ts: u64, ev: T) {
         if cpu >= self.queues.len() {
-            self.queues.resize_with(cpu + 1, VecDeque::new);
+            self.queues.resize_with(cpu + 1, || Queue {
+                events: Vec::new(),
+                next: 0,
+            });
         }
-        self.queues[cpu].push_back((ts, ev));
+        self.queues[cpu].events.push((ts, ev));
         self.len += 1;
     }
 
@@ -55,57 +82,90 @@ impl<T> Merger<T> {
 
     /// Calls `f` for every held event with timestamp `<= watermark`, oldest first
     /// (ties: lower CPU first), and keeps the rest. Pass `u64::MAX` to release all.
-    pub fn release(&mut self, watermark: u64, mut f: impl FnMut(u64, T)) {
+    /// `f` gets the event by reference (it may take owned parts out of it): released
+    /// events are dropped when `release` returns.
+    pub fn release(&mut self, watermark: u64, mut f: impl FnMut(u64, &mut T)) {
         if self.queues.len() <= 8 {
             self.release_scan(watermark, &mut f);
         } else {
             self.release_heap(watermark, &mut f);
         }
+        for q in &mut self.queues {
+            q.compact();
+        }
+        self.len = self.queues.iter().map(|q| q.events.len()).sum();
     }
 
-    /// Few CPUs: find the oldest head by a linear scan (cheaper than a heap).
-    fn release_scan(&mut self, watermark: u64, f: &mut impl FnMut(u64, T)) {
+    /// Releases queue `cpu`'s run of events up to `bound` (the next-oldest head, as
+    /// `(ts, cpu)`; ties go to the lower CPU) and never past `watermark`.
+    #[inline]
+    fn release_run(
+        q: &mut Queue<T>,
+        cpu: usize,
+        bound: (u64, usize),
+        watermark: u64,
+        f: &mut impl FnMut(u64, &mut T),
+    ) {
+        let limit = if cpu < bound.1 {
+            bound.0
+        } else {
+            bound.0.saturating_sub(1)
+        }
+        .min(watermark);
+        let mut i = q.next;
+        while let Some((t, ev)) = q.events.get_mut(i) {
+            if *t > limit {
+                break;
+            }
+            f(*t, ev);
+            i += 1;
+        }
+        q.next = i;
+    }
+
+    /// Few CPUs: find the oldest head by a linear scan (cheaper than a heap), then
+    /// release that CPU's run up to the second-oldest head.
+    fn release_scan(&mut self, watermark: u64, f: &mut impl FnMut(u64, &mut T)) {
         loop {
             let mut best: Option<(u64, usize)> = None;
+            let mut second = (u64::MAX, usize::MAX);
             for (cpu, q) in self.queues.iter().enumerate() {
-                if let Some(&(t, _)) = q.front() {
-                    if t <= watermark && best.is_none_or(|(bt, _)| t < bt) {
-                        best = Some((t, cpu));
+                if let Some(t) = q.head() {
+                    match best {
+                        Some(b) if (t, cpu) >= b => second = second.min((t, cpu)),
+                        _ => {
+                            if let Some(b) = best {
+                                second = second.min(b);
+                            }
+                            best = Some((t, cpu));
+                        }
                     }
                 }
             }
-            let Some((_, cpu)) = best else { return };
-            let (t, ev) = self.queues[cpu].pop_front().expect("front exists");
-            self.len -= 1;
-            f(t, ev);
+            let Some((t, cpu)) = best else { return };
+            if t > watermark {
+                return;
+            }
+            Self::release_run(&mut self.queues[cpu], cpu, second, watermark, f);
         }
     }
 
     /// Many CPUs: a heap of queue heads.
-    fn release_heap(&mut self, watermark: u64, f: &mut impl FnMut(u64, T)) {
+    fn release_heap(&mut self, watermark: u64, f: &mut impl FnMut(u64, &mut T)) {
         let mut heads: BinaryHeap<Reverse<(u64, usize)>> = self
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(cpu, q)| q.front().map(|e| Reverse((e.0, cpu))))
+            .filter_map(|(cpu, q)| q.head().map(|t| Reverse((t, cpu))))
             .collect();
         while let Some(Reverse((ts, cpu))) = heads.pop() {
             if ts > watermark {
                 break;
             }
-            let q = &mut self.queues[cpu];
-            // Release this CPU's run for as long as it stays the oldest: up to the next
-            // CPU's head (ties go to the lower CPU) and never past the watermark.
             let next = heads.peek().map_or((u64::MAX, usize::MAX), |Reverse(h)| *h);
-            while let Some(&(t, _)) = q.front() {
-                if t > watermark || (t, cpu) > next {
-                    break;
-                }
-                let (t, ev) = q.pop_front().expect("front exists");
-                self.len -= 1;
-                f(t, ev);
-            }
-            if let Some(&(t, _)) = q.front() {
+            let q = &mut self.queues[cpu];
+            Self::release_run(q, cpu, next, watermark, f);
+            if let Some(t) = q.head() {
                 heads.push(Reverse((t, cpu)));
             }
         }
@@ -124,12 +184,12 @@ mod tests {
         m.push(0, 20, "c0-a");
         m.push(0, 40, "c0-b");
         let mut out = Vec::new();
-        m.release(30, |ts, e| out.push((ts, e)));
+        m.release(30, |ts, e| out.push((ts, *e)));
         assert_eq!(out, vec![(10, "c1-a"), (20, "c0-a"), (30, "c1-b")]);
         assert_eq!(m.len(), 1);
         m.push(1, 35, "late");
         out.clear();
-        m.release(u64::MAX, |ts, e| out.push((ts, e)));
+        m.release(u64::MAX, |ts, e| out.push((ts, *e)));
         assert_eq!(out, vec![(35, "late"), (40, "c0-b")]);
         assert!(m.is_empty());
     }
@@ -163,9 +223,9 @@ mod tests {
             }
             // Every later push is newer than this: it is the watermark's invariant.
             let wm = clock.iter().min().unwrap_or(&0).saturating_sub(1);
-            m.release(wm, |ts, e| out.push((ts, e)));
+            m.release(wm, |ts, e| out.push((ts, *e)));
         }
-        m.release(u64::MAX, |ts, e| out.push((ts, e)));
+        m.release(u64::MAX, |ts, e| out.push((ts, *e)));
         let mut want = all.clone();
         want.sort_by_key(|&(ts, (cpu, _))| (ts, cpu));
         let key = |v: &Vec<(u64, (usize, i32))>| {

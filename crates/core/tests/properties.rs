@@ -121,7 +121,7 @@ proptest! {
             }
         }
         let mut got = Vec::new();
-        merger.release(u64::MAX, |ts, p| got.push((ts, p)));
+        merger.release(u64::MAX, |ts, p| got.push((ts, p.clone())));
         expected.sort_by_key(|e| (e.0, e.1));
         let want: Vec<(u64, Vec<u8>)> = expected.into_iter().map(|(ts, _, p)| (ts, p)).collect();
         prop_assert_eq!(got, want);

@@ -16,8 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
-use perf_tools_core::block::{BlockEvent, Device, Inflight, StartPoint};
-use perf_tools_core::merge::Merger;
+use perf_tools_core::block::{BlockPipeline, Device, StartPoint};
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
 use perf_tools_core::signals::Shutdown;
@@ -314,8 +313,7 @@ pub fn run(args: Args) -> Result<()> {
         out.flush()?;
     }
 
-    let mut inflight = Inflight::new(start_point);
-    let mut merger: Merger<BlockEvent> = Merger::new();
+    let mut pipeline = BlockPipeline::new(decoder, start_point);
     let mut summary = Summary::new(unit_ns, exact, args.per_disk);
     let mut printed = 0u64;
     let mut lost_total = 0u64;
@@ -334,18 +332,12 @@ pub fn run(args: Args) -> Result<()> {
             Wake::Ready => {}
         }
         let watermark = monotonic_ns();
-        let stats = session.reader.drain(|cpu, ts, payload| {
-            if let Some(ev) = decoder.decode(payload) {
-                merger.push(cpu as usize, ts, ev);
-            }
-        });
+        let stats = session
+            .reader
+            .drain(|cpu, ts, payload| pipeline.push(cpu, ts, payload));
         summary.lost += stats.missed;
         let mut feed = |summary: &mut Summary, upto: u64| {
-            merger.release(upto, |ts, ev| {
-                if let Some(c) = inflight.feed(ts, &ev, |_| true) {
-                    summary.record(c.dev, c.latency_ns());
-                }
-            });
+            pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
         };
         // Close every interval whose end has passed: an I/O counts in the interval in
         // which it completed; starts still in flight carry over.

@@ -11,8 +11,7 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::block::{BlockEvent, Completed, Device, Inflight, StartPoint};
-use perf_tools_core::merge::Merger;
+use perf_tools_core::block::{BlockPipeline, Completed, Device, StartPoint};
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
 use perf_tools_core::signals::Shutdown;
@@ -235,11 +234,9 @@ pub fn run(args: Args) -> Result<()> {
     rows.header(&mut out.buf);
     out.flush()?;
 
-    let mut inflight = Inflight::new(start_point);
-    let mut merger: Merger<BlockEvent> = Merger::new();
+    let mut pipeline = BlockPipeline::new(decoder, start_point);
     let mut lost_in_band = 0u64;
     let mut totals = perf_tools_core::reader::DrainStats::default();
-    let mut undecoded = 0u64;
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
@@ -261,28 +258,24 @@ pub fn run(args: Args) -> Result<()> {
             session.instance.set_tracing_on(false)?;
         }
         let watermark = if finishing { u64::MAX } else { monotonic_ns() };
-        let stats = session.reader.drain(|cpu, ts, payload| {
-            if let Some(ev) = decoder.decode(payload) {
-                merger.push(cpu as usize, ts, ev);
-            } else {
-                undecoded += 1;
-            }
-        });
+        let stats = session
+            .reader
+            .drain(|cpu, ts, payload| pipeline.push(cpu, ts, payload));
         totals.pages += stats.pages;
         totals.events += stats.events;
         if stats.missed > 0 {
             lost_in_band += stats.missed;
             eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
         }
-        merger.release(watermark, |ts, ev| {
-            if let Some(c) = inflight.feed(ts, &ev, |comm| {
+        pipeline.release(
+            watermark,
+            |comm| {
                 name_re
                     .as_ref()
                     .is_none_or(|re| re.is_match(trim_nul(comm)))
-            }) {
-                rows.row(&mut out.buf, &c);
-            }
-        });
+            },
+            |c| rows.row(&mut out.buf, c),
+        );
         if streaming || finishing {
             out.flush()?;
         }
@@ -294,7 +287,7 @@ pub fn run(args: Args) -> Result<()> {
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
             "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} in flight {} lost {lost}",
-            totals.pages, totals.events, undecoded, inflight.unmatched, inflight.aged_out, inflight.len()
+            totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.len()
         );
     }
     session.finish()?;
@@ -352,7 +345,7 @@ mod tests {
             },
             sector: 17_039_600,
             nr_sector: 8,
-            rwbs: *b"W\0\0\0\0\0\0\0\0\0",
+            rwbs: *b"W\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let mut v = Vec::new();
         RowFormat {

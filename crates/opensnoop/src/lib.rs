@@ -699,8 +699,8 @@ pub fn run(args: Args) -> Result<()> {
                 pending.insert(
                     ev.tid,
                     Pending {
-                        name: ev.name,
-                        comm: ev.comm,
+                        name: ev.name.take(),
+                        comm: ev.comm.take(),
                     },
                 );
             }
