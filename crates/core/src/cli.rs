@@ -50,6 +50,18 @@ pub fn exit_code(tool: &str, result: anyhow::Result<()>) -> i32 {
     }
 }
 
+/// Fault injection for the cleanup tests: with `PT_FAULT=panic` in the environment this
+/// panics, so a test can prove that a run's tracing state is still removed (or restored)
+/// while the panic unwinds. Called once a tool's tracing is set up: by
+/// [`Instance::set_tracing_on`](crate::instance::Instance::set_tracing_on) when it turns
+/// recording on (iosnoop, iolatency, opensnoop, kprobe) and by funcgraph after
+/// configuring its tracer. Does nothing otherwise.
+pub fn fault_point() {
+    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
+        panic!("PT_FAULT=panic: injected panic after setup");
+    }
+}
+
 /// Parses arguments with clap (exit 2 on usage errors, 0 for --help/--version), runs the
 /// tool and exits with [`exit_code`]. This is the whole body of every tool's `main`.
 pub fn run_main<A: clap::Parser>(tool: &str, run: fn(A) -> anyhow::Result<()>) -> ! {

@@ -559,11 +559,8 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut target = open_target(&tracefs, args.maxdepth.is_some())?;
     configure(&mut target, &args, &tids, &pats)?;
-    // Fault injection for the cleanup tests: PT_FAULT=panic panics once tracing is on,
-    // to prove everything is still restored while the panic unwinds.
-    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
-        panic!("PT_FAULT=panic: injected panic after setup");
-    }
+    // PT_FAULT=panic (cleanup tests): everything must still be restored while unwinding.
+    cli::fault_point();
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
     out.flush()?;
