@@ -8,7 +8,7 @@
 use perf_tools_core::block::synthetic::{self, Load};
 use perf_tools_core::block::{BlockDecoder, BlockPipeline, Device, StartPoint};
 use perf_tools_core::format::EventFormat;
-use perf_tools_core::ringbuf::{decode_page, PageLayout};
+use perf_tools_core::ringbuf::PageLayout;
 use std::time::Instant;
 
 fn format(name: &str) -> EventFormat {
@@ -54,38 +54,23 @@ fn main() {
             let mut sum = 0u64;
             let mut n = 0u64;
             let t = Instant::now();
-            // Drain like the tools: a batch of pages per CPU, then release up to the
-            // oldest CPU's newest event.
-            let mut idx = vec![0usize; pages.len()];
-            loop {
-                let mut any = false;
-                let mut wm = u64::MAX;
-                for (cpu, p) in pages.iter().enumerate() {
-                    let mut last = 0;
-                    for page in p.iter().skip(idx[cpu]).take(8) {
-                        any = true;
-                        let _ = decode_page(page, &layout, |ts, payload| {
-                            last = ts;
-                            pipe.push(cpu as u32, ts, payload)
-                        });
-                    }
-                    idx[cpu] = (idx[cpu] + 8).min(p.len());
-                    if idx[cpu] < p.len() {
-                        wm = wm.min(last);
-                    }
-                }
-                pipe.release(
-                    wm,
-                    |_| true,
-                    |c| {
-                        sum += c.latency_ns();
-                        n += 1;
-                    },
-                );
-                if !any {
-                    break;
-                }
-            }
+            let pipe = std::cell::RefCell::new(pipe);
+            synthetic::replay(
+                &pages,
+                &layout,
+                1,
+                |cpu, ts, payload| pipe.borrow_mut().push(cpu, ts, payload),
+                |wm| {
+                    pipe.borrow_mut().release(
+                        wm,
+                        |_| true,
+                        |c| {
+                            sum += c.latency_ns();
+                            n += 1;
+                        },
+                    )
+                },
+            );
             let ns = t.elapsed().as_nanos() as f64 / ios as f64;
             assert_eq!(n, ios, "every I/O paired");
             assert_eq!(sum, lats.iter().sum::<u64>(), "latencies");

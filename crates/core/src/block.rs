@@ -381,6 +381,31 @@ impl Completed {
     }
 }
 
+/// A request's identity while in flight: device and first sector. Hashed as one word
+/// (equal keys hash equally; distinct keys may collide, which the table resolves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    dev: u32,
+    sector: u64,
+}
+
+impl Key {
+    #[inline(always)]
+    fn new(dev: Device, sector: u64) -> Key {
+        Key {
+            dev: dev.to_kernel(),
+            sector,
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.sector ^ ((self.dev as u64) << 40));
+    }
+}
+
 /// Pairs starts with completions by (device, sector).
 ///
 /// Starts wait in a bounded table; starts older than `max_age_ns` are dropped (a lost
@@ -389,7 +414,7 @@ impl Completed {
 /// In-flight starts survive across output intervals.
 #[derive(Debug)]
 pub struct Inflight {
-    table: FxHashMap<(Device, u64), Start>,
+    table: FxHashMap<Key, Start>,
     prefer_insert: bool,
     max_age_ns: u64,
     capacity: usize,
@@ -453,7 +478,7 @@ impl Inflight {
                 {
                     self.sweep(ts);
                 }
-                let key = (dev, sector);
+                let key = Key::new(dev, sector);
                 if issue && self.prefer_insert {
                     // -Q: keep the queue-insert time when insert fired; else time from issue.
                     if let Some(s) = self.table.get(&key) {
@@ -474,7 +499,7 @@ impl Inflight {
                 sector,
                 nr_sector,
                 rwbs,
-            } => match self.table.remove(&(dev, sector)) {
+            } => match self.table.remove(&Key::new(dev, sector)) {
                 Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
                     Some(Completed {
                         start,
@@ -691,6 +716,42 @@ pub mod synthetic {
             })
             .collect();
         (pages, lats)
+    }
+
+    /// Feeds `pages` (one list per CPU) the way the tools drain a live trace: up to
+    /// `batch` pages from each CPU in turn, decoded with `push(cpu, ts, payload)`, then
+    /// `release(watermark)` with the oldest timestamp that is safe to release (the
+    /// newest one read from the CPU that is furthest behind; `u64::MAX` at the end).
+    pub fn replay(
+        pages: &[Vec<Vec<u8>>],
+        layout: &PageLayout,
+        batch: usize,
+        mut push: impl FnMut(u32, u64, &[u8]),
+        mut release: impl FnMut(u64),
+    ) {
+        let mut next = vec![0usize; pages.len()];
+        loop {
+            let mut any = false;
+            let mut watermark = u64::MAX;
+            for (cpu, list) in pages.iter().enumerate() {
+                let mut last = 0;
+                for page in list.iter().skip(next[cpu]).take(batch) {
+                    any = true;
+                    let _ = crate::ringbuf::decode_page(page, layout, |ts, payload| {
+                        last = ts;
+                        push(cpu as u32, ts, payload)
+                    });
+                }
+                next[cpu] = (next[cpu] + batch).min(list.len());
+                if next[cpu] < list.len() {
+                    watermark = watermark.min(last);
+                }
+            }
+            release(watermark);
+            if !any {
+                break;
+            }
+        }
     }
 }
 

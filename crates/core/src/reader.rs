@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
@@ -147,45 +147,83 @@ impl RawReader {
     /// A CPU is drained until the kernel has nothing more or hands back a partly filled
     /// page (the reader caught up with the writer).
     pub fn drain(&mut self, mut on_event: impl FnMut(u32, u64, &[u8])) -> DrainStats {
+        self.drain_rounds(
+            u64::MAX,
+            &mut (),
+            |_, cpu, ts, p| on_event(cpu, ts, p),
+            |_, _| {},
+        )
+    }
+
+    /// Like [`RawReader::drain`], but reads the CPUs round-robin, one page each per
+    /// round, and after every round calls `on_round(state, watermark)`: every event with a
+    /// timestamp `<= watermark` has been delivered, on every CPU. `clock` is a clock
+    /// reading taken before the drain (events up to it are in the buffers by then); the
+    /// watermark never passes it. Releasing merged events at each watermark keeps the
+    /// merge queues to about a page per CPU instead of a whole buffer. Both callbacks
+    /// get `state` (e.g. the tool's merge-and-pair pipeline) to work on.
+    pub fn drain_rounds<S>(
+        &mut self,
+        clock: u64,
+        state: &mut S,
+        mut on_event: impl FnMut(&mut S, u32, u64, &[u8]),
+        mut on_round: impl FnMut(&mut S, u64),
+    ) -> DrainStats {
         let mut stats = DrainStats::default();
         let caught_up = self.layout.data_size.saturating_sub(512);
-        for c in &mut self.cpus {
-            // A short page means the reader caught up with the writer, except the first
-            // page of a drain, which may be the tail of a page partly consumed by the
-            // previous drain while full pages wait behind it: stop at the second short
-            // page in a row (or when the kernel has nothing more).
-            let mut short_pages = 0;
-            // Bound the work per call (twice the buffer) so a flood on one CPU cannot
-            // keep the reader there forever; everything buffered at the start is read.
-            for _ in 0..self.max_pages {
+        // Per CPU: still reading, short pages in a row, pages read, newest timestamp.
+        let mut cpus: Vec<(bool, u32, usize, u64)> = vec![(true, 0, 0, 0); self.cpus.len()];
+        loop {
+            let mut reading = false;
+            for (c, st) in self.cpus.iter_mut().zip(cpus.iter_mut()) {
+                let (active, short_pages, pages, last_ts) = st;
+                if !*active {
+                    continue;
+                }
+                // Bound the work per call (twice the buffer) so a flood on one CPU
+                // cannot keep the reader here forever; everything buffered at the
+                // start is read.
+                if *pages >= self.max_pages {
+                    *active = false;
+                    continue;
+                }
                 let n = match c.file.read(&mut self.buf) {
-                    Ok(0) => break,
+                    Ok(0) => 0,
                     Ok(n) => n,
-                    Err(e)
-                        if e.kind() == ErrorKind::WouldBlock
-                            || e.kind() == ErrorKind::Interrupted =>
-                    {
-                        break
-                    }
-                    // ENODEV: CPU went offline; ENOMEM/EBUSY: transient. Try again later.
-                    Err(_) => break,
+                    // EAGAIN: nothing more; ENODEV: CPU went offline; ENOMEM/EBUSY:
+                    // transient. Try again at the next drain.
+                    Err(_) => 0,
                 };
+                if n == 0 {
+                    *active = false;
+                    continue;
+                }
+                reading = true;
+                *pages += 1;
                 c.pages += 1;
                 stats.pages += 1;
                 let cpu = c.cpu;
-                match decode_page(&self.buf[..n], &self.layout, |ts, p| on_event(cpu, ts, p)) {
+                let decoded = decode_page(&self.buf[..n], &self.layout, |ts, p| {
+                    *last_ts = ts;
+                    on_event(state, cpu, ts, p)
+                });
+                match decoded {
                     Ok(s) => {
                         stats.events += s.events as u64;
                         if s.missed != Missed::None {
                             stats.missed += s.missed.at_least();
                         }
+                        // A short page means the reader caught up with the writer,
+                        // except the first page of a drain, which may be the tail of a
+                        // page partly consumed by the previous drain while full pages
+                        // wait behind it: stop at the second short page in a row.
                         if s.data_len < caught_up {
-                            short_pages += 1;
-                            if short_pages >= 2 {
-                                break;
+                            *short_pages += 1;
+                            if *short_pages >= 2 {
+                                *active = false;
                             }
                         } else {
-                            short_pages = 0;
+                            *short_pages = 0;
                         }
                     }
                     Err(e) => {
@@ -197,7 +235,17 @@ impl RawReader {
                     }
                 }
             }
+            // A CPU still being read may hold events just after its newest one so far;
+            // one that is done holds nothing older than `clock`.
+            let watermark = cpus
+                .iter()
+                .filter(|s| s.0)
+                .map(|s| s.3.saturating_sub(1))
+                .fold(clock, u64::min);
+            on_round(state, watermark);
+            if !reading {
+                return stats;
+            }
         }
-        stats
     }
 }

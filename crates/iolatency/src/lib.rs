@@ -148,8 +148,10 @@ impl Stats {
 /// One interval's summary, per device or for all devices (`None`).
 #[derive(Debug, Clone)]
 pub struct Summary {
-    /// Statistics keyed by device (`None`: all devices together).
-    pub by_dev: BTreeMap<Option<Device>, Stats>,
+    /// Statistics keyed by device (`None`: all devices together), except `last`.
+    by_dev: BTreeMap<Option<Device>, Stats>,
+    /// The device recorded last, and its statistics (kept out of the map).
+    last: Option<(Option<Device>, Stats)>,
     /// Events the kernel lost during the interval.
     pub lost: u64,
     unit_ns: u64,
@@ -162,6 +164,7 @@ impl Summary {
     pub fn new(unit_ns: u64, exact: bool, per_disk: bool) -> Summary {
         Summary {
             by_dev: BTreeMap::new(),
+            last: None,
             lost: 0,
             unit_ns,
             exact,
@@ -170,18 +173,41 @@ impl Summary {
     }
 
     /// Counts one completed I/O.
+    #[inline]
     pub fn record(&mut self, dev: Device, lat_ns: u64) {
         let key = self.per_disk.then_some(dev);
+        // Runs once per I/O: the device of the previous I/O is the likely one.
+        if let Some((k, stats)) = &mut self.last {
+            if *k == key {
+                stats.record(lat_ns);
+                return;
+            }
+        }
         let (unit, exact) = (self.unit_ns, self.exact);
-        self.by_dev
-            .entry(key)
-            .or_insert_with(|| Stats::new(unit, exact))
-            .record(lat_ns);
+        if let Some((k, stats)) = self.last.take() {
+            self.by_dev.insert(k, stats);
+        }
+        let mut stats = self
+            .by_dev
+            .remove(&key)
+            .unwrap_or_else(|| Stats::new(unit, exact));
+        stats.record(lat_ns);
+        self.last = Some((key, stats));
+    }
+
+    /// Statistics per device (`None`: all devices together), in device order.
+    pub fn by_dev(&self) -> Vec<(&Option<Device>, &Stats)> {
+        let mut v: Vec<(&Option<Device>, &Stats)> = self.by_dev.iter().collect();
+        if let Some((k, s)) = &self.last {
+            v.push((k, s));
+            v.sort_by_key(|e| *e.0);
+        }
+        v
     }
 
     /// Total I/O counted.
     pub fn total(&self) -> u64 {
-        self.by_dev.values().map(|s| s.hist.total()).sum()
+        self.by_dev().iter().map(|(_, s)| s.hist.total()).sum()
     }
 
     fn unit(&self) -> (&'static str, f64) {
@@ -201,11 +227,10 @@ impl Summary {
             let _ = writeln!(out, "{t}");
         }
         let empty = Stats::new(self.unit_ns, self.exact);
-        let entries: Vec<(&Option<Device>, &Stats)> = if self.by_dev.is_empty() {
-            vec![(&None, &empty)]
-        } else {
-            self.by_dev.iter().collect()
-        };
+        let mut entries = self.by_dev();
+        if entries.is_empty() {
+            entries.push((&None, &empty));
+        }
         for (i, (dev, stats)) in entries.into_iter().enumerate() {
             if let Some(d) = dev {
                 if i > 0 {
@@ -245,8 +270,8 @@ impl Summary {
     pub fn render_json(&self, out: &mut Vec<u8>, interval_s: f64, unix_time: f64) {
         let (unit, div) = self.unit();
         let hists: Vec<serde_json::Value> = self
-            .by_dev
-            .iter()
+            .by_dev()
+            .into_iter()
             .map(|(dev, s)| {
                 let buckets: Vec<serde_json::Value> = s
                     .hist
@@ -332,9 +357,21 @@ pub fn run(args: Args) -> Result<()> {
             Wake::Ready => {}
         }
         let watermark = monotonic_ns();
-        let stats = session
-            .reader
-            .drain(|cpu, ts, payload| pipeline.push(cpu, ts, payload));
+        // Pair as the drain goes (up to the current interval's end at most), so the
+        // merge holds about a page per CPU rather than a whole buffer.
+        let mut state = (&mut pipeline, &mut summary);
+        let stats = session.reader.drain_rounds(
+            watermark,
+            &mut state,
+            |(p, _), cpu, ts, payload| p.push(cpu, ts, payload),
+            |(p, summary), wm| {
+                p.release(
+                    wm.min(tick),
+                    |_| true,
+                    |c| summary.record(c.dev, c.latency_ns()),
+                )
+            },
+        );
         summary.lost += stats.missed;
         let mut feed = |summary: &mut Summary, upto: u64| {
             pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
@@ -452,6 +489,17 @@ mod tests {
             "{text}"
         );
         assert_eq!(s.total(), 101);
+        // Interleaved devices: each keeps its own counts; output stays in device order.
+        let mut s = Summary::new(1_000_000, false, true);
+        for i in 0..10 {
+            s.record(if i % 3 == 0 { b } else { a }, 500_000);
+        }
+        let counts: Vec<(Option<Device>, u64)> = s
+            .by_dev()
+            .iter()
+            .map(|(d, st)| (**d, st.hist.total()))
+            .collect();
+        assert_eq!(counts, vec![(Some(a), 6), (Some(b), 4)]);
     }
 
     #[test]

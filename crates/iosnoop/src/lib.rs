@@ -67,12 +67,83 @@ pub fn command() -> clap::Command {
 
 /// Formats rows exactly as the original: optional `%-15s` STARTs/ENDs, then
 /// `%-12.12s %-6s %-4s %-8s %-12s %-6s %8s`.
-#[derive(Debug, Clone, Copy)]
+///
+/// Consecutive rows mostly repeat the process, type, device and size: those columns
+/// are kept formatted and reused while they stay the same. This runs once per I/O, so
+/// columns are appended as fixed-size chunks and then cut to length (no per-byte
+/// pushes, no calls to memcpy for a few bytes).
+#[derive(Debug, Clone, Default)]
 pub struct RowFormat {
     /// STARTs column.
     pub start: bool,
     /// ENDs column.
     pub end: bool,
+    /// `COMM PID ` columns of recent processes, direct-mapped by pid.
+    who: [Option<(i32, u128, Chunk<24>)>; 16],
+    /// `TYPE DEV ` and `BYTES ` columns for the last (rwbs, device, sectors).
+    what: Option<((u64, u32, u32), Chunk<24>, Chunk<16>)>,
+}
+
+/// Up to `N` bytes of formatted text, padded with spaces.
+#[derive(Debug, Clone, Copy)]
+struct Chunk<const N: usize> {
+    text: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Chunk<N> {
+    fn default() -> Self {
+        Chunk {
+            text: [b' '; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Chunk<N> {
+    /// `value` left-aligned in `width` columns plus one space (`%-Ns `), clipped to `N`.
+    fn from_field(parts: &[(&[u8], usize)]) -> Self {
+        let mut c = Chunk::default();
+        for (value, width) in parts {
+            let v = &value[..value.len().min(N.saturating_sub(c.len + 1))];
+            c.text[c.len..c.len + v.len()].copy_from_slice(v);
+            c.len = (c.len + (*width).max(v.len()) + 1).min(N);
+        }
+        c
+    }
+
+    /// Appends the chunk: a fixed-size copy, then cut to its length.
+    #[inline(always)]
+    fn append(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(&self.text);
+        out.truncate(at + self.len);
+    }
+}
+
+/// Decimal digits of `v`, left-aligned in a space-filled chunk, as `%-Ns ` would.
+#[inline(always)]
+fn number<const N: usize>(v: u64, width: usize) -> Chunk<N> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let n = (digits.len() - i).min(N - 1);
+    let mut c = Chunk::<N>::default();
+    // A byte loop, not copy_from_slice: for a few bytes a memcpy call costs more.
+    #[allow(clippy::manual_memcpy)]
+    for k in 0..n {
+        c.text[k] = digits[i + k];
+    }
+    c.len = n.max(width) + 1;
+    c
 }
 
 fn trim_nul(b: &[u8]) -> &[u8] {
@@ -83,6 +154,15 @@ fn trim_nul(b: &[u8]) -> &[u8] {
 }
 
 impl RowFormat {
+    /// A formatter with the optional STARTs and ENDs columns.
+    pub fn new(start: bool, end: bool) -> RowFormat {
+        RowFormat {
+            start,
+            end,
+            ..Default::default()
+        }
+    }
+
     /// The column header line.
     pub fn header(&self, out: &mut Vec<u8>) {
         if self.start {
@@ -98,50 +178,70 @@ impl RowFormat {
         );
     }
 
-    /// One row for a completed I/O. Written straight into `out` without temporary
-    /// strings: this runs once per traced I/O.
-    pub fn row(&self, out: &mut Vec<u8>, c: &Completed) {
+    /// One row for a completed I/O, written straight into `out`.
+    pub fn row(&mut self, out: &mut Vec<u8>, c: &Completed) {
         if self.start {
             secs_into(out, c.start.ts);
         }
         if self.end {
             secs_into(out, c.end_ts);
         }
-        out.reserve(160);
-        let mut num = itoa::Buffer::new();
-        let comm = trim_nul(&c.start.comm);
-        field(out, &comm[..comm.len().min(12)], 12);
-        field(out, num.format(c.start.pid).as_bytes(), 6);
-        field(out, trim_nul(&c.rwbs), 4);
-        let mark = out.len();
-        out.extend_from_slice(num.format(c.dev.major).as_bytes());
-        out.push(b',');
-        out.extend_from_slice(num.format(c.dev.minor).as_bytes());
-        pad_to(out, mark + 8, b' ');
-        out.push(b' ');
-        field(out, num.format(c.sector).as_bytes(), 12);
-        field(out, num.format(c.nr_sector as u64 * 512).as_bytes(), 6);
+        let comm = u128::from_ne_bytes(c.start.comm);
+        let slot = &mut self.who[c.start.pid as usize % 16];
+        let who = match slot {
+            Some((pid, kept, chunk)) if *pid == c.start.pid && *kept == comm => *chunk,
+            _ => {
+                let name = trim_nul(&c.start.comm);
+                let pid = number::<16>(c.start.pid as u64, 6);
+                let chunk = Chunk::from_field(&[
+                    (&name[..name.len().min(12)], 12),
+                    (&pid.text[..pid.len - 1], 6),
+                ]);
+                *slot = Some((c.start.pid, comm, chunk));
+                chunk
+            }
+        };
+        let mut rwbs = [0u8; 8];
+        rwbs.copy_from_slice(&c.rwbs[..8]);
+        let key = (u64::from_ne_bytes(rwbs), c.dev.to_kernel(), c.nr_sector);
+        if self.what.as_ref().is_none_or(|(k, ..)| *k != key) {
+            let (major, minor) = (
+                number::<16>(c.dev.major as u64, 0),
+                number::<16>(c.dev.minor as u64, 0),
+            );
+            let mut dev = [0u8; 24];
+            let (a, b) = (major.len - 1, minor.len - 1);
+            dev[..a].copy_from_slice(&major.text[..a]);
+            dev[a] = b',';
+            dev[a + 1..a + 1 + b].copy_from_slice(&minor.text[..b]);
+            let type_dev = Chunk::from_field(&[(trim_nul(&c.rwbs), 4), (&dev[..a + 1 + b], 8)]);
+            self.what = Some((key, type_dev, number(c.nr_sector as u64 * 512, 6)));
+        }
+        out.reserve(128);
+        who.append(out);
+        if let Some((_, type_dev, bytes)) = &self.what {
+            type_dev.append(out);
+            number::<24>(c.sector, 12).append(out);
+            bytes.append(out);
+        }
         // LATms with two decimals, rounded to the nearest 10 µs, right-aligned in 8.
         let lat = (c.latency_ns() + 5_000) / 10_000;
-        let whole = num.format(lat / 100);
-        for _ in whole.len() + 3..8 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(whole.as_bytes());
-        out.extend_from_slice(&[b'.', b'0' + (lat % 100 / 10) as u8, b'0' + (lat % 10) as u8]);
-        out.push(b'\n');
+        let whole = number::<24>(lat / 100, 0);
+        let digits = whole.len - 1;
+        let pad = 5usize.saturating_sub(digits);
+        let at = out.len();
+        out.extend_from_slice(&[b' '; 8]);
+        out.truncate(at + pad);
+        let at = out.len();
+        out.extend_from_slice(&whole.text);
+        out.truncate(at + digits);
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (lat % 100 / 10) as u8,
+            b'0' + (lat % 10) as u8,
+            b'\n',
+        ]);
     }
-}
-
-/// Appends `value` left-aligned in `width` columns, then the separating space
-/// (`%-Ns ` in the original's printf).
-#[inline]
-fn field(out: &mut Vec<u8>, value: &[u8], width: usize) {
-    out.extend_from_slice(value);
-    for _ in value.len()..width {
-        out.push(b' ');
-    }
-    out.push(b' ');
 }
 
 /// Pads `out` with `fill` up to length `len`.
@@ -226,10 +326,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut out = Output::stdout();
-    let rows = RowFormat {
-        start: args.start,
-        end: args.end,
-    };
+    let mut rows = RowFormat::new(args.start, args.end);
     let _ = writeln!(out.buf, "{}", banner(&args));
     rows.header(&mut out.buf);
     out.flush()?;
@@ -257,25 +354,24 @@ pub fn run(args: Args) -> Result<()> {
         if finishing {
             session.instance.set_tracing_on(false)?;
         }
-        let watermark = if finishing { u64::MAX } else { monotonic_ns() };
-        let stats = session
-            .reader
-            .drain(|cpu, ts, payload| pipeline.push(cpu, ts, payload));
+        let clock = if finishing { u64::MAX } else { monotonic_ns() };
+        let keep = |comm: &[u8; 16]| {
+            name_re
+                .as_ref()
+                .is_none_or(|re| re.is_match(trim_nul(comm)))
+        };
+        let stats = session.reader.drain_rounds(
+            clock,
+            &mut pipeline,
+            |p, cpu, ts, payload| p.push(cpu, ts, payload),
+            |p, watermark| p.release(watermark, keep, |c| rows.row(&mut out.buf, c)),
+        );
         totals.pages += stats.pages;
         totals.events += stats.events;
         if stats.missed > 0 {
             lost_in_band += stats.missed;
             eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
         }
-        pipeline.release(
-            watermark,
-            |comm| {
-                name_re
-                    .as_ref()
-                    .is_none_or(|re| re.is_match(trim_nul(comm)))
-            },
-            |c| rows.row(&mut out.buf, c),
-        );
         if streaming || finishing {
             out.flush()?;
         }
@@ -307,21 +403,13 @@ mod tests {
     #[test]
     fn header_matches_the_original() {
         let mut v = Vec::new();
-        RowFormat {
-            start: false,
-            end: false,
-        }
-        .header(&mut v);
+        RowFormat::new(false, false).header(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "COMM         PID    TYPE DEV      BLOCK        BYTES     LATms\n"
         );
         let mut v = Vec::new();
-        RowFormat {
-            start: true,
-            end: true,
-        }
-        .header(&mut v);
+        RowFormat::new(true, true).header(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "STARTs          ENDs            COMM         PID    TYPE DEV      BLOCK        BYTES     LATms\n"
@@ -348,15 +436,47 @@ mod tests {
             rwbs: *b"W\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let mut v = Vec::new();
-        RowFormat {
-            start: true,
-            end: true,
-        }
-        .row(&mut v, &c);
+        RowFormat::new(true, true).row(&mut v, &c);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "5982800.302061  5982800.302679  kworker/u4:1 1809   W    202,1    17039600     4096       0.62\n"
         );
+    }
+
+    #[test]
+    fn reused_columns_never_go_stale() {
+        // One formatter over varied rows must print what a fresh formatter prints for
+        // each row: the kept COMM/PID and TYPE/DEV/BYTES columns follow every change.
+        let mut all = Vec::new();
+        for i in 0..40u64 {
+            let mut comm = [0u8; 16];
+            let name: &[u8] = [&b"dd"[..], b"kworker/u4:1-events", b"fio"][(i % 3) as usize];
+            comm[..name.len().min(16)].copy_from_slice(&name[..name.len().min(16)]);
+            let mut rwbs = [0u8; 16];
+            rwbs[..2].copy_from_slice([b"R\0", b"WS", b"RA"][(i / 2 % 3) as usize]);
+            all.push(Completed {
+                start: Start {
+                    ts: 1_000_000 * i,
+                    pid: [7, 7, 12345, 9][(i % 4) as usize],
+                    comm,
+                },
+                end_ts: 1_000_000 * i + 123_456 * (i % 5),
+                dev: Device {
+                    major: [7, 259, 8][(i / 5 % 3) as usize],
+                    minor: [0, 3, 1048575][(i / 7 % 3) as usize],
+                },
+                sector: 8 * i * i,
+                nr_sector: [8, 8, 256, 1][(i / 3 % 4) as usize],
+                rwbs,
+            });
+        }
+        let mut kept = RowFormat::new(false, true);
+        for c in &all {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            kept.row(&mut a, c);
+            RowFormat::new(false, true).row(&mut b, c);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! Benchmark of iolatency's whole per-I/O path in user space, without a kernel: decode
+//! synthetic 64 KiB `trace_pipe_raw` sub-buffers built with the 6.18 block formats from
+//! tests/fixtures, merge two CPUs, pair, and count into the histogram. Prints ns per I/O.
+//!
+//!     cargo bench -p iolatency --bench histogram
+
+use iolatency::Summary;
+use perf_tools_core::block::synthetic::{self, Load};
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, Device, StartPoint};
+use perf_tools_core::format::EventFormat;
+use perf_tools_core::ringbuf::PageLayout;
+use std::cell::RefCell;
+use std::time::Instant;
+
+fn format(name: &str) -> EventFormat {
+    let path = format!(
+        "{}/../../tests/fixtures/formats/6.18/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    EventFormat::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn main() {
+    let (issue, complete) = (format("block_rq_issue"), format("block_rq_complete"));
+    let layout = PageLayout {
+        data_size: 65_520,
+        ..PageLayout::X86_64_4K
+    };
+    let ios = 1_000_000;
+    // ROUNDS=50 makes the timed part dominate a profile (perf record).
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let load = Load {
+        ios,
+        cpus: 2,
+        gap_ns: 7_000,
+        depth: 32,
+        dev: Device { major: 7, minor: 0 },
+    };
+    let (pages, _) = synthetic::pages(&issue, &complete, layout, load);
+    for (label, exact) in [("default", false), ("-P", true)] {
+        let mut best = f64::MAX;
+        for _ in 0..rounds {
+            let decoder = BlockDecoder::from_formats(None, &issue, &complete)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let pipe = RefCell::new(BlockPipeline::new(decoder, StartPoint::Issue));
+            let mut summary = Summary::new(1_000_000, exact, false);
+            let t = Instant::now();
+            synthetic::replay(
+                &pages,
+                &layout,
+                1,
+                |cpu, ts, payload| pipe.borrow_mut().push(cpu, ts, payload),
+                |wm| {
+                    pipe.borrow_mut().release(
+                        wm,
+                        |_| true,
+                        |c| summary.record(c.dev, c.latency_ns()),
+                    )
+                },
+            );
+            let ns = t.elapsed().as_nanos() as f64 / ios as f64;
+            assert_eq!(summary.total(), ios, "every I/O counted");
+            best = best.min(ns);
+        }
+        println!("iolatency {label}: {best:.1} ns per I/O (decode + merge + pair + histogram, best of {rounds})");
+    }
+}
