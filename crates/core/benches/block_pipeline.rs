@@ -50,7 +50,7 @@ fn main() {
         for _ in 0..rounds {
             let decoder = BlockDecoder::from_formats(None, &issue, &complete)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let mut pipe = BlockPipeline::new(decoder, StartPoint::Issue);
+            let pipe = BlockPipeline::new(decoder, StartPoint::Issue);
             let mut sum = 0u64;
             let mut n = 0u64;
             let t = Instant::now();
