@@ -23,14 +23,17 @@ impl<T> Queue<T> {
         self.events.get(self.next).map(|e| e.0)
     }
 
-    /// Forgets released events (keeps the allocation).
+    /// Forgets released events (keeps the allocation). Held events are moved to the
+    /// front only once released ones are at least half the queue, so the copying stays
+    /// proportional to the events released however often `release` runs.
     fn compact(&mut self) {
         if self.next == self.events.len() {
             self.events.clear();
-        } else if self.next > 0 {
+            self.next = 0;
+        } else if self.next * 2 >= self.events.len() {
             self.events.drain(..self.next);
+            self.next = 0;
         }
-        self.next = 0;
     }
 }
 
@@ -93,7 +96,7 @@ impl<T> Merger<T> {
         for q in &mut self.queues {
             q.compact();
         }
-        self.len = self.queues.iter().map(|q| q.events.len()).sum();
+        self.len = self.queues.iter().map(|q| q.events.len() - q.next).sum();
     }
 
     /// Releases queue `cpu`'s run of events up to `bound` (the next-oldest head, as
