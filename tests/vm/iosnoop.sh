@@ -9,18 +9,22 @@
 disk=${VM_DISK#/dev/}
 DEV=$(tr ':' ',' <"/sys/block/$disk/dev")   # e.g. 254,0
 
-# Three 4 KiB writes at sectors 8, 16, 24, then two 8 KiB reads at sectors 128, 144.
+# Three 4 KiB writes at sectors 8, 16, 24, then two 8 KiB reads at sectors 128, 144,
+# once iosnoop has printed its header into $1 (tracing is on by then: a fixed sleep
+# raced with a slow start on a loaded host).
 do_io() {
-  sleep 1
+  n=0
+  while ! grep -q 'COMM' "$1" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
   for i in 1 2 3; do dd if=/dev/zero of="$VM_DISK" bs=4096 count=1 seek=$i oflag=direct conv=notrunc 2>/dev/null; done
   dd if="$VM_DISK" of=/dev/null bs=8192 count=2 skip=8 iflag=direct 2>/dev/null
 }
 
-do_io &
-iosnoop -ts 3 >/tmp/io1.out 2>&1
+rm -f /tmp/io1.out /tmp/io2.out
+do_io /tmp/io1.out &
+iosnoop -ts 5 >/tmp/io1.out 2>&1
 rc=$?
 wait
-check "iosnoop -ts 3 exits 0" test "$rc" -eq 0
+check "iosnoop -ts 5 exits 0" test "$rc" -eq 0
 cp /tmp/io1.out "$VM_CHECK_OUT"
 check_file_grep "header with STARTs/ENDs" '^STARTs +ENDs +COMM +PID +TYPE +DEV +BLOCK +BYTES +LATms$' /tmp/io1.out
 for b in 8 16 24; do
@@ -33,11 +37,11 @@ done
 # Queue insert events need an I/O scheduler (the default for a multi-queue
 # virtio disk is none).
 check "mq-deadline scheduler on $disk" sh -c "echo mq-deadline > /sys/block/$disk/queue/scheduler"
-do_io &
-iosnoop -Q -i '*R*' -d "$DEV" 3 >/tmp/io2.out 2>&1
+do_io /tmp/io2.out &
+iosnoop -Q -i '*R*' -d "$DEV" 5 >/tmp/io2.out 2>&1
 rc=$?
 wait
-check "iosnoop -Q -i '*R*' -d $DEV 3 exits 0" test "$rc" -eq 0
+check "iosnoop -Q -i '*R*' -d $DEV 5 exits 0" test "$rc" -eq 0
 for b in 128 144; do
   check_file_grep "-Q: 8 KiB read at block $b" "^dd +[0-9]+ +R[A-Z]* +$DEV +$b +8192 +[0-9.]+$" /tmp/io2.out
 done
