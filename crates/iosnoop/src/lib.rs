@@ -9,14 +9,14 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use regex::bytes::Regex;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perf_tools_core::block::{BlockPipeline, Completed, Device, StartPoint};
 use perf_tools_core::output::Output;
-use perf_tools_core::reader::Wake;
+use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, monotonic_ns, stale};
+use perf_tools_core::{cli, stale};
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -334,34 +334,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut pipeline = BlockPipeline::new(decoder, start_point);
     let mut lost_in_band = 0u64;
     let mut totals = perf_tools_core::reader::DrainStats::default();
-    let deadline = args
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs_f64(d));
-    let streaming = deadline.is_none();
-    loop {
-        let mut timeout = Duration::from_millis(if streaming { 100 } else { 500 });
-        if let Some(dl) = deadline {
-            timeout = timeout.min(dl.saturating_duration_since(Instant::now()));
-        }
-        let wake = session.reader.wait(&shutdown, timeout);
-        let expired = deadline.is_some_and(|dl| Instant::now() >= dl);
-        if wake == Wake::OutputClosed {
-            // Nobody reads our output any more: end quietly, cleaning up.
-            session.finish()?;
-            return Ok(());
-        }
-        let finishing = wake == Wake::Shutdown || expired;
-        if finishing {
-            session.instance.set_tracing_on(false)?;
-        }
-        let clock = if finishing { u64::MAX } else { monotonic_ns() };
-        let keep = |comm: &[u8; 16]| {
-            name_re
-                .as_ref()
-                .is_none_or(|re| re.is_match(trim_nul(comm)))
-        };
-        let stats = session.reader.drain_rounds(
-            clock,
+    let streaming = args.duration.is_none();
+    let keep = |comm: &[u8; 16]| {
+        name_re
+            .as_ref()
+            .is_none_or(|re| re.is_match(trim_nul(comm)))
+    };
+    let poll = Duration::from_millis(if streaming { 100 } else { 500 });
+    let end = session.stream(&shutdown, args.duration, poll, |reader, batch| {
+        let stats = reader.drain_rounds(
+            batch.clock,
             &mut pipeline,
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, watermark| p.release(watermark, keep, |c| rows.row(&mut out.buf, c)),
@@ -372,12 +354,14 @@ pub fn run(args: Args) -> Result<()> {
             lost_in_band += stats.missed;
             eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
         }
-        if streaming || finishing {
+        if streaming || batch.last {
             out.flush()?;
         }
-        if finishing {
-            break;
-        }
+        Ok(())
+    })?;
+    if end == StreamEnd::OutputClosed {
+        // Nobody reads our output any more: end quietly, cleaning up.
+        return session.finish();
     }
     let lost = session.lost_events().max(lost_in_band);
     if std::env::var_os("PT_DEBUG").is_some() {

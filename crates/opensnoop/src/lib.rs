@@ -14,18 +14,18 @@ use clap::{CommandFactory, Parser};
 use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perf_tools_core::format::{EventFormat, Field};
 use perf_tools_core::instance::Instance;
 use perf_tools_core::merge::Merger;
 use perf_tools_core::output::Output;
 use perf_tools_core::probe::{Probe, Support};
-use perf_tools_core::reader::Wake;
 use perf_tools_core::session::Session;
+use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, monotonic_ns, stale};
+use perf_tools_core::{cli, stale};
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -648,27 +648,12 @@ pub fn run(args: Args) -> Result<()> {
     let mut batch: Vec<Draft> = Vec::new();
     // Latest exit timestamp per (thread, fd) among all events drained so far.
     let mut last_exit: HashMap<(u32, i64), u64> = HashMap::new();
-    let deadline = args
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs_f64(d));
-    let streaming = deadline.is_none();
+    let streaming = args.duration.is_none();
     let mut lost = 0u64;
-    loop {
-        let mut timeout = Duration::from_millis(100);
-        if let Some(dl) = deadline {
-            timeout = timeout.min(dl.saturating_duration_since(Instant::now()));
-        }
-        let wake = session.reader.wait(&shutdown, timeout);
-        if wake == Wake::OutputClosed {
-            session.finish()?;
-            return Ok(());
-        }
-        let finishing = wake == Wake::Shutdown || deadline.is_some_and(|dl| Instant::now() >= dl);
-        if finishing {
-            session.instance.set_tracing_on(false)?;
-        }
-        let watermark = if finishing { u64::MAX } else { monotonic_ns() };
-        let stats = session.reader.drain(|cpu, ts, payload| {
+    let poll = Duration::from_millis(100);
+    let end = session.stream(&shutdown, args.duration, poll, |reader, turn| {
+        let watermark = turn.clock;
+        let stats = reader.drain(|cpu, ts, payload| {
             let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
                 return;
             };
@@ -794,12 +779,14 @@ pub fn run(args: Args) -> Result<()> {
                 &file,
             );
         }
-        if streaming || finishing {
+        if streaming || turn.last {
             out.flush()?;
         }
-        if finishing {
-            break;
-        }
+        Ok(())
+    })?;
+    if end == StreamEnd::OutputClosed {
+        // Nobody reads our output any more: end quietly, cleaning up.
+        return session.finish();
     }
     let lost = session.lost_events().max(lost);
     session.finish()?;
