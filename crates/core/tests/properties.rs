@@ -4,6 +4,8 @@
 //! these run on stable in CI, seeded from the real fixtures as well as random bytes.)
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use perf_tools_core::block::synthetic::{self, Load};
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, Device, StartPoint};
 use perf_tools_core::format::EventFormat;
 use perf_tools_core::merge::Merger;
 use perf_tools_core::ringbuf::{decode_page, Missed, PageBuilder, PageLayout};
@@ -15,6 +17,22 @@ fn fixture(rel: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
+}
+
+/// Cases per property: `default`, or `PT_FUZZ_CASES` when set (scripts/fuzz.sh).
+fn cases(default: u32) -> u32 {
+    std::env::var("PT_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn block_formats(kernel: &str) -> (EventFormat, EventFormat) {
+    let f = |n: &str| {
+        EventFormat::parse(&String::from_utf8(fixture(&format!("formats/{kernel}/{n}"))).unwrap())
+            .unwrap()
+    };
+    (f("block_rq_issue"), f("block_rq_complete"))
 }
 
 const REAL_PAGES: &[&str] = &[
@@ -32,7 +50,8 @@ const REAL_FORMATS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // PT_FUZZ_CASES raises the count for longer runs (scripts/fuzz.sh).
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn page_decoder_survives_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4200)) {
@@ -125,5 +144,65 @@ proptest! {
         expected.sort_by_key(|e| (e.0, e.1));
         let want: Vec<(u64, Vec<u8>)> = expected.into_iter().map(|(ts, _, p)| (ts, p)).collect();
         prop_assert_eq!(got, want);
+    }
+
+    /// Block event payloads of any content (with a real event id) decode without panic.
+    #[test]
+    fn block_decoder_survives_arbitrary_payloads(
+        kernel in 0usize..4,
+        complete in any::<bool>(),
+        mut payload in proptest::collection::vec(any::<u8>(), 0..120),
+    ) {
+        let (issue, done) = block_formats(["6.18", "6.12", "6.1", "5.10"][kernel]);
+        let dec = BlockDecoder::from_formats(None, &issue, &done).unwrap();
+        let id = if complete { done.id } else { issue.id };
+        if payload.len() >= 2 {
+            payload[..2].copy_from_slice(&id.to_ne_bytes());
+        }
+        let _ = dec.decode(&payload);
+    }
+
+}
+
+proptest! {
+    // Each case builds and replays a whole trace: fewer cases (PT_FUZZ_CASES / 10).
+    #![proptest_config(ProptestConfig { cases: cases(2000) / 10, ..ProptestConfig::default() })]
+
+    /// A whole synthetic block trace, on any number of CPUs, drained in batches of any
+    /// size, comes out as exactly the I/Os that went in, each with its latency.
+    #[test]
+    fn block_pipeline_pairs_every_io_once(
+        kernel in 0usize..4,
+        cpus in 1u32..5,
+        ios in 1u64..3000,
+        gap_ns in 1u64..20_000,
+        depth in 1u64..64,
+        batch in 1usize..6,
+    ) {
+        let (issue, done) = block_formats(["6.18", "6.12", "6.1", "5.10"][kernel]);
+        let layout = PageLayout::X86_64_4K;
+        let load = Load { ios, cpus, gap_ns, depth, dev: Device { major: 259, minor: 3 } };
+        let (pages, lats) = synthetic::pages(&issue, &done, layout, load);
+        let pipe = std::cell::RefCell::new(BlockPipeline::new(
+            BlockDecoder::from_formats(None, &issue, &done).unwrap(),
+            StartPoint::Issue,
+        ));
+        let mut got = Vec::new();
+        synthetic::replay(
+            &pages,
+            &layout,
+            batch,
+            |cpu, ts, p| pipe.borrow_mut().push(cpu, ts, p),
+            |wm| pipe.borrow_mut().release(wm, |_| true, |c| got.push((c.sector, c.latency_ns()))),
+        );
+        let pipe = pipe.into_inner();
+        prop_assert_eq!(pipe.undecoded, 0);
+        prop_assert_eq!(pipe.inflight.unmatched, 0);
+        prop_assert!(pipe.inflight.is_empty());
+        let mut got_lats: Vec<u64> = got.iter().map(|g| g.1).collect();
+        let mut want = lats.clone();
+        got_lats.sort_unstable();
+        want.sort_unstable();
+        prop_assert_eq!(got_lats, want);
     }
 }
