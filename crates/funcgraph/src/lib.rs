@@ -362,7 +362,11 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
         }
     }
     let funcs = pats.join(" ");
-    if let Err(e) = t.set("set_graph_function", &funcs) {
+    // The trailing newline makes the kernel parse the last pattern during write(2), so
+    // a pattern that matches nothing fails here (EINVAL). Without it the kernel parses
+    // that word when the file is closed, ignores the error and installs an empty list:
+    // function_graph would then trace every function.
+    if let Err(e) = t.set("set_graph_function", &format!("{funcs}\n")) {
         bail!("the kernel refused set_graph_function \"{funcs}\" ({e:#}); check the names against available_filter_functions");
     }
     let all = args.all;
