@@ -6,9 +6,13 @@
 //! OPTIONS section generated from the clap definition goes. The title, NAME and
 //! SYNOPSIS are generated too. `cargo run -p docgen` rewrites `man/man8/*.8`; the test
 //! `man_pages_are_current` fails when a checked-in page differs from the generated one.
+//!
+//! [`leak`] renders the state-leak matrix of `tests/README.md` from the leak tests' results.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+
+pub mod leak;
 
 /// One tool of the suite, as documentation sees it.
 pub struct Tool {
@@ -115,6 +119,39 @@ pub fn write_all(root: &Path) -> Result<()> {
         let p = man_path(root, t.name);
         std::fs::write(&p, render_man(&t)?).with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Regenerates the leak-matrix table of `root/tests/README.md` from the results in
+/// `dir` (`*.tsv`, see [`leak`]). Fails, after writing the table, when a cell failed or
+/// was not run.
+pub fn write_leak_table(root: &Path, dir: &Path) -> Result<()> {
+    let records = leak::read_dir(dir)?;
+    let names: Vec<&str> = tools().iter().map(|t| t.name).collect();
+    let rendered = leak::render(&records, &names)?;
+    let path = root.join("tests/README.md");
+    let old =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let new = leak::update_readme(&old, &rendered.text)
+        .with_context(|| format!("updating {}", path.display()))?;
+    if new == old {
+        println!("{} is current", path.display());
+    } else {
+        std::fs::write(&path, new).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if !rendered.failures.is_empty() {
+        let cells: Vec<String> = rendered
+            .failures
+            .iter()
+            .map(|(row, col)| format!("{row} / {col}"))
+            .collect();
+        bail!(
+            "{} leak-matrix cells failed or were not run: {}",
+            cells.len(),
+            cells.join(", ")
+        );
     }
     Ok(())
 }
