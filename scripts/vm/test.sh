@@ -23,7 +23,10 @@
 #   # smp: 1                     guest vCPUs (default 2): 1 for tests that
 #                                live-patch kernel text (function_graph), which
 #                                QEMU TCG with 2 vCPUs sometimes hangs or oopses on
-# Full console logs: target/vm/logs/<kernel>-<script>.log.
+# Full console logs: target/vm/logs/<kernel>-<script>.log. Result lines of the
+# state-leak matrix ("LEAK <row> <path> <result>[ -- how]", tests/vm/leakmatrix*.sh)
+# are saved as target/leak-matrix/vm-<kernel>-<script>.tsv for
+# "cargo run -p docgen -- leak-table" (tests/README.md).
 set -euo pipefail
 # shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
@@ -53,6 +56,19 @@ for i in "${!scripts[@]}"; do  # a bare name means tests/vm/NAME.sh
   [ -f "$s" ] || [ ! -f "$REPO_ROOT/tests/vm/${s%.sh}.sh" ] || scripts[i]=$REPO_ROOT/tests/vm/${s%.sh}.sh
   [ -f "${scripts[$i]}" ] || die "guest script $s not found"
 done
+
+LEAK_DIR=$REPO_ROOT/target/leak-matrix
+mkdir -p "$LEAK_DIR"
+# leak_lines KERNEL < console log -> "KERNEL<TAB>row<TAB>path<TAB>result<TAB>how" lines
+leak_lines() {
+  tr -d '\r' | awk -v env="$1" '
+    sub(/^LEAK /, "") && NF >= 3 {
+      row = $1; path = $2; rest = substr($0, length($1) + length($2) + 3); how = ""
+      i = index(rest, " -- ")
+      if (i) { how = substr(rest, i + 4); rest = substr(rest, 1, i - 1) }
+      printf "%s\t%s\t%s\t%s\t%s\n", env, row, path, rest, how
+    }'
+}
 
 header() { # SCRIPT KEY -> words of "# KEY: ..." lines
   sed -n "s/^#[[:space:]]*$2:[[:space:]]*//p" "$1" | tr '\n' ' '
@@ -116,6 +132,8 @@ for s in "${scripts[@]}"; do
         done
       fi
     fi
+    leak_tsv=$LEAK_DIR/vm-$k-$name.tsv
+    rm -f "$leak_tsv"
     if [ -z "$result" ]; then
       out=$results/$k-$name.out
       t0=$(date +%s.%N)
@@ -125,6 +143,8 @@ for s in "${scripts[@]}"; do
       set -e
       secs=$(awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1fs", e - s }')
       checks=$(tr -d '\r' <"$VM_LOGS/$k-$name.log" 2>/dev/null | sed -n 's/^VM: \([0-9]* passed, [0-9]* failed.*\)$/\1/p' | tail -n 1)
+      leak_lines "$k" <"$VM_LOGS/$k-$name.log" >"$leak_tsv.tmp" 2>/dev/null || true
+      if [ -s "$leak_tsv.tmp" ]; then mv "$leak_tsv.tmp" "$leak_tsv"; else rm -f "$leak_tsv.tmp"; fi
       if [ "$rc" -eq 0 ]; then
         result=PASSED
       else
