@@ -2,8 +2,8 @@
 //! `block_rq_complete`): decoding by format, in-kernel filters, and pairing of a
 //! request's start with its completion. Shared by iosnoop and iolatency.
 
+use crate::inflight_table::{Key, Table};
 use anyhow::{bail, Result};
-use rustc_hash::FxHashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -381,14 +381,6 @@ impl Completed {
     }
 }
 
-/// A request's identity while in flight: device and first sector. Hashed as one word
-/// (equal keys hash equally; distinct keys may collide, which the table resolves).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    dev: u32,
-    sector: u64,
-}
-
 impl Key {
     #[inline(always)]
     fn new(dev: Device, sector: u64) -> Key {
@@ -396,13 +388,6 @@ impl Key {
             dev: dev.to_kernel(),
             sector,
         }
-    }
-}
-
-impl std::hash::Hash for Key {
-    #[inline(always)]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.sector ^ ((self.dev as u64) << 40));
     }
 }
 
@@ -414,7 +399,7 @@ impl std::hash::Hash for Key {
 /// In-flight starts survive across output intervals.
 #[derive(Debug)]
 pub struct Inflight {
-    table: FxHashMap<Key, Start>,
+    table: Table<Start>,
     prefer_insert: bool,
     max_age_ns: u64,
     capacity: usize,
@@ -429,7 +414,7 @@ impl Inflight {
     /// Creates a table; `start` decides which start wins when both insert and issue fire.
     pub fn new(start: StartPoint) -> Inflight {
         Inflight {
-            table: FxHashMap::with_capacity_and_hasher(1024, Default::default()),
+            table: Table::with_capacity(1024),
             prefer_insert: start == StartPoint::Insert,
             max_age_ns: 120_000_000_000,
             capacity: 1 << 20,
@@ -453,7 +438,7 @@ impl Inflight {
 
     /// True if no start is waiting.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.table.len() == 0
     }
 
     /// Feeds one event in time order; returns a completed I/O when it closes one.
@@ -526,13 +511,13 @@ impl Inflight {
         self.last_sweep = now;
         let before = self.table.len();
         let mut limit = now.saturating_sub(self.max_age_ns);
-        self.table.retain(|_, s| s.ts >= limit);
+        self.table.retain(|s| s.ts >= limit);
         // Still full: drop the oldest half by age.
         if self.table.len() >= self.capacity {
             let mut ts: Vec<u64> = self.table.values().map(|s| s.ts).collect();
             ts.sort_unstable();
             limit = ts[ts.len() / 2];
-            self.table.retain(|_, s| s.ts >= limit);
+            self.table.retain(|s| s.ts >= limit);
         }
         self.aged_out += (before - self.table.len()) as u64;
     }

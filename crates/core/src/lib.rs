@@ -12,6 +12,7 @@ pub mod cli;
 pub mod format;
 pub mod ftrace;
 pub mod hwmon;
+mod inflight_table;
 pub mod instance;
 pub mod merge;
 pub mod msr;
