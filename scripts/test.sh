@@ -2,8 +2,10 @@
 # The whole test suite of perf-tools-rs: the one command README.md gives.
 #   sudo scripts/test.sh          (root: live tests drive real tracefs, loop devices and I/O)
 # Steps: install what is missing, format and lint checks, unit + live tests
-# (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh).
-# Set PT_SKIP_VM=1 to skip the VM stage during development (CI never does).
+# (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh),
+# then the state-leak matrix of tests/README.md regenerated from both and compared with
+# the checked-in one. Set PT_SKIP_VM=1 to skip the VM stage and the matrix check during
+# development (CI never does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +35,7 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace (unit, fixture and live tests)"
+rm -rf target/leak-matrix   # the leak-matrix results of this run only
 cargo test --workspace
 
 step "install smoke test (scripts/install.sh into a temporary prefix)"
@@ -53,6 +56,20 @@ else
   step "VM tests (stock Debian kernels under QEMU)"
   scripts/vm/setup.sh
   scripts/vm/test.sh
+
+  step "state-leak matrix (tests/README.md) regenerated from this run's results"
+  cp tests/README.md target/leak-matrix/README.checked-in.md
+  # Fails when a cell is FAIL or not run (after writing the table).
+  cargo run -q -p docgen -- leak-table
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    differs() { ! git diff --exit-code -- tests/README.md; }
+  else
+    differs() { ! diff -u target/leak-matrix/README.checked-in.md tests/README.md; }
+  fi
+  if differs; then
+    echo "tests/README.md: the checked-in leak matrix is not what the tests produced (diff above); commit the regenerated table" >&2
+    exit 1
+  fi
 fi
 
 step "leftover check"
