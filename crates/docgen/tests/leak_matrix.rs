@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::libc;
-use testkit::snapshot::Snapshot;
+use testkit::snapshot::{Diff, Snapshot};
 
 /// Longest wait for a tool to be ready or to exit.
 const T: Duration = Duration::from_secs(30);
@@ -416,11 +416,14 @@ impl Matrix {
         Ok(None)
     }
 
-    /// One cell: snapshot, exit path, snapshot, compare.
-    fn cell(&mut self, tools: &[&Tool], path: &str) {
-        let row = tools.iter().map(|t| t.name).collect::<Vec<_>>().join("+");
+    /// One attempt at a cell: snapshot, exit path, snapshot. Returns the outcome, the
+    /// changes that count and those of runs not started by this test.
+    fn attempt(
+        &mut self,
+        tools: &[&Tool],
+        path: &str,
+    ) -> (Result<Option<String>, String>, Diff, Diff) {
         let before = Snapshot::take();
-        let t0 = Instant::now();
         let started = self.children.len();
         let mut outcome = self.exercise(tools, path, &before);
         // A path that failed half-way may leave children running: end and reap them
@@ -442,6 +445,24 @@ impl Matrix {
         let (diff, ignored) = before
             .diff(&Snapshot::take())
             .split_owned(|pid| !ours.contains(&pid));
+        (outcome, diff, ignored)
+    }
+
+    /// One cell, recorded in `results` (and `failures`).
+    fn cell(&mut self, tools: &[&Tool], path: &str) {
+        let row = tools.iter().map(|t| t.name).collect::<Vec<_>>().join("+");
+        let t0 = Instant::now();
+        let (mut outcome, mut diff, mut ignored) = self.attempt(tools, path);
+        if outcome.is_err() && diff.is_empty() && !ignored.is_empty() {
+            // Another run of the tools changed tracefs meanwhile (e.g. its start-up removed
+            // what our killed run left before our second run could): once more. Never
+            // when state of ours was left: that is a leak, and a retry would hide it.
+            eprintln!(
+                "leak-matrix: {row} {path}: {} while other runs changed tracefs; once more",
+                outcome.as_ref().err().map_or("", String::as_str)
+            );
+            (outcome, diff, ignored) = self.attempt(tools, path);
+        }
         let result = match (&outcome, diff.is_empty()) {
             (Err(why), _) => {
                 self.failures
