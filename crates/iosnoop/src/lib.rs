@@ -319,11 +319,7 @@ pub fn run(args: Args) -> Result<()> {
         args.buffer_kb,
         25,
     )?;
-    // Fault injection for the cleanup tests: PT_FAULT=panic panics once tracing is set
-    // up, to prove the instance is still removed while the panic unwinds.
-    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
-        panic!("PT_FAULT=panic: injected panic after setup");
-    }
+    // (PT_FAULT=panic fault injection happens in the core, when tracing is turned on.)
 
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
