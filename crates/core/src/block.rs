@@ -597,6 +597,41 @@ pub mod synthetic {
         pub dev: Device,
     }
 
+    impl Load {
+        /// The shape of `scripts/bench-block.sh`'s fio run on this project's 2-vCPU VM:
+        /// `ios` I/Os on 2 CPUs, one every 7 µs (about 140k IOPS), 32 in flight, on 7,0.
+        pub fn fio(ios: u64) -> Load {
+            Load {
+                ios,
+                cpus: 2,
+                gap_ns: 7_000,
+                depth: 32,
+                dev: Device { major: 7, minor: 0 },
+            }
+        }
+    }
+
+    /// Reads `block_rq_issue` and `block_rq_complete` format files from `dir` (e.g. the
+    /// repository's `tests/fixtures/formats/6.18`).
+    pub fn formats(dir: &std::path::Path) -> anyhow::Result<(EventFormat, EventFormat)> {
+        let read = |name: &str| -> anyhow::Result<EventFormat> {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            EventFormat::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
+        Ok((read("block_rq_issue")?, read("block_rq_complete")?))
+    }
+
+    /// Rounds a benchmark repeats its timed part: `ROUNDS` from the environment (e.g. 50
+    /// so the timed part dominates a `perf record`), else `default`.
+    pub fn bench_rounds(default: usize) -> usize {
+        std::env::var("ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default)
+    }
+
     fn payload(f: &EventFormat, ints: &[(&str, u64)], strs: &[(&str, &[u8])]) -> Vec<u8> {
         // Fixed part up to the last field, then an empty string for each __data_loc.
         let end = f

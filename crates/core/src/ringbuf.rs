@@ -45,6 +45,14 @@ impl PageLayout {
         data_size: 4080,
     };
 
+    /// The layout of an x86_64 kernel with 64 KiB sub-buffers (`buffer_subbuf_size_kb`
+    /// = 64, what iosnoop and iolatency use on Linux 6.8+).
+    pub const X86_64_64K: PageLayout = PageLayout {
+        commit_size: 8,
+        data_offset: 16,
+        data_size: 65_520,
+    };
+
     /// Parses the text of `events/header_page`.
     pub fn parse(text: &str) -> Result<PageLayout, String> {
         let mut commit = None;

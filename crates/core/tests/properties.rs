@@ -28,11 +28,11 @@ fn cases(default: u32) -> u32 {
 }
 
 fn block_formats(kernel: &str) -> (EventFormat, EventFormat) {
-    let f = |n: &str| {
-        EventFormat::parse(&String::from_utf8(fixture(&format!("formats/{kernel}/{n}"))).unwrap())
-            .unwrap()
-    };
-    (f("block_rq_issue"), f("block_rq_complete"))
+    let dir = format!(
+        "{}/../../tests/fixtures/formats/{kernel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    synthetic::formats(std::path::Path::new(&dir)).unwrap()
 }
 
 const REAL_PAGES: &[&str] = &[

@@ -6,40 +6,22 @@
 
 use iolatency::Summary;
 use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, Device, StartPoint};
-use perf_tools_core::format::EventFormat;
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, StartPoint};
 use perf_tools_core::ringbuf::PageLayout;
 use std::cell::RefCell;
 use std::time::Instant;
 
-fn format(name: &str) -> EventFormat {
-    let path = format!(
-        "{}/../../tests/fixtures/formats/6.18/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    EventFormat::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn main() {
-    let (issue, complete) = (format("block_rq_issue"), format("block_rq_complete"));
-    let layout = PageLayout {
-        data_size: 65_520,
-        ..PageLayout::X86_64_4K
-    };
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/formats/6.18"
+    );
+    let (issue, complete) =
+        synthetic::formats(std::path::Path::new(dir)).unwrap_or_else(|e| panic!("{e}"));
+    let layout = PageLayout::X86_64_64K;
     let ios = 1_000_000;
-    // ROUNDS=50 makes the timed part dominate a profile (perf record).
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
-    let load = Load {
-        ios,
-        cpus: 2,
-        gap_ns: 7_000,
-        depth: 32,
-        dev: Device { major: 7, minor: 0 },
-    };
+    let rounds = synthetic::bench_rounds(5);
+    let load = Load::fio(ios);
     let (pages, _) = synthetic::pages(&issue, &complete, layout, load);
     for (label, exact) in [("default", false), ("-P", true)] {
         let mut best = f64::MAX;
