@@ -17,6 +17,19 @@ struct CpuReader {
     pages: u64,
 }
 
+/// One CPU's progress through a [`RawReader::drain_rounds`].
+#[derive(Debug, Clone, Copy, Default)]
+struct RoundState {
+    /// Nothing more to read from this CPU in this drain.
+    done: bool,
+    /// Short (partly filled) pages read in a row.
+    short_pages: u32,
+    /// Pages read in this drain.
+    pages: usize,
+    /// Timestamp of the newest event read in this drain (0: none yet).
+    newest: u64,
+}
+
 /// Non-blocking readers of every CPU's raw buffer in one instance.
 ///
 /// Drop the reader before the instance: the kernel refuses to remove an instance whose
@@ -171,20 +184,18 @@ impl RawReader {
     ) -> DrainStats {
         let mut stats = DrainStats::default();
         let caught_up = self.layout.data_size.saturating_sub(512);
-        // Per CPU: still reading, short pages in a row, pages read, newest timestamp.
-        let mut cpus: Vec<(bool, u32, usize, u64)> = vec![(true, 0, 0, 0); self.cpus.len()];
+        let mut cpus = vec![RoundState::default(); self.cpus.len()];
         loop {
             let mut reading = false;
             for (c, st) in self.cpus.iter_mut().zip(cpus.iter_mut()) {
-                let (active, short_pages, pages, last_ts) = st;
-                if !*active {
+                if st.done {
                     continue;
                 }
                 // Bound the work per call (twice the buffer) so a flood on one CPU
                 // cannot keep the reader here forever; everything buffered at the
                 // start is read.
-                if *pages >= self.max_pages {
-                    *active = false;
+                if st.pages >= self.max_pages {
+                    st.done = true;
                     continue;
                 }
                 let n = match c.file.read(&mut self.buf) {
@@ -195,16 +206,16 @@ impl RawReader {
                     Err(_) => 0,
                 };
                 if n == 0 {
-                    *active = false;
+                    st.done = true;
                     continue;
                 }
                 reading = true;
-                *pages += 1;
+                st.pages += 1;
                 c.pages += 1;
                 stats.pages += 1;
                 let cpu = c.cpu;
                 let decoded = decode_page(&self.buf[..n], &self.layout, |ts, p| {
-                    *last_ts = ts;
+                    st.newest = ts;
                     on_event(state, cpu, ts, p)
                 });
                 match decoded {
@@ -218,12 +229,12 @@ impl RawReader {
                         // page partly consumed by the previous drain while full pages
                         // wait behind it: stop at the second short page in a row.
                         if s.data_len < caught_up {
-                            *short_pages += 1;
-                            if *short_pages >= 2 {
-                                *active = false;
+                            st.short_pages += 1;
+                            if st.short_pages >= 2 {
+                                st.done = true;
                             }
                         } else {
-                            *short_pages = 0;
+                            st.short_pages = 0;
                         }
                     }
                     Err(e) => {
@@ -239,8 +250,8 @@ impl RawReader {
             // one that is done holds nothing older than `clock`.
             let watermark = cpus
                 .iter()
-                .filter(|s| s.0)
-                .map(|s| s.3.saturating_sub(1))
+                .filter(|s| !s.done)
+                .map(|s| s.newest.saturating_sub(1))
                 .fold(clock, u64::min);
             on_round(state, watermark);
             if !reading {
