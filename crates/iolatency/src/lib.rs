@@ -302,6 +302,11 @@ impl Summary {
     }
 }
 
+/// Pairs the held events up to `upto` and counts every completed I/O in `summary`.
+fn count_completed(pipeline: &mut BlockPipeline, summary: &mut Summary, upto: u64) {
+    pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
+}
+
 /// Runs iolatency.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
@@ -364,22 +369,13 @@ pub fn run(args: Args) -> Result<()> {
             watermark,
             &mut state,
             |(p, _), cpu, ts, payload| p.push(cpu, ts, payload),
-            |(p, summary), wm| {
-                p.release(
-                    wm.min(tick),
-                    |_| true,
-                    |c| summary.record(c.dev, c.latency_ns()),
-                )
-            },
+            |(p, summary), wm| count_completed(p, summary, wm.min(tick)),
         );
         summary.lost += stats.missed;
-        let mut feed = |summary: &mut Summary, upto: u64| {
-            pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
-        };
         // Close every interval whose end has passed: an I/O counts in the interval in
         // which it completed; starts still in flight carry over.
         while watermark >= tick {
-            feed(&mut summary, tick);
+            count_completed(&mut pipeline, &mut summary, tick);
             let stats_lost = session.lost_events();
             summary.lost = summary.lost.max(stats_lost.saturating_sub(stats_lost_seen));
             stats_lost_seen = stats_lost;
@@ -404,7 +400,7 @@ pub fn run(args: Args) -> Result<()> {
                 break 'run;
             }
         }
-        feed(&mut summary, watermark);
+        count_completed(&mut pipeline, &mut summary, watermark);
     }
     session.finish()?;
     if args.json {
