@@ -199,18 +199,7 @@ fn accessors(fmt: &EventFormat, issue: bool, complete: bool) -> Result<Accessors
 /// Reads an integer at `(offset, size)`; the caller checked the payload is long enough.
 #[inline(always)]
 fn read_int(p: &[u8], (off, size): Int) -> u64 {
-    let take = |n: usize| p.get(off..off + n).unwrap_or(&[]);
-    match size {
-        8 => take(8).try_into().map_or(0, u64::from_ne_bytes),
-        4 => take(4)
-            .try_into()
-            .map_or(0, |b| u32::from_ne_bytes(b) as u64),
-        2 => take(2)
-            .try_into()
-            .map_or(0, |b| u16::from_ne_bytes(b) as u64),
-        1 => take(1).first().map_or(0, |&b| b as u64),
-        _ => 0,
-    }
+    crate::format::read_uint(p, off, size).unwrap_or(0)
 }
 
 /// Copies a fixed char array whole (NUL padding included: readers trim at the NUL).
@@ -290,13 +279,7 @@ impl BlockDecoder {
         if payload.len() < a.min_len {
             return None;
         }
-        let raw_pid = read_int(payload, a.pid);
-        let pid = if a.pid_signed && a.pid.1 < 8 {
-            let shift = 64 - 8 * a.pid.1 as u32;
-            ((raw_pid << shift) as i64 >> shift) as i32
-        } else {
-            raw_pid as i32
-        };
+        let pid = crate::format::to_i64(read_int(payload, a.pid), a.pid.1, a.pid_signed) as i32;
         Some(BlockEvent::Start {
             issue: a.issue,
             dev: Device::from_kernel(read_int(payload, a.dev) as u32),

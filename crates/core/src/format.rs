@@ -55,12 +55,7 @@ impl Field {
     #[inline]
     pub fn read_i64(&self, payload: &[u8]) -> Option<i64> {
         let raw = read_uint(payload, self.offset, self.size)?;
-        if self.signed && self.size < 8 {
-            let shift = 64 - 8 * self.size as u32;
-            Some(((raw << shift) as i64) >> shift)
-        } else {
-            Some(raw as i64)
-        }
+        Some(to_i64(raw, self.size, self.signed))
     }
 
     /// Returns the bytes of a string or dynamic array field, without the trailing NUL
@@ -99,14 +94,29 @@ impl Field {
     }
 }
 
+/// `raw`, an integer of `size` bytes, as an i64: sign-extended when `signed`.
 #[inline(always)]
-fn read_uint(payload: &[u8], offset: usize, size: usize) -> Option<u64> {
-    let b = payload.get(offset..offset.checked_add(size)?)?;
+pub(crate) fn to_i64(raw: u64, size: usize, signed: bool) -> i64 {
+    if signed && size < 8 {
+        let shift = 64 - 8 * size as u32;
+        ((raw << shift) as i64) >> shift
+    } else {
+        raw as i64
+    }
+}
+
+/// Reads a 1, 2, 4 or 8-byte native-endian integer at `offset` (`None`: out of bounds
+/// or another size).
+#[inline(always)]
+pub(crate) fn read_uint(payload: &[u8], offset: usize, size: usize) -> Option<u64> {
+    // Dispatch on the size first, then load a fixed-size array: this compiles to one
+    // bounds check and one load (it runs for every field of every event).
+    let at = |n: usize| payload.get(offset..offset.checked_add(n)?);
     Some(match size {
-        1 => b[0] as u64,
-        2 => u16::from_ne_bytes([b[0], b[1]]) as u64,
-        4 => u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64,
-        8 => u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        8 => u64::from_ne_bytes(at(8)?.try_into().ok()?),
+        4 => u32::from_ne_bytes(at(4)?.try_into().ok()?) as u64,
+        2 => u16::from_ne_bytes(at(2)?.try_into().ok()?) as u64,
+        1 => *payload.get(offset)? as u64,
         _ => return None,
     })
 }
