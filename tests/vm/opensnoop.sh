@@ -2,6 +2,9 @@
 # an event probe (5.15+) or a kprobe (5.10), exact FILE strings and FDs, and no probe
 # of ours remains afterwards (also after SIGINT, and after SIGKILL + rerun).
 # needs: opensnoop
+# One vCPU: kprobes live-patch kernel text, and QEMU TCG with 2 vCPUs once hung the
+# whole 5.10 guest mid-run (as it does for funcgraph).
+# smp: 1
 . /vm/lib.sh
 
 ours() { cat "$T/dynamic_events" "$T/kprobe_events" 2>/dev/null | grep -E '^[a-z0-9]+:ptrs_[0-9]+/' || true; }
