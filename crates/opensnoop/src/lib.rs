@@ -528,6 +528,14 @@ fn tgid_of(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The fd table a thread uses, named by its process id (the thread's own id when /proc
+/// no longer knows it), cached in `cache`.
+fn fd_table_of(cache: &mut HashMap<u32, u32>, tid: u32) -> u32 {
+    *cache
+        .entry(tid)
+        .or_insert_with(|| tgid_of(tid).unwrap_or(tid))
+}
+
 /// Runs opensnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
@@ -646,8 +654,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut tgids: HashMap<u32, bool> = HashMap::new();
     let mut merger: Merger<Ev> = Merger::new();
     let mut batch: Vec<Draft> = Vec::new();
-    // Latest exit timestamp per (thread, fd) among all events drained so far.
+    // Latest exit timestamp per (fd table, fd) among all events drained so far. Threads
+    // share their process's fd table, so the table is named by the thread's process id
+    // (threads of one process reuse each other's closed fds).
     let mut last_exit: HashMap<(u32, i64), u64> = HashMap::new();
+    let mut fd_table: HashMap<u32, u32> = HashMap::new();
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
     let poll = Duration::from_millis(100);
@@ -659,8 +670,9 @@ pub fn run(args: Args) -> Result<()> {
             };
             if let Some(d) = decoders.iter().find(|d| d.id == id) {
                 if let Some(ev) = d.decode(payload) {
-                    if ev.kind == Kind::Exit && ev.ret >= 0 {
-                        let t = last_exit.entry((ev.tid, ev.ret)).or_insert(ts);
+                    if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
+                        let table = fd_table_of(&mut fd_table, ev.tid);
+                        let t = last_exit.entry((table, ev.ret)).or_insert(ts);
                         *t = (*t).max(ts);
                     }
                     merger.push(cpu as usize, ts, ev);
@@ -735,11 +747,21 @@ pub fn run(args: Args) -> Result<()> {
         // the first file was closed and the fd reused, and its path can't be known.
         let reused: Vec<bool> = batch
             .iter()
-            .map(|d| d.ret >= 0 && last_exit.get(&(d.tid, d.ret)).is_some_and(|&t| t > d.ts))
+            .map(|d| {
+                source == Source::ProcFd
+                    && d.ret >= 0
+                    && last_exit
+                        .get(&(fd_table_of(&mut fd_table, d.tid), d.ret))
+                        .is_some_and(|&t| t > d.ts)
+            })
             .collect();
         if last_exit.len() > 100_000 {
             let keep_from = watermark.saturating_sub(10_000_000_000);
             last_exit.retain(|_, t| *t >= keep_from);
+        }
+        if fd_table.len() > 100_000 {
+            // Thread ids get reused: forget them now and then.
+            fd_table.clear();
         }
         for (d, reused) in batch.drain(..).zip(reused) {
             let (file, known): (Vec<u8>, bool) = match (source, d.name) {

@@ -18,16 +18,24 @@ struct Opened {
     fd: i32,
 }
 
-/// Opens /etc/hostname (kept open for 3 seconds, so that its path can be resolved) and
-/// MISSING from this thread, after `delay`.
-fn open_known(delay: Duration) -> Opened {
-    std::thread::sleep(delay);
+/// This thread's id and name, read before tracing starts: reading them opens a file, and
+/// in the /proc fallback that file's fd could be reused by another test thread (threads
+/// share one fd table) before opensnoop resolves it.
+fn whoami() -> (u32, String) {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
         .unwrap()
         .trim()
         .to_string();
+    (tid, comm)
+}
+
+/// Opens /etc/hostname (kept open for 3 seconds, so that its path can be resolved) and
+/// MISSING from this thread, after `delay`.
+fn open_known(me: (u32, String), delay: Duration) -> Opened {
+    std::thread::sleep(delay);
+    let (tid, comm) = me;
     let f = std::fs::File::open("/etc/hostname").unwrap();
     assert!(std::fs::File::open(MISSING).is_err());
     // Keep it open long enough for opensnoop to resolve /proc/TID/fd/N even when a busy
@@ -58,9 +66,10 @@ fn trace(args: &[&str], pid_arg: bool) -> (Running, Opened) {
     if pid_arg {
         a.extend(["-p", &me]);
     }
+    let who = whoami();
     let mut r = spawn(BIN, &a);
     r.wait_for("FILE", T);
-    let o = open_known(Duration::from_millis(200));
+    let o = open_known(who, Duration::from_millis(200));
     std::thread::sleep(Duration::from_millis(300));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
