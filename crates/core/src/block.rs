@@ -104,9 +104,72 @@ pub fn filters(
     Ok((join(start), join(common)))
 }
 
-/// A decoded block event.
+/// Who started a request: the thread on CPU when its start event fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Who {
+    /// Thread id.
+    pub pid: i32,
+    /// Its command name, NUL-padded (read up to the first NUL).
+    pub comm: [u8; 16],
+}
+
+/// What a completed request was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct What {
+    /// Sectors completed.
+    pub nr_sector: u32,
+    /// The rwbs string (`R`, `WS`, `RA`, …), NUL-padded (read up to the first NUL).
+    pub rwbs: [u8; 16],
+}
+
+/// How much of each event a trace keeps besides its kind, device, sector and time:
+/// [`Full`] keeps [`Who`] and [`What`] (iosnoop prints them), [`Lean`] keeps nothing more
+/// (iolatency needs only the times), so the events held for merging and the starts held
+/// in flight are half the size or less, and the payload fields are never read.
+pub trait Detail: Copy + fmt::Debug + PartialEq + Eq {
+    /// What a start keeps: [`Who`] or `()`.
+    type Who: Copy + fmt::Debug + PartialEq + Eq;
+    /// What a completion keeps: [`What`] or `()`.
+    type What: Copy + fmt::Debug + PartialEq + Eq;
+    /// The start's detail; calls `read` only if this detail keeps it.
+    fn who(read: impl FnOnce() -> Who) -> Self::Who;
+    /// The completion's detail; calls `read` only if this detail keeps it.
+    fn what(read: impl FnOnce() -> What) -> Self::What;
+}
+
+/// Keep who started each request and its type and size (iosnoop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockEvent {
+pub struct Full;
+
+impl Detail for Full {
+    type Who = Who;
+    type What = What;
+    #[inline(always)]
+    fn who(read: impl FnOnce() -> Who) -> Who {
+        read()
+    }
+    #[inline(always)]
+    fn what(read: impl FnOnce() -> What) -> What {
+        read()
+    }
+}
+
+/// Keep only device, sector and times (iolatency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lean;
+
+impl Detail for Lean {
+    type Who = ();
+    type What = ();
+    #[inline(always)]
+    fn who(_: impl FnOnce() -> Who) {}
+    #[inline(always)]
+    fn what(_: impl FnOnce() -> What) {}
+}
+
+/// A decoded block event, with the detail `D` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockEvent<D: Detail = Full> {
     /// `block_rq_insert` (queued) or `block_rq_issue` (sent to the device).
     Start {
         /// True for `block_rq_issue`, false for `block_rq_insert`.
@@ -115,10 +178,8 @@ pub enum BlockEvent {
         dev: Device,
         /// First 512-byte sector.
         sector: u64,
-        /// Thread on CPU when the event fired.
-        pid: i32,
-        /// Its command name, NUL-padded (read up to the first NUL).
-        comm: [u8; 16],
+        /// Who started it ([`Who`] with [`Full`]).
+        who: D::Who,
     },
     /// `block_rq_complete`.
     Complete {
@@ -126,10 +187,8 @@ pub enum BlockEvent {
         dev: Device,
         /// First 512-byte sector.
         sector: u64,
-        /// Sectors completed.
-        nr_sector: u32,
-        /// The rwbs string (`R`, `WS`, `RA`, …), NUL-padded (read up to the first NUL).
-        rwbs: [u8; 16],
+        /// What it was ([`What`] with [`Full`]).
+        what: D::What,
     },
 }
 
@@ -259,9 +318,16 @@ impl BlockDecoder {
         Self::from_formats(insert.as_ref(), &issue, &complete)
     }
 
-    /// Decodes one event payload; `None` for other events or truncated payloads.
+    /// Decodes one event payload with every detail; `None` for other events or
+    /// truncated payloads.
     #[inline]
     pub fn decode(&self, payload: &[u8]) -> Option<BlockEvent> {
+        self.decode_as::<Full>(payload)
+    }
+
+    /// Decodes one event payload, reading only the fields `D` keeps.
+    #[inline]
+    pub fn decode_as<D: Detail>(&self, payload: &[u8]) -> Option<BlockEvent<D>> {
         let id = u16::from_ne_bytes([*payload.first()?, *payload.get(1)?]);
         let c = &self.complete;
         if id == c.id {
@@ -271,21 +337,24 @@ impl BlockDecoder {
             return Some(BlockEvent::Complete {
                 dev: Device::from_kernel(read_int(payload, c.dev) as u32),
                 sector: read_int(payload, c.sector),
-                nr_sector: read_int(payload, c.nr_sector) as u32,
-                rwbs: read_text(payload, c.text),
+                what: D::what(|| What {
+                    nr_sector: read_int(payload, c.nr_sector) as u32,
+                    rwbs: read_text(payload, c.text),
+                }),
             });
         }
         let a = self.starts.iter().find(|a| a.id == id)?;
         if payload.len() < a.min_len {
             return None;
         }
-        let pid = crate::format::to_i64(read_int(payload, a.pid), a.pid.1, a.pid_signed) as i32;
         Some(BlockEvent::Start {
             issue: a.issue,
             dev: Device::from_kernel(read_int(payload, a.dev) as u32),
             sector: read_int(payload, a.sector),
-            pid,
-            comm: read_text(payload, a.text),
+            who: D::who(|| Who {
+                pid: crate::format::to_i64(read_int(payload, a.pid), a.pid.1, a.pid_signed) as i32,
+                comm: read_text(payload, a.text),
+            }),
         })
     }
 }
@@ -331,33 +400,29 @@ pub fn start_trace(
 
 /// The start of an I/O still in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Start {
+pub struct Start<W = Who> {
     /// Start timestamp (ns, trace clock).
     pub ts: u64,
-    /// Thread that was on CPU.
-    pub pid: i32,
-    /// Its command name.
-    pub comm: [u8; 16],
+    /// Who started it ([`Who`] with [`Full`] detail).
+    pub who: W,
 }
 
 /// A completed I/O: its start and completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completed {
+pub struct Completed<D: Detail = Full> {
     /// The matching start.
-    pub start: Start,
+    pub start: Start<D::Who>,
     /// Completion timestamp (ns).
     pub end_ts: u64,
     /// Device.
     pub dev: Device,
     /// First sector.
     pub sector: u64,
-    /// Sectors completed.
-    pub nr_sector: u32,
-    /// rwbs string, NUL-padded (read up to the first NUL).
-    pub rwbs: [u8; 16],
+    /// What it was ([`What`] with [`Full`] detail).
+    pub what: D::What,
 }
 
-impl Completed {
+impl<D: Detail> Completed<D> {
     /// Latency in nanoseconds.
     pub fn latency_ns(&self) -> u64 {
         self.end_ts.saturating_sub(self.start.ts)
@@ -381,8 +446,8 @@ impl Key {
 /// without a start is dropped, so no impossible latencies appear after lost events.
 /// In-flight starts survive across output intervals.
 #[derive(Debug)]
-pub struct Inflight {
-    table: Table<Start>,
+pub struct Inflight<D: Detail = Full> {
+    table: Table<Start<D::Who>>,
     prefer_insert: bool,
     max_age_ns: u64,
     capacity: usize,
@@ -393,9 +458,9 @@ pub struct Inflight {
     pub unmatched: u64,
 }
 
-impl Inflight {
+impl<D: Detail> Inflight<D> {
     /// Creates a table; `start` decides which start wins when both insert and issue fire.
-    pub fn new(start: StartPoint) -> Inflight {
+    pub fn new(start: StartPoint) -> Inflight<D> {
         Inflight {
             table: Table::with_capacity(1024),
             prefer_insert: start == StartPoint::Insert,
@@ -408,7 +473,7 @@ impl Inflight {
     }
 
     /// Overrides the age limit and the table size (for tests).
-    pub fn with_limits(mut self, max_age_ns: u64, capacity: usize) -> Inflight {
+    pub fn with_limits(mut self, max_age_ns: u64, capacity: usize) -> Inflight<D> {
         self.max_age_ns = max_age_ns;
         self.capacity = capacity.max(1);
         self
@@ -430,16 +495,15 @@ impl Inflight {
     pub fn feed(
         &mut self,
         ts: u64,
-        ev: &BlockEvent,
-        keep_start: impl FnOnce(&[u8; 16]) -> bool,
-    ) -> Option<Completed> {
+        ev: &BlockEvent<D>,
+        keep_start: impl FnOnce(&D::Who) -> bool,
+    ) -> Option<Completed<D>> {
         match *ev {
             BlockEvent::Start {
                 issue,
                 dev,
                 sector,
-                pid,
-                comm,
+                who,
             } => {
                 if ts.saturating_sub(self.last_sweep) > 1_000_000_000
                     || self.table.len() >= self.capacity
@@ -455,38 +519,34 @@ impl Inflight {
                         }
                     }
                 }
-                if keep_start(&comm) {
-                    self.table.insert(key, Start { ts, pid, comm });
+                if keep_start(&who) {
+                    self.table.insert(key, Start { ts, who });
                 } else {
                     self.table.remove(&key);
                 }
                 None
             }
-            BlockEvent::Complete {
-                dev,
-                sector,
-                nr_sector,
-                rwbs,
-            } => match self.table.remove(&Key::new(dev, sector)) {
-                Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
-                    Some(Completed {
-                        start,
-                        end_ts: ts,
-                        dev,
-                        sector,
-                        nr_sector,
-                        rwbs,
-                    })
+            BlockEvent::Complete { dev, sector, what } => {
+                match self.table.remove(&Key::new(dev, sector)) {
+                    Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
+                        Some(Completed {
+                            start,
+                            end_ts: ts,
+                            dev,
+                            sector,
+                            what,
+                        })
+                    }
+                    Some(_) => {
+                        self.aged_out += 1;
+                        None
+                    }
+                    None => {
+                        self.unmatched += 1;
+                        None
+                    }
                 }
-                Some(_) => {
-                    self.aged_out += 1;
-                    None
-                }
-                None => {
-                    self.unmatched += 1;
-                    None
-                }
-            },
+            }
         }
     }
 
@@ -508,20 +568,20 @@ impl Inflight {
 
 /// The per-event path of a block trace as one unit, shared by iosnoop and iolatency:
 /// decode each raw event by format, order events across CPUs ([`Merger`]), and pair
-/// starts with completions ([`Inflight`]).
+/// starts with completions ([`Inflight`]), keeping the detail `D` of each event.
 #[derive(Debug)]
-pub struct BlockPipeline {
+pub struct BlockPipeline<D: Detail = Full> {
     decoder: BlockDecoder,
-    merger: Merger<BlockEvent>,
+    merger: Merger<BlockEvent<D>>,
     /// Starts waiting for their completion, and pairing statistics.
-    pub inflight: Inflight,
+    pub inflight: Inflight<D>,
     /// Events that were not block events of this trace, or were truncated.
     pub undecoded: u64,
 }
 
-impl BlockPipeline {
+impl<D: Detail> BlockPipeline<D> {
     /// A pipeline for events decoded by `decoder`, timed from `start`.
-    pub fn new(decoder: BlockDecoder, start: StartPoint) -> BlockPipeline {
+    pub fn new(decoder: BlockDecoder, start: StartPoint) -> BlockPipeline<D> {
         BlockPipeline {
             decoder,
             merger: Merger::new(),
@@ -534,7 +594,7 @@ impl BlockPipeline {
     /// the kernel recorded them).
     #[inline]
     pub fn push(&mut self, cpu: u32, ts: u64, payload: &[u8]) {
-        match self.decoder.decode(payload) {
+        match self.decoder.decode_as::<D>(payload) {
             Some(ev) => self.merger.push(cpu as usize, ts, ev),
             None => self.undecoded += 1,
         }
@@ -542,12 +602,12 @@ impl BlockPipeline {
 
     /// Pairs every held event up to `watermark` (a clock reading taken before the
     /// buffers were drained; `u64::MAX` at the end) in time order and calls `done` for
-    /// each completed I/O. `keep_start(comm)` decides whether a start is tracked.
+    /// each completed I/O. `keep_start(who)` decides whether a start is tracked.
     pub fn release(
         &mut self,
         watermark: u64,
-        mut keep_start: impl FnMut(&[u8; 16]) -> bool,
-        mut done: impl FnMut(&Completed),
+        mut keep_start: impl FnMut(&D::Who) -> bool,
+        mut done: impl FnMut(&Completed<D>),
     ) {
         let inflight = &mut self.inflight;
         self.merger.release(watermark, |ts, ev| {
@@ -837,15 +897,14 @@ mod tests {
                     issue,
                     dev,
                     sector,
-                    pid,
-                    comm,
+                    who,
                 } => {
                     assert!(issue);
                     assert_eq!(
-                        (dev.to_string(), sector, pid),
+                        (dev.to_string(), sector, who.pid),
                         ("7,3".to_string(), 2048, 77)
                     );
-                    assert_eq!(&comm[..3], b"dd\0");
+                    assert_eq!(&who.comm[..3], b"dd\0");
                 }
                 e => panic!("{e:?}"),
             }
@@ -859,8 +918,19 @@ mod tests {
                 BlockEvent::Complete {
                     dev: Device { major: 7, minor: 3 },
                     sector: 2048,
-                    nr_sector: 8,
-                    rwbs: *b"WS\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                    what: What {
+                        nr_sector: 8,
+                        rwbs: *b"WS\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                    }
+                }
+            );
+            // The lean decode keeps the same device and sector, and nothing else.
+            assert_eq!(
+                dec.decode_as::<Lean>(&p).unwrap(),
+                BlockEvent::Complete {
+                    dev: Device { major: 7, minor: 3 },
+                    sector: 2048,
+                    what: ()
                 }
             );
         }
@@ -874,8 +944,7 @@ mod tests {
                 issue,
                 dev: Device { major: 7, minor },
                 sector,
-                pid: 1,
-                comm: [0; 16],
+                who: Who::default(),
             },
         )
     }
@@ -886,8 +955,7 @@ mod tests {
             BlockEvent::Complete {
                 dev: Device { major: 7, minor },
                 sector,
-                nr_sector: 8,
-                rwbs: [0; 16],
+                what: What::default(),
             },
         )
     }

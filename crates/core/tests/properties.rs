@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, Device, StartPoint};
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, Detail, Device, Full, Lean, StartPoint};
 use perf_tools_core::format::EventFormat;
 use perf_tools_core::merge::Merger;
 use perf_tools_core::ringbuf::{decode_page, Missed, PageBuilder, PageLayout};
@@ -183,26 +183,48 @@ proptest! {
         let layout = PageLayout::X86_64_4K;
         let load = Load { ios, cpus, gap_ns, depth, dev: Device { major: 259, minor: 3 } };
         let (pages, lats) = synthetic::pages(&issue, &done, layout, load);
-        let pipe = std::cell::RefCell::new(BlockPipeline::new(
-            BlockDecoder::from_formats(None, &issue, &done).unwrap(),
-            StartPoint::Issue,
-        ));
-        let mut got = Vec::new();
-        synthetic::replay(
-            &pages,
-            &layout,
-            batch,
-            |cpu, ts, p| pipe.borrow_mut().push(cpu, ts, p),
-            |wm| pipe.borrow_mut().release(wm, |_| true, |c| got.push((c.sector, c.latency_ns()))),
-        );
-        let pipe = pipe.into_inner();
-        prop_assert_eq!(pipe.undecoded, 0);
-        prop_assert_eq!(pipe.inflight.unmatched, 0);
-        prop_assert!(pipe.inflight.is_empty());
-        let mut got_lats: Vec<u64> = got.iter().map(|g| g.1).collect();
         let mut want = lats.clone();
-        got_lats.sort_unstable();
         want.sort_unstable();
-        prop_assert_eq!(got_lats, want);
+        let decoder = BlockDecoder::from_formats(None, &issue, &done).unwrap();
+        // Both details iosnoop (Full) and iolatency (Lean) use pair the same I/Os.
+        for (detail, (undecoded, unmatched, left, mut got_lats)) in [
+            ("full", pair_all::<Full>(&decoder, &pages, &layout, batch)),
+            ("lean", pair_all::<Lean>(&decoder, &pages, &layout, batch)),
+        ] {
+            prop_assert_eq!(undecoded, 0, "{}", detail);
+            prop_assert_eq!(unmatched, 0, "{}", detail);
+            prop_assert_eq!(left, 0, "{}", detail);
+            got_lats.sort_unstable();
+            prop_assert_eq!(&got_lats, &want, "{}", detail);
+        }
     }
+}
+
+/// Replays `pages` through a pipeline keeping detail `D`, releasing after every `batch`
+/// pages: (undecoded events, unmatched completions, starts left in flight, latencies).
+fn pair_all<D: Detail>(
+    decoder: &BlockDecoder,
+    pages: &[Vec<Vec<u8>>],
+    layout: &PageLayout,
+    batch: usize,
+) -> (u64, u64, usize, Vec<u64>) {
+    let pipe = std::cell::RefCell::new(BlockPipeline::<D>::new(decoder.clone(), StartPoint::Issue));
+    let mut got = Vec::new();
+    synthetic::replay(
+        pages,
+        layout,
+        batch,
+        |cpu, ts, p| pipe.borrow_mut().push(cpu, ts, p),
+        |wm| {
+            pipe.borrow_mut()
+                .release(wm, |_| true, |c| got.push(c.latency_ns()))
+        },
+    );
+    let pipe = pipe.into_inner();
+    (
+        pipe.undecoded,
+        pipe.inflight.unmatched,
+        pipe.inflight.len(),
+        got,
+    )
 }

@@ -2,7 +2,7 @@
 //! (see tests/fixtures/README.md and scripts/capture-pages.sh).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::block::{BlockDecoder, BlockEvent};
+use perf_tools_core::block::{BlockDecoder, BlockEvent, What};
 use perf_tools_core::format::EventFormat;
 use perf_tools_core::ringbuf::{decode_page, Missed, PageLayout};
 
@@ -38,8 +38,8 @@ fn time_extend_page_decodes_to_the_written_ios() {
     let issued: Vec<u64> = events
         .iter()
         .filter_map(|(_, e)| match e {
-            BlockEvent::Start { sector, comm, .. } => {
-                assert_eq!(&comm[..3], b"dd\0");
+            BlockEvent::Start { sector, who, .. } => {
+                assert_eq!(&who.comm[..3], b"dd\0");
                 Some(*sector)
             }
             _ => None,
@@ -47,12 +47,9 @@ fn time_extend_page_decodes_to_the_written_ios() {
         .collect();
     assert_eq!(issued, vec![8, 16, 24, 32, 40]);
     for (_, e) in &events {
-        if let BlockEvent::Complete {
-            nr_sector, rwbs, ..
-        } = e
-        {
-            assert_eq!(*nr_sector, 8, "4 KiB");
-            assert_eq!(&rwbs[..3], b"WS\0");
+        if let BlockEvent::Complete { what, .. } = e {
+            assert_eq!(what.nr_sector, 8, "4 KiB");
+            assert_eq!(&what.rwbs[..3], b"WS\0");
         }
     }
     // Issues were 200 ms apart: only right if the time extends were applied.
@@ -116,12 +113,8 @@ fn decode_61(page: &str) -> Vec<Row> {
                 sector,
                 nr_issue.read_u64(p).unwrap() as u32,
             )),
-            BlockEvent::Complete {
-                dev,
-                sector,
-                nr_sector,
-                rwbs,
-            } => {
+            BlockEvent::Complete { dev, sector, what } => {
+                let What { nr_sector, rwbs } = what;
                 let n = rwbs.iter().position(|&b| b == 0).unwrap_or(rwbs.len());
                 rows.push((
                     ts,

@@ -6,7 +6,7 @@
 
 use iolatency::Summary;
 use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, StartPoint};
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, Lean, StartPoint};
 use perf_tools_core::ringbuf::PageLayout;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -28,7 +28,7 @@ fn main() {
         for _ in 0..rounds {
             let decoder = BlockDecoder::from_formats(None, &issue, &complete)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let pipe = RefCell::new(BlockPipeline::new(decoder, StartPoint::Issue));
+            let pipe = RefCell::new(BlockPipeline::<Lean>::new(decoder, StartPoint::Issue));
             let mut summary = Summary::new(1_000_000, exact, false);
             let t = Instant::now();
             synthetic::replay(

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
-use perf_tools_core::block::{BlockPipeline, Device, StartPoint};
+use perf_tools_core::block::{BlockPipeline, Device, Lean, StartPoint};
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
 use perf_tools_core::signals::Shutdown;
@@ -303,7 +303,7 @@ impl Summary {
 }
 
 /// Pairs the held events up to `upto` and counts every completed I/O in `summary`.
-fn count_completed(pipeline: &mut BlockPipeline, summary: &mut Summary, upto: u64) {
+fn count_completed(pipeline: &mut BlockPipeline<Lean>, summary: &mut Summary, upto: u64) {
     pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
 }
 
@@ -343,7 +343,7 @@ pub fn run(args: Args) -> Result<()> {
         out.flush()?;
     }
 
-    let mut pipeline = BlockPipeline::new(decoder, start_point);
+    let mut pipeline = BlockPipeline::<Lean>::new(decoder, start_point);
     let mut summary = Summary::new(unit_ns, exact, args.per_disk);
     let mut printed = 0u64;
     let mut lost_total = 0u64;

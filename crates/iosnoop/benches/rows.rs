@@ -6,7 +6,7 @@
 
 use iosnoop::RowFormat;
 use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, StartPoint};
+use perf_tools_core::block::{BlockDecoder, BlockPipeline, Full, StartPoint};
 use perf_tools_core::ringbuf::PageLayout;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -27,7 +27,7 @@ fn main() {
     for _ in 0..rounds {
         let decoder =
             BlockDecoder::from_formats(None, &issue, &complete).unwrap_or_else(|e| panic!("{e}"));
-        let pipe = RefCell::new(BlockPipeline::new(decoder, StartPoint::Issue));
+        let pipe = RefCell::new(BlockPipeline::<Full>::new(decoder, StartPoint::Issue));
         let mut rows = RowFormat::new(false, false);
         let mut out = Vec::with_capacity(1 << 20);
         let mut bytes = 0usize;

@@ -11,7 +11,7 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
-use perf_tools_core::block::{BlockPipeline, Completed, Device, StartPoint};
+use perf_tools_core::block::{BlockPipeline, Completed, Device, Full, StartPoint, Who};
 use perf_tools_core::output::Output;
 use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
@@ -186,24 +186,28 @@ impl RowFormat {
         if self.end {
             secs_into(out, c.end_ts);
         }
-        let comm = u128::from_ne_bytes(c.start.comm);
-        let slot = &mut self.who[c.start.pid as usize % 16];
+        let comm = u128::from_ne_bytes(c.start.who.comm);
+        let slot = &mut self.who[c.start.who.pid as usize % 16];
         let who = match slot {
-            Some((pid, kept, chunk)) if *pid == c.start.pid && *kept == comm => *chunk,
+            Some((pid, kept, chunk)) if *pid == c.start.who.pid && *kept == comm => *chunk,
             _ => {
-                let name = trim_nul(&c.start.comm);
-                let pid = number::<16>(c.start.pid as u64, 6);
+                let name = trim_nul(&c.start.who.comm);
+                let pid = number::<16>(c.start.who.pid as u64, 6);
                 let chunk = Chunk::from_field(&[
                     (&name[..name.len().min(12)], 12),
                     (&pid.text[..pid.len - 1], 6),
                 ]);
-                *slot = Some((c.start.pid, comm, chunk));
+                *slot = Some((c.start.who.pid, comm, chunk));
                 chunk
             }
         };
         let mut rwbs = [0u8; 8];
-        rwbs.copy_from_slice(&c.rwbs[..8]);
-        let key = (u64::from_ne_bytes(rwbs), c.dev.to_kernel(), c.nr_sector);
+        rwbs.copy_from_slice(&c.what.rwbs[..8]);
+        let key = (
+            u64::from_ne_bytes(rwbs),
+            c.dev.to_kernel(),
+            c.what.nr_sector,
+        );
         if self.what.as_ref().is_none_or(|(k, ..)| *k != key) {
             let (major, minor) = (
                 number::<16>(c.dev.major as u64, 0),
@@ -214,8 +218,9 @@ impl RowFormat {
             dev[..a].copy_from_slice(&major.text[..a]);
             dev[a] = b',';
             dev[a + 1..a + 1 + b].copy_from_slice(&minor.text[..b]);
-            let type_dev = Chunk::from_field(&[(trim_nul(&c.rwbs), 4), (&dev[..a + 1 + b], 8)]);
-            self.what = Some((key, type_dev, number(c.nr_sector as u64 * 512, 6)));
+            let type_dev =
+                Chunk::from_field(&[(trim_nul(&c.what.rwbs), 4), (&dev[..a + 1 + b], 8)]);
+            self.what = Some((key, type_dev, number(c.what.nr_sector as u64 * 512, 6)));
         }
         out.reserve(128);
         who.append(out);
@@ -327,14 +332,14 @@ pub fn run(args: Args) -> Result<()> {
     rows.header(&mut out.buf);
     out.flush()?;
 
-    let mut pipeline = BlockPipeline::new(decoder, start_point);
+    let mut pipeline = BlockPipeline::<Full>::new(decoder, start_point);
     let mut lost_in_band = 0u64;
     let mut totals = perf_tools_core::reader::DrainStats::default();
     let streaming = args.duration.is_none();
-    let keep = |comm: &[u8; 16]| {
+    let keep = |who: &Who| {
         name_re
             .as_ref()
-            .is_none_or(|re| re.is_match(trim_nul(comm)))
+            .is_none_or(|re| re.is_match(trim_nul(&who.comm)))
     };
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
     let end = session.stream(&shutdown, args.duration, poll, |reader, batch| {
@@ -389,7 +394,7 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_core::block::Start;
+    use perf_tools_core::block::{Start, What};
 
     #[test]
     fn header_matches_the_original() {
@@ -414,8 +419,7 @@ mod tests {
         let c = Completed {
             start: Start {
                 ts: 5_982_800_302_061_000,
-                pid: 1809,
-                comm,
+                who: Who { pid: 1809, comm },
             },
             end_ts: 5_982_800_302_679_400,
             dev: Device {
@@ -423,8 +427,10 @@ mod tests {
                 minor: 1,
             },
             sector: 17_039_600,
-            nr_sector: 8,
-            rwbs: *b"W\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            what: What {
+                nr_sector: 8,
+                rwbs: *b"W\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
         };
         let mut v = Vec::new();
         RowFormat::new(true, true).row(&mut v, &c);
@@ -448,8 +454,10 @@ mod tests {
             all.push(Completed {
                 start: Start {
                     ts: 1_000_000 * i,
-                    pid: [7, 7, 12345, 9][(i % 4) as usize],
-                    comm,
+                    who: Who {
+                        pid: [7, 7, 12345, 9][(i % 4) as usize],
+                        comm,
+                    },
                 },
                 end_ts: 1_000_000 * i + 123_456 * (i % 5),
                 dev: Device {
@@ -457,8 +465,10 @@ mod tests {
                     minor: [0, 3, 1048575][(i / 7 % 3) as usize],
                 },
                 sector: 8 * i * i,
-                nr_sector: [8, 8, 256, 1][(i / 3 % 4) as usize],
-                rwbs,
+                what: What {
+                    nr_sector: [8, 8, 256, 1][(i / 3 % 4) as usize],
+                    rwbs,
+                },
             });
         }
         let mut kept = RowFormat::new(false, true);
