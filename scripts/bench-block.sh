@@ -6,7 +6,9 @@
 # (iosnoop streaming; iolatency with 1 s intervals; output to a file), runs fio 4 KiB random
 # O_DIRECT reads as fast as this machine goes, then reports: I/Os issued (fio), I/Os the tool
 # reported (iosnoop rows; iolatency histogram counts), events lost (the tool's stderr), and
-# the tool's user+sys CPU per I/O (from /proc/PID/schedstat just before it exits).
+# the tool's user+sys CPU per I/O (from /proc/PID/schedstat just before it exits). That CPU
+# includes the tool's start and end (setting up and removing its tracefs instance, about
+# 10 ms): use 30 s or more for the steady per-I/O cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tool=${1:-iosnoop}
