@@ -961,6 +961,15 @@ mod tests {
     }
 
     #[test]
+    fn lean_events_stay_small() {
+        // What iolatency holds per event in the merge and per I/O in flight.
+        use std::mem::size_of;
+        assert!(size_of::<(u64, BlockEvent<Lean>)>() <= 32);
+        assert_eq!(size_of::<Start<()>>(), 8);
+        assert!(size_of::<(u64, BlockEvent<Lean>)>() < size_of::<(u64, BlockEvent<Full>)>());
+    }
+
+    #[test]
     fn pairs_by_device_and_sector() {
         let mut t = Inflight::new(StartPoint::Issue);
         let evs = [
