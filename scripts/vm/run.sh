@@ -250,7 +250,12 @@ if [ "$accel" = kvm ]; then
 else
   # -cx16: QEMU 7.2 TCG mis-emulates cmpxchg16b in Linux >= 6.8 with -smp 2
   # (random early-boot oopses); see shared/reference/vm-facts.md.
-  cpu=(-accel tcg -cpu max,-cx16)
+  # thread=single: all vCPUs in one host thread. With one thread per vCPU
+  # (multi-threaded TCG), a vCPU can run a stale translation of kernel text
+  # another vCPU just live-patched: enabling tracepoints patches static keys
+  # with int3 breakpoints, and a 6.12 guest once died with "Oops: int3" in
+  # __schedule mid-test (1 of 30 CI runs). VM_TCG_THREAD=multi restores it.
+  cpu=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu max,-cx16)
 fi
 # -nodefaults/-display none/-monitor none instead of -nographic: the serial
 # console goes alone into the log file, without the monitor multiplexed in.

@@ -23,6 +23,8 @@
 #   # smp: 1                     guest vCPUs (default 2): 1 for tests that
 #                                live-patch kernel text (function_graph), which
 #                                QEMU TCG with 2 vCPUs sometimes hangs or oopses on
+#                                (run.sh now also keeps TCG single-threaded, which
+#                                removes the cause; those scripts stay on 1 vCPU)
 # Full console logs: target/vm/logs/<kernel>-<script>.log. Result lines of the
 # state-leak matrix ("LEAK <row> <path> <result>[ -- how]", tests/vm/leakmatrix*.sh)
 # are saved as target/leak-matrix/vm-<kernel>-<script>.tsv for
