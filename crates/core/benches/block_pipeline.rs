@@ -56,26 +56,20 @@ fn best<D: Detail>(
     for _ in 0..rounds {
         let decoder =
             BlockDecoder::from_formats(None, issue, complete).unwrap_or_else(|e| panic!("{e}"));
-        let pipe = std::cell::RefCell::new(BlockPipeline::<D>::new(decoder, StartPoint::Issue));
+        let mut pipe = BlockPipeline::<D>::new(decoder, StartPoint::Issue);
         let mut sum = 0u64;
         let mut n = 0u64;
         let t = Instant::now();
-        synthetic::replay(
-            pages,
-            &layout,
-            1,
-            |cpu, ts, payload| pipe.borrow_mut().push(cpu, ts, payload),
-            |wm| {
-                pipe.borrow_mut().release(
-                    wm,
-                    |_| true,
-                    |c| {
-                        sum += c.latency_ns();
-                        n += 1;
-                    },
-                )
-            },
-        );
+        synthetic::replay(pages, &layout, 1, &mut pipe, |pipe, wm| {
+            pipe.release(
+                wm,
+                |_| true,
+                |c| {
+                    sum += c.latency_ns();
+                    n += 1;
+                },
+            )
+        });
         let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
         assert_eq!(n, lats.len() as u64, "every I/O paired");
         assert_eq!(sum, lats.iter().sum::<u64>(), "latencies");

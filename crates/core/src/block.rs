@@ -621,7 +621,7 @@ impl<D: Detail> BlockPipeline<D> {
 /// Synthetic block traces in the running kernel's binary format, for benchmarks and
 /// tests of the whole per-event path without a kernel.
 pub mod synthetic {
-    use super::Device;
+    use super::{BlockPipeline, Detail, Device};
     use crate::format::EventFormat;
     use crate::ringbuf::{PageBuilder, PageLayout};
 
@@ -781,16 +781,16 @@ pub mod synthetic {
         (pages, lats)
     }
 
-    /// Feeds `pages` (one list per CPU) the way the tools drain a live trace: up to
-    /// `batch` pages from each CPU in turn, decoded with `push(cpu, ts, payload)`, then
-    /// `release(watermark)` with the oldest timestamp that is safe to release (the
+    /// Feeds `pages` (one list per CPU) to `pipe` the way the tools drain a live trace:
+    /// up to `batch` pages from each CPU in turn, each event pushed into `pipe`, then
+    /// `release(pipe, watermark)` with the oldest timestamp that is safe to release (the
     /// newest one read from the CPU that is furthest behind; `u64::MAX` at the end).
-    pub fn replay(
+    pub fn replay<D: Detail>(
         pages: &[Vec<Vec<u8>>],
         layout: &PageLayout,
         batch: usize,
-        mut push: impl FnMut(u32, u64, &[u8]),
-        mut release: impl FnMut(u64),
+        pipe: &mut BlockPipeline<D>,
+        mut release: impl FnMut(&mut BlockPipeline<D>, u64),
     ) {
         let mut next = vec![0usize; pages.len()];
         loop {
@@ -802,7 +802,7 @@ pub mod synthetic {
                     any = true;
                     let _ = crate::ringbuf::decode_page(page, layout, |ts, payload| {
                         last = ts;
-                        push(cpu as u32, ts, payload)
+                        pipe.push(cpu as u32, ts, payload)
                     });
                 }
                 next[cpu] = (next[cpu] + batch).min(list.len());
@@ -810,7 +810,7 @@ pub mod synthetic {
                     watermark = watermark.min(last);
                 }
             }
-            release(watermark);
+            release(pipe, watermark);
             if !any {
                 break;
             }

@@ -208,19 +208,11 @@ fn pair_all<D: Detail>(
     layout: &PageLayout,
     batch: usize,
 ) -> (u64, u64, usize, Vec<u64>) {
-    let pipe = std::cell::RefCell::new(BlockPipeline::<D>::new(decoder.clone(), StartPoint::Issue));
+    let mut pipe = BlockPipeline::<D>::new(decoder.clone(), StartPoint::Issue);
     let mut got = Vec::new();
-    synthetic::replay(
-        pages,
-        layout,
-        batch,
-        |cpu, ts, p| pipe.borrow_mut().push(cpu, ts, p),
-        |wm| {
-            pipe.borrow_mut()
-                .release(wm, |_| true, |c| got.push(c.latency_ns()))
-        },
-    );
-    let pipe = pipe.into_inner();
+    synthetic::replay(pages, layout, batch, &mut pipe, |pipe, wm| {
+        pipe.release(wm, |_| true, |c| got.push(c.latency_ns()))
+    });
     (
         pipe.undecoded,
         pipe.inflight.unmatched,

@@ -8,7 +8,6 @@ use iolatency::Summary;
 use perf_tools_core::block::synthetic::{self, Load};
 use perf_tools_core::block::{BlockDecoder, BlockPipeline, Lean, StartPoint};
 use perf_tools_core::ringbuf::PageLayout;
-use std::cell::RefCell;
 use std::time::Instant;
 
 fn main() {
@@ -28,22 +27,12 @@ fn main() {
         for _ in 0..rounds {
             let decoder = BlockDecoder::from_formats(None, &issue, &complete)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let pipe = RefCell::new(BlockPipeline::<Lean>::new(decoder, StartPoint::Issue));
+            let mut pipe = BlockPipeline::<Lean>::new(decoder, StartPoint::Issue);
             let mut summary = Summary::new(1_000_000, exact, false);
             let t = Instant::now();
-            synthetic::replay(
-                &pages,
-                &layout,
-                1,
-                |cpu, ts, payload| pipe.borrow_mut().push(cpu, ts, payload),
-                |wm| {
-                    pipe.borrow_mut().release(
-                        wm,
-                        |_| true,
-                        |c| summary.record(c.dev, c.latency_ns()),
-                    )
-                },
-            );
+            synthetic::replay(&pages, &layout, 1, &mut pipe, |pipe, wm| {
+                pipe.release(wm, |_| true, |c| summary.record(c.dev, c.latency_ns()))
+            });
             let ns = t.elapsed().as_nanos() as f64 / ios as f64;
             assert_eq!(summary.total(), ios, "every I/O counted");
             best = best.min(ns);

@@ -8,7 +8,6 @@ use iosnoop::RowFormat;
 use perf_tools_core::block::synthetic::{self, Load};
 use perf_tools_core::block::{BlockDecoder, BlockPipeline, Full, StartPoint};
 use perf_tools_core::ringbuf::PageLayout;
-use std::cell::RefCell;
 use std::time::Instant;
 
 fn main() {
@@ -27,24 +26,17 @@ fn main() {
     for _ in 0..rounds {
         let decoder =
             BlockDecoder::from_formats(None, &issue, &complete).unwrap_or_else(|e| panic!("{e}"));
-        let pipe = RefCell::new(BlockPipeline::<Full>::new(decoder, StartPoint::Issue));
+        let mut pipe = BlockPipeline::<Full>::new(decoder, StartPoint::Issue);
         let mut rows = RowFormat::new(false, false);
         let mut out = Vec::with_capacity(1 << 20);
         let mut bytes = 0usize;
         let t = Instant::now();
-        synthetic::replay(
-            &pages,
-            &layout,
-            1,
-            |cpu, ts, payload| pipe.borrow_mut().push(cpu, ts, payload),
-            |wm| {
-                pipe.borrow_mut()
-                    .release(wm, |_| true, |c| rows.row(&mut out, c));
-                // Stand-in for the write(2) of each batch.
-                bytes += out.len();
-                out.clear();
-            },
-        );
+        synthetic::replay(&pages, &layout, 1, &mut pipe, |pipe, wm| {
+            pipe.release(wm, |_| true, |c| rows.row(&mut out, c));
+            // Stand-in for the write(2) of each batch.
+            bytes += out.len();
+            out.clear();
+        });
         let ns = t.elapsed().as_nanos() as f64 / ios as f64;
         assert!(bytes > 50 * ios as usize, "rows were formatted");
         best = best.min(ns);
