@@ -528,12 +528,16 @@ fn tgid_of(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The process of thread `tid` (`None`: /proc no longer knows the thread), read once
+/// per thread and kept in `cache`.
+fn tgid_cached(cache: &mut HashMap<u32, Option<u32>>, tid: u32) -> Option<u32> {
+    *cache.entry(tid).or_insert_with(|| tgid_of(tid))
+}
+
 /// The fd table a thread uses, named by its process id (the thread's own id when /proc
-/// no longer knows it), cached in `cache`.
-fn fd_table_of(cache: &mut HashMap<u32, u32>, tid: u32) -> u32 {
-    *cache
-        .entry(tid)
-        .or_insert_with(|| tgid_of(tid).unwrap_or(tid))
+/// no longer knows it).
+fn fd_table_of(cache: &mut HashMap<u32, Option<u32>>, tid: u32) -> u32 {
+    tgid_cached(cache, tid).unwrap_or(tid)
 }
 
 /// Runs opensnoop.
@@ -651,14 +655,14 @@ pub fn run(args: Args) -> Result<()> {
     out.flush()?;
 
     let mut pending: HashMap<u32, Pending> = HashMap::new();
-    let mut tgids: HashMap<u32, bool> = HashMap::new();
+    // The process of each thread seen: for -p and to name fd tables.
+    let mut tgids: HashMap<u32, Option<u32>> = HashMap::new();
     let mut merger: Merger<Ev> = Merger::new();
     let mut batch: Vec<Draft> = Vec::new();
     // Latest exit timestamp per (fd table, fd) among all events drained so far. Threads
     // share their process's fd table, so the table is named by the thread's process id
     // (threads of one process reuse each other's closed fds).
     let mut last_exit: HashMap<(u32, i64), u64> = HashMap::new();
-    let mut fd_table: HashMap<u32, u32> = HashMap::new();
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
     let poll = Duration::from_millis(100);
@@ -671,7 +675,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(d) = decoders.iter().find(|d| d.id == id) {
                 if let Some(ev) = d.decode(payload) {
                     if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
-                        let table = fd_table_of(&mut fd_table, ev.tid);
+                        let table = fd_table_of(&mut tgids, ev.tid);
                         let t = last_exit.entry((table, ev.ret)).or_insert(ts);
                         *t = (*t).max(ts);
                     }
@@ -711,10 +715,7 @@ pub fn run(args: Args) -> Result<()> {
                     return;
                 }
                 if let Some(want) = args.pid {
-                    let ok = *tgids
-                        .entry(ev.tid)
-                        .or_insert_with(|| tgid_of(ev.tid).is_none_or(|t| t == want));
-                    if !ok {
+                    if tgid_cached(&mut tgids, ev.tid).is_some_and(|t| t != want) {
                         return;
                     }
                 }
@@ -751,7 +752,7 @@ pub fn run(args: Args) -> Result<()> {
                 source == Source::ProcFd
                     && d.ret >= 0
                     && last_exit
-                        .get(&(fd_table_of(&mut fd_table, d.tid), d.ret))
+                        .get(&(fd_table_of(&mut tgids, d.tid), d.ret))
                         .is_some_and(|&t| t > d.ts)
             })
             .collect();
@@ -759,9 +760,9 @@ pub fn run(args: Args) -> Result<()> {
             let keep_from = watermark.saturating_sub(10_000_000_000);
             last_exit.retain(|_, t| *t >= keep_from);
         }
-        if fd_table.len() > 100_000 {
+        if tgids.len() > 100_000 {
             // Thread ids get reused: forget them now and then.
-            fd_table.clear();
+            tgids.clear();
         }
         for (d, reused) in batch.drain(..).zip(reused) {
             let (file, known): (Vec<u8>, bool) = match (source, d.name) {
