@@ -56,3 +56,112 @@ pub fn use_color() -> bool {
     // SAFETY: isatty has no preconditions.
     !no_color && unsafe { libc::isatty(1) } == 1
 }
+
+/// Appends `bytes`, a name that came from user space (a process name, a file name, a
+/// probe's string), to `out` so that it cannot break the row it is printed in: the same
+/// rule in every tool, documented in each man page's FIELDS section.
+///
+/// * `\` becomes `\\`, newline `\n`, tab `\t`, carriage return `\r`, escape `\e`;
+/// * every other control character (C0, DEL, and the C1 range U+0080..U+009F, which some
+///   terminals obey as commands) and every byte that is not part of valid UTF-8 becomes
+///   `\xNN`, one per byte;
+/// * everything else (printable ASCII including spaces, other valid UTF-8) is copied.
+///
+/// The result is printable, has no line breaks, and the original bytes can be recovered
+/// from it. Printable ASCII, the common case, is copied in one step.
+pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let hex = |out: &mut Vec<u8>, b: u8| {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            DIGITS[usize::from(b >> 4)],
+            DIGITS[usize::from(b & 15)],
+        ]);
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\x1b' => out.extend_from_slice(b"\\e"),
+                c if c.is_control() => {
+                    let mut utf8 = [0u8; 4];
+                    for &b in c.encode_utf8(&mut utf8).as_bytes() {
+                        hex(out, b);
+                    }
+                }
+                c => {
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            hex(out, b);
+        }
+    }
+}
+
+/// [`escape_into`] as a new string, for names printed with `format!`/`write!`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    escape_into(&mut out, bytes);
+    // escape_into writes only valid UTF-8: copied valid characters and ASCII escapes.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_names_are_copied_unchanged() {
+        assert_eq!(escape(b"kworker/u4:1-ev"), "kworker/u4:1-ev");
+        assert_eq!(escape(b"my file.txt"), "my file.txt");
+        assert_eq!(
+            escape("caf\u{e9} \u{65e5}\u{672c}".as_bytes()),
+            "caf\u{e9} \u{65e5}\u{672c}"
+        );
+        assert_eq!(escape(b""), "");
+    }
+
+    #[test]
+    fn a_newline_in_a_name_cannot_start_a_row() {
+        let e = escape(b"ev\nfake 1 W");
+        assert_eq!(e, "ev\\nfake 1 W");
+        assert!(!e.contains('\n'));
+        assert_eq!(escape(b"x\nfake 1 3 etc-shadow"), "x\\nfake 1 3 etc-shadow");
+    }
+
+    #[test]
+    fn control_characters_and_terminal_escapes_are_spelled_out() {
+        assert_eq!(escape(b"a\tb\rc"), "a\\tb\\rc");
+        assert_eq!(escape(b"\x1b[2J\x07"), "\\e[2J\\x07");
+        assert_eq!(escape(b"\x7f\x00"), "\\x7f\\x00");
+        // U+009B (CSI in the C1 range) as UTF-8: c2 9b.
+        assert_eq!(escape("a\u{9b}b".as_bytes()), "a\\xc2\\x9bb");
+    }
+
+    #[test]
+    fn invalid_utf8_is_shown_as_hex_bytes_and_backslash_is_doubled() {
+        assert_eq!(escape(b"a\xffb\xc3"), "a\\xffb\\xc3");
+        assert_eq!(escape(b"C:\\x41"), "C:\\\\x41");
+    }
+
+    #[test]
+    fn every_escaped_name_is_printable_single_line_text() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let e = escape(&all);
+        assert!(e.chars().all(|c| !c.is_control()), "{e:?}");
+    }
+}
