@@ -190,6 +190,7 @@ impl TopLevel {
 
     /// [`TopLevel::begin`] with an explicit state directory (tests).
     pub fn begin_in(tracefs: &Tracefs, tool: &str, dir: &Path) -> Result<(TopLevel, Vec<String>)> {
+        crate::fdreserve::reserve()?;
         let Some(lock) = try_lock(dir)? else {
             bail!(
                 "another perf-tools-rs run is using the top-level tracer (it holds {}); wait for it to end, or run the tools one at a time",
@@ -245,6 +246,7 @@ impl TopLevel {
             return Ok(());
         }
         self.restored = true;
+        crate::fdreserve::release();
         let failures = restore_entries(&self.tracefs, &self.entries);
         if failures.is_empty() {
             let _ = fs::remove_file(&self.state);

@@ -6,8 +6,9 @@
 //! touched. Removing the directory frees the buffers and every event setting in it.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::fs;
-use std::io::ErrorKind;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,12 @@ pub struct Instance {
     tracefs: Tracefs,
     name: String,
     dir: PathBuf,
+    /// `tracing_on`, open from creation on: turning recording off and removing the
+    /// instance need no new descriptor (see [`crate::fdreserve`]).
+    tracing_on: Option<File>,
+    /// Settings this run made (file relative to the instance, what it read back), so
+    /// [`Instance::state_changes`] can tell when another process changed them.
+    expected: std::cell::RefCell<Vec<(String, String)>>,
     removed: bool,
 }
 
@@ -51,6 +58,7 @@ pub fn instance_name(tool: &str, pid: u32) -> String {
 impl Instance {
     /// Removes stale instances left by killed runs, then creates `instances/<tool>-<pid>`.
     pub fn create(tracefs: &Tracefs, tool: &str) -> Result<Instance> {
+        crate::fdreserve::reserve()?;
         for removed in stale::remove_stale(tracefs) {
             eprintln!("{tool}: removed {removed} left behind by a killed run");
         }
@@ -74,12 +82,23 @@ impl Instance {
                 return Err(e).with_context(|| format!("creating trace instance {}", dir.display()))
             }
         }
-        Ok(Instance {
+        let mut inst = Instance {
             tracefs: tracefs.clone(),
             name,
             dir,
+            tracing_on: None,
+            expected: std::cell::RefCell::new(Vec::new()),
             removed: false,
-        })
+        };
+        let path = inst.dir.join("tracing_on");
+        inst.tracing_on = Some(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        );
+        Ok(inst)
     }
 
     /// The instance's name (`<tool>-<pid>`).
@@ -126,7 +145,40 @@ impl Instance {
             let reason = self.filter_error(&rel);
             bail!("the kernel rejected the filter '{filter}' for {system}:{event} ({e}){reason}");
         }
+        self.remember(&rel);
         Ok(())
+    }
+
+    /// Records what `rel` reads now as this run's setting of it.
+    fn remember(&self, rel: &str) {
+        let now = self.read(rel).unwrap_or_default();
+        let mut expected = self.expected.borrow_mut();
+        match expected.iter_mut().find(|(r, _)| r == rel) {
+            Some(e) => e.1 = now,
+            None => expected.push((rel.to_string(), now)),
+        }
+    }
+
+    /// The settings of this run that another process changed since the run made them
+    /// (`tracing_on` turned off while recording, an event disabled, a filter replaced),
+    /// each as `file: "expected" -> "now"`. Empty when all is as the run left it.
+    pub fn state_changes(&self, recording: bool) -> Vec<String> {
+        let mut changes = Vec::new();
+        if recording {
+            match self.tracing_on_value() {
+                Ok(v) if v == "1" => {}
+                Ok(v) => changes.push(format!("tracing_on: \"1\" -> {v:?}")),
+                Err(e) => changes.push(format!("tracing_on: {e}")),
+            }
+        }
+        for (rel, want) in self.expected.borrow().iter() {
+            match self.read(rel) {
+                Ok(now) if now.trim() == want.trim() => {}
+                Ok(now) => changes.push(format!("{rel}: {:?} -> {:?}", want.trim(), now.trim())),
+                Err(_) => changes.push(format!("{rel}: gone")),
+            }
+        }
+        changes
     }
 
     fn filter_error(&self, rel: &str) -> String {
@@ -156,8 +208,11 @@ impl Instance {
 
     /// Enables `system:event` in this instance.
     pub fn enable_event(&self, system: &str, event: &str) -> Result<()> {
-        self.write(format!("events/{system}/{event}/enable"), "1")
-            .with_context(|| format!("enabling the {system}:{event} tracepoint"))
+        let rel = format!("events/{system}/{event}/enable");
+        self.write(&rel, "1")
+            .with_context(|| format!("enabling the {system}:{event} tracepoint"))?;
+        self.remember(&rel);
+        Ok(())
     }
 
     /// Turns recording on or off and verifies the kernel took it. Turning it on is the
@@ -165,19 +220,40 @@ impl Instance {
     /// cleanup tests ([`cli::fault_point`](crate::cli::fault_point), `PT_FAULT=panic`).
     pub fn set_tracing_on(&self, on: bool) -> Result<()> {
         let want = if on { "1" } else { "0" };
-        self.write("tracing_on", want)?;
-        let got = self.read("tracing_on")?;
-        if got.trim() != want {
+        let got = self.write_tracing_on(want)?;
+        if got != want {
             bail!(
-                "the kernel refused to set tracing_on to {want} in {} (it reads {}); is tracing disabled on the kernel command line (traceoff_on_warning, ftrace_dump_on_oops) or by a kernel warning?",
+                "the kernel refused to set tracing_on to {want} in {} (it reads {got}); is tracing disabled on the kernel command line (traceoff_on_warning, ftrace_dump_on_oops) or by a kernel warning?",
                 self.dir.display(),
-                got.trim()
             );
         }
         if on {
             crate::cli::fault_point();
         }
         Ok(())
+    }
+
+    /// Writes `want` to `tracing_on` through the descriptor held since creation and
+    /// returns what the file reads afterwards.
+    fn write_tracing_on(&self, want: &str) -> Result<String> {
+        let path = || self.dir.join("tracing_on");
+        let Some(mut f) = self.tracing_on.as_ref() else {
+            bail!("{} is not open", path().display());
+        };
+        f.write_all(want.as_bytes())
+            .with_context(|| format!("writing {want:?} to {}", path().display()))?;
+        self.tracing_on_value()
+            .with_context(|| format!("reading {}", path().display()))
+    }
+
+    /// What the instance's `tracing_on` reads now ("1" or "0").
+    pub fn tracing_on_value(&self) -> std::io::Result<String> {
+        let mut buf = [0u8; 16];
+        let n = match self.tracing_on.as_ref() {
+            Some(f) => f.read_at(&mut buf, 0)?,
+            None => return Err(ErrorKind::NotFound.into()),
+        };
+        Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
     }
 
     /// Page geometry of the ring buffer, from `events/header_page`.
@@ -237,8 +313,11 @@ impl Instance {
             return Ok(());
         }
         self.removed = true;
-        let _ = fs::write(self.dir.join("tracing_on"), "0");
+        crate::fdreserve::release();
+        let _ = self.write_tracing_on("0");
         let _ = fs::write(self.dir.join("events/enable"), "0");
+        // The kernel refuses to remove an instance while one of its files is open.
+        self.tracing_on = None;
         remove_instance_dir(&self.dir)
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod block;
 pub mod cli;
+pub mod fdreserve;
 pub mod format;
 pub mod ftrace;
 pub mod hwmon;

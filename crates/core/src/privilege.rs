@@ -33,15 +33,45 @@ impl Capability {
 }
 
 /// True if the effective capability set of this process holds `cap`.
+///
+/// Asks the kernel with capget(2), which needs no file descriptor (a run under a tight
+/// `ulimit -n` must not be told it lacks a privilege), and reads `CapEff` from
+/// `/proc/self/status` only if that fails.
 pub fn has_capability(cap: Capability) -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
+    effective_capabilities().is_some_and(|mask| mask & (1u64 << cap.bit()) != 0)
+}
+
+/// The effective capability set as a bit mask.
+fn effective_capabilities() -> Option<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
     };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and data are valid, writable and of the layout capget(2) expects
+    // for version 3 (two data structs).
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if rc == 0 {
+        return Some(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32));
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1u64 << cap.bit()) != 0)
 }
 
 /// Fails with an explanation unless the process may use tracing (`what` names the use).

@@ -243,6 +243,7 @@ impl Probe {
         if !is_valid_name(event) {
             bail!("invalid probe event name {event:?}");
         }
+        crate::fdreserve::reserve()?;
         let control = tracefs.path(control);
         let group = group_name(std::process::id());
         let definition = format!("{kind}:{group}/{event} {rest}");
@@ -309,6 +310,7 @@ impl Probe {
             return Ok(());
         }
         self.removed = true;
+        crate::fdreserve::release();
         remove_probe(&self.control, &self.group, &self.event)
     }
 }
