@@ -1,7 +1,7 @@
 //! A tracing session: a private instance plus its raw readers, torn down in the right
 //! order (readers closed before the instance directory is removed).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
 
 use crate::instance::{Instance, LossStats};
@@ -34,6 +34,20 @@ pub struct Session {
     /// The instance (removed on drop).
     pub instance: Instance,
     start_losses: LossStats,
+    watch: Watch,
+}
+
+/// How often [`Session::check_state`] looks at the instance's settings.
+const STATE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The state of [`Session::check_state`].
+#[derive(Debug)]
+struct Watch {
+    next: Instant,
+    /// Since when another process has changed this run's settings, if it has.
+    changed_since: Option<Instant>,
+    /// A change was seen and later put back: events in between are missing.
+    gap: bool,
 }
 
 impl Session {
@@ -45,6 +59,11 @@ impl Session {
             reader,
             instance,
             start_losses,
+            watch: Watch {
+                next: Instant::now() + STATE_CHECK_EVERY,
+                changed_since: None,
+                gap: false,
+            },
         })
     }
 
@@ -55,6 +74,58 @@ impl Session {
             .loss_stats()
             .total()
             .saturating_sub(self.start_losses.total())
+    }
+
+    /// Checks, at most once per [`STATE_CHECK_EVERY`], that no other process changed this
+    /// run's settings (another root process turning the instance's `tracing_on` off,
+    /// disabling its events or replacing a filter would otherwise stop the rows silently).
+    /// The first time it finds a change it warns on stderr; if the change is still there
+    /// at the next check it fails (the run ends with exit 1). A change that was put back
+    /// in time is reported, and [`Session::take_state_gap`] returns true once, so a tool
+    /// that pairs events can forget what it started before the gap.
+    pub fn check_state(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if now < self.watch.next {
+            return Ok(());
+        }
+        self.watch.next = now + STATE_CHECK_EVERY;
+        self.check_state_now(true)
+    }
+
+    fn check_state_now(&mut self, recording: bool) -> Result<()> {
+        let changes = self.instance.state_changes(recording);
+        let dir = self.instance.dir().display();
+        match (changes.is_empty(), self.watch.changed_since) {
+            (true, None) => {}
+            (true, Some(_)) => {
+                eprintln!(
+                    "warning: this run's tracing settings in {dir} were put back; events while they were changed are missing"
+                );
+                self.watch.changed_since = None;
+                self.watch.gap = true;
+            }
+            (false, None) => {
+                eprintln!(
+                    "warning: another process changed this run's tracing settings in {dir}: {}; until it is put back, rows may be missing or not filtered as asked",
+                    changes.join(", ")
+                );
+                self.watch.changed_since = Some(Instant::now());
+            }
+            (false, Some(since)) => {
+                bail!(
+                    "another process changed this run's tracing settings in {dir} ({}) and did not put them back within {:.0?}: the output would be incomplete, so the run ends here; make sure no other program writes to this run's instance",
+                    changes.join(", "),
+                    since.elapsed()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// True once after [`Session::check_state`] saw this run's settings changed and put
+    /// back: events were missed in between, so pairs must not span that time.
+    pub fn take_state_gap(&mut self) -> bool {
+        std::mem::take(&mut self.watch.gap)
     }
 
     /// The read loop of the tracing tools: wait for data (at most `poll`), then call
@@ -78,7 +149,12 @@ impl Session {
                 return Ok(StreamEnd::OutputClosed);
             }
             let last = wake == Wake::Shutdown || deadline.is_some_and(|dl| Instant::now() >= dl);
+            self.check_state()?;
             if last {
+                if self.watch.changed_since.is_some() {
+                    // Changed at the last check and not put back since.
+                    self.check_state_now(true)?;
+                }
                 self.instance.set_tracing_on(false)?;
             }
             let clock = if last {
