@@ -47,4 +47,16 @@ for b in 128 144; do
 done
 check_no_grep "-i '*R*': no writes listed" " W[A-Z]* +$DEV " cat /tmp/io2.out
 
+# With tracefs unmounted (and no debugfs to find it under), iosnoop mounts it itself
+# and says so once on stderr.
+umount /sys/kernel/tracing 2>/dev/null
+umount /sys/kernel/debug 2>/dev/null
+check "tracefs unmounted for the mount check" sh -c '! grep -qw tracefs /proc/mounts'
+iosnoop 1 >/tmp/io3.out 2>/tmp/io3.err
+rc=$?
+check "iosnoop 1 without tracefs mounted exits 0" test "$rc" -eq 0
+check_file_grep "it says it mounted tracefs" '^note: tracefs was not mounted; mounted it at /sys/kernel/tracing' /tmp/io3.err
+check "the note comes once" test "$(grep -c 'tracefs was not mounted' /tmp/io3.err)" -eq 1
+check "tracefs is mounted afterwards" grep -qw tracefs /proc/mounts
+
 vm_finish

@@ -85,6 +85,9 @@ impl Tracefs {
             }
         }
         mount_tracefs(Path::new(TRACEFS_PATH))?;
+        eprintln!(
+            "note: tracefs was not mounted; mounted it at {TRACEFS_PATH} (it stays mounted; 'umount {TRACEFS_PATH}' undoes it)"
+        );
         Ok(Tracefs {
             root: PathBuf::from(TRACEFS_PATH),
         })
