@@ -183,13 +183,20 @@ pub struct Running {
 
 /// Starts `bin` with `args`, stdout and stderr piped.
 pub fn spawn(bin: &str, args: &[&str]) -> Running {
-    let mut child = Command::new(bin)
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    spawn_command(cmd)
+}
+
+/// Starts a prepared command (extra environment, `pre_exec` limits or signal
+/// dispositions) with stdin null and stdout and stderr piped, as [`spawn`] does.
+pub fn spawn_command(mut cmd: Command) -> Running {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let stdout: ChildStdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
