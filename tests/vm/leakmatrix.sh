@@ -76,7 +76,7 @@ showboost_rerun="0.3 1" showboost_rerun_rc=1
 # cputemp finds no temperature source here and exits at once: only its error runs.
 cputemp_err="" cputemp_errpat='no temperature source'
 cputemp_how="$TCG_MSR and there is no hwmon sensor: no temperature source (at start: cputemp has no later error)"
-for p in normal sigint sigterm sighup sigpipe kill_rerun; do
+for p in normal sigint sigterm sighup sigusr1 sigpipe kill_rerun; do
   eval "cputemp_na_$p=\"exits at start: $TCG_MSR and there is no hwmon sensor\""
 done
 

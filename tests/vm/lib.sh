@@ -189,8 +189,8 @@ tracefs_triggers() {
 #   <tool>_state    1 if SIGKILL leaves tracefs state (then the rerun / --cleanup must
 #                   report removing it)
 #   <tool>_na_<path> (path with - as _)  the reason a path does not apply here
-# Paths: normal sigint sigterm sighup sigpipe error panic kill-rerun kill-cleanup.
-LM_PATHS="normal sigint sigterm sighup sigpipe error panic kill-rerun kill-cleanup"
+# Paths: normal sigint sigterm sighup sigusr1 sigpipe error panic kill-rerun kill-cleanup.
+LM_PATHS="normal sigint sigterm sighup sigusr1 sigpipe error panic kill-rerun kill-cleanup"
 LM_WAIT=${LM_WAIT:-90}   # seconds a tool may take to be ready or to exit (TCG)
 
 lm_get() { eval "printf '%s' \"\${$1_$2:-}\""; }
@@ -350,7 +350,7 @@ lm_path() {
     normal)
       for _t in "$@"; do lm_start "$_t" fin; done
       for _t in "$@"; do lm_exit "$_t" 0 || return 1; done ;;
-    sigint|sigterm|sighup)
+    sigint|sigterm|sighup|sigusr1)
       _sig=$(echo "${_path#sig}" | tr a-z A-Z)
       for _t in "$@"; do lm_start "$_t" run; done
       for _t in "$@"; do lm_ready "$_t" || return 1; done

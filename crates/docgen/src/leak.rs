@@ -26,6 +26,7 @@ pub const PATHS: &[(&str, &str)] = &[
     ("sigint", "SIGINT"),
     ("sigterm", "SIGTERM"),
     ("sighup", "SIGHUP"),
+    ("sigusr1", "SIGUSR1 (as SIGUSR2, SIGALRM, …)"),
     ("sigpipe", "SIGPIPE (`\\| head -1`)"),
     ("error", "error after setup"),
     ("panic", "panic after setup"),

@@ -1,6 +1,6 @@
 //! The host half of the state-leak matrix (tests/README.md): every tool that runs on this
 //! host, alone and three at once, ends by every exit path (normal end, SIGINT, SIGTERM,
-//! SIGHUP, a closed output pipe, an error and a panic after setup, SIGKILL followed by a
+//! SIGHUP, SIGUSR1, a closed output pipe, an error and a panic after setup, SIGKILL followed by a
 //! second run or by `--cleanup`), and the tracefs snapshot (`testkit::snapshot`) taken
 //! afterwards must equal the one taken before. Each run must also end the way the path
 //! says (exit status, message), so a cell cannot pass without its path being taken.
@@ -198,6 +198,7 @@ const PATHS: &[&str] = &[
     "sigint",
     "sigterm",
     "sighup",
+    "sigusr1",
     "sigpipe",
     "error",
     "panic",
@@ -316,11 +317,12 @@ impl Matrix {
                     p.expect_exit(0)?;
                 }
             }
-            "sigint" | "sigterm" | "sighup" => {
+            "sigint" | "sigterm" | "sighup" | "sigusr1" => {
                 let sig = match path {
                     "sigint" => libc::SIGINT,
                     "sigterm" => libc::SIGTERM,
-                    _ => libc::SIGHUP,
+                    "sighup" => libc::SIGHUP,
+                    _ => libc::SIGUSR1,
                 };
                 let mut ps = self.start_running(tools, false)?;
                 for p in &ps {
