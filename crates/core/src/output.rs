@@ -50,6 +50,39 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// A `pollfd` for standard output that asks for no events: `poll` then reports only
+/// POLLERR/POLLHUP on it, and for a pipe POLLERR means every reader has closed it
+/// (`tool | head` after head exited). Add it to a tool's `poll` set and test the result
+/// with [`output_closed`], so a tool that is waiting notices at once, not at its next
+/// write.
+pub fn stdout_pollfd() -> libc::pollfd {
+    libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    }
+}
+
+/// True if `revents` of a polled [`stdout_pollfd`] say that the reader of our output
+/// pipe went away (POLLERR on a pipe; a terminal or file never ends a run this way).
+pub fn output_closed(revents: libc::c_short) -> bool {
+    revents & libc::POLLERR != 0 && stdout_is_pipe()
+}
+
+/// Polls standard output without waiting: true if its reader went away.
+pub fn stdout_closed() -> bool {
+    let mut p = stdout_pollfd();
+    // SAFETY: p is a valid pollfd array of length 1.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    output_closed(p.revents)
+}
+
+fn stdout_is_pipe() -> bool {
+    // SAFETY: fstat writes into a valid stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+}
+
 /// Whether to colour output: only on a terminal and when `NO_COLOR` is unset or empty.
 pub fn use_color() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
