@@ -42,7 +42,7 @@ pub const SHELL: &str = "/bin/sh";
     version,
     about = "Measure CPU performance counters (cycles, IPC, branches, caches, TLB, stalls) per interval",
     long_about = None,
-    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command (run by sh -c)\n  pmcstat -m icache -- ./bench -x  # a command given as exact arguments\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
+    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command (run by sh -c)\n  pmcstat -- ./bench -x        # a command as exact arguments (no shell)\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
 )]
 pub struct Args {
     /// What to measure

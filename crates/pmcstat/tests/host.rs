@@ -291,7 +291,10 @@ fn hardware_modes_without_a_pmu_fail_clearly() {
         if has_pmu() && matches!(mode, "icache" | "resstalls") {
             // Which of their events exist depends on the CPU: rows, or the reason none
             // can be counted; never a silent empty run.
-            assert!(code == 0 || err.contains("none of the requested events"), "{err}");
+            assert!(
+                code == 0 || err.contains("none of the requested events"),
+                "{err}"
+            );
             continue;
         }
         if has_pmu() {
