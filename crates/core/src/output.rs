@@ -66,7 +66,7 @@ pub fn stdout_pollfd() -> libc::pollfd {
 /// True if `revents` of a polled [`stdout_pollfd`] say that the reader of our output
 /// pipe went away (POLLERR on a pipe; a terminal or file never ends a run this way).
 pub fn output_closed(revents: libc::c_short) -> bool {
-    revents & libc::POLLERR != 0 && stdout_is_pipe()
+    reader_gone(1, revents)
 }
 
 /// Polls standard output without waiting: true if its reader went away.
@@ -77,10 +77,16 @@ pub fn stdout_closed() -> bool {
     output_closed(p.revents)
 }
 
-fn stdout_is_pipe() -> bool {
+/// True if `revents` (from polling `fd` for no events) mean that `fd` is a pipe whose
+/// every reader has closed it.
+fn reader_gone(fd: libc::c_int, revents: libc::c_short) -> bool {
+    revents & libc::POLLERR != 0 && is_pipe(fd)
+}
+
+fn is_pipe(fd: libc::c_int) -> bool {
     // SAFETY: fstat writes into a valid stat buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    (unsafe { libc::fstat(fd, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
 }
 
 /// Whether to colour output: only on a terminal and when `NO_COLOR` is unset or empty.
@@ -156,6 +162,33 @@ pub fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_whose_reader_closed_is_noticed_by_poll() {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let poll_writer = || {
+            let mut p = stdout_pollfd();
+            p.fd = fds[1];
+            // SAFETY: p is a valid pollfd array of length 1.
+            unsafe { libc::poll(&mut p, 1, 0) };
+            reader_gone(fds[1], p.revents)
+        };
+        assert!(!poll_writer(), "reader still open");
+        // SAFETY: closing the read end we own.
+        unsafe { libc::close(fds[0]) };
+        // A child another test forks may hold the read end until it execs: wait a bit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !poll_writer() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(poll_writer(), "reader closed: POLLERR");
+        // SAFETY: closing the write end we own.
+        unsafe { libc::close(fds[1]) };
+        // Not a pipe (a regular file): never "closed" this way.
+        assert!(!reader_gone(-1, libc::POLLERR));
+    }
 
     #[test]
     fn printable_names_are_copied_unchanged() {
