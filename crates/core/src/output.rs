@@ -50,6 +50,45 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// A `pollfd` for standard output that asks for no events: `poll` then reports only
+/// POLLERR/POLLHUP on it, and for a pipe POLLERR means every reader has closed it
+/// (`tool | head` after head exited). Add it to a tool's `poll` set and test the result
+/// with [`output_closed`], so a tool that is waiting notices at once, not at its next
+/// write.
+pub fn stdout_pollfd() -> libc::pollfd {
+    libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    }
+}
+
+/// True if `revents` of a polled [`stdout_pollfd`] say that the reader of our output
+/// pipe went away (POLLERR on a pipe; a terminal or file never ends a run this way).
+pub fn output_closed(revents: libc::c_short) -> bool {
+    reader_gone(1, revents)
+}
+
+/// Polls standard output without waiting: true if its reader went away.
+pub fn stdout_closed() -> bool {
+    let mut p = stdout_pollfd();
+    // SAFETY: p is a valid pollfd array of length 1.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    output_closed(p.revents)
+}
+
+/// True if `revents` (from polling `fd` for no events) mean that `fd` is a pipe whose
+/// every reader has closed it.
+fn reader_gone(fd: libc::c_int, revents: libc::c_short) -> bool {
+    revents & libc::POLLERR != 0 && is_pipe(fd)
+}
+
+fn is_pipe(fd: libc::c_int) -> bool {
+    // SAFETY: fstat writes into a valid stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+}
+
 /// Whether to colour output: only on a terminal and when `NO_COLOR` is unset or empty.
 pub fn use_color() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -123,6 +162,33 @@ pub fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_whose_reader_closed_is_noticed_by_poll() {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let poll_writer = || {
+            let mut p = stdout_pollfd();
+            p.fd = fds[1];
+            // SAFETY: p is a valid pollfd array of length 1.
+            unsafe { libc::poll(&mut p, 1, 0) };
+            reader_gone(fds[1], p.revents)
+        };
+        assert!(!poll_writer(), "reader still open");
+        // SAFETY: closing the read end we own.
+        unsafe { libc::close(fds[0]) };
+        // A child another test forks may hold the read end until it execs: wait a bit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !poll_writer() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(poll_writer(), "reader closed: POLLERR");
+        // SAFETY: closing the write end we own.
+        unsafe { libc::close(fds[1]) };
+        // Not a pipe (a regular file): never "closed" this way.
+        assert!(!reader_gone(-1, libc::POLLERR));
+    }
 
     #[test]
     fn printable_names_are_copied_unchanged() {

@@ -577,9 +577,9 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         finite: strings(&["-m", "sw", "0.2", "0.5"]),
         ready: "TASK_MS",
         error: ErrorRun {
-            args: strings(&["-m", "sw", "-c", "/nonexistent/leak-matrix-cmd", "0.2"]),
+            args: strings(&["-m", "sw", "0.2", "--", "/nonexistent/leak-matrix-cmd"]),
             expect: "cannot run",
-            how: "`-c` of a program that does not exist: fails after the counters are open",
+            how: "`--` of a program that does not exist: fails after the counters are open",
         },
         panic: false,
         cleanup: false,

@@ -2,7 +2,9 @@
 //! the originals' printf widths, and the derived metrics (IPC, BMR%, hit ratios).
 
 use perf_tools_core::pmc::counters::{Request, Value};
-use perf_tools_core::pmc::event::{CacheId, CacheOp, CacheResult, Event, Hw, Sw, VendorEvent};
+use perf_tools_core::pmc::event::{
+    CacheId, CacheOp, CacheResult, Event, Hw, Stall, Sw, VendorEvent,
+};
 use std::fmt::Write as _;
 
 /// Cell text for an event the kernel or CPU does not provide (perf's `<not supported>`,
@@ -26,6 +28,12 @@ pub enum Mode {
     Cache,
     /// Data and instruction TLB page walks and walk cycles (tlbstat).
     Tlb,
+    /// Instruction cache: L1 instruction misses, L2 code-read hits and misses, and the
+    /// last-level cache (icache).
+    Icache,
+    /// Resource stall cycles by cause: load and store buffers, reservation station,
+    /// re-order buffer, FP control word, MXCSR (resstalls).
+    Resstalls,
     /// Software events only: task-clock, context switches, migrations, page faults.
     Sw,
 }
@@ -87,6 +95,21 @@ pub enum Metric {
         /// Request index.
         ev: usize,
     },
+    /// 100 × part / (part + other): a share of two complementary counts (hits of
+    /// hits + misses).
+    Share {
+        /// The part.
+        part: usize,
+        /// The rest.
+        other: usize,
+    },
+    /// Sum of several events' counts divided by `div`, printed with `decimals`.
+    Fraction {
+        /// Request indices.
+        evs: Vec<usize>,
+        /// Divisor.
+        div: u64,
+    },
     /// The smallest running/enabled percentage of the row (100 = no multiplexing).
     Run,
 }
@@ -126,13 +149,20 @@ fn count(header: &str, width: usize, ev: usize, div: u64) -> Column {
     col(header, width, Align::Left, None, Metric::Count { ev, div })
 }
 
+fn rcount(header: &str, width: usize, ev: usize, div: u64) -> Column {
+    col(header, width, Align::Right, None, Metric::Count { ev, div })
+}
+
 fn ratio(header: &str, metric: Metric) -> Column {
     col(header, 5, Align::Right, Some(2), metric)
 }
 
 fn run_col() -> Column {
-    col("RUN%", 5, Align::Right, Some(1), Metric::Run)
+    col(RUN_HEADER, 5, Align::Right, Some(1), Metric::Run)
 }
+
+/// The header of the optional run-percentage column (`--run-pct`).
+pub const RUN_HEADER: &str = "RUN%";
 
 /// Everything a run counts and prints.
 #[derive(Debug, Clone)]
@@ -189,7 +219,6 @@ impl Layout {
                     count("LLCREF", 11, 4, 1),
                     count("LLCMISS", 10, 5, 1),
                     ratio("LLC%", Hit { refs: 4, misses: 5 }),
-                    run_col(),
                 ],
                 preamble: None,
             },
@@ -205,7 +234,6 @@ impl Layout {
                             cycles: 0,
                         },
                     ),
-                    run_col(),
                 ],
                 preamble: None,
             },
@@ -245,7 +273,6 @@ impl Layout {
                     count("LLCREF", 10, 6, 1000),
                     count("LLCMISS", 10, 7, 1000),
                     col("LLC%", 6, Align::Right, Some(2), Hit { refs: 6, misses: 7 }),
-                    run_col(),
                 ],
                 preamble: Some("All counter columns are x 1000"),
             },
@@ -321,7 +348,6 @@ impl Layout {
                             den: 0,
                         },
                     ),
-                    run_col(),
                 ],
                 preamble: None,
             },
@@ -338,11 +364,90 @@ impl Layout {
                     count("CSW", 10, 1, 1),
                     count("MIGR", 8, 2, 1),
                     count("PGFAULT", 10, 3, 1),
-                    run_col(),
                 ],
                 preamble: None,
             },
+            // icache: %-10d %10d %5.2f %9d %9d %5.2f %8d %8d %5.2f, counts in thousands.
+            Mode::Icache => Layout {
+                requests: vec![
+                    req(instr, 0),
+                    req(
+                        Event::Cache(CacheId::L1i, CacheOp::Read, CacheResult::Miss),
+                        0,
+                    ),
+                    req(Event::Vendor(VendorEvent::L2CodeHits), 1),
+                    req(Event::Vendor(VendorEvent::L2CodeMisses), 1),
+                    req(Event::Vendor(VendorEvent::LlcReferences), 2),
+                    req(Event::Vendor(VendorEvent::LlcMisses), 2),
+                ],
+                columns: vec![
+                    count("INS", 10, 0, 1000),
+                    rcount("L1IMISS", 10, 1, 1000),
+                    // As the original: instructions that did not miss, of instructions.
+                    ratio("L1I%", Hit { refs: 0, misses: 1 }),
+                    rcount("L2IHIT", 9, 2, 1000),
+                    rcount("L2IMISS", 9, 3, 1000),
+                    ratio("L2I%", Share { part: 2, other: 3 }),
+                    rcount("LLCREF", 8, 4, 1000),
+                    rcount("LLCMISS", 8, 5, 1000),
+                    ratio("LLC%", Hit { refs: 4, misses: 5 }),
+                ],
+                preamble: Some("All counter columns are x 1000"),
+            },
+            // resstalls: nine %8.1f columns in millions of cycles; SUM adds the causes.
+            Mode::Resstalls => {
+                let requests: Vec<Request> = Stall::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| req(Event::Vendor(VendorEvent::ResourceStalls(*s)), i as u32 / 4))
+                    .collect();
+                let headers = [
+                    "ALL", "LOAD", "PIPE", "STORE", "ROB", "FLOAT", "MXCSR", "OTHER",
+                ];
+                let mut columns: Vec<Column> = headers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        col(
+                            h,
+                            8,
+                            Align::Right,
+                            Some(1),
+                            Fraction {
+                                evs: vec![i],
+                                div: 1_000_000,
+                            },
+                        )
+                    })
+                    .collect();
+                columns.push(col(
+                    "SUM",
+                    8,
+                    Align::Right,
+                    Some(1),
+                    Fraction {
+                        evs: (1..8).collect(),
+                        div: 1_000_000,
+                    },
+                ));
+                Layout {
+                    requests,
+                    columns,
+                    preamble: Some("All counter columns are x 1000000"),
+                }
+            }
         }
+    }
+
+    /// The same layout with the RUN% column at the end (`--run-pct`).
+    pub fn with_run_column(mut self) -> Layout {
+        self.columns.push(run_col());
+        self
+    }
+
+    /// True if the layout ends with the RUN% column.
+    pub fn has_run_column(&self) -> bool {
+        self.columns.iter().any(|c| c.metric == Metric::Run)
     }
 
     /// A user list (`-e cycles,instructions,r412e`): one column per event with its raw
@@ -358,7 +463,6 @@ impl Layout {
             requests.push(req(event, i as u32));
             columns.push(count(name, name.len().max(14), i, 1));
         }
-        columns.push(run_col());
         Ok(Layout {
             requests,
             columns,
@@ -491,6 +595,14 @@ pub fn cell(c: &Column, vals: &[Value], elapsed_s: f64) -> String {
             c,
             one(*ev).and_then(|v| (elapsed_s > 0.0).then(|| v / (elapsed_s * 1e9))),
         ),
+        Metric::Share { part, other } => float(
+            c,
+            one(*part).zip(one(*other)).and_then(|(p, o)| pct(p, p + o)),
+        ),
+        Metric::Fraction { evs, div } => match sum(vals, evs) {
+            Ok(v) => format!("{:.*}", c.decimals.unwrap_or(1), v / *div as f64),
+            Err(t) => t.to_string(),
+        },
         Metric::Run => float(c, run_fraction(vals).map(|r| 100.0 * r)),
     }
 }
@@ -555,7 +667,7 @@ mod tests {
         l.header(&mut h);
         assert_eq!(
             String::from_utf8(h).unwrap(),
-            "K_CYCLES   K_INSTR      IPC BR_RETIRED   BR_MISPRED  BMR% LLCREF      LLCMISS     LLC%  RUN%\n"
+            "K_CYCLES   K_INSTR      IPC BR_RETIRED   BR_MISPRED  BMR% LLCREF      LLCMISS     LLC%\n"
         );
         // The original's sample row (pmc-cloud-tools README), in its units.
         let vals = [
@@ -568,8 +680,37 @@ mod tests {
         ];
         assert_eq!(
             render(&l, &vals, 1.0),
-            "96163187   87166313    0.91 19730994925  679187299   3.44 656597454   174313799  73.45 100.0\n"
+            "96163187   87166313    0.91 19730994925  679187299   3.44 656597454   174313799  73.45\n"
         );
+        // RUN% only on request, as one more column at the end.
+        let l = l.with_run_column();
+        let mut h = Vec::new();
+        l.header(&mut h);
+        assert!(String::from_utf8(h).unwrap().ends_with(" LLC%  RUN%\n"));
+        assert!(render(&l, &vals, 1.0).ends_with(" 73.45 100.0\n"));
+    }
+
+    /// `pmcstat -m MODE | awk '{print $NF}'` prints the original's last column: no mode
+    /// ends with RUN% unless asked.
+    #[test]
+    fn default_layouts_end_with_the_originals_last_column() {
+        for (mode, last) in [
+            (Mode::Arch, "LLC%"),
+            (Mode::Ipc, "IPC"),
+            (Mode::Cache, "LLC%"),
+            (Mode::Tlb, "ITLB%"),
+            (Mode::Icache, "LLC%"),
+            (Mode::Resstalls, "SUM"),
+            (Mode::Sw, "PGFAULT"),
+        ] {
+            let l = Layout::mode(mode);
+            assert!(!l.has_run_column(), "{mode:?}");
+            assert_eq!(l.columns.last().unwrap().header, last, "{mode:?}");
+            let l = l.with_run_column();
+            assert!(l.has_run_column());
+            assert_eq!(l.columns.last().unwrap().header, RUN_HEADER);
+        }
+        assert!(!Layout::custom("cycles").unwrap().has_run_column());
     }
 
     #[test]
@@ -596,11 +737,11 @@ mod tests {
                 "-",
                 NOT_SUPPORTED,
                 NOT_SUPPORTED,
-                "-",
-                "100.0"
+                "-"
             ],
             "{row}"
         );
+        let l = l.with_run_column();
         // Never scheduled: shown as such, never as 0, and RUN% says 0.
         let vals = [
             Value::NotCounted,
@@ -622,7 +763,7 @@ mod tests {
 
     #[test]
     fn multiplexed_rows_show_the_run_percentage() {
-        let l = Layout::mode(Mode::Ipc);
+        let l = Layout::mode(Mode::Ipc).with_run_column();
         let vals = [
             Value::Counted {
                 value: 4_000_000.0,
@@ -661,13 +802,13 @@ mod tests {
         l.header(&mut h);
         assert_eq!(
             String::from_utf8(h).unwrap(),
-            "TASK_MS      CPUS CSW        MIGR     PGFAULT     RUN%\n"
+            "TASK_MS      CPUS CSW        MIGR     PGFAULT\n"
         );
         // 1.5 s of CPU over 1 s: 1.50 CPUs busy.
         let vals = [c(1_500_000_000.0), c(42.0), c(3.0), c(100.0)];
         assert_eq!(
             render(&l, &vals, 1.0),
-            "1500.0       1.50 42         3        100        100.0\n"
+            "1500.0       1.50 42         3        100\n"
         );
     }
 
@@ -700,8 +841,7 @@ mod tests {
                 NOT_SUPPORTED,
                 NOT_SUPPORTED,
                 "-",
-                "-",
-                "100.0"
+                "-"
             ]
         );
     }
@@ -723,9 +863,116 @@ mod tests {
         l.header(&mut h);
         assert_eq!(
             String::from_utf8(h).unwrap(),
+            "cycles         task-clock     r412e\n"
+        );
+        let mut h = Vec::new();
+        l.with_run_column().header(&mut h);
+        assert_eq!(
+            String::from_utf8(h).unwrap(),
             "cycles         task-clock     r412e           RUN%\n"
         );
         assert!(!Layout::mode(Mode::Sw).needs_hardware());
         assert!(Layout::mode(Mode::Arch).only_hardware());
+    }
+
+    #[test]
+    fn icache_header_and_row_match_the_original_formats() {
+        let l = Layout::mode(Mode::Icache);
+        assert_eq!(l.preamble, Some("All counter columns are x 1000"));
+        let mut h = Vec::new();
+        l.header(&mut h);
+        // %-10s %10s %5s %9s %9s %5s %8s %8s %5s
+        assert_eq!(
+            String::from_utf8(h).unwrap(),
+            "INS           L1IMISS  L1I%    L2IHIT   L2IMISS  L2I%   LLCREF  LLCMISS  LLC%\n"
+        );
+        let vals = [
+            c(5_000_000_000.0), // instructions
+            c(50_000_000.0),    // L1-icache-load-misses
+            c(30_000_000.0),    // L2 code hits
+            c(10_000_000.0),    // L2 code misses
+            c(4_000_000.0),     // LLC references
+            c(1_000_000.0),     // LLC misses
+        ];
+        // %-10d %10d %5.2f %9d %9d %5.2f %8d %8d %5.2f of thousands; L1I% = 100 ×
+        // (INS − L1IMISS) / INS, L2I% = 100 × hit / (hit + miss), LLC% the hit ratio.
+        assert_eq!(
+            render(&l, &vals, 1.0),
+            "5000000         50000 99.00     30000     10000 75.00     4000     1000 75.00\n"
+        );
+        // An E-core-only or pre-Zen CPU: the L2 columns are not supported, never 0.
+        let vals = [
+            c(1000.0),
+            c(10.0),
+            Value::NotSupported,
+            Value::NotSupported,
+            c(0.0),
+            c(0.0),
+        ];
+        let f: Vec<String> = render(&l, &vals, 1.0)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            f,
+            [
+                "1",
+                "0",
+                "99.00",
+                NOT_SUPPORTED,
+                NOT_SUPPORTED,
+                "-",
+                "0",
+                "0",
+                "-"
+            ]
+        );
+    }
+
+    #[test]
+    fn resstalls_header_and_row_match_the_original_formats() {
+        let l = Layout::mode(Mode::Resstalls);
+        assert_eq!(l.preamble, Some("All counter columns are x 1000000"));
+        // The original's event list: RESOURCE_STALLS.ANY then r02a2 .. r80a2.
+        assert_eq!(
+            l.requests.iter().map(|r| r.event).collect::<Vec<_>>(),
+            Stall::ALL.map(|s| Event::Vendor(VendorEvent::ResourceStalls(s)))
+        );
+        let mut h = Vec::new();
+        l.header(&mut h);
+        assert_eq!(
+            String::from_utf8(h).unwrap(),
+            "     ALL     LOAD     PIPE    STORE      ROB    FLOAT    MXCSR    OTHER      SUM\n"
+        );
+        let vals: Vec<Value> = [900.0, 100.0, 200.0, 300.0, 150.0, 0.0, 0.0, 50.0]
+            .iter()
+            .map(|m| c(m * 1e6 + 40_000.0))
+            .collect();
+        assert_eq!(
+            render(&l, &vals, 1.0),
+            "   900.0    100.0    200.0    300.0    150.0      0.0      0.0     50.0    800.3\n"
+        );
+        // Skylake: ANY and STORE only; SUM adds what is counted.
+        let mut vals = vec![Value::NotSupported; 8];
+        vals[0] = c(7_500_000.0);
+        vals[3] = c(2_500_000.0);
+        let f: Vec<String> = render(&l, &vals, 1.0)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            f,
+            [
+                "7.5",
+                NOT_SUPPORTED,
+                NOT_SUPPORTED,
+                "2.5",
+                NOT_SUPPORTED,
+                NOT_SUPPORTED,
+                NOT_SUPPORTED,
+                NOT_SUPPORTED,
+                "2.5"
+            ]
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! pmcstat: CPU performance counters per interval, read with `perf_event_open` directly.
 //!
-//! One tool for pmc-cloud-tools' pmcarch, pmcipc, cpucache and tlbstat (modes `arch`,
-//! `ipc`, `cache`, `tlb`), plus `-e` for any generic or raw events and `-m sw` for the
-//! kernel's software events, which work where no hardware PMU is exposed (most VMs).
-//! Counters are read as groups with time_enabled/time_running: multiplexed values are
-//! scaled and flagged by the RUN% column, and events that are not supported or never
-//! counted are shown as such, never as 0.
+//! One tool for pmc-cloud-tools' pmcarch, pmcipc, cpucache, tlbstat, icache and resstalls
+//! (modes `arch`, `ipc`, `cache`, `tlb`, `icache`, `resstalls`), plus `-e` for any generic
+//! or raw events and `-m sw` for the kernel's software events, which work where no
+//! hardware PMU is exposed (most VMs). Counters are read as groups with
+//! time_enabled/time_running: multiplexed values are scaled and said so once on stderr
+//! (per row in the RUN% column with `--run-pct`), and events that are not supported or
+//! never counted are shown as such, never as 0.
 
 pub mod layout;
 
@@ -16,14 +17,14 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use perf_tools_core::cli;
-use perf_tools_core::output::Output;
+use perf_tools_core::output::{self, Output};
 use perf_tools_core::pmc::counters::{
     probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
 use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
 use perf_tools_core::pmc::event::{Event, VendorEvent};
 use perf_tools_core::pmc::explain::{no_pmu_message, OpenFailure};
-use perf_tools_core::pmc::workload::{process_alive, split_command, Workload};
+use perf_tools_core::pmc::workload::{process_alive, Exit, Workload};
 use perf_tools_core::signals::Shutdown;
 
 pub use layout::{Layout, Mode};
@@ -31,14 +32,17 @@ pub use layout::{Layout, Mode};
 /// The header is repeated after this many rows, as the originals do.
 pub const HEADER_EVERY: usize = 25;
 
+/// The shell `-c CMD` runs the command with.
+pub const SHELL: &str = "/bin/sh";
+
 /// Command-line options.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "pmcstat",
     version,
-    about = "Measure CPU performance counters (cycles, IPC, branches, caches, TLB) per interval",
+    about = "Measure CPU performance counters (cycles, IPC, branches, caches, TLB, stalls) per interval",
     long_about = None,
-    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
+    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command (run by sh -c)\n  pmcstat -- ./bench -x        # a command as exact arguments (no shell)\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
 )]
 pub struct Args {
     /// What to measure
@@ -55,9 +59,14 @@ pub struct Args {
     /// Measure this process: all its threads, and children it starts later
     #[arg(short = 'p', value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
     pub pid: Option<i32>,
-    /// Run this command and measure it (split into words like a shell, but run without one)
+    /// Run this command with sh -c and measure it (globs, quotes and pipes work as in a
+    /// shell); pmcstat exits with its exit status
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
+    /// Add a RUN% column: the smallest percentage of the interval the row's counters were
+    /// on the PMU (below 100 when the kernel multiplexed them)
+    #[arg(long = "run-pct")]
+    pub run_pct: bool,
     /// Count user mode only (allowed for your own processes at perf_event_paranoid 2)
     #[arg(long = "user")]
     pub user: bool,
@@ -70,6 +79,10 @@ pub struct Args {
     /// Total seconds to measure (default: until Ctrl-C, or until the process or command ends)
     #[arg(value_name = "duration", value_parser = parse_duration)]
     pub duration: Option<f64>,
+    /// Run and measure this command, given as exact arguments after `--` (no shell);
+    /// pmcstat exits with its exit status
+    #[arg(last = true, value_name = "command")]
+    pub argv: Vec<String>,
 }
 
 /// Parses a positive number of seconds, at most one year.
@@ -106,7 +119,7 @@ pub enum Scope {
     Cpus(Vec<u32>),
     /// A process and its threads.
     Pid(i32),
-    /// A command run by pmcstat, as words.
+    /// A command run by pmcstat, as its argument vector (`sh -c CMD` for `-c`).
     Command(Vec<String>),
 }
 
@@ -115,11 +128,16 @@ pub fn scope(args: &Args) -> Result<Scope> {
     let n = [
         args.cpu.is_some(),
         args.pid.is_some(),
-        args.command.is_some(),
+        args.command.is_some() || !args.argv.is_empty(),
     ]
     .iter()
     .filter(|x| **x)
     .count();
+    if args.command.is_some() && !args.argv.is_empty() {
+        return Err(cli::usage(
+            "give the command either with -c or after --, not both",
+        ));
+    }
     if n > 1 {
         return Err(cli::usage("pick one of -C, -p, -c"));
     }
@@ -141,8 +159,19 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Ok(Scope::Pid(p));
     }
     if let Some(c) = &args.command {
-        let words = split_command(c).map_err(|e| cli::usage(format!("-c: {e}")))?;
-        return Ok(Scope::Command(words));
+        if c.trim().is_empty() {
+            return Err(cli::usage("-c: empty command"));
+        }
+        // Like the original (perf stat running the command line), but through a real
+        // shell, so globs such as 'cksum /boot/*' expand.
+        return Ok(Scope::Command(vec![
+            SHELL.to_string(),
+            "-c".to_string(),
+            c.clone(),
+        ]));
+    }
+    if !args.argv.is_empty() {
+        return Ok(Scope::Command(args.argv.clone()));
     }
     Ok(Scope::System(online_cpus()))
 }
@@ -165,18 +194,55 @@ fn cpu_list_text(v: &[u32]) -> String {
     parts.join(",")
 }
 
+/// The core-PMU line of `--show-events`: what sysfs lists, checked the same way the
+/// counting modes check it (a test `cycles` counter, [`probe_hardware`]).
+pub fn pmu_summary(pmus: &Pmus, probe: HardwareProbe) -> Vec<String> {
+    let listed = pmus
+        .core
+        .iter()
+        .map(|p| format!("{} (type {})", p.name, p.type_))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hybrid = if pmus.is_hybrid() { " [hybrid]" } else { "" };
+    match probe {
+        HardwareProbe::Available => vec![format!("core PMUs: {listed}{hybrid}")],
+        HardwareProbe::Absent(errno) => {
+            let mut v = vec![if pmus.has_cpu_pmu_in_sysfs() {
+                format!("core PMUs: {listed}{hybrid}: present but not usable")
+            } else {
+                "core PMUs: none".to_string()
+            }];
+            v.extend(
+                no_pmu_message(pmus, errno)
+                    .lines()
+                    .map(|l| l.trim().to_string()),
+            );
+            v
+        }
+        HardwareProbe::Unknown(errno) => vec![format!(
+            "core PMUs: {listed}{hybrid} (not verified: a test counter was refused with {})",
+            perf_tools_core::pmc::explain::errno_name(errno)
+        )],
+    }
+}
+
 /// Prints, for each event, what it is opened as on each PMU (`--show-events`).
-pub fn show_events(out: &mut Vec<u8>, layout: &Layout, pmus: &Pmus, cpu: &CpuInfo) {
-    let _ = writeln!(
-        out,
-        "# {cpu}; core PMUs: {}{}",
-        pmus.core
-            .iter()
-            .map(|p| format!("{} (type {})", p.name, p.type_))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if pmus.is_hybrid() { " [hybrid]" } else { "" }
-    );
+pub fn show_events(
+    out: &mut Vec<u8>,
+    layout: &Layout,
+    pmus: &Pmus,
+    cpu: &CpuInfo,
+    probe: HardwareProbe,
+) {
+    let summary = pmu_summary(pmus, probe);
+    for (i, line) in summary.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(out, "# {cpu}; {line}");
+        } else {
+            let _ = writeln!(out, "# {line}");
+        }
+    }
+    let no_pmu = matches!(probe, HardwareProbe::Absent(_));
     let _ = writeln!(
         out,
         "# from pmcstat's tables; whether this kernel accepts each event shows when counting"
@@ -195,18 +261,25 @@ pub fn show_events(out: &mut Vec<u8>, layout: &Layout, pmus: &Pmus, cpu: &CpuInf
         for p in pmu_list {
             let legacy = perf_tools_core::pmc::cpu::CorePmu::legacy();
             let pmu = p.unwrap_or(&legacy);
-            let pmu_name = if p.is_some() {
-                pmu.name.as_str()
-            } else {
-                "software"
+            let pmu_name = match p {
+                None => "software",
+                // sysfs lists no CPU PMU: nothing to name.
+                Some(_) if no_pmu && !pmus.has_cpu_pmu_in_sysfs() => "-",
+                Some(p) => p.name.as_str(),
             };
-            let note = match r.event {
+            let mut note = match r.event {
                 Event::Vendor(v) => match perf_tools_core::pmc::event::vendor_event(v, cpu, pmu) {
                     Ok(e) => format!("= {e}"),
                     Err(_) => String::new(),
                 },
                 _ => String::new(),
             };
+            if p.is_some() && no_pmu {
+                note = format!(
+                    "{} (no usable hardware PMU here) {note}",
+                    layout::NOT_SUPPORTED
+                );
+            }
             let line = match r.event.resolve(pmu, cpu) {
                 Ok(res) => format!(
                     "{:<24} {:<8} {:<5} {:<5} {:<18} {}",
@@ -238,23 +311,18 @@ enum Wake {
     Timer,
     Signal,
     TargetExited,
+    /// The reader of our output pipe went away (`pmcstat 5 | head -1`).
+    OutputClosed,
 }
 
-/// Waits until `deadline`, a shutdown signal, or the end of the watched process.
+/// Waits until `deadline`, a shutdown signal, the end of the watched process, or the
+/// closing of our output pipe (noticed at once, not at the next row).
 fn wait_until(
     shutdown: &Shutdown,
     exit_fd: Option<RawFd>,
     watch: Option<i32>,
     deadline: Instant,
 ) -> Wake {
-    if exit_fd.is_none() && watch.is_none() {
-        let now = Instant::now();
-        return if shutdown.sleep(deadline.saturating_duration_since(now)) {
-            Wake::Signal
-        } else {
-            Wake::Timer
-        };
-    }
     loop {
         if shutdown.requested() {
             return Wake::Signal;
@@ -267,16 +335,19 @@ fn wait_until(
             return Wake::Timer;
         }
         let mut left = deadline - now;
-        if exit_fd.is_none() {
+        if exit_fd.is_none() && watch.is_some() {
             // No pidfd (Linux < 5.3): check the process every 100 ms.
             left = left.min(Duration::from_millis(100));
         }
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = vec![libc::pollfd {
-            fd: shutdown.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![
+            libc::pollfd {
+                fd: shutdown.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            output::stdout_pollfd(),
+        ];
         if let Some(fd) = exit_fd {
             fds.push(libc::pollfd {
                 fd,
@@ -287,7 +358,13 @@ fn wait_until(
         // SAFETY: fds is a valid array of pollfd of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         shutdown.drain();
-        if fds.len() > 1 && fds[1].revents != 0 {
+        if shutdown.requested() {
+            return Wake::Signal;
+        }
+        if output::output_closed(fds[1].revents) {
+            return Wake::OutputClosed;
+        }
+        if fds.len() > 2 && fds[2].revents != 0 {
             return Wake::TargetExited;
         }
     }
@@ -300,15 +377,27 @@ struct Notes {
     not_counted: bool,
 }
 
+/// The one-time note when counters were multiplexed, naming `--run-pct` when the RUN%
+/// column is not shown.
+pub fn multiplexed_note(run_column: bool) -> String {
+    let mut s = String::from(
+        "pmcstat: counters were multiplexed (on the PMU for only part of an interval): \
+         their values are scaled estimates (count × enabled / running time)",
+    );
+    if run_column {
+        s.push_str("; RUN% shows how much of each interval they ran");
+    } else {
+        s.push_str("; --run-pct adds a RUN% column showing how much of each interval they ran");
+    }
+    s
+}
+
 impl Notes {
-    fn check(&mut self, vals: &[Value], hardware: bool) {
+    fn check(&mut self, vals: &[Value], hardware: bool, run_column: bool) {
         let run = layout::run_fraction(vals);
         if !self.multiplexed && run.is_some_and(|r| r > 0.0 && r < 0.9995) {
             self.multiplexed = true;
-            eprintln!(
-                "pmcstat: counters were multiplexed (RUN% < 100): their values are scaled \
-                 estimates (count × enabled / running time)"
-            );
+            eprintln!("{}", multiplexed_note(run_column));
         }
         if !self.not_counted && vals.contains(&Value::NotCounted) {
             self.not_counted = true;
@@ -361,20 +450,46 @@ fn report_unsupported(counters: &Counters, cpu: &CpuInfo, pmus: &Pmus, software_
     }
 }
 
-/// Runs pmcstat.
-pub fn run(args: Args) -> Result<()> {
-    let layout = match &args.events {
+/// pmcstat's exit status for a measured command: its own status, 128 + the signal that
+/// killed it (as shells, `time` and `perf stat` report it).
+pub fn command_status(e: Exit) -> i32 {
+    match e {
+        Exit::Code(c) if (0..=255).contains(&c) => c,
+        // Reaped by someone else: the status is unknown.
+        Exit::Code(_) => 1,
+        Exit::Signal(s) => 128 + s,
+    }
+}
+
+/// Parses the arguments, runs pmcstat and exits: with the measured command's exit status
+/// (`-c`, `--`), 0 otherwise, or per [`cli::exit_code`] on an error.
+pub fn main() -> ! {
+    let args = Args::parse();
+    let code = match run(args) {
+        Ok(status) => status,
+        Err(e) => cli::exit_code("pmcstat", Err(e)),
+    };
+    std::process::exit(code)
+}
+
+/// Runs pmcstat. Returns the exit status: the measured command's (see [`command_status`])
+/// when it ended on its own or was stopped by a signal, 0 otherwise.
+pub fn run(args: Args) -> Result<i32> {
+    let mut layout = match &args.events {
         Some(list) => Layout::custom(list).map_err(|e| cli::usage(format!("-e: {e}")))?,
         None => Layout::mode(args.mode),
     };
+    if args.run_pct {
+        layout = layout.with_run_column();
+    }
     let scope = scope(&args)?;
     let cpu = CpuInfo::detect();
     let pmus = Pmus::system();
     if args.show_events {
         let mut out = Output::stdout();
-        show_events(&mut out.buf, &layout, &pmus, &cpu);
+        show_events(&mut out.buf, &layout, &pmus, &cpu, probe_hardware());
         out.flush()?;
-        return Ok(());
+        return Ok(0);
     }
     if let Scope::Pid(p) = scope {
         if !std::path::Path::new(&format!("/proc/{p}")).exists() {
@@ -525,7 +640,12 @@ pub fn run(args: Args) -> Result<()> {
             }
             layout.row(&mut out.buf, &vals, elapsed.as_secs_f64());
             rows += 1;
-            notes.check(&vals, layout.needs_hardware());
+            notes.check(&vals, layout.needs_hardware(), layout.has_run_column());
+        }
+        if wake == Wake::OutputClosed {
+            // Nobody reads the rows any more: end now, quietly (exit 0, as every tool).
+            out.buf.clear();
+            break wake;
         }
         out.flush()?;
         if finished {
@@ -539,35 +659,44 @@ pub fn run(args: Args) -> Result<()> {
     counters.disable();
     drop(counters);
 
+    let mut status = 0;
     if let Some(w) = workload.as_mut() {
         let how = match wake {
             Wake::TargetExited => w.wait_timeout(Duration::from_secs(5)),
             // Ctrl-C reaches the command too: give it a moment to exit on its own.
             Wake::Signal => w.wait_timeout(Duration::from_secs(1)),
-            Wake::Timer => None,
+            Wake::Timer | Wake::OutputClosed => w.try_wait(),
         };
         let (exit, ended_by_us) = match how {
             Some(e) => (e, false),
             None => (w.terminate(Duration::from_secs(2)), true),
         };
-        eprintln!(
-            "pmcstat: command {:?} (PID {}) {}{}",
-            w.display,
-            w.pid(),
-            exit,
-            if ended_by_us {
-                match wake {
-                    Wake::Timer => " at the end of the duration",
-                    _ => " when pmcstat was stopped",
+        // The command's own status, or how a signal ended it; 0 when pmcstat ended it as
+        // asked (end of the duration) or because its output was closed.
+        status = match wake {
+            Wake::Timer | Wake::OutputClosed if ended_by_us => 0,
+            _ => command_status(exit),
+        };
+        if wake != Wake::OutputClosed {
+            eprintln!(
+                "pmcstat: command {:?} (PID {}) {}{}",
+                w.display,
+                w.pid(),
+                exit,
+                if ended_by_us {
+                    match wake {
+                        Wake::Timer => " at the end of the duration",
+                        _ => " when pmcstat was stopped",
+                    }
+                } else {
+                    ""
                 }
-            } else {
-                ""
-            }
-        );
+            );
+        }
     } else if let (Wake::TargetExited, Scope::Pid(p)) = (wake, &scope) {
         eprintln!("pmcstat: PID {p} exited");
     }
-    Ok(())
+    Ok(status)
 }
 
 #[cfg(test)]
@@ -618,16 +747,43 @@ mod tests {
         assert_eq!(e.to_string(), "pick one of -C, -p, -c");
         let a = args(&["-c", "sleep 1", "-p", "1"]).unwrap();
         assert!(scope(&a).is_err());
-        let a = args(&["-c", "sh -c 'exit 3'"]).unwrap();
+        // -c runs its text with sh -c, as the original's perf stat ran the command line.
+        let a = args(&["-c", "cksum /boot/* | wc -l"]).unwrap();
         assert_eq!(
             scope(&a).unwrap(),
-            Scope::Command(vec!["sh".into(), "-c".into(), "exit 3".into()])
+            Scope::Command(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "cksum /boot/* | wc -l".into()
+            ])
         );
-        let a = args(&["-c", "echo 'x"]).unwrap();
-        assert!(scope(&a)
-            .unwrap_err()
-            .downcast_ref::<cli::UsageError>()
-            .is_some());
+        // After --: the argument vector exactly, no shell.
+        let a = args(&["-m", "sw", "1", "5", "--", "printf", "%s\\n", "a b", "*"]).unwrap();
+        assert_eq!((a.interval, a.duration), (1.0, Some(5.0)));
+        assert_eq!(
+            scope(&a).unwrap(),
+            Scope::Command(vec![
+                "printf".into(),
+                "%s\\n".into(),
+                "a b".into(),
+                "*".into()
+            ])
+        );
+        for bad in [
+            &["-c", "  "][..],
+            &["-c", "true", "--", "true"],
+            &["-p", "1", "--", "true"],
+            &["-C", "0", "--", "true"],
+        ] {
+            let a = args(bad).unwrap();
+            assert!(
+                scope(&a)
+                    .unwrap_err()
+                    .downcast_ref::<cli::UsageError>()
+                    .is_some(),
+                "{bad:?}"
+            );
+        }
         let a = args(&["-C", "0"]).unwrap();
         assert_eq!(scope(&a).unwrap(), Scope::Cpus(vec![0]));
         let a = args(&["-C", "100000"]).unwrap();
@@ -814,7 +970,13 @@ mod tests {
             devices: vec!["cpu_atom".into(), "cpu_core".into()],
         };
         let mut out = Vec::new();
-        show_events(&mut out, &Layout::mode(Mode::Cache), &pmus, &intel(0x97));
+        show_events(
+            &mut out,
+            &Layout::mode(Mode::Cache),
+            &pmus,
+            &intel(0x97),
+            HardwareProbe::Available,
+        );
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("[hybrid]"), "{s}");
         assert!(
@@ -833,6 +995,118 @@ mod tests {
             s.lines()
                 .any(|l| l.starts_with("cycles") && l.contains("0xa00000000")),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn icache_and_resstalls_events_per_vendor() {
+        use perf_tools_core::pmc::cpu::CorePmu;
+        let legacy = CorePmu::legacy();
+        // Skylake: instructions, L1-icache-load-misses, L2_RQSTS.CODE_RD_HIT/MISS, and
+        // the LLC as cache-references/misses (the original's list).
+        assert_eq!(
+            resolved(Mode::Icache, &intel(0x5e), &legacy),
+            [
+                Some((0, 1)),
+                Some((3, 0x10001)),
+                Some((4, 0xc424)),
+                Some((4, 0x2424)),
+                Some((0, 2)),
+                Some((0, 3)),
+            ]
+        );
+        // Zen: l2_cache_req_stat.ic_hit_in_l2 / ic_fill_miss.
+        assert_eq!(
+            resolved(Mode::Icache, &zen(), &legacy)[2..4],
+            [Some((4, 0x664)), Some((4, 0x164))]
+        );
+        // Westmere: all eight RESOURCE_STALLS, r01a2 .. r80a2, as the original counts.
+        assert_eq!(
+            resolved(Mode::Resstalls, &intel(0x2c), &legacy),
+            [0x1a2, 0x2a2, 0x4a2, 0x8a2, 0x10a2, 0x20a2, 0x40a2, 0x80a2].map(|c| Some((4, c)))
+        );
+        // Skylake: ANY and STORE; AMD: none.
+        assert_eq!(
+            resolved(Mode::Resstalls, &intel(0x55), &legacy),
+            [
+                Some((4, 0x1a2)),
+                None,
+                None,
+                Some((4, 0x8a2)),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        assert!(resolved(Mode::Resstalls, &zen(), &legacy)
+            .iter()
+            .all(Option::is_none));
+    }
+
+    #[test]
+    fn exit_status_of_the_command() {
+        assert_eq!(command_status(Exit::Code(0)), 0);
+        assert_eq!(command_status(Exit::Code(3)), 3);
+        assert_eq!(command_status(Exit::Signal(libc::SIGINT)), 130);
+        assert_eq!(command_status(Exit::Signal(libc::SIGKILL)), 137);
+        assert_eq!(command_status(Exit::Code(-1)), 1);
+    }
+
+    #[test]
+    fn multiplexing_note_names_the_option_when_run_is_hidden() {
+        assert!(multiplexed_note(false).contains("--run-pct"));
+        assert!(!multiplexed_note(true).contains("--run-pct"));
+        assert!(multiplexed_note(true).contains("scaled estimates"));
+    }
+
+    #[test]
+    fn show_events_and_counting_agree_on_a_missing_pmu() {
+        // This machine's sysfs: no CPU PMU; the kernel rejects cycles with ENOENT.
+        let vm = Pmus {
+            core: vec![perf_tools_core::pmc::cpu::CorePmu::legacy()],
+            devices: vec!["software".into(), "tracepoint".into()],
+        };
+        let mut out = Vec::new();
+        show_events(
+            &mut out,
+            &Layout::mode(Mode::Ipc),
+            &vm,
+            &zen(),
+            HardwareProbe::Absent(libc::ENOENT),
+        );
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("# AMD family 0x19 model 0x1; core PMUs: none\n"),
+            "{s}"
+        );
+        assert!(!s.contains("type 4"), "{s}");
+        assert!(
+            s.contains(
+                perf_tools_core::pmc::explain::no_pmu_message(&vm, libc::ENOENT)
+                    .lines()
+                    .next()
+                    .unwrap()
+            ),
+            "{s}"
+        );
+        let cycles = s.lines().find(|l| l.starts_with("cycles ")).unwrap();
+        assert!(cycles.contains(layout::NOT_SUPPORTED), "{cycles}");
+        // Listed in sysfs but refused: present, not usable, with the reason.
+        let broken = Pmus {
+            core: vec![perf_tools_core::pmc::cpu::CorePmu::legacy()],
+            devices: vec!["cpu".into(), "software".into()],
+        };
+        let v = pmu_summary(&broken, HardwareProbe::Absent(libc::ENOENT));
+        assert_eq!(v[0], "core PMUs: cpu (type 4): present but not usable");
+        assert!(
+            v[2].contains("rejects hardware events with ENOENT"),
+            "{v:?}"
+        );
+        // Usable: the PMU as before.
+        assert_eq!(
+            pmu_summary(&broken, HardwareProbe::Available),
+            ["core PMUs: cpu (type 4)"]
         );
     }
 }

@@ -1,4 +1,5 @@
 //! pmcstat: CPU performance counters per interval, honest in VMs.
 fn main() {
-    perf_tools_core::cli::run_main("pmcstat", pmcstat::run)
+    // Not cli::run_main: a measured command's exit status becomes pmcstat's own.
+    pmcstat::main()
 }

@@ -236,6 +236,77 @@ pub enum VendorEvent {
     DtlbStoreWalkCycles,
     /// Cycles an instruction-fetch page walk was active (ITLB_MISSES.WALK_ACTIVE).
     ItlbWalkCycles,
+    /// Instruction fetches (code reads) that hit the L2 cache (Intel L2_RQSTS.CODE_RD_HIT
+    /// or IFETCH_HIT; AMD l2_cache_req_stat.ic_hit_in_l2).
+    L2CodeHits,
+    /// Instruction fetches that missed the L2 cache (Intel L2_RQSTS.CODE_RD_MISS or
+    /// IFETCH_MISS; AMD l2_cache_req_stat.ic_fill_miss).
+    L2CodeMisses,
+    /// Cycles of resource-related allocation stalls (Intel RESOURCE_STALLS, event 0xa2).
+    ResourceStalls(Stall),
+}
+
+/// The RESOURCE_STALLS causes of pmc-cloud-tools' resstalls (Nehalem's umasks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// RESOURCE_STALLS.ANY (umask 0x01): any resource-related stall.
+    Any,
+    /// RESOURCE_STALLS.LOAD / .LB (0x02): no load buffer entry free.
+    Load,
+    /// RESOURCE_STALLS.RS_FULL / .RS (0x04): no reservation station entry free.
+    RsFull,
+    /// RESOURCE_STALLS.STORE / .SB (0x08): no store buffer entry free.
+    Store,
+    /// RESOURCE_STALLS.ROB_FULL / .ROB (0x10): re-order buffer full.
+    RobFull,
+    /// RESOURCE_STALLS.FPCW (0x20): writing the floating-point control word.
+    Fpcw,
+    /// RESOURCE_STALLS.MXCSR (0x40): writing the MXCSR register.
+    Mxcsr,
+    /// RESOURCE_STALLS.OTHER (0x80): other causes.
+    Other,
+}
+
+impl Stall {
+    /// Every cause, in the original's column order.
+    pub const ALL: [Stall; 8] = [
+        Stall::Any,
+        Stall::Load,
+        Stall::RsFull,
+        Stall::Store,
+        Stall::RobFull,
+        Stall::Fpcw,
+        Stall::Mxcsr,
+        Stall::Other,
+    ];
+
+    /// The umask of the cause in event 0xa2 (as Nehalem and Westmere define all eight).
+    pub fn umask(self) -> u64 {
+        match self {
+            Stall::Any => 0x01,
+            Stall::Load => 0x02,
+            Stall::RsFull => 0x04,
+            Stall::Store => 0x08,
+            Stall::RobFull => 0x10,
+            Stall::Fpcw => 0x20,
+            Stall::Mxcsr => 0x40,
+            Stall::Other => 0x80,
+        }
+    }
+
+    /// Intel's name for the cause.
+    pub fn intel_name(self) -> &'static str {
+        match self {
+            Stall::Any => "RESOURCE_STALLS.ANY",
+            Stall::Load => "RESOURCE_STALLS.LOAD",
+            Stall::RsFull => "RESOURCE_STALLS.RS_FULL",
+            Stall::Store => "RESOURCE_STALLS.STORE",
+            Stall::RobFull => "RESOURCE_STALLS.ROB_FULL",
+            Stall::Fpcw => "RESOURCE_STALLS.FPCW",
+            Stall::Mxcsr => "RESOURCE_STALLS.MXCSR",
+            Stall::Other => "RESOURCE_STALLS.OTHER",
+        }
+    }
 }
 
 /// One countable event, independent of the PMU it is opened on.
@@ -353,6 +424,18 @@ impl Event {
                 VendorEvent::DtlbLoadWalkCycles => "dtlb-load-walk-cycles",
                 VendorEvent::DtlbStoreWalkCycles => "dtlb-store-walk-cycles",
                 VendorEvent::ItlbWalkCycles => "itlb-walk-cycles",
+                VendorEvent::L2CodeHits => "l2-code-hits",
+                VendorEvent::L2CodeMisses => "l2-code-misses",
+                VendorEvent::ResourceStalls(s) => match s {
+                    Stall::Any => "resource-stalls.any",
+                    Stall::Load => "resource-stalls.load",
+                    Stall::RsFull => "resource-stalls.rs-full",
+                    Stall::Store => "resource-stalls.store",
+                    Stall::RobFull => "resource-stalls.rob-full",
+                    Stall::Fpcw => "resource-stalls.fpcw",
+                    Stall::Mxcsr => "resource-stalls.mxcsr",
+                    Stall::Other => "resource-stalls.other",
+                },
             }
             .to_string(),
         }
@@ -447,9 +530,150 @@ pub const fn intel_raw(event: u64, umask: u64, cmask: u64) -> u64 {
     event | (umask << 8) | (cmask << 24)
 }
 
+/// Intel big cores grouped by their instruction-fetch L2 events (L2_RQSTS, event 0x24)
+/// and RESOURCE_STALLS causes (event 0xa2), per Intel's perfmon event lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntelFrontGen {
+    /// Nehalem, Westmere: L2_RQSTS.IFETCH_HIT/MISS (umasks 0x10/0x20); all eight
+    /// RESOURCE_STALLS causes, which pmc-cloud-tools' resstalls was written for.
+    Nehalem,
+    /// Sandy Bridge (client and Jaketown): CODE_RD_HIT/MISS 0x10/0x20; RESOURCE_STALLS
+    /// ANY, LB, RS, SB, ROB.
+    SandyBridge,
+    /// Ivy Bridge (client and Ivytown): CODE_RD_HIT/MISS 0x10/0x20; ANY, RS, SB, ROB.
+    IvyBridge,
+    /// Haswell, Broadwell: CODE_RD_HIT/MISS 0xc4/0x24; ANY, RS, SB, ROB.
+    Haswell,
+    /// Skylake, Kaby/Coffee/Comet Lake, Skylake-SP, Cascade Lake: 0xc4/0x24; ANY, SB.
+    Skylake,
+    /// Ice Lake to Meteor Lake P-cores, Sapphire/Emerald/Granite Rapids: 0xc4/0x24; SB
+    /// only (their umask 0x02 is SCOREBOARD, not load-buffer stalls).
+    IceLake,
+    /// Lion Cove and Cougar Cove P-cores (Arrow, Lunar, Panther Lake): 0x44/0x24; no
+    /// RESOURCE_STALLS event.
+    LionCove,
+}
+
+impl IntelFrontGen {
+    /// The group of an Intel family 6 model.
+    pub fn of(model: u32) -> Option<IntelFrontGen> {
+        use IntelFrontGen::*;
+        Some(match model {
+            0x1a | 0x1e | 0x1f | 0x2e | 0x25 | 0x2c | 0x2f => Nehalem,
+            0x2a | 0x2d => SandyBridge,
+            0x3a | 0x3e => IvyBridge,
+            0x3c | 0x45 | 0x46 | 0x3f | 0x3d | 0x47 | 0x56 | 0x4f => Haswell,
+            0x4e | 0x5e | 0x8e | 0x9e | 0xa5 | 0xa6 | 0x55 => Skylake,
+            0x7d | 0x7e | 0x6a | 0x6c | 0x8c | 0x8d | 0xa7 | 0x97 | 0x9a | 0xb7 | 0xba | 0xbf
+            | 0x8f | 0xcf | 0xad | 0xae | 0xaa | 0xac | 0xb5 => IceLake,
+            0xc5 | 0xc6 | 0xbd | 0xcc | 0xd5 | 0xe5 => LionCove,
+            _ => return None,
+        })
+    }
+
+    /// (hit, miss) umasks of the L2 code-read events (event 0x24).
+    pub fn l2_code_umasks(self) -> (u64, u64) {
+        match self {
+            IntelFrontGen::Nehalem | IntelFrontGen::SandyBridge | IntelFrontGen::IvyBridge => {
+                (0x10, 0x20)
+            }
+            IntelFrontGen::Haswell | IntelFrontGen::Skylake | IntelFrontGen::IceLake => {
+                (0xc4, 0x24)
+            }
+            IntelFrontGen::LionCove => (0x44, 0x24),
+        }
+    }
+
+    /// The RESOURCE_STALLS causes these cores define.
+    pub fn stalls(self) -> &'static [Stall] {
+        use Stall::*;
+        match self {
+            IntelFrontGen::Nehalem => &Stall::ALL,
+            IntelFrontGen::SandyBridge => &[Any, Load, RsFull, Store, RobFull],
+            IntelFrontGen::IvyBridge | IntelFrontGen::Haswell => &[Any, RsFull, Store, RobFull],
+            IntelFrontGen::Skylake => &[Any, Store],
+            IntelFrontGen::IceLake => &[Store],
+            IntelFrontGen::LionCove => &[],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IntelFrontGen::Nehalem => "Nehalem/Westmere",
+            IntelFrontGen::SandyBridge => "Sandy Bridge",
+            IntelFrontGen::IvyBridge => "Ivy Bridge",
+            IntelFrontGen::Haswell => "Haswell/Broadwell",
+            IntelFrontGen::Skylake => "Skylake",
+            IntelFrontGen::IceLake => "Ice Lake and later",
+            IntelFrontGen::LionCove => "Lion Cove",
+        }
+    }
+}
+
+/// AMD l2_cache_req_stat (event 0x64) umasks, the same from Zen 1 to Zen 5 (and Hygon):
+/// ic_hit_in_l2 (ic_fill_hit_s | ic_fill_hit_x) and ic_fill_miss.
+const AMD_L2_IC_HIT: u64 = 0x0664;
+const AMD_L2_IC_MISS: u64 = 0x0164;
+
+/// The instruction-fetch and resource-stall events of the icache and resstalls modes.
+fn front_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Event, String> {
+    let what = Event::Vendor(v);
+    if cpu.vendor.is_amd_like() {
+        return match v {
+            VendorEvent::L2CodeHits | VendorEvent::L2CodeMisses if cpu.family >= 0x17 => {
+                Ok(Event::Raw(if v == VendorEvent::L2CodeHits {
+                    AMD_L2_IC_HIT
+                } else {
+                    AMD_L2_IC_MISS
+                }))
+            }
+            VendorEvent::ResourceStalls(_) => Err(format!(
+                "{cpu}: AMD has no RESOURCE_STALLS event (its dispatch-stall events count \
+                 other causes)"
+            )),
+            _ => Err(format!("{cpu}: no encoding of {what} is known before Zen")),
+        };
+    }
+    let gen = if cpu.vendor == Vendor::Intel && cpu.family == 6 {
+        IntelFrontGen::of(cpu.model)
+    } else {
+        None
+    };
+    let Some(gen) = gen else {
+        return Err(format!(
+            "{cpu}: no encoding of {what} is known for this CPU"
+        ));
+    };
+    if pmu.hybrid && pmu.kind != CoreKind::Core {
+        return Err(format!(
+            "{}: the E-cores of {cpu} have no {what} event",
+            pmu.name
+        ));
+    }
+    let (hit, miss) = gen.l2_code_umasks();
+    Ok(Event::Raw(match v {
+        VendorEvent::L2CodeHits => intel_raw(0x24, hit, 0),
+        VendorEvent::L2CodeMisses => intel_raw(0x24, miss, 0),
+        VendorEvent::ResourceStalls(s) if gen.stalls().contains(&s) => {
+            intel_raw(0xa2, s.umask(), 0)
+        }
+        VendorEvent::ResourceStalls(s) => {
+            return Err(format!(
+                "{cpu}: {} cores define no {}",
+                gen.name(),
+                s.intel_name()
+            ))
+        }
+        _ => return Err(format!("{cpu}: no encoding of {what}")),
+    }))
+}
+
 /// Resolves a vendor-dependent event to a generic or raw event for this CPU and PMU.
 pub fn vendor_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Event, String> {
     use VendorEvent::*;
+    if matches!(v, L2CodeHits | L2CodeMisses | ResourceStalls(_)) {
+        return front_event(v, cpu, pmu);
+    }
     let amd_like = cpu.vendor.is_amd_like();
     let intel = cpu.vendor == Vendor::Intel;
     let generic = match v {
@@ -506,8 +730,10 @@ pub fn vendor_event(v: VendorEvent, cpu: &CpuInfo, pmu: &CorePmu) -> Result<Even
         DtlbLoadWalkCycles => intel_raw(dtlb_load, 0x10, walk_cmask),
         DtlbStoreWalkCycles => intel_raw(dtlb_store, 0x10, walk_cmask),
         ItlbWalkCycles => intel_raw(itlb, 0x10, walk_cmask),
-        // Resolved to generic events above.
-        LlcReferences | LlcMisses => return Err(format!("{cpu}: no encoding of {what}")),
+        // Resolved to generic events, or by front_event, above.
+        LlcReferences | LlcMisses | L2CodeHits | L2CodeMisses | ResourceStalls(_) => {
+            return Err(format!("{cpu}: no encoding of {what}"))
+        }
     };
     Ok(Event::Raw(code))
 }
@@ -814,6 +1040,134 @@ mod tests {
         assert_eq!(
             Event::Vendor(VendorEvent::LlcMisses).resolve(&atom, &adl),
             r(0, (10 << 32) | 3)
+        );
+    }
+
+    /// L2 instruction-fetch hits and misses per generation, against Intel's perfmon lists
+    /// (NehalemEP, sandybridge, ivybridge, haswell, skylake, icelake, sapphirerapids,
+    /// lunarlake_lioncove core.json) and AMD's l2_cache_req_stat umasks.
+    #[test]
+    fn l2_code_reads_per_generation() {
+        let pmu = CorePmu::legacy();
+        let code = |cpu: &CpuInfo| {
+            [VendorEvent::L2CodeHits, VendorEvent::L2CodeMisses]
+                .map(|v| Event::Vendor(v).resolve(&pmu, cpu))
+        };
+        // Nehalem (0x1a) and Westmere-EP (0x2c): IFETCH_HIT 0x1024, IFETCH_MISS 0x2024.
+        for m in [0x1a, 0x2c, 0x2a, 0x2d, 0x3a, 0x3e] {
+            assert_eq!(code(&intel(m)), [r(4, 0x1024), r(4, 0x2024)], "{m:#x}");
+        }
+        // Haswell to Sapphire Rapids: CODE_RD_HIT 0xc424, CODE_RD_MISS 0x2424 (the
+        // original's r4424 is not the documented hit encoding there).
+        for m in [0x3c, 0x4f, 0x5e, 0x55, 0x7e, 0x6a, 0x8f, 0x97, 0xaa] {
+            assert_eq!(code(&intel(m)), [r(4, 0xc424), r(4, 0x2424)], "{m:#x}");
+        }
+        // Lion Cove (Lunar Lake, Arrow Lake): CODE_RD_HIT is 0x4424 again.
+        for m in [0xbd, 0xc6, 0xcc] {
+            assert_eq!(code(&intel(m)), [r(4, 0x4424), r(4, 0x2424)], "{m:#x}");
+        }
+        // AMD Zen 1-5 and Hygon: l2_cache_req_stat.ic_hit_in_l2 / ic_fill_miss.
+        for f in [0x17, 0x19, 0x1a] {
+            assert_eq!(code(&amd(f)), [r(4, 0x0664), r(4, 0x0164)], "{f:#x}");
+        }
+        let hygon = CpuInfo {
+            vendor: Vendor::Hygon,
+            family: 0x18,
+            model: 1,
+        };
+        assert_eq!(code(&hygon), [r(4, 0x0664), r(4, 0x0164)]);
+        // Older AMD, unknown Intel models and E-cores: not supported, never a guess.
+        assert!(code(&amd(0x15)).iter().all(|x| x.is_err()));
+        assert!(code(&intel(0x1c)).iter().all(|x| x.is_err()));
+        let atom = CorePmu::hybrid("cpu_atom", 10, None);
+        let core = CorePmu::hybrid("cpu_core", 4, None);
+        let e = Event::Vendor(VendorEvent::L2CodeHits).resolve(&atom, &intel(0x97));
+        assert!(e.unwrap_err().contains("E-cores"));
+        assert_eq!(
+            Event::Vendor(VendorEvent::L2CodeHits).resolve(&core, &intel(0x97)),
+            r(4, 0xc424)
+        );
+    }
+
+    /// RESOURCE_STALLS (event 0xa2) per generation: only the causes each defines.
+    #[test]
+    fn resource_stalls_per_generation() {
+        let pmu = CorePmu::legacy();
+        let stalls = |cpu: &CpuInfo| -> Vec<Option<u64>> {
+            Stall::ALL
+                .iter()
+                .map(|s| {
+                    Event::Vendor(VendorEvent::ResourceStalls(*s))
+                        .resolve(&pmu, cpu)
+                        .ok()
+                        .map(|x| {
+                            assert_eq!(x.type_, PERF_TYPE_RAW);
+                            x.config
+                        })
+                })
+                .collect()
+        };
+        // Nehalem/Westmere: all eight, the original's r01a2 ... r80a2.
+        let all: Vec<Option<u64>> = [0x1a2, 0x2a2, 0x4a2, 0x8a2, 0x10a2, 0x20a2, 0x40a2, 0x80a2]
+            .into_iter()
+            .map(Some)
+            .collect();
+        assert_eq!(stalls(&intel(0x1e)), all);
+        assert_eq!(stalls(&intel(0x2f)), all);
+        // Sandy Bridge: ANY, LB, RS, SB, ROB.
+        assert_eq!(
+            stalls(&intel(0x2a)),
+            [
+                Some(0x1a2),
+                Some(0x2a2),
+                Some(0x4a2),
+                Some(0x8a2),
+                Some(0x10a2),
+                None,
+                None,
+                None
+            ]
+        );
+        // Ivy Bridge, Haswell, Broadwell: ANY, RS, SB, ROB.
+        for m in [0x3a, 0x3f, 0x4f] {
+            assert_eq!(
+                stalls(&intel(m)),
+                [
+                    Some(0x1a2),
+                    None,
+                    Some(0x4a2),
+                    Some(0x8a2),
+                    Some(0x10a2),
+                    None,
+                    None,
+                    None
+                ],
+                "{m:#x}"
+            );
+        }
+        // Skylake, Cascade Lake: ANY and SB.
+        for m in [0x5e, 0x55] {
+            assert_eq!(
+                stalls(&intel(m)),
+                [Some(0x1a2), None, None, Some(0x8a2), None, None, None, None]
+            );
+        }
+        // Ice Lake .. Sapphire Rapids: SB only (umask 0x02 means SCOREBOARD there).
+        for m in [0x7e, 0x6a, 0x8f, 0x97] {
+            assert_eq!(
+                stalls(&intel(m)),
+                [None, None, None, Some(0x8a2), None, None, None, None]
+            );
+        }
+        // Lion Cove and AMD: none.
+        assert!(stalls(&intel(0xbd)).iter().all(Option::is_none));
+        assert!(stalls(&amd(0x19)).iter().all(Option::is_none));
+        let why = Event::Vendor(VendorEvent::ResourceStalls(Stall::Load))
+            .resolve(&pmu, &intel(0x5e))
+            .unwrap_err();
+        assert!(
+            why.contains("Skylake cores define no RESOURCE_STALLS.LOAD"),
+            "{why}"
         );
     }
 }

@@ -206,8 +206,9 @@ impl fmt::Display for OpenFailure {
 
 impl std::error::Error for OpenFailure {}
 
-/// The message for a machine whose kernel has no hardware PMU (a VM without a virtual
-/// PMU, typically), naming what sysfs does list.
+/// The message for a machine whose kernel accepts no hardware event (a VM without a
+/// virtual PMU, typically), naming what sysfs does list. A CPU PMU that sysfs lists but
+/// whose counters cannot be opened is called present but not usable.
 pub fn no_pmu_message(pmus: &Pmus, errno: i32) -> String {
     let listed = if pmus.devices.is_empty() {
         "nothing".to_string()
@@ -221,18 +222,39 @@ pub fn no_pmu_message(pmus: &Pmus, errno: i32) -> String {
                 .is_some_and(|l| l.split_whitespace().any(|w| w == "hypervisor"))
         })
         .unwrap_or(false);
+    let hv = if hv {
+        "; this CPU reports the hypervisor flag, so this is a virtual machine"
+    } else {
+        ""
+    };
+    let dir = super::cpu::EVENT_SOURCE_DEVICES;
+    if pmus.has_cpu_pmu_in_sysfs() {
+        let cpu_pmus: Vec<&str> = pmus
+            .devices
+            .iter()
+            .map(String::as_str)
+            .filter(|d| *d == "cpu" || d.starts_with("cpu_"))
+            .collect();
+        return format!(
+            "hardware PMU present but not usable: only software events are available\n  \
+             {dir} lists {} but the kernel rejects hardware events with {}{hv}\n  \
+             the PMU driver may have failed to initialise (see dmesg), or the hypervisor \
+             exposes the PMU without counters",
+            if cpu_pmus.is_empty() {
+                "a CPU PMU".to_string()
+            } else {
+                cpu_pmus.join(", ")
+            },
+            errno_text(errno),
+        );
+    }
     format!(
         "no hardware PMU exposed (hypervisor?): only software events are available\n  \
-         the kernel rejects hardware events with {} and {} lists no CPU PMU (only {listed}){}\n  \
+         the kernel rejects hardware events with {} and {dir} lists no CPU PMU (only \
+         {listed}){hv}\n  \
          hardware counters need a host, or a VM whose hypervisor exposes a virtual PMU \
          (KVM: enable_pmu, cloud: instance types with PMU access)",
         errno_text(errno),
-        super::cpu::EVENT_SOURCE_DEVICES,
-        if hv {
-            "; this CPU reports the hypervisor flag, so this is a virtual machine"
-        } else {
-            ""
-        }
     )
 }
 
@@ -323,5 +345,16 @@ mod tests {
         ));
         assert!(m.contains("only software, tracepoint"), "{m}");
         assert!(m.contains("with ENOENT (No such file or directory)"), "{m}");
+        // A CPU PMU in sysfs whose counters cannot be opened: present but not usable.
+        let pmus = Pmus {
+            core: vec![super::super::cpu::CorePmu::legacy()],
+            devices: vec!["cpu".into(), "software".into()],
+        };
+        let m = no_pmu_message(&pmus, libc::ENOENT);
+        assert!(m.starts_with("hardware PMU present but not usable"), "{m}");
+        assert!(
+            m.contains("lists cpu but the kernel rejects hardware events with ENOENT"),
+            "{m}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! A command to measure: forked, held before exec until its counters are attached
-//! (`enable_on_exec` then starts them exactly at exec), executed without a shell, waited
-//! for, and never left behind.
+//! (`enable_on_exec` then starts them exactly at exec), executed as the argument vector
+//! given (callers that want a shell pass `sh -c CMD`), waited for, and never left behind.
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -55,72 +55,6 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGTERM => "SIGTERM".into(),
         _ => format!("signal {sig}"),
     }
-}
-
-/// Splits a command line into words like a shell would, without running one: whitespace
-/// separates words; single quotes, double quotes and backslashes quote. No globbing,
-/// variables or redirection.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unterminated ' quote in {s:?}")),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
-                            Some(x) => {
-                                cur.push('\\');
-                                cur.push(x);
-                            }
-                            None => return Err(format!("unterminated \" quote in {s:?}")),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unterminated \" quote in {s:?}")),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(x) => cur.push(x),
-                    None => return Err(format!("trailing backslash in {s:?}")),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    if words.is_empty() {
-        return Err("empty command".into());
-    }
-    Ok(words)
 }
 
 /// Finds a program like execvp: names with a `/` are used as given, others are searched
@@ -187,10 +121,59 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// The environment variable that marks a command's processes (`PID.N` of the process that
+/// started it), so the ones it leaves behind can be told from others and ended.
+pub const MARKER: &str = "PERF_TOOLS_WORKLOAD";
+
+/// The parent PID from the text of `/proc/PID/stat` (the field after the state, which
+/// follows the parenthesised comm, itself possibly holding ")" or spaces).
+pub fn stat_ppid(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every descendant of `pid` (children, grandchildren, ...), from the parent links
+/// in `/proc/*/stat`. A shell running `-c 'a; b'` forks its commands: ending only the
+/// shell would leave them running.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut links: Vec<(i32, i32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some(pp) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| stat_ppid(&s))
+            {
+                links.push((p, pp));
+            }
+        }
+    }
+    tree_below(pid, &links)
+}
+
+/// The PIDs below `root` given (pid, parent) links.
+pub fn tree_below(root: i32, links: &[(i32, i32)]) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &(c, pp) in links {
+            if pp == p && c != root && !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// A forked command waiting to exec.
 #[derive(Debug)]
 pub struct Workload {
     pid: i32,
+    /// `MARKER=token`, in the command's environment and so in its descendants'.
+    mark: Vec<u8>,
     go: Option<OwnedFd>,
     exec_err: Option<OwnedFd>,
     pidfd: Option<OwnedFd>,
@@ -201,7 +184,8 @@ pub struct Workload {
 
 impl Workload {
     /// Forks a child that waits until [`Workload::start`] and then execs `argv` (PATH
-    /// searched as execvp does, environment inherited, SIGPIPE back to default).
+    /// searched as execvp does, environment inherited plus [`MARKER`], SIGPIPE back to
+    /// default).
     pub fn prepare(argv: &[String]) -> Result<Workload, String> {
         let display = argv.join(" ");
         let Some(name) = argv.first() else {
@@ -219,22 +203,45 @@ impl Workload {
             .map_err(|_| format!("cannot run {name:?}: NUL byte in an argument"))?;
         let mut ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
         ptrs.push(std::ptr::null());
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mark = format!(
+            "{MARKER}={}.{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut c_env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| k != MARKER)
+            .filter_map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        c_env.push(CString::new(mark.clone()).map_err(|_| "NUL in the marker".to_string())?);
+        let mut envp: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // Processes the command leaves behind when its parent (a shell) ends are
+        // re-parented to us rather than to init, so terminate() can still end them.
+        // SAFETY: prctl with integer arguments; it only changes this process's attribute.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let (go_r, go_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
         // SAFETY: fork; the child only calls async-signal-safe functions (close, signal,
-        // sigprocmask, read, execv, write, _exit) on memory prepared before the fork.
+        // sigprocmask, read, execve, write, _exit) on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(format!("fork: {}", io::Error::last_os_error()));
         }
         if pid == 0 {
             // SAFETY: see above; every pointer refers to data that outlives the exec.
-            unsafe { child(go_r.as_raw_fd(), err_w.as_raw_fd(), &c_prog, &ptrs) }
+            unsafe { child(go_r.as_raw_fd(), err_w.as_raw_fd(), &c_prog, &ptrs, &envp) }
         }
         drop(go_r);
         drop(err_w);
         Ok(Workload {
             pid,
+            mark: mark.into_bytes(),
             go: Some(go_w),
             exec_err: Some(err_r),
             pidfd: pidfd_open(pid),
@@ -323,20 +330,108 @@ impl Workload {
         }
     }
 
-    /// Ends the child: SIGTERM, up to `grace` to exit, then SIGKILL. Returns how it ended.
+    /// Sends `sig` to the child and to each of `others` (its descendants, found earlier).
+    fn signal_tree(&self, sig: i32, others: &[i32]) {
+        self.signal(sig);
+        for &p in others {
+            // SAFETY: kill with a PID and a signal number; the PIDs were the command's
+            // descendants a moment ago.
+            unsafe { libc::kill(p, sig) };
+        }
+    }
+
+    /// Ends the child and everything it started: SIGTERM, up to `grace` to exit, then
+    /// SIGKILL. Returns how the child ended.
     pub fn terminate(&mut self, grace: Duration) -> Exit {
         if let Some(e) = self.try_wait() {
             return e;
         }
         // A child still held before exec just exits when its pipe closes.
         self.go = None;
-        self.signal(libc::SIGTERM);
-        if let Some(e) = self.wait_timeout(grace) {
-            return e;
+        // Found before signalling: once the shell is gone its children are re-parented
+        // (to us: see prepare), and [`Workload::end_orphans`] finds them there.
+        let tree = descendants(self.pid);
+        self.signal_tree(libc::SIGTERM, &tree);
+        let exit = match self.wait_timeout(grace) {
+            Some(e) => e,
+            None => {
+                self.signal_tree(libc::SIGKILL, &descendants(self.pid));
+                self.wait_timeout(Duration::from_secs(5))
+                    .unwrap_or(Exit::Signal(libc::SIGKILL))
+            }
+        };
+        self.end_orphans(libc::SIGTERM, grace.min(Duration::from_secs(1)));
+        reap(&tree);
+        exit
+    }
+
+    /// The command's processes that outlived their parent and were re-parented to this
+    /// process (the child subreaper), live ones only: those below us that carry this
+    /// command's [`MARKER`] in their environment.
+    fn orphans(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        descendants(me)
+            .into_iter()
+            .filter(|&p| p != self.pid && process_alive(p) && self.marks(p))
+            .collect()
+    }
+
+    fn marks(&self, pid: i32) -> bool {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == self.mark.as_slice()))
+    }
+
+    /// Ends the orphans: `sig`, up to `grace` to exit, then SIGKILL; reaps them.
+    fn end_orphans(&self, sig: i32, grace: Duration) {
+        let first = self.orphans();
+        if first.is_empty() {
+            return;
         }
-        self.signal(libc::SIGKILL);
-        self.wait_timeout(Duration::from_secs(5))
-            .unwrap_or(Exit::Signal(libc::SIGKILL))
+        for &p in &first {
+            // SAFETY: kill with a PID and a signal number (a leftover of the command).
+            unsafe { libc::kill(p, sig) };
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+            reap(&first);
+            let left = self.orphans();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                for &p in &left {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                reap(&left);
+                return;
+            }
+        }
+    }
+}
+
+/// Reaps those of `pids` that are (or become, once re-parented to us as their parent
+/// ends) our exited children, waiting up to 200 ms for them, so none stays a zombie.
+fn reap(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut left: Vec<i32> = pids.to_vec();
+    while !left.is_empty() {
+        left.retain(|&p| {
+            let mut st = 0;
+            // SAFETY: waitpid without blocking, with a valid status pointer; it fails
+            // (ECHILD) if p is not our child.
+            let r = unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) };
+            // 0: our child, still running. Otherwise reaped, or not ours (its own parent
+            // reaps it) unless it is still dying under a parent that is itself dying.
+            r == 0 || (r < 0 && process_alive(p))
+        });
+        if Instant::now() >= deadline {
+            return;
+        }
+        if !left.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -344,8 +439,11 @@ impl Drop for Workload {
     fn drop(&mut self) {
         if self.try_wait().is_none() {
             self.go = None;
-            self.signal(libc::SIGKILL);
+            let tree = descendants(self.pid);
+            self.signal_tree(libc::SIGKILL, &tree);
             let _ = self.wait_timeout(Duration::from_secs(5));
+            self.end_orphans(libc::SIGKILL, Duration::ZERO);
+            reap(&tree);
         }
     }
 }
@@ -355,7 +453,13 @@ impl Drop for Workload {
 /// # Safety
 /// Must only be called in the child right after fork; `prog` and `argv` (NULL-terminated)
 /// must be valid.
-unsafe fn child(go: RawFd, err: RawFd, prog: &CString, argv: &[*const libc::c_char]) -> ! {
+unsafe fn child(
+    go: RawFd,
+    err: RawFd,
+    prog: &CString,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> ! {
     // SAFETY (whole body): only async-signal-safe calls on pre-fork memory.
     unsafe {
         // Rust ignores SIGPIPE; the command must get the default back. Handlers installed
@@ -376,7 +480,7 @@ unsafe fn child(go: RawFd, err: RawFd, prog: &CString, argv: &[*const libc::c_ch
             // The parent gave up (its end closed): never run the command.
             libc::_exit(127);
         }
-        libc::execv(prog.as_ptr(), argv.as_ptr());
+        libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
         let e = *libc::__errno_location();
         let bytes = e.to_ne_bytes();
         libc::write(err, bytes.as_ptr().cast(), 4);
@@ -387,29 +491,6 @@ unsafe fn child(go: RawFd, err: RawFd, prog: &CString, argv: &[*const libc::c_ch
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_like_a_shell_without_one() {
-        assert_eq!(split_command("sleep 0.2").unwrap(), ["sleep", "0.2"]);
-        assert_eq!(
-            split_command("  sh -c 'echo a  b; exit 3'  ").unwrap(),
-            ["sh", "-c", "echo a  b; exit 3"]
-        );
-        assert_eq!(
-            split_command(r#"printf "%s\n" x\ y "a\"b""#).unwrap(),
-            ["printf", "%s\\n", "x y", "a\"b"]
-        );
-        assert_eq!(split_command("echo ''").unwrap(), ["echo", ""]);
-        assert_eq!(
-            split_command("ls *.rs $HOME").unwrap(),
-            ["ls", "*.rs", "$HOME"]
-        );
-        assert!(split_command("").is_err());
-        assert!(split_command("   ").is_err());
-        assert!(split_command("echo 'x").is_err());
-        assert!(split_command("echo \"x").is_err());
-        assert!(split_command("echo x\\").is_err());
-    }
 
     #[test]
     fn finds_programs_like_execvp() {
@@ -458,6 +539,55 @@ mod tests {
         let pid = w.pid();
         drop(w);
         assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn the_whole_tree_is_ended() {
+        // sh forks sleep (dash does not exec the last command of -c): both must go.
+        let mut w =
+            Workload::prepare(&["sh".into(), "-c".into(), "sleep 30; true".into()]).unwrap();
+        w.start().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut below = Vec::new();
+        while below.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            below = descendants(w.pid());
+        }
+        assert_eq!(below.len(), 1, "sleep under the shell");
+        assert_eq!(
+            w.terminate(Duration::from_secs(5)),
+            Exit::Signal(libc::SIGTERM)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!process_alive(below[0]), "sleep left behind");
+        // Ended before the shell has forked its command, or while it does: the
+        // orphans come to us and are ended as well.
+        for _ in 0..5 {
+            let mut w =
+                Workload::prepare(&["sh".into(), "-c".into(), "sleep 30; true".into()]).unwrap();
+            w.start().unwrap();
+            let me = std::process::id() as i32;
+            w.terminate(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(50));
+            // Only this command's processes: other tests run commands at the same time.
+            let left: Vec<i32> = descendants(me)
+                .into_iter()
+                .filter(|p| process_alive(*p) && w.marks(*p))
+                .collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
+        }
+    }
+
+    #[test]
+    fn parent_links() {
+        assert_eq!(stat_ppid("42 (a) b) S 7 42 42 0"), Some(7));
+        assert_eq!(stat_ppid("42 (sh) S 1 42"), Some(1));
+        assert_eq!(stat_ppid("garbage"), None);
+        let links = [(2, 1), (3, 2), (4, 3), (5, 1), (6, 2)];
+        let mut t = tree_below(2, &links);
+        t.sort_unstable();
+        assert_eq!(t, [3, 4, 6]);
+        assert!(tree_below(9, &links).is_empty());
     }
 
     #[test]
