@@ -10,7 +10,7 @@
 pub mod layout;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(short = 'C', value_name = "CPU")]
     pub cpu: Option<String>,
     /// Measure this process: all its threads, and children it starts later
-    #[arg(short = 'p', value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(short = 'p', value_name = "PID", value_parser = perf_tools_core::cli::at_least::<i32>("PID", 1))]
     pub pid: Option<i32>,
     /// Run this command and measure it (split into words like a shell, but run without one)
     #[arg(short = 'c', value_name = "CMD")]
@@ -94,7 +94,7 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// What is measured.
