@@ -4,6 +4,11 @@
 //!
 //! Exit codes: 0 success (including a reader closing the output pipe), 1 runtime error,
 //! 2 usage error (clap's own errors and [`UsageError`]).
+//!
+//! Every error a tool reports starts with `error:` after the tool's name
+//! (`iosnoop: error: ...`), as clap's own usage errors do (`error: ...`), so scripts
+//! can `grep error:` the way they grepped the originals' `ERROR:`. Warnings and notes
+//! never start with it.
 
 use clap::{Arg, ArgAction, Command};
 use std::fmt;
@@ -81,17 +86,25 @@ pub fn between<T: Whole + Send + Sync + 'static>(
     move |s: &str| parse_whole(what, s, min, Some(max))
 }
 
-/// Maps a tool's result to an exit code, printing errors as `tool: message`.
+/// The prefix of every error message: `tool: error: `.
+pub fn error_prefix(tool: &str) -> String {
+    format!("{tool}: error: ")
+}
+
+/// Maps a tool's result to an exit code, printing errors as `tool: error: message`.
 pub fn exit_code(tool: &str, result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) if crate::output::is_broken_pipe(&e) => 0,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => {
-            eprintln!("{tool}: {e}\nTry '{tool} --help' for more information.");
+            eprintln!(
+                "{}{e}\nTry '{tool} --help' for more information.",
+                error_prefix(tool)
+            );
             2
         }
         Err(e) => {
-            eprintln!("{tool}: {e:#}");
+            eprintln!("{}{e:#}", error_prefix(tool));
             1
         }
     }
@@ -485,5 +498,10 @@ mod tests {
         assert!(command::<Demo>()
             .try_get_matches_from(["demo", "--cleanup"])
             .is_ok());
+    }
+
+    #[test]
+    fn errors_start_with_error() {
+        assert_eq!(error_prefix("iosnoop"), "iosnoop: error: ");
     }
 }
