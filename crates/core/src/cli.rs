@@ -207,7 +207,7 @@ pub fn synopsis(cmd: &Command) -> Vec<Line> {
         .map(|a| {
             cmd.get_arg_conflicts_with(a)
                 .into_iter()
-                .filter_map(|c| idx(c))
+                .filter_map(&idx)
                 .collect()
         })
         .collect();
