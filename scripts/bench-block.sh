@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: CPU cost per traced I/O and completeness of iosnoop or iolatency under fio load.
-#   sudo scripts/bench-block.sh [iosnoop|iolatency] [SECONDS] [IODEPTH]
+#   scripts/bench-block.sh [iosnoop|iolatency] [SECONDS] [IODEPTH]   (as root, or with sudo)
 #   (defaults: iosnoop, 10 s, iodepth 32)
 # Sets up a loop device over a file in /dev/shm, starts the release tool filtered to it
 # (iosnoop streaming; iolatency with 1 s intervals; output to a file), runs fio 4 KiB random

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs perf-tools-rs: release binaries, man pages and bash/zsh/fish completions.
-#   sudo scripts/install.sh [PREFIX]          (default PREFIX: /usr/local)
+#   scripts/install.sh [PREFIX]   as root, or with sudo (default PREFIX: /usr/local)
 #   DESTDIR=/tmp/stage scripts/install.sh /usr (staged install, e.g. for packaging)
 # Per tool, `cargo install --path crates/<tool>` also works (binary only).
 set -euo pipefail

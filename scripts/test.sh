@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite of perf-tools-rs: the one command README.md gives.
-#   sudo scripts/test.sh          (root: live tests drive real tracefs, loop devices and I/O)
+#   scripts/test.sh               as root, or with sudo (live tests drive real tracefs,
+#                                 loop devices and I/O)
 # Steps: install what is missing, format and lint checks, unit + live tests
 # (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh),
 # then the state-leak matrix of tests/README.md regenerated from both and compared with
@@ -12,16 +13,21 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/test.sh: live tests need root (tracefs, loop devices): run it with sudo" >&2
+  echo "scripts/test.sh: live tests need root (tracefs, loop devices): run it as root (or with sudo)" >&2
   exit 1
 fi
 
 step "requirements"
-missing=()
-for cmd in losetup dd setpriv; do command -v "$cmd" >/dev/null || missing+=("$cmd"); done
-if [ ${#missing[@]} -gt 0 ]; then
+packages=()
+for cmd in losetup dd setpriv; do
+  command -v "$cmd" >/dev/null || packages+=(util-linux coreutils)
+done
+# docgen's SYNOPSIS test renders every man page with man -l.
+command -v man >/dev/null || packages+=(man-db)
+if [ ${#packages[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends util-linux coreutils >/dev/null
+  # shellcheck disable=SC2046 # one word per package
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${packages[@]}" | sort -u) >/dev/null
 fi
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 modprobe loop 2>/dev/null || true

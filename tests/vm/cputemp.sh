@@ -17,7 +17,7 @@ exits() {
 check "msr driver loaded by /init: /dev/cpu/0/msr" test -c /dev/cpu/0/msr
 check "no hwmon CPU sensor in this guest" sh -c '! grep -qsE "^(coretemp|k10temp|zenpower)$" /sys/class/hwmon/hwmon*/name'
 check_grep "no source: clear error, exit 1" \
-  '^cputemp: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors \(CPU: .* under QEMU TCG; MSRs: ' \
+  '^cputemp: error: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors \(CPU: .* under QEMU TCG; MSRs: ' \
   exits 1 cputemp
 check_no_grep "no temperature line from all-zero MSRs" '^[0-9]' exits 1 cputemp -a 0.2 2
 if grep -q '^vendor_id.*GenuineIntel' /proc/cpuinfo; then

@@ -18,7 +18,7 @@ check "msr driver loaded by /init: /dev/cpu/0/msr" test -c /dev/cpu/0/msr
 check_grep "reads APERF/MPERF from /dev/cpu/N/msr" '^showboost: APERF/MPERF from /dev/cpu/N/msr' \
   exits 1 showboost 0.3 1
 check_grep "all-zero APERF/MPERF: clear error, exit 1" \
-  '^showboost: IA32_APERF/IA32_MPERF \(0xe8/0xe7\) read 0 and did not advance on CPU 0: the hypervisor returns 0 for these MSRs' \
+  '^showboost: error: IA32_APERF/IA32_MPERF \(0xe8/0xe7\) read 0 and did not advance on CPU 0: the hypervisor returns 0 for these MSRs' \
   exits 1 showboost 0.3 1
 check_grep "preamble and table header were printed" '^TIME +C0_MCYC +C0_ACYC +UTIL +RATIO +MHz$' \
   exits 1 showboost 0.3 1
@@ -43,7 +43,7 @@ check "/dev/cpu/0/msr is back" test -c /dev/cpu/0/msr
 check "rmmod msr again" rmmod msr
 rm -rf "$KDIR"
 check_grep "no source: clear error naming both paths, exit 1" \
-  '^showboost: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU \(.*MSRs: no /dev/cpu/0/msr: kernel lacks CONFIG_X86_MSR or the msr module \(modprobe msr failed.*perf: the perf msr PMU has no aperf/mperf events' \
+  '^showboost: error: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU \(.*MSRs: no /dev/cpu/0/msr: kernel lacks CONFIG_X86_MSR or the msr module \(modprobe msr failed.*perf: the perf msr PMU has no aperf/mperf events' \
   exits 1 showboost
 insmod /lib/modules/msr.ko 2>/dev/null
 vm_finish

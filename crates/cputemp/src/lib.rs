@@ -16,7 +16,7 @@
 //! seam the integration tests use (see `perf_tools_core::msr::fake`).
 
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -62,13 +62,13 @@ pub struct Args {
     pub source: Source,
     /// TjMax in °C to use instead of MSR_TEMPERATURE_TARGET (Intel; for CPUs or VMs that
     /// report 0 there)
-    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=150))]
+    #[arg(long, value_name = "C", value_parser = perf_tools_core::cli::between::<u32>("--tjmax", 1, 150))]
     pub tjmax: Option<u32>,
     /// Seconds between lines (default: print one line now and exit)
     #[arg(value_name = "interval", value_parser = parse_interval)]
     pub interval: Option<f64>,
     /// Number of lines (default: until Ctrl-C when an interval is given)
-    #[arg(value_name = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
     /// Read a fake machine tree (DIR/dev/cpu, DIR/sys, DIR/proc) instead of this machine
     #[arg(long, value_name = "DIR", hide = true)]
@@ -88,7 +88,7 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// CPU time counters from the first line of /proc/stat (USER_HZ ticks).

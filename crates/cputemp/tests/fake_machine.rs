@@ -135,7 +135,7 @@ fn amd_uses_k10temp_and_names_the_source() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        "cputemp: cannot read temperature MSRs: AMD CPUs have no temperature MSRs (the k10temp driver reads their sensors)\n"
+        "cputemp: error: cannot read temperature MSRs: AMD CPUs have no temperature MSRs (the k10temp driver reads their sensors)\n"
     );
 }
 
@@ -164,7 +164,7 @@ fn all_zero_msrs_give_a_clear_error() {
     assert_eq!(
         err,
         format!(
-            "cputemp: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors (CPU: Intel family 0x6 model 0x8f under QEMU TCG; MSRs: MSR_TEMPERATURE_TARGET (0x1a2) reads 0 on CPU 0, so TjMax is unknown (a hypervisor that answers 0 for every MSR?); give --tjmax if you know it; hwmon: no coretemp, k10temp or zenpower sensor in {}/sys/class/hwmon)\n",
+            "cputemp: error: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors (CPU: Intel family 0x6 model 0x8f under QEMU TCG; MSRs: MSR_TEMPERATURE_TARGET (0x1a2) reads 0 on CPU 0, so TjMax is unknown (a hypervisor that answers 0 for every MSR?); give --tjmax if you know it; hwmon: no coretemp, k10temp or zenpower sensor in {}/sys/class/hwmon)\n",
             m.root().display()
         )
     );
@@ -172,7 +172,7 @@ fn all_zero_msrs_give_a_clear_error() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "cputemp: cannot read temperature MSRs: IA32_THERM_STATUS (0x19c) on CPU 0 has its reading-valid bit (31) clear: no valid temperature (value 0x0)\n"
+        "cputemp: error: cannot read temperature MSRs: IA32_THERM_STATUS (0x19c) on CPU 0 has its reading-valid bit (31) clear: no valid temperature (value 0x0)\n"
     );
 }
 
@@ -185,7 +185,7 @@ fn vm_exposing_nothing_fails_clearly() {
     assert_eq!(
         err,
         format!(
-            "cputemp: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors (CPU: AMD family 0x19 model 0x1 under KVM; MSRs: AMD CPUs have no temperature MSRs (the k10temp driver reads their sensors); hwmon: no coretemp, k10temp or zenpower sensor in {}/sys/class/hwmon)\n",
+            "cputemp: error: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors (CPU: AMD family 0x19 model 0x1 under KVM; MSRs: AMD CPUs have no temperature MSRs (the k10temp driver reads their sensors); hwmon: no coretemp, k10temp or zenpower sensor in {}/sys/class/hwmon)\n",
             m.root().display()
         )
     );
@@ -202,7 +202,7 @@ fn msr_not_implemented_is_reported() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "cputemp: cannot read temperature MSRs: CPU 0 does not implement MSR 0x1a2 (MSR_TEMPERATURE_TARGET (0x1a2); the read faulted)\n"
+        "cputemp: error: cannot read temperature MSRs: CPU 0 does not implement MSR 0x1a2 (MSR_TEMPERATURE_TARGET (0x1a2); the read faulted)\n"
     );
 }
 
@@ -324,7 +324,7 @@ fn unreadable_msr_device_names_the_capability() {
     assert_eq!(
         err,
         format!(
-            "cputemp: cannot read temperature MSRs: reading {root}/dev/cpu/0/msr needs CAP_SYS_RAWIO: not root — run with sudo\n"
+            "cputemp: error: cannot read temperature MSRs: reading {root}/dev/cpu/0/msr needs CAP_SYS_RAWIO: not root — run with sudo\n"
         )
     );
 }

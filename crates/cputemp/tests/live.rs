@@ -50,9 +50,9 @@ fn this_machine_gives_temperatures_or_the_clear_error() {
         assert_eq!(out, "");
         if !intel_msr {
             let want = if info.hypervisor.is_some() {
-                "cputemp: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors ("
+                "cputemp: error: no temperature source: the hypervisor does not expose thermal MSRs or hwmon sensors ("
             } else {
-                "cputemp: no temperature source ("
+                "cputemp: error: no temperature source ("
             };
             assert!(err.starts_with(want), "{err}");
             assert!(err.contains(&info.summary()), "{err}");

@@ -81,18 +81,91 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// The workspace manifest, which holds the release date.
+const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
+
+/// The release date (`YYYY-MM-DD`) of `[workspace.metadata.release]` in the workspace
+/// Cargo.toml: the date of every man page, fixed so generated pages are reproducible.
+pub fn release_date() -> Result<String> {
+    release_date_in(WORKSPACE_MANIFEST)
+}
+
+fn release_date_in(manifest: &str) -> Result<String> {
+    let mut in_section = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == "[workspace.metadata.release]";
+        } else if let (true, Some(v)) = (in_section, line.strip_prefix("date")) {
+            let v = v.trim_start().strip_prefix('=').unwrap_or("").trim();
+            let d = v.trim_matches('"');
+            let b = d.as_bytes();
+            let ok = b.len() == 10
+                && b.iter().enumerate().all(|(i, c)| match i {
+                    4 | 7 => *c == b'-',
+                    _ => c.is_ascii_digit(),
+                });
+            if !ok || v.len() != d.len() + 2 {
+                bail!(
+                    "Cargo.toml: [workspace.metadata.release] date must be \"YYYY-MM-DD\", not {v}"
+                );
+            }
+            return Ok(d.to_string());
+        }
+    }
+    bail!("Cargo.toml has no date in [workspace.metadata.release] (the man pages' date)")
+}
+
+/// Escapes text for a roff line: backslashes and hyphens (`\-`, so they stay minus
+/// signs that can be searched and copied).
+fn roff_escape(s: &str) -> String {
+    s.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// The SYNOPSIS section: the lines of [`perf_tools_core::cli::synopsis`], the tool's
+/// name and option letters bold, values and operands italic, each bracketed word kept
+/// on one output line (unbreakable spaces inside it).
+pub fn render_synopsis(cmd: &clap::Command) -> String {
+    use perf_tools_core::cli::{synopsis, Span};
+    // Left-adjusted; each line hangs under its first option; no word hyphenated (\%).
+    let mut out = String::from(".SH SYNOPSIS\n.ad l\n");
+    for line in synopsis(cmd) {
+        let hang = line
+            .first()
+            .map(|w| perf_tools_core::cli::word_text(w).chars().count() + 1)
+            .unwrap_or(0);
+        out.push_str(&format!(".in +{hang}n\n.ti -{hang}n\n"));
+        let words: Vec<String> = line
+            .iter()
+            .map(|w| {
+                std::iter::once("\\%".to_string())
+                    .chain(w.iter().map(|s| match s {
+                        Span::Literal(t) => format!("\\fB{}\\fR", roff_escape(t)),
+                        Span::Placeholder(t) => format!("\\fI{}\\fR", roff_escape(t)),
+                        Span::Punct(t) => roff_escape(t).replace(' ', "\\ "),
+                    }))
+                    .collect()
+            })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push_str(&format!("\n.in -{hang}n\n"));
+    }
+    out.push_str(".ad\n");
+    out
+}
+
 /// Renders a tool's complete man page.
 pub fn render_man(tool: &Tool) -> Result<String> {
     let cmd = (tool.command)();
-    let man = clap_mangen::Man::new(cmd)
+    let man = clap_mangen::Man::new(cmd.clone())
         .title(tool.name.to_uppercase())
         .section("8")
+        .date(release_date()?)
         .source(format!("perf-tools-rs {}", env!("CARGO_PKG_VERSION")))
         .manual("System Manager's Manual");
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    out.extend_from_slice(render_synopsis(&cmd).as_bytes());
     let mut options = Vec::new();
     man.render_options_section(&mut options)?;
     let options = String::from_utf8(options)?;
@@ -172,4 +245,36 @@ pub fn write_completions(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_date_comes_from_the_workspace_manifest() {
+        let d = release_date().unwrap();
+        assert_eq!(d.len(), 10, "{d}");
+        let m = "[workspace.package]\nversion = \"1\"\n\n[workspace.metadata.release]\ndate = \"2027-01-31\"\n[x]\ndate = \"1999-01-01\"\n";
+        assert_eq!(release_date_in(m).unwrap(), "2027-01-31");
+        assert!(release_date_in("[workspace.metadata.release]\ndate = \"31.1.2027\"\n").is_err());
+        assert!(release_date_in("[x]\ndate = \"2027-01-31\"\n").is_err());
+    }
+
+    #[test]
+    fn synopsis_roff_escapes_and_keeps_words_together() {
+        let page = render_synopsis(&iosnoop::command());
+        assert!(
+            page.starts_with(
+                ".SH SYNOPSIS\n.ad l\n.in +8n\n.ti -8n\n\\%\\fBiosnoop\\fR \\%[\\fB\\-Qst\\fR] \\%[\\fB\\-d\\fR\\ \\fIdevice\\fR] "
+            ),
+            "{page}"
+        );
+        assert!(
+            page.ends_with(
+                "\n.in -8n\n.in +8n\n.ti -8n\n\\%\\fBiosnoop\\fR \\%\\fB\\-\\-cleanup\\fR\n.in -8n\n.ad\n"
+            ),
+            "{page}"
+        );
+    }
 }

@@ -39,3 +39,24 @@ fn every_page_has_the_classic_sections() {
         }
     }
 }
+
+/// The originals printed `ERROR: ...`; scripts grepped for it. Each page says how
+/// errors start now (`tool: error: ...`, clap's `error: ...`).
+#[test]
+fn every_exit_status_section_gives_the_error_prefix() {
+    for t in docgen::tools() {
+        let page = docgen::render_man(&t).unwrap();
+        let at = page
+            .find(".SH EXIT STATUS")
+            .unwrap_or_else(|| panic!("{}: no EXIT STATUS section", t.name));
+        let section = &page[at..];
+        let section = &section[..section[4..].find(".SH ").map_or(section.len(), |n| n + 4)];
+        assert!(
+            section.contains(&format!("\\%\"{}: error: ", t.name))
+                && section.contains("\\%\"error: ")
+                && section.contains("ERROR:"),
+            "{}: EXIT STATUS does not give the error prefix:\n{section}",
+            t.name
+        );
+    }
+}

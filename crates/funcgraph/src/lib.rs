@@ -8,7 +8,7 @@
 //! run killed with SIGKILL is restored by the next run or `--cleanup`).
 
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -48,14 +48,14 @@ pub struct Args {
     /// Include column headers
     #[arg(short = 'H')]
     pub headers: bool,
-    /// Trace at most this many levels of calls deep
-    #[arg(short = 'm', value_name = "maxdepth", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    /// Trace at most this many levels of calls deep (0: no limit, the default)
+    #[arg(short = 'm', value_name = "maxdepth", value_parser = perf_tools_core::cli::between::<u32>("maxdepth", 0, 10_000))]
     pub maxdepth: Option<u32>,
     /// Only trace this process: its threads, and those it creates while tracing
-    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid", value_parser = perf_tools_core::cli::at_least::<u32>("PID", 1))]
     pub pid: Option<u32>,
     /// Only trace this thread
-    #[arg(short = 'L', value_name = "TID", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'L', value_name = "TID", value_parser = perf_tools_core::cli::at_least::<u32>("TID", 1))]
     pub tid: Option<u32>,
     /// Show process names and PIDs on each line
     #[arg(short = 'P')]
@@ -67,16 +67,16 @@ pub struct Args {
     #[arg(short = 'T')]
     pub tails: bool,
     /// Kernel function name(s) or glob(s) to graph, e.g. vfs_read, 'ext4_*'
-    #[arg(value_name = "funcstring", required_unless_present = "cleanup")]
+    #[arg(value_name = "funcstring", required = true)]
     pub functions: Vec<String>,
     /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
-    #[arg(long)]
+    #[arg(long, exclusive = true)]
     pub cleanup: bool,
 }
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// The overhead warning, printed once per run on stderr before function_graph is enabled.
@@ -326,10 +326,12 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
         }
     }
     if let Some(d) = args.maxdepth {
-        if !t.has("max_graph_depth") {
+        if t.has("max_graph_depth") {
+            t.set("max_graph_depth", &d.to_string())?;
+        } else if d > 0 {
             bail!("this kernel has no max_graph_depth (-m needs Linux 3.18 or later)");
         }
-        t.set("max_graph_depth", &d.to_string())?;
+        // -m 0 without max_graph_depth: such a kernel has no depth limit at all.
     }
     if !tids.is_empty() {
         let list: Vec<String> = tids.iter().map(u32::to_string).collect();
@@ -561,7 +563,7 @@ pub fn run(args: Args) -> Result<()> {
     drop(aff);
     let tids = traced_tids(&args)?;
 
-    let mut target = open_target(&tracefs, args.maxdepth.is_some())?;
+    let mut target = open_target(&tracefs, args.maxdepth.is_some_and(|d| d > 0))?;
     configure(&mut target, &args, &tids, &pats)?;
     // PT_FAULT=panic (cleanup tests): everything must still be restored while unwinding.
     cli::fault_point();
@@ -587,6 +589,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maxdepth_zero_means_no_limit_and_is_accepted() {
+        // The original's -m 0 is "no depth limit" (max_graph_depth's own default).
+        let a = Args::try_parse_from(["funcgraph", "-m", "0", "vfs_read"]).unwrap();
+        assert_eq!(a.maxdepth, Some(0));
+        let a = Args::try_parse_from(["funcgraph", "-m", "10000", "vfs_read"]).unwrap();
+        assert_eq!(a.maxdepth, Some(10_000));
+        let e = Args::try_parse_from(["funcgraph", "-m", "10001", "vfs_read"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maxdepth must be between 0 and 10000"), "{e}");
+    }
+
+    #[test]
+    fn funcstring_is_required_unless_cleanup() {
+        let e = command()
+            .try_get_matches_from(["funcgraph", "-m", "3"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(command()
+            .try_get_matches_from(["funcgraph", "--cleanup"])
+            .is_ok());
+    }
+
+    #[test]
     fn banners_match_the_original() {
         let a = Args::parse_from(["funcgraph", "do_nanosleep"]);
         assert_eq!(banner(&a), "Tracing \"do_nanosleep\"... Ctrl-C to end.");
@@ -608,7 +634,7 @@ mod tests {
             &["funcgraph"][..],
             &["funcgraph", "-p", "1", "-L", "2", "f"],
             &["funcgraph", "-m", "x", "f"],
-            &["funcgraph", "-m", "0", "f"],
+            &["funcgraph", "-m", "10001", "f"],
             &["funcgraph", "-d", "0", "f"],
             &["funcgraph", "-d", "abc", "f"],
             &["funcgraph", "-p", "0", "f"],

@@ -33,7 +33,7 @@ fn refuses_cleanly_without_function_graph() {
     let (code, out, err, pid) = run_pid(BIN, &["-d", "1", "vfs_read"]);
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
     assert!(err.contains("CONFIG_FUNCTION_GRAPH_TRACER"), "{err}");
-    assert!(err.starts_with("funcgraph: "), "{err}");
+    assert!(err.starts_with("funcgraph: error: "), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(!instance_of("funcgraph", pid), "instance left behind");
@@ -72,4 +72,26 @@ fn help_and_cleanup() {
     }
     let (code, out, err) = run(BIN, &["--cleanup"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `-h` showed `Usage: funcgraph [OPTIONS] [funcstring]...`, and a conflict printed only
+/// the arguments given: the usage is now the whole synopsis, required operand and all.
+#[test]
+fn usage_shows_the_required_funcstring_and_the_cleanup_form() {
+    let usage = "Usage: funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID]\n                 funcstring...\n       funcgraph --cleanup\n";
+    let (code, out, _) = run(BIN, &["-h"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(usage), "{out}");
+    for args in [&["-p", "1", "-L", "2", "vfs_read"][..], &["-m", "3"][..]] {
+        let (code, out, err) = run(BIN, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(err.contains(usage), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(BIN, &["-m", "10001", "vfs_read"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("maxdepth must be between 0 and 10000"),
+        "{err}"
+    );
 }

@@ -9,7 +9,7 @@
 pub mod hist;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -57,16 +57,16 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
-    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(64..=1048576))]
+    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
     /// Remove trace instances left behind by killed runs of any tool, then exit
-    #[arg(long)]
+    #[arg(long, exclusive = true)]
     pub cleanup: bool,
     /// Seconds between summaries (default 1; fractions allowed)
     #[arg(value_name = "interval", value_parser = parse_interval)]
     pub interval: Option<f64>,
     /// Number of summaries (default: until Ctrl-C)
-    #[arg(value_name = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
 }
 
@@ -83,7 +83,7 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 fn fmt_secs(d: f64) -> String {

@@ -6,7 +6,7 @@
 //! nothing behind on any exit path.
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
@@ -53,16 +53,16 @@ pub struct Args {
     #[arg(value_name = "duration", value_parser = perf_tools_core::cli::parse_duration)]
     pub duration: Option<f64>,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
-    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(64..=1048576))]
+    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
     /// Remove trace instances left behind by killed runs of any tool, then exit
-    #[arg(long)]
+    #[arg(long, exclusive = true)]
     pub cleanup: bool,
 }
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// Formats rows exactly as the original: optional `%-15s` STARTs/ENDs, then

@@ -9,7 +9,7 @@
 //! stale-state cleanup after `kill -9`).
 
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -55,19 +55,19 @@ pub struct Args {
     #[arg(short = 's')]
     pub stack: bool,
     /// Probe definition: p:[alias] func [args] or r:[alias] func [args]
-    #[arg(value_name = "kprobe_definition", required_unless_present = "cleanup")]
+    #[arg(value_name = "kprobe_definition", required = true)]
     pub definition: Option<String>,
     /// Optional ftrace filter expression, e.g. 'filename ~ "*stat"'
     #[arg(value_name = "filter")]
     pub filter: Option<String>,
     /// Remove trace instances and probes left behind by killed runs, then exit
-    #[arg(long)]
+    #[arg(long, exclusive = true)]
     pub cleanup: bool,
 }
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// A parsed probe definition.

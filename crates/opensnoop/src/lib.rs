@@ -10,7 +10,7 @@
 //! are named per run (`ptrs_<pid>`) and removed on every exit path.
 
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::io::Write;
@@ -65,16 +65,16 @@ pub struct Args {
     #[arg(value_name = "filename")]
     pub filename: Option<String>,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
-    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=1048576))]
+    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 2048, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
     /// Remove trace instances and probes left behind by killed runs, then exit
-    #[arg(long)]
+    #[arg(long, exclusive = true)]
     pub cleanup: bool,
 }
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// Where file names come from, best first.

@@ -11,7 +11,7 @@
 pub mod layout;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(short = 'C', value_name = "CPU")]
     pub cpu: Option<String>,
     /// Measure this process: all its threads, and children it starts later
-    #[arg(short = 'p', value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(short = 'p', value_name = "PID", value_parser = perf_tools_core::cli::at_least::<i32>("PID", 1))]
     pub pid: Option<i32>,
     /// Run this command with sh -c and measure it (globs, quotes and pipes work as in a
     /// shell); pmcstat exits with its exit status
@@ -107,7 +107,7 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// What is measured.
@@ -459,17 +459,6 @@ pub fn command_status(e: Exit) -> i32 {
         Exit::Code(_) => 1,
         Exit::Signal(s) => 128 + s,
     }
-}
-
-/// Parses the arguments, runs pmcstat and exits: with the measured command's exit status
-/// (`-c`, `--`), 0 otherwise, or per [`cli::exit_code`] on an error.
-pub fn main() -> ! {
-    let args = Args::parse();
-    let code = match run(args) {
-        Ok(status) => status,
-        Err(e) => cli::exit_code("pmcstat", Err(e)),
-    };
-    std::process::exit(code)
 }
 
 /// Runs pmcstat. Returns the exit status: the measured command's (see [`command_status`])

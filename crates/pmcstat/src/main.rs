@@ -1,5 +1,5 @@
 //! pmcstat: CPU performance counters per interval, honest in VMs.
 fn main() {
-    // Not cli::run_main: a measured command's exit status becomes pmcstat's own.
-    pmcstat::main()
+    // run returns the measured command's exit status (see pmcstat(8), EXIT STATUS).
+    perf_tools_core::cli::run_main("pmcstat", pmcstat::run)
 }

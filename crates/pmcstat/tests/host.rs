@@ -305,7 +305,10 @@ fn hardware_modes_without_a_pmu_fail_clearly() {
         }
         assert_eq!(code, 1, "-m {mode}: {out}{err}");
         assert!(out.is_empty(), "nothing on stdout: {out}");
-        assert!(err.starts_with(&format!("pmcstat: {NO_PMU}")), "{err}");
+        assert!(
+            err.starts_with(&format!("pmcstat: error: {NO_PMU}")),
+            "{err}"
+        );
         assert!(
             err.contains("pmcstat -m sw"),
             "offers the software view: {err}"

@@ -16,7 +16,7 @@
 //! seam the integration tests use; see `perf_tools_core::msr::fake`).
 
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,7 +75,7 @@ pub struct Args {
     #[arg(short = 'A')]
     pub all: bool,
     /// Base frequency in MHz to use instead of the detected one
-    #[arg(long = "base-mhz", value_name = "MHz", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long = "base-mhz", value_name = "MHz", value_parser = perf_tools_core::cli::between::<u32>("--base-mhz", 1, 100_000))]
     pub base_mhz: Option<u32>,
     /// Where APERF/MPERF come from
     #[arg(long, value_enum, default_value_t = Source::Auto, value_name = "SOURCE")]
@@ -84,7 +84,7 @@ pub struct Args {
     #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
     pub interval: f64,
     /// Number of intervals to print (default: until Ctrl-C)
-    #[arg(value_name = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
     /// Read a fake machine tree (DIR/dev/cpu, DIR/sys, DIR/proc) instead of this machine
     #[arg(long, value_name = "DIR", hide = true)]
@@ -116,7 +116,7 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
 
 /// The clap definition (for man pages and completions).
 pub fn command() -> clap::Command {
-    Args::command()
+    perf_tools_core::cli::command::<Args>()
 }
 
 /// One interval's counter deltas for one CPU, and the numbers derived from them.

@@ -201,7 +201,7 @@ fn all_zero_aperf_mperf_is_a_clear_error() {
     assert_eq!(code, 1, "{out}");
     assert!(!out.contains("%"), "no rows: {out}");
     assert!(err.ends_with(
-        "showboost: IA32_APERF/IA32_MPERF (0xe8/0xe7) read 0 and did not advance on CPU 0: the hypervisor returns 0 for these MSRs (CPUID.06H:ECX[0] = 1), so showboost cannot measure the clock rate here\n"
+        "showboost: error: IA32_APERF/IA32_MPERF (0xe8/0xe7) read 0 and did not advance on CPU 0: the hypervisor returns 0 for these MSRs (CPUID.06H:ECX[0] = 1), so showboost cannot measure the clock rate here\n"
     ), "{err}");
 }
 
@@ -214,7 +214,7 @@ fn vm_exposing_nothing_fails_clearly() {
     assert_eq!(
         err,
         format!(
-            "showboost: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU (CPU: AMD family 0x19 model 0x1 under KVM, CPUID.06H:ECX[0] (APERF/MPERF) = 0; MSRs: no {}/dev/cpu/0/msr: kernel lacks CONFIG_X86_MSR or the msr module; perf: not used with a fake machine tree)\n",
+            "showboost: error: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU (CPU: AMD family 0x19 model 0x1 under KVM, CPUID.06H:ECX[0] (APERF/MPERF) = 0; MSRs: no {}/dev/cpu/0/msr: kernel lacks CONFIG_X86_MSR or the msr module; perf: not used with a fake machine tree)\n",
             m.root().display()
         )
     );

@@ -25,9 +25,9 @@ fn this_machine_measures_or_gives_the_clear_error() {
         assert_eq!(code, 1, "{err}");
         assert_eq!(out, "");
         let want = if info.hypervisor.is_some() {
-            "showboost: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU ("
+            "showboost: error: no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU ("
         } else {
-            "showboost: no APERF/MPERF source ("
+            "showboost: error: no APERF/MPERF source ("
         };
         assert!(err.starts_with(want), "{err}");
         assert!(

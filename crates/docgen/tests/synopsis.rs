@@ -1,0 +1,248 @@
+//! SYNOPSIS and usage lines, checked against what each tool really accepts: the man
+//! pages rendered by man(1) (`man -l`), and the usage `-h` and usage errors print.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::process::Command;
+
+/// The true synopsis of every tool: value names shown, required operands without
+/// brackets, exclusive options in one bracket, `--cleanup` alone.
+const EXPECTED: &[(&str, &[&str])] = &[
+    (
+        "iosnoop",
+        &[
+            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID] [--buffer-kb KiB] [duration]",
+            "iosnoop --cleanup",
+        ],
+    ),
+    (
+        "iolatency",
+        &[
+            "iolatency [-DPQTu] [-d device] [-i iotype] [--json] [--buffer-kb KiB] [interval [count]]",
+            "iolatency --cleanup",
+        ],
+    ),
+    (
+        "cputemp",
+        &["cputemp [-apu] [--source SOURCE] [--tjmax C] [interval [count]]"],
+    ),
+    (
+        "showboost",
+        &["showboost [-A] [-C CPU] [--base-mhz MHz] [--source SOURCE] [interval [count]]"],
+    ),
+    (
+        "pmcstat",
+        &["pmcstat [-m mode | -e events] [-C CPU] [-p PID] [-c CMD] [--user] [--show-events] [interval [duration]]"],
+    ),
+    (
+        "funcgraph",
+        &[
+            "funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID] funcstring...",
+            "funcgraph --cleanup",
+        ],
+    ),
+    (
+        "opensnoop",
+        &[
+            "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--buffer-kb KiB] [filename]",
+            "opensnoop --cleanup",
+        ],
+    ),
+    (
+        "kprobe",
+        &[
+            "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
+            "kprobe --cleanup",
+        ],
+    ),
+];
+
+fn expected(tool: &str) -> Vec<String> {
+    let (_, lines) = EXPECTED
+        .iter()
+        .find(|(t, _)| *t == tool)
+        .unwrap_or_else(|| panic!("{tool}: no expected SYNOPSIS in this test"));
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The page as man(1) renders it, wide enough that no synopsis line wraps.
+fn man_render(page: &std::path::Path) -> String {
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(page)
+        .env("MANWIDTH", "250")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .env("LC_ALL", "C.UTF-8")
+        // man-db's seccomp sandbox fails in some containers; the page is our own.
+        .env("MAN_DISABLE_SECCOMP", "1")
+        .env_remove("MAN_KEEP_FORMATTING")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run man (install man-db; scripts/test.sh does): {e}"));
+    assert!(
+        out.status.success(),
+        "man -l {} failed: {}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_tool_has_an_expected_synopsis() {
+    let tools: Vec<&str> = docgen::tools().iter().map(|t| t.name).collect();
+    let listed: Vec<&str> = EXPECTED.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tools, listed);
+}
+
+#[test]
+fn man_pages_render_the_true_synopsis_and_release_date() {
+    let root = docgen::workspace_root();
+    let date = docgen::release_date().unwrap();
+    for t in docgen::tools() {
+        // The page as generated now (man_pages_are_current checks the checked-in one
+        // equals it), rendered by man(1).
+        let dir = root.join("target/synopsis-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let page = dir.join(format!("{}.8", t.name));
+        std::fs::write(&page, docgen::render_man(&t).unwrap()).unwrap();
+        let text = man_render(&page);
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.trim() == "SYNOPSIS")
+            .unwrap_or_else(|| panic!("{}: no SYNOPSIS in\n{text}", t.name));
+        let synopsis: Vec<String> = lines[start + 1..]
+            .iter()
+            .take_while(|l| l.starts_with(' ') || l.is_empty())
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| squeeze(l))
+            .collect();
+        assert_eq!(synopsis, expected(t.name), "{}: man -l SYNOPSIS", t.name);
+        let footer = lines.iter().rev().find(|l| !l.trim().is_empty()).unwrap();
+        assert!(
+            footer.contains(&date) && footer.contains("perf-tools-rs"),
+            "{}: the footer has no release date {date}: {footer:?}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn usage_lines_are_the_synopsis() {
+    for t in docgen::tools() {
+        let mut cmd = (t.command)();
+        let usage = cmd.render_usage().to_string();
+        let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+        // Continuation lines are indented under the first option; a new form starts
+        // with the tool's name.
+        let mut forms: Vec<String> = Vec::new();
+        for l in usage.lines() {
+            let l = l.trim();
+            if l.starts_with(&format!("{} ", t.name)) || forms.is_empty() {
+                forms.push(l.to_string());
+            } else if let Some(last) = forms.last_mut() {
+                last.push(' ');
+                last.push_str(l);
+            }
+        }
+        assert_eq!(forms, expected(t.name), "{}: usage", t.name);
+        assert!(
+            usage.lines().all(|l| l.len() + "Usage: ".len() <= 80),
+            "{}: usage wider than 80 columns:\n{usage}",
+            t.name
+        );
+    }
+}
+
+/// A usage error prints the whole usage, not just the arguments given
+/// (`Usage: iosnoop -p <PID> [duration]` was printed for `-p 1 -n x`).
+#[test]
+fn usage_errors_print_the_whole_usage() {
+    for (tool, args) in [
+        ("iosnoop", &["-p", "1", "-n", "x"][..]),
+        ("opensnoop", &["-p", "1", "-L", "2"][..]),
+        ("funcgraph", &["-p", "1", "-L", "2", "vfs_read"][..]),
+        ("funcgraph", &["-m", "3"][..]),
+        ("kprobe", &["-d", "1", "-v", "p:vfs_read"][..]),
+        ("kprobe", &["-p", "1"][..]),
+        ("pmcstat", &["-m", "ipc", "-e", "cycles"][..]),
+        ("iolatency", &["--cleanup", "1"][..]),
+    ] {
+        let t = docgen::tools()
+            .into_iter()
+            .find(|t| t.name == tool)
+            .unwrap();
+        let mut cmd = (t.command)();
+        let usage = cmd.render_usage().to_string();
+        let argv = std::iter::once(tool).chain(args.iter().copied());
+        let err = (t.command)()
+            .try_get_matches_from(argv)
+            .unwrap_err()
+            .render()
+            .to_string();
+        assert!(err.starts_with("error: "), "{tool} {args:?}: {err}");
+        assert!(
+            err.contains(&format!("\n{usage}\n")),
+            "{tool} {args:?}: not the whole usage:\n{err}"
+        );
+    }
+}
+
+/// `iolatency 1 0` said `0 is not in 1..18446744073709551615`.
+#[test]
+fn range_errors_name_the_value() {
+    for (tool, args, want) in [
+        ("iolatency", &["1", "0"][..], "count must be at least 1"),
+        ("cputemp", &["1", "0"][..], "count must be at least 1"),
+        ("showboost", &["1", "0"][..], "count must be at least 1"),
+        (
+            "iosnoop",
+            &["--buffer-kb", "1"][..],
+            "--buffer-kb must be between 64 and 1048576",
+        ),
+        (
+            "iolatency",
+            &["--buffer-kb", "1"][..],
+            "--buffer-kb must be between 64 and 1048576",
+        ),
+        (
+            "opensnoop",
+            &["--buffer-kb", "1"][..],
+            "--buffer-kb must be between 64 and 1048576",
+        ),
+        ("pmcstat", &["-p", "0"][..], "PID must be at least 1"),
+        ("funcgraph", &["-p", "0", "f"][..], "PID must be at least 1"),
+        ("funcgraph", &["-L", "0", "f"][..], "TID must be at least 1"),
+        (
+            "funcgraph",
+            &["-m", "10001", "f"][..],
+            "maxdepth must be between 0 and 10000",
+        ),
+        (
+            "cputemp",
+            &["--tjmax", "151"][..],
+            "--tjmax must be between 1 and 150",
+        ),
+        (
+            "showboost",
+            &["--base-mhz", "0"][..],
+            "--base-mhz must be between 1 and 100000",
+        ),
+    ] {
+        let t = docgen::tools()
+            .into_iter()
+            .find(|t| t.name == tool)
+            .unwrap();
+        let argv = std::iter::once(tool).chain(args.iter().copied());
+        let err = (t.command)()
+            .try_get_matches_from(argv)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{tool} {args:?}: {err}");
+        assert!(!err.contains(" is not in "), "{tool} {args:?}: {err}");
+    }
+}
