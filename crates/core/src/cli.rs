@@ -302,7 +302,10 @@ pub fn synopsis(cmd: &Command) -> Vec<Line> {
     // (`[interval [count]]`).
     let mut optional: Word = Vec::new();
     let mut open = 0;
-    for p in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+    for p in cmd
+        .get_positionals()
+        .filter(|a| !a.is_hide_set() && !a.is_last_set())
+    {
         let mut w = Vec::new();
         let required = p.is_required_set();
         if !required {
@@ -325,6 +328,24 @@ pub fn synopsis(cmd: &Command) -> Vec<Line> {
     if open > 0 {
         optional.extend(std::iter::repeat_n(Span::Punct("]"), open));
         words.push(optional);
+    }
+    // Arguments taken only after `--` (pmcstat's command): `[-- command...]`.
+    for p in cmd
+        .get_positionals()
+        .filter(|a| !a.is_hide_set() && a.is_last_set())
+    {
+        let required = p.is_required_set();
+        let mut w = Vec::new();
+        if !required {
+            w.push(Span::Punct("["));
+        }
+        w.push(Span::Punct("-- "));
+        w.push(Span::Placeholder(value_name(p)));
+        w.push(Span::Punct("..."));
+        if !required {
+            w.push(Span::Punct("]"));
+        }
+        words.push(w);
     }
 
     let mut lines = vec![words];
