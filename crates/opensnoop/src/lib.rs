@@ -393,6 +393,9 @@ struct EventDecoder {
 struct Draft {
     ts: u64,
     comm: Option<Vec<u8>>,
+    /// A name from the probe that did not look like one (some kernels decode `$comm`
+    /// differently): used only if /proc no longer knows the thread.
+    probe_comm: Option<Vec<u8>>,
     tid: u32,
     ret: i64,
     name: Option<Vec<u8>>,
@@ -559,16 +562,13 @@ fn create_source(
     Ok(events)
 }
 
-fn read_comm(tid: u32) -> Vec<u8> {
-    match std::fs::read(format!("/proc/{tid}/comm")) {
-        Ok(mut v) => {
-            while v.last() == Some(&b'\n') {
-                v.pop();
-            }
-            v
-        }
-        Err(_) => b"<...>".to_vec(),
+fn read_comm(tid: u32) -> Option<Vec<u8>> {
+    let mut v = std::fs::read(format!("/proc/{tid}/comm")).ok()?;
+    // The kernel ends the name with one newline.
+    if v.last() == Some(&b'\n') {
+        v.pop();
     }
+    Some(v)
 }
 
 fn tgid_of(tid: u32) -> Option<u32> {
@@ -599,9 +599,14 @@ struct Comms {
 }
 
 impl Comms {
-    /// The name of `tid`, read from /proc only the first time.
-    fn get(&mut self, tid: u32) -> &[u8] {
-        self.names.entry(tid).or_insert_with(|| read_comm(tid))
+    /// The name of `tid`, read from /proc only the first time (`None`: the thread is gone).
+    fn get(&mut self, tid: u32) -> Option<Vec<u8>> {
+        if let Some(n) = self.names.get(&tid) {
+            return Some(n.clone());
+        }
+        let n = read_comm(tid)?;
+        self.names.insert(tid, n.clone());
+        Some(n)
     }
 
     fn end_batch(&mut self) {
@@ -969,20 +974,21 @@ pub fn run(args: Args) -> Result<()> {
                         return;
                     }
                 }
-                let comm = match p.comm {
+                let (comm, probe_comm) = match p.comm {
                     // Only a plausible comm (decoding of $comm differs across kernels).
                     Some(c)
                         if !c.is_empty()
                             && c.len() <= 16
                             && c.iter().all(|b| b.is_ascii_graphic() || *b == b' ') =>
                     {
-                        Some(c)
+                        (Some(c), None)
                     }
-                    _ => comms.names.get(&ev.tid).cloned(),
+                    c => (comms.names.get(&ev.tid).cloned(), c.filter(|c| !c.is_empty())),
                 };
                 batch.push(Draft {
                     ts,
                     comm,
+                    probe_comm,
                     tid: ev.tid,
                     ret: ev.ret,
                     name: p.name,
@@ -994,10 +1000,11 @@ pub fn run(args: Args) -> Result<()> {
         // later (in any event drained so far, including ones held for the next batch),
         // the first file was closed and the fd reused, and its path can't be known.
         for d in batch.drain(..) {
-            let comm = match d.comm {
-                Some(c) => c,
-                None => comms.get(d.tid).to_vec(),
-            };
+            let comm = d
+                .comm
+                .or_else(|| comms.get(d.tid))
+                .or(d.probe_comm)
+                .unwrap_or_else(|| b"<...>".to_vec());
             if let Some(ex) = exclusion.as_mut() {
                 if ex.hides(d.tid, &comm) {
                     continue;
