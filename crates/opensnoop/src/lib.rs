@@ -22,6 +22,7 @@ use perf_tools_core::instance::{instance_name, Instance};
 use perf_tools_core::merge::Merger;
 use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::probe::{Probe, Support};
+use perf_tools_core::reader::RawReader;
 use perf_tools_core::session::Session;
 use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
@@ -911,32 +912,44 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(ex) = exclusion.as_mut() {
             ex.refresh_if_due();
         }
-        let stats = reader.drain(|cpu, ts, payload| {
-            let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
-                return;
-            };
-            if let Some(d) = decoders.iter().find(|d| d.id == id) {
-                if let Some(ev) = d.decode(payload) {
-                    if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
-                        let table = fd_table_of(&mut tgids, ev.tid);
-                        let t = last_exit.entry((table, ev.ret)).or_insert(ts);
-                        *t = (*t).max(ts);
+        let drain = |reader: &mut RawReader,
+                         merger: &mut Merger<Ev>,
+                         tgids: &mut HashMap<u32, Option<u32>>,
+                         last_exit: &mut HashMap<(u32, i64), u64>| {
+            let stats = reader.drain(|cpu, ts, payload| {
+                let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
+                    return;
+                };
+                if let Some(d) = decoders.iter().find(|d| d.id == id) {
+                    if let Some(ev) = d.decode(payload) {
+                        if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
+                            let table = fd_table_of(tgids, ev.tid);
+                            let t = last_exit.entry((table, ev.ret)).or_insert(ts);
+                            *t = (*t).max(ts);
+                        }
+                        merger.push(cpu as usize, ts, ev);
                     }
-                    merger.push(cpu as usize, ts, ev);
                 }
+            });
+            stats.missed
+        };
+        let mut note_lost = |missed: u64,
+                             pending: &mut HashMap<u32, Pending>,
+                             comms: &mut Comms| {
+            if missed > 0 {
+                lost += missed;
+                // Names remembered before the gap may belong to lost exits.
+                pending.clear();
+                // So may renames.
+                comms.names.clear();
+                eprintln!(
+                    "WARNING: {missed} events lost: the kernel buffer overflowed (try --buffer-kb larger than {})",
+                    args.buffer_kb
+                );
             }
-        });
-        if stats.missed > 0 {
-            lost += stats.missed;
-            // Names remembered before the gap may belong to lost exits.
-            pending.clear();
-            // So may renames.
-            comms.names.clear();
-            eprintln!(
-                "WARNING: {} events lost: the kernel buffer overflowed (try --buffer-kb larger than {})",
-                stats.missed, args.buffer_kb
-            );
-        }
+        };
+        let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
+        note_lost(missed, &mut pending, &mut comms);
         merger.release(watermark, |ts, ev| match ev.kind {
             Kind::Enter => {
                 pending.remove(&ev.tid);
@@ -998,12 +1011,24 @@ pub fn run(args: Args) -> Result<()> {
         // Resolve and print the batch. With the /proc fallback a path is read from
         // /proc/TID/fd/FD now, after the fact: if the same thread got the same fd again
         // later (in any event drained so far, including ones held for the next batch),
-        // the first file was closed and the fd reused, and its path can't be known.
+        // the first file was closed and the fd reused, and its path can't be known. The
+        // buffers are drained once more after the paths were read, so that a reuse just
+        // before a read is seen too; only paths that survive that check are printed.
+        let is_reused = |tgids: &mut HashMap<u32, Option<u32>>,
+                         last_exit: &HashMap<(u32, i64), u64>,
+                         d: &Draft| {
+            last_exit
+                .get(&(fd_table_of(tgids, d.tid), d.ret))
+                .is_some_and(|&t| t > d.ts)
+        };
+        let mut resolved: Vec<(Draft, Vec<u8>, Vec<u8>, &str)> = Vec::with_capacity(batch.len());
+        let mut read_links = false;
         for d in batch.drain(..) {
             let comm = d
                 .comm
+                .clone()
                 .or_else(|| comms.get(d.tid))
-                .or(d.probe_comm)
+                .or_else(|| d.probe_comm.clone())
                 .unwrap_or_else(|| b"<...>".to_vec());
             if let Some(ex) = exclusion.as_mut() {
                 if ex.hides(d.tid, &comm) {
@@ -1013,14 +1038,12 @@ pub fn run(args: Args) -> Result<()> {
             if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
                 continue;
             }
-            let (file, src): (Vec<u8>, &str) = match (source, d.name) {
+            let (file, src): (Vec<u8>, &str) = match (source, &d.name) {
                 (Source::ProcFd, _) if d.ret >= 0 => {
-                    let reused = last_exit
-                        .get(&(fd_table_of(&mut tgids, d.tid), d.ret))
-                        .is_some_and(|&t| t > d.ts);
-                    if reused {
+                    if is_reused(&mut tgids, &last_exit, &d) {
                         (UNKNOWN.as_bytes().to_vec(), SRC_REUSED)
                     } else {
+                        read_links = true;
                         match std::fs::read_link(format!("/proc/{}/fd/{}", d.tid, d.ret)) {
                             Ok(path) => (path.into_os_string().into_encoded_bytes(), SRC_PROC),
                             Err(_) => (UNKNOWN.as_bytes().to_vec(), SRC_CLOSED),
@@ -1028,9 +1051,19 @@ pub fn run(args: Args) -> Result<()> {
                     }
                 }
                 (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), SRC_FAILED),
-                (s, Some(n)) if !n.is_empty() => (n, s.tag()),
+                (s, Some(n)) if !n.is_empty() => (n.clone(), s.tag()),
                 (s, _) => (b"(fault)".to_vec(), s.tag()),
             };
+            resolved.push((d, comm, file, src));
+        }
+        if read_links && !turn.last {
+            let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
+            note_lost(missed, &mut pending, &mut comms);
+        }
+        for (d, comm, mut file, mut src) in resolved {
+            if src == SRC_PROC && is_reused(&mut tgids, &last_exit, &d) {
+                (file, src) = (UNKNOWN.as_bytes().to_vec(), SRC_REUSED);
+            }
             if let Some(re) = &file_re {
                 let known = src != SRC_REUSED && src != SRC_CLOSED && src != SRC_FAILED;
                 if !known || !re.is_match(&file) {
