@@ -52,7 +52,7 @@ kprobe_panic=1 kprobe_cleanup=1 kprobe_state=1
 
 opensnoop_run="" opensnoop_ready='^Tracing open' opensnoop_fin="-d 0.5"
 opensnoop_err="-p 2147483647 -d 1" opensnoop_errpat='no process with PID'
-opensnoop_how="\`-p\` of a process that does not exist, noticed after the instance (and probes) exist"
+opensnoop_how="\`-p\` of a process that does not exist: refused before any tracing state is created (opensnoop has no natural error after setup)"
 opensnoop_panic=1 opensnoop_cleanup=1 opensnoop_state=1
 
 iosnoop_run="" iosnoop_ready='^Tracing block I/O' iosnoop_fin="0.5"

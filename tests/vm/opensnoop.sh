@@ -1,7 +1,9 @@
 # VM test of opensnoop on a real kernel with dynamic probes: the file names come from
 # an event probe (5.15+) or a kprobe (5.10), exact FILE strings and FDs, and no probe
-# of ours remains afterwards (also after SIGINT, and after SIGKILL + rerun).
-# needs: opensnoop
+# of ours remains afterwards (also after SIGINT, and after SIGKILL + rerun). Two
+# opensnoops (and opensnoop next to kprobe) do not trace each other, and hostile names
+# are escaped.
+# needs: opensnoop kprobe
 # One vCPU: kprobes live-patch kernel text, and QEMU TCG with 2 vCPUs once hung the
 # whole 5.10 guest mid-run (as it does for funcgraph).
 # smp: 1
@@ -32,16 +34,18 @@ if kernel_at_least 5 15; then
 else
   check_file_grep "< 5.15: kprobe is the source" 'kprobe on' /tmp/os1.err
 fi
-check_file_grep "header" '^COMM +PID +FD FILE$' /tmp/os1.out
-check_file_grep "path with spaces, FD 0x3" '^sh +[0-9]+ +0x3 /tmp/dir with spaces/file one$' /tmp/os1.out
-check_file_grep "missing file, FD -1" '^sh +[0-9]+ +-1 /tmp/vm-missing-file$' /tmp/os1.out
-check_file_grep "/proc/version" ' 0x[0-9a-f]+ /proc/version$' /tmp/os1.out
+# -v: a SRC column (the probe) before FILE.
+check_file_grep "-v header" '^COMM +PID +FD SRC +FILE$' /tmp/os1.out
+check_file_grep "path with spaces, FD 0x3" '^sh +[0-9]+ +0x3 (eprobe|kprobe) +/tmp/dir with spaces/file one$' /tmp/os1.out
+check_file_grep "missing file, FD -1" '^sh +[0-9]+ +-1 (eprobe|kprobe) +/tmp/vm-missing-file$' /tmp/os1.out
+check_file_grep "/proc/version" ' 0x[0-9a-f]+ (eprobe|kprobe) +/proc/version$' /tmp/os1.out
 check_no_grep "no /proc resolution marks" 'via /proc' cat /tmp/os1.out
 check_no_grep "no probe of ours left after -d" '.' ours
 
 do_opens /tmp/os2.out &
 opensnoop -x --errno -d 3 >/tmp/os2.out 2>&1
 wait
+check_file_grep "header without -v" '^COMM +PID +FD FILE$' /tmp/os2.out
 check_file_grep "-x --errno: ENOENT" '^sh +[0-9]+ +ENOENT /etc/passwd-not-there$' /tmp/os2.out
 check_no_grep "-x: no successful opens" ' [0-9]+ +[0-9]+ /' cat /tmp/os2.out
 
@@ -65,6 +69,71 @@ cp /tmp/os5.out "$VM_CHECK_OUT"
 check_file_grep "--cleanup removes the stale probes" "stale probe ptrs_$pid/" /tmp/os5.out
 check_no_grep "nothing of ours left after cleanup" '.' ours
 check_no_grep "no instance left" 'opensnoop' ls "$T/instances"
+
+# wait_banner FILE PATTERN: waits (up to 10 s) for a line matching PATTERN in FILE.
+wait_banner() {
+  n=0; while [ $n -lt 100 ] && ! grep -q "$2" "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
+}
+# rows_of PID FILE: the rows of process PID in an opensnoop output, but for those of
+# the shell's child before it ran the tool (comm sh: its opens of the redirections).
+rows_of() { awk -v p="$1" 'NR > 2 && $2 == p && $1 != "sh"' "$2"; }
+# once PATH FILE: exactly one row of FILE ends with PATH.
+once() { [ "$(grep -c " $1\$" "$2")" -eq 1 ]; }
+
+# Two opensnoops at once: each shows the workload's opens once and no row of the other
+# (issue 12: in the /proc fallback they fed each other; here the probes read names,
+# and another opensnoop's tracefs reads are still not the user's workload).
+for i in 1 2 3; do : > /tmp/ptrs-two-$i; done
+opensnoop -d 9 >/tmp/osA.out 2>/tmp/osA.err &
+pa=$!
+wait_banner /tmp/osA.out '^COMM'
+opensnoop -d 6 >/tmp/osB.out 2>/tmp/osB.err &
+pb=$!
+wait_banner /tmp/osB.out '^COMM'
+for i in 1 2 3; do : < /tmp/ptrs-two-$i; sleep 0.3; done
+wait $pa; ra=$?
+wait $pb; rb=$?
+check "two opensnoops: both exit 0" test "$ra$rb" = 00
+check_no_grep "two opensnoops: A has no row of B" '.' rows_of $pb /tmp/osA.out
+check_no_grep "two opensnoops: B has no row of A" '.' rows_of $pa /tmp/osB.out
+check_no_grep "two opensnoops: A has no row of itself" '.' rows_of $pa /tmp/osA.out
+check_no_grep "two opensnoops: B has no row of itself" '.' rows_of $pb /tmp/osB.out
+for i in 1 2 3; do
+  check "two opensnoops: A shows /tmp/ptrs-two-$i once" once /tmp/ptrs-two-$i /tmp/osA.out
+  check "two opensnoops: B shows /tmp/ptrs-two-$i once" once /tmp/ptrs-two-$i /tmp/osB.out
+done
+check_no_grep "two opensnoops: no [unknown] rows" 'unknown' cat /tmp/osA.out /tmp/osB.out
+cp /tmp/osA.out "$VM_CHECK_OUT"
+
+# opensnoop next to a running kprobe on the open path: no row of kprobe.
+for i in 1 2; do : > /tmp/ptrs-kp-$i; done
+kprobe -d 9 'p:myopen do_sys_openat2 filename=+0($arg2):string' >/tmp/kpK.out 2>&1 &
+pk=$!
+wait_banner /tmp/kpK.out '^Tracing kprobe'
+opensnoop -d 5 >/tmp/osK.out 2>/tmp/osK.err &
+po=$!
+wait_banner /tmp/osK.out '^COMM'
+for i in 1 2; do : < /tmp/ptrs-kp-$i; sleep 0.3; done
+wait $po; ro=$?
+wait $pk; rk=$?
+check "opensnoop + kprobe: both exit 0" test "$ro$rk" = 00
+check_no_grep "opensnoop + kprobe: opensnoop has no row of kprobe" '.' rows_of $pk /tmp/osK.out
+check "opensnoop + kprobe: /tmp/ptrs-kp-1 once" once /tmp/ptrs-kp-1 /tmp/osK.out
+check "opensnoop + kprobe: /tmp/ptrs-kp-2 once" once /tmp/ptrs-kp-2 /tmp/osK.out
+check_file_grep "kprobe saw the workload too" 'filename="/tmp/ptrs-kp-1"' /tmp/kpK.out
+
+# Hostile names: a process renamed to "ev<NL>fake<ESC>[2J" opens a file whose name
+# holds a newline and an escape sequence: one row, both names escaped.
+hostile=$(printf '/tmp/ptrs-x\nfake 1 3 etc-shadow\033[2J')
+: > "$hostile"
+opensnoop -d 5 ptrs-x >/tmp/osH.out 2>/tmp/osH.err &
+ph=$!
+wait_banner /tmp/osH.out '^COMM'
+sh -c 'printf "ev\nfake\033[2J" > /proc/$$/comm; exec 3< "$1"' sh "$hostile"
+wait $ph
+check "hostile names: exactly one row" test "$(awk 'NR > 2 && NF' /tmp/osH.out | grep -vc '^Ending tracing')" -eq 1
+check_file_grep "hostile names: comm and file escaped" '^ev\\nfake\\e\[2J +[0-9]+ +0x3 /tmp/ptrs-x\\nfake 1 3 etc-shadow\\e\[2J$' /tmp/osH.out
+check_no_grep "hostile names: no raw escape" "$(printf '\033')" cat /tmp/osH.out
 
 [ -z "$VM_OUT" ] || cp /tmp/os1.out "$VM_OUT/opensnoop-$VM_KERNEL.out"
 vm_finish

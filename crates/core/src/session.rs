@@ -132,12 +132,14 @@ impl Session {
     /// `batch` to drain and print, until `duration` (seconds; `None`: until a signal)
     /// passes, a shutdown signal arrives or standard output's reader goes away. Before
     /// the last batch, tracing is turned off so it drains everything that is left.
+    /// `batch` also gets the instance, to change a setting through it (e.g.
+    /// [`Instance::set_filter`], which [`Session::check_state`] then expects).
     pub fn stream(
         &mut self,
         shutdown: &Shutdown,
         duration: Option<f64>,
         poll: Duration,
-        mut batch: impl FnMut(&mut RawReader, Batch) -> Result<()>,
+        mut batch: impl FnMut(&mut RawReader, &Instance, Batch) -> Result<()>,
     ) -> Result<StreamEnd> {
         let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
         loop {
@@ -162,7 +164,7 @@ impl Session {
             } else {
                 crate::monotonic_ns()
             };
-            batch(&mut self.reader, Batch { clock, last })?;
+            batch(&mut self.reader, &self.instance, Batch { clock, last })?;
             if last {
                 return Ok(StreamEnd::Finished);
             }

@@ -26,6 +26,25 @@ pub fn pid_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// The pids of the live processes that own a trace instance of this suite
+/// (`instances/<tool>-<pid>` for one of [`TOOLS`]), sorted and without duplicates: the
+/// suite's running tools, which a tracing tool leaves out of what it shows by default
+/// (their reading of tracefs and /proc is not the user's workload, and two tools
+/// tracing each other's reactions could feed each other).
+pub fn live_owner_pids(tracefs: &Tracefs) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(tracefs.path("instances")) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| owner_pid(e.file_name().to_str()?))
+        .filter(|&pid| pid_alive(pid))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// Removes our instances whose owning process is gone. Returns a description of each
 /// thing removed, for the caller to report.
 pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
@@ -71,6 +90,7 @@ pub fn cleanup_command() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -81,5 +101,25 @@ mod tests {
         assert_eq!(owner_pid("iosnoop-12a"), None);
         assert_eq!(owner_pid("mytool-123"), None);
         assert_eq!(owner_pid("iosnoop"), None);
+    }
+
+    #[test]
+    fn lists_live_owners_of_suite_instances_only() {
+        let root = std::env::temp_dir().join(format!("ptrs-stale-test-{}", std::process::id()));
+        let me = std::process::id();
+        // pid_max is at most 2^22: this pid cannot be alive.
+        for name in [
+            format!("opensnoop-{me}"),
+            format!("iosnoop-{me}"),
+            "kprobe-4999999".to_string(),
+            "mytool-1".to_string(),
+            "iosnoop-1x".to_string(),
+        ] {
+            fs::create_dir_all(root.join("instances").join(name)).unwrap();
+        }
+        let pids = live_owner_pids(&Tracefs::at(&root));
+        let _ = fs::remove_dir_all(&root);
+        assert_eq!(pids, vec![me]);
+        assert!(live_owner_pids(&Tracefs::at("/nonexistent-ptrs")).is_empty());
     }
 }

@@ -564,7 +564,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         error: ErrorRun {
             args: strings(&["-p", "2147483647", "-d", "1"]),
             expect: "no process with PID",
-            how: "`-p` of a process that does not exist, noticed after the instance (and probes) exist",
+            how: "`-p` of a process that does not exist: refused before any tracing state is created (opensnoop has no natural error after setup)",
         },
         panic: true,
         cleanup: true,

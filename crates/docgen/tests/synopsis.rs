@@ -43,7 +43,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "opensnoop",
         &[
-            "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--buffer-kb KiB] [filename]",
+            "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--include-suite] [--buffer-kb KiB] [filename]",
             "opensnoop --cleanup",
         ],
     ),

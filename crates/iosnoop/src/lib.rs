@@ -342,7 +342,7 @@ pub fn run(args: Args) -> Result<()> {
             .is_none_or(|re| re.is_match(trim_nul(&who.comm)))
     };
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
-    let end = session.stream(&shutdown, args.duration, poll, |reader, batch| {
+    let end = session.stream(&shutdown, args.duration, poll, |reader, _, batch| {
         let mut write_err = None;
         let stats = reader.drain_rounds(
             batch.clock,

@@ -12,15 +12,16 @@
 use anyhow::{bail, Result};
 use clap::Parser;
 use regex::bytes::Regex;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use perf_tools_core::format::{EventFormat, Field};
-use perf_tools_core::instance::Instance;
+use perf_tools_core::instance::{instance_name, Instance};
 use perf_tools_core::merge::Merger;
-use perf_tools_core::output::Output;
+use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::probe::{Probe, Support};
+use perf_tools_core::reader::RawReader;
 use perf_tools_core::session::Session;
 use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
@@ -58,9 +59,15 @@ pub struct Args {
     /// Print FD in decimal and the error name (ENOENT, ...) of failed opens
     #[arg(long)]
     pub errno: bool,
-    /// Say on stderr where file names come from (which probe or fallback)
+    /// Say on stderr where file names come from (which probe or fallback), and show each
+    /// row's name source in a SRC column before FILE
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Also show the opens of this suite's other running tools (processes that own a
+    /// perf-tools-rs trace instance, and other copies of opensnoop), hidden by default;
+    /// opensnoop's own opens are never shown
+    #[arg(long = "include-suite")]
+    pub include_suite: bool,
     /// Only show files whose name matches this regex (partial strings are fine)
     #[arg(value_name = "filename")]
     pub filename: Option<String>,
@@ -90,6 +97,18 @@ pub enum Source {
     ProcFd,
 }
 
+/// SRC (with `-v`) of a path read from `/proc/TID/fd/FD` after the open (tracepoint-only fallback).
+pub const SRC_PROC: &str = "proc";
+/// SRC of a successful open whose fd was closed and reused before its path could be read
+/// (fallback; FILE is [`UNKNOWN`]).
+pub const SRC_REUSED: &str = "reused";
+/// SRC of a successful open whose fd was already closed (or its process gone) when its
+/// path was to be read (fallback; FILE is [`UNKNOWN`]).
+pub const SRC_CLOSED: &str = "closed";
+/// SRC of a failed open in the fallback: the kernel recorded only the name's address
+/// (FILE is [`UNKNOWN`]).
+pub const SRC_FAILED: &str = "failed";
+
 impl Source {
     /// A description for `-v`.
     pub fn describe(self) -> &'static str {
@@ -100,15 +119,20 @@ impl Source {
             Source::ProcFd => "syscall tracepoints only; paths of successful opens read from /proc/PID/fd/FD afterwards",
         }
     }
+
+    /// The SRC column (`-v`) of rows whose name this source read.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Source::Eprobe => "eprobe",
+            Source::Kprobe => "kprobe",
+            Source::Getname => "getname",
+            Source::ProcFd => SRC_PROC,
+        }
+    }
 }
 
-/// Marker appended to names resolved from `/proc/PID/fd` after the open.
-pub const RESOLVED_MARK: &str = " [via /proc]";
-/// Shown when a name could not be known.
+/// FILE when a name could not be known (one token; `-v` shows why in SRC).
 pub const UNKNOWN: &str = "[unknown]";
-/// FILE of a successful open whose fd was closed and reused before its path could be
-/// read from /proc (tracepoint-only fallback).
-pub const FD_REUSED: &str = "[unknown: fd reused]";
 
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
@@ -141,16 +165,17 @@ fn fmt_secs(d: f64) -> String {
     }
 }
 
-/// The column header line.
-pub fn header(time: bool) -> String {
+/// The column header line (`src`: the SRC column of `-v`).
+pub fn header(time: bool, src: bool) -> String {
     let mut s = String::new();
     if time {
         s.push_str(&format!("{:<16} ", "TIMEs"));
     }
-    s.push_str(&format!(
-        "{:<16} {:<6} {:>4} {}",
-        "COMM", "PID", "FD", "FILE"
-    ));
+    s.push_str(&format!("{:<16} {:<6} {:>4} ", "COMM", "PID", "FD"));
+    if src {
+        s.push_str(&format!("{:<7} ", "SRC"));
+    }
+    s.push_str("FILE");
     s
 }
 
@@ -167,20 +192,32 @@ pub fn fd_text(ret: i64, errno: bool) -> String {
     }
 }
 
-/// One output row.
-pub fn row(out: &mut Vec<u8>, time: Option<u64>, comm: &[u8], pid: u32, fd: &str, file: &[u8]) {
+/// One output row. The process and file names come from user space and are escaped
+/// ([`escape_into`]) so that they cannot break the row or reach the terminal raw.
+pub fn row(
+    out: &mut Vec<u8>,
+    time: Option<u64>,
+    comm: &[u8],
+    pid: u32,
+    fd: &str,
+    src: Option<&str>,
+    file: &[u8],
+) {
     if let Some(ns) = time {
         let us = (ns + 500) / 1000;
         let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
         let _ = write!(out, "{t:<16} ");
     }
-    let comm = &comm[..comm.len().min(16)];
-    out.extend_from_slice(comm);
-    for _ in comm.len()..16 {
+    let start = out.len();
+    escape_into(out, &comm[..comm.len().min(16)]);
+    for _ in (out.len() - start)..16 {
         out.push(b' ');
     }
     let _ = write!(out, " {pid:<6} {fd:>4} ");
-    out.extend_from_slice(file);
+    if let Some(src) = src {
+        let _ = write!(out, "{src:<7} ");
+    }
+    escape_into(out, file);
     out.push(b'\n');
 }
 
@@ -337,6 +374,9 @@ enum Kind {
     Name,
     /// Syscall exit with the return value.
     Exit,
+    /// `task:task_rename` (exec, prctl PR_SET_NAME, a write to /proc/TID/comm): `tid` is
+    /// the renamed thread, `name` its new comm and `comm` its old one.
+    Rename,
 }
 
 struct EventDecoder {
@@ -349,10 +389,13 @@ struct EventDecoder {
 }
 
 #[derive(Debug, Clone)]
-/// A row waiting for its FILE to be resolved at the end of the batch.
+/// A row waiting for its FILE (and perhaps its COMM) to be resolved at the end of the batch.
 struct Draft {
     ts: u64,
-    comm: Vec<u8>,
+    comm: Option<Vec<u8>>,
+    /// A name from the probe that did not look like one (some kernels decode `$comm`
+    /// differently): used only if /proc no longer knows the thread.
+    probe_comm: Option<Vec<u8>>,
     tid: u32,
     ret: i64,
     name: Option<Vec<u8>>,
@@ -368,6 +411,16 @@ struct Ev {
 
 impl EventDecoder {
     fn new(fmt: &EventFormat, kind: Kind) -> Result<EventDecoder> {
+        if kind == Kind::Rename {
+            return Ok(EventDecoder {
+                id: fmt.id,
+                kind,
+                pid: fmt.require("pid")?,
+                name: Some(fmt.require("newcomm")?),
+                comm: Some(fmt.require("oldcomm")?),
+                ret: None,
+            });
+        }
         Ok(EventDecoder {
             id: fmt.id,
             kind,
@@ -509,16 +562,13 @@ fn create_source(
     Ok(events)
 }
 
-fn read_comm(tid: u32) -> Vec<u8> {
-    match std::fs::read(format!("/proc/{tid}/comm")) {
-        Ok(mut v) => {
-            while v.last() == Some(&b'\n') {
-                v.pop();
-            }
-            v
-        }
-        Err(_) => b"<...>".to_vec(),
+fn read_comm(tid: u32) -> Option<Vec<u8>> {
+    let mut v = std::fs::read(format!("/proc/{tid}/comm")).ok()?;
+    // The kernel ends the name with one newline.
+    if v.last() == Some(&b'\n') {
+        v.pop();
     }
+    Some(v)
 }
 
 fn tgid_of(tid: u32) -> Option<u32> {
@@ -540,6 +590,174 @@ fn fd_table_of(cache: &mut HashMap<u32, Option<u32>>, tid: u32) -> u32 {
     tgid_cached(cache, tid).unwrap_or(tid)
 }
 
+/// Process names of threads, for sources whose events carry none: read once per thread
+/// from `/proc/TID/comm`, then followed through `task:task_rename` events (exec,
+/// PR_SET_NAME). Without that tracepoint a name is kept for one batch only.
+struct Comms {
+    names: HashMap<u32, Vec<u8>>,
+    follows_renames: bool,
+}
+
+impl Comms {
+    /// The name of `tid`, read from /proc only the first time (`None`: the thread is gone).
+    fn get(&mut self, tid: u32) -> Option<Vec<u8>> {
+        if let Some(n) = self.names.get(&tid) {
+            return Some(n.clone());
+        }
+        let n = read_comm(tid)?;
+        self.names.insert(tid, n.clone());
+        Some(n)
+    }
+
+    fn end_batch(&mut self) {
+        // Thread ids get reused (and exit): forget them now and then.
+        if !self.follows_renames || self.names.len() > 100_000 {
+            self.names.clear();
+        }
+    }
+}
+
+/// The threads of process `pid` (just `pid` if /proc cannot list them).
+fn threads_of(pid: u32) -> Vec<u32> {
+    match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => vec![pid],
+    }
+}
+
+/// The device and inode of a file (following symlinks such as `/proc/TID/exe`).
+fn file_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The kernel filter's clauses are limited to about a page; threads beyond that are
+/// left out of the kernel filter and dropped in user space only.
+const MAX_FILTER_LEN: usize = 3500;
+
+/// The threads whose opens are not shown: opensnoop's own and, unless `--include-suite`,
+/// those of the suite's other running tools, which read tracefs and /proc while they
+/// work (two opensnoops of the /proc fallback would otherwise trace each other's reads of
+/// /proc, each print feeding the other). A tool is recognised by its live trace instance
+/// (`instances/<tool>-<pid>`, listed again at most once a second, and at once when a row
+/// names one of the suite's tools as its process), or, before it has made one, as
+/// another copy of this very executable. The list goes into the kernel's event filter
+/// (`common_pid != ...`) and is checked again for each row, for the events recorded
+/// before the filter changed.
+struct Exclusion {
+    tracefs: Tracefs,
+    me: u32,
+    others: bool,
+    exe: Option<(u64, u64)>,
+    /// Other copies of this executable found before they had an instance.
+    copies: BTreeSet<u32>,
+    tids: BTreeSet<u32>,
+    checked: Instant,
+    /// The kernel filter no longer matches `tids`.
+    dirty: bool,
+}
+
+impl Exclusion {
+    fn new(tracefs: &Tracefs, others: bool) -> Exclusion {
+        let mut e = Exclusion {
+            tracefs: tracefs.clone(),
+            me: std::process::id(),
+            others,
+            exe: file_id("/proc/self/exe"),
+            copies: BTreeSet::new(),
+            tids: BTreeSet::new(),
+            checked: Instant::now(),
+            dirty: false,
+        };
+        e.refresh();
+        e
+    }
+
+    /// Lists the suite's running tools again.
+    fn refresh(&mut self) {
+        self.checked = Instant::now();
+        let mut pids = BTreeSet::from([self.me]);
+        if self.others {
+            self.copies.retain(|&p| stale::pid_alive(p));
+            pids.extend(stale::live_owner_pids(&self.tracefs));
+            pids.extend(self.copies.iter().copied());
+        }
+        let tids: BTreeSet<u32> = pids.into_iter().flat_map(threads_of).collect();
+        if tids != self.tids {
+            self.tids = tids;
+            self.dirty = true;
+        }
+    }
+
+    fn refresh_if_due(&mut self) {
+        if self.checked.elapsed() >= Duration::from_secs(1) {
+            self.refresh();
+        }
+    }
+
+    /// Whether the row of thread `tid`, whose process is named `comm`, is to be hidden.
+    fn hides(&mut self, tid: u32, comm: &[u8]) -> bool {
+        if self.tids.contains(&tid) {
+            return true;
+        }
+        if !self.others || !stale::TOOLS.iter().any(|t| t.as_bytes() == comm) {
+            return false;
+        }
+        // A process named like one of the suite's tools: is it one (its instance may be
+        // newer than our last look), or another copy of opensnoop starting up?
+        let owner = stale::TOOLS.iter().any(|t| {
+            self.tracefs
+                .path("instances")
+                .join(instance_name(t, tid))
+                .is_dir()
+        });
+        let copy = !owner && self.exe.is_some() && file_id(&format!("/proc/{tid}/exe")) == self.exe;
+        if copy {
+            self.copies.insert(tid);
+        }
+        if owner || copy {
+            self.refresh();
+            // Even if it exited meanwhile.
+            return true;
+        }
+        false
+    }
+
+    /// The kernel filter: `common_pid != A && common_pid != B ...`.
+    fn filter(&self) -> String {
+        let mut f = String::new();
+        for t in &self.tids {
+            let clause = format!("common_pid != {t}");
+            if !f.is_empty() && f.len() + clause.len() + 4 > MAX_FILTER_LEN {
+                break;
+            }
+            if !f.is_empty() {
+                f.push_str(" && ");
+            }
+            f.push_str(&clause);
+        }
+        f
+    }
+}
+
+/// Checks that a `-p`/`-L` target exists, before any kernel state is created.
+fn check_target(args: &Args) -> Result<()> {
+    if let Some(p) = args.pid {
+        if !std::path::Path::new(&format!("/proc/{p}/task")).is_dir() {
+            bail!("no process with PID {p} (/proc/{p} does not exist)");
+        }
+    }
+    if let Some(t) = args.tid {
+        if !std::path::Path::new(&format!("/proc/{t}/stat")).exists() {
+            bail!("no thread with TID {t} (/proc/{t} does not exist)");
+        }
+    }
+    Ok(())
+}
+
 /// Runs opensnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
@@ -555,6 +773,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    check_target(&args)?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -612,7 +831,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if source == Source::ProcFd {
-        eprintln!("opensnoop: this kernel has no kprobe or event-probe support (CONFIG_KPROBE_EVENTS, CONFIG_EPROBE_EVENTS), and syscall tracepoints record only the address of the file name: paths of successful opens are read from /proc/PID/fd/FD afterwards (marked \"{}\"), names of failed opens are {UNKNOWN}", RESOLVED_MARK.trim());
+        eprintln!("opensnoop: this kernel has no kprobe or event-probe support (CONFIG_KPROBE_EVENTS, CONFIG_EPROBE_EVENTS), and syscall tracepoints record only the address of the file name: paths of successful opens are read from /proc/PID/fd/FD afterwards; FILE is {UNKNOWN} for failed opens and for fds closed before their path was read (-v shows each row's source in a SRC column)");
     }
 
     inst.write("trace_clock", "mono")?;
@@ -622,7 +841,18 @@ pub fn run(args: Args) -> Result<()> {
     for (sys, ev, kind) in &events {
         decoders.push(EventDecoder::new(&inst.event_format(sys, ev)?, *kind)?);
     }
-    let me = std::process::id();
+    // Where the events carry no process name, follow renames (exec, PR_SET_NAME) so that
+    // each thread's name is read from /proc only once.
+    let comm_in_events = decoders
+        .iter()
+        .any(|d| d.kind == Kind::Name && d.comm.is_some());
+    let follows_renames = !comm_in_events && inst.dir().join("events/task/task_rename").is_dir();
+    if follows_renames {
+        let ev = ("task".to_string(), "task_rename".to_string(), Kind::Rename);
+        decoders.push(EventDecoder::new(&inst.event_format(&ev.0, &ev.1)?, ev.2)?);
+        events.push(ev);
+    }
+    let mut exclusion = None;
     if let Some(p) = args.pid.or(args.tid) {
         let mut tids = vec![p];
         if args.pid.is_some() {
@@ -639,9 +869,11 @@ pub fn run(args: Args) -> Result<()> {
         let list: Vec<String> = tids.iter().map(u32::to_string).collect();
         inst.write("set_event_pid", &list.join(" "))?;
     } else {
+        let ex = Exclusion::new(&tracefs, !args.include_suite);
         for (sys, ev, _) in &events {
-            inst.set_filter(sys, ev, &format!("common_pid != {me}"))?;
+            inst.set_filter(sys, ev, &ex.filter())?;
         }
+        exclusion = Some(ex);
     }
     for (sys, ev, _) in &events {
         inst.enable_event(sys, ev)?;
@@ -651,12 +883,16 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
-    let _ = writeln!(out.buf, "{}", header(args.time));
+    let _ = writeln!(out.buf, "{}", header(args.time, args.verbose));
     out.flush()?;
 
     let mut pending: HashMap<u32, Pending> = HashMap::new();
     // The process of each thread seen: for -p and to name fd tables.
     let mut tgids: HashMap<u32, Option<u32>> = HashMap::new();
+    let mut comms = Comms {
+        names: HashMap::new(),
+        follows_renames,
+    };
     let mut merger: Merger<Ev> = Merger::new();
     let mut batch: Vec<Draft> = Vec::new();
     // Latest exit timestamp per (fd table, fd) among all events drained so far. Threads
@@ -666,32 +902,49 @@ pub fn run(args: Args) -> Result<()> {
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
     let poll = Duration::from_millis(100);
-    let end = session.stream(&shutdown, args.duration, poll, |reader, turn| {
+    let end = session.stream(&shutdown, args.duration, poll, |reader, inst, turn| {
         let watermark = turn.clock;
-        let stats = reader.drain(|cpu, ts, payload| {
-            let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
-                return;
-            };
-            if let Some(d) = decoders.iter().find(|d| d.id == id) {
-                if let Some(ev) = d.decode(payload) {
-                    if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
-                        let table = fd_table_of(&mut tgids, ev.tid);
-                        let t = last_exit.entry((table, ev.ret)).or_insert(ts);
-                        *t = (*t).max(ts);
-                    }
-                    merger.push(cpu as usize, ts, ev);
-                }
-            }
-        });
-        if stats.missed > 0 {
-            lost += stats.missed;
-            // Names remembered before the gap may belong to lost exits.
-            pending.clear();
-            eprintln!(
-                "WARNING: {} events lost: the kernel buffer overflowed (try --buffer-kb larger than {})",
-                stats.missed, args.buffer_kb
-            );
+        if let Some(ex) = exclusion.as_mut() {
+            ex.refresh_if_due();
         }
+        let drain = |reader: &mut RawReader,
+                         merger: &mut Merger<Ev>,
+                         tgids: &mut HashMap<u32, Option<u32>>,
+                         last_exit: &mut HashMap<(u32, i64), u64>| {
+            let stats = reader.drain(|cpu, ts, payload| {
+                let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
+                    return;
+                };
+                if let Some(d) = decoders.iter().find(|d| d.id == id) {
+                    if let Some(ev) = d.decode(payload) {
+                        if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
+                            let table = fd_table_of(tgids, ev.tid);
+                            let t = last_exit.entry((table, ev.ret)).or_insert(ts);
+                            *t = (*t).max(ts);
+                        }
+                        merger.push(cpu as usize, ts, ev);
+                    }
+                }
+            });
+            stats.missed
+        };
+        let mut note_lost = |missed: u64,
+                             pending: &mut HashMap<u32, Pending>,
+                             comms: &mut Comms| {
+            if missed > 0 {
+                lost += missed;
+                // Names remembered before the gap may belong to lost exits.
+                pending.clear();
+                // So may renames.
+                comms.names.clear();
+                eprintln!(
+                    "WARNING: {missed} events lost: the kernel buffer overflowed (try --buffer-kb larger than {})",
+                    args.buffer_kb
+                );
+            }
+        };
+        let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
+        note_lost(missed, &mut pending, &mut comms);
         merger.release(watermark, |ts, ev| match ev.kind {
             Kind::Enter => {
                 pending.remove(&ev.tid);
@@ -704,6 +957,16 @@ pub fn run(args: Args) -> Result<()> {
                         comm: ev.comm.take(),
                     },
                 );
+            }
+            Kind::Rename => {
+                let (Some(new), Some(old)) = (ev.name.take(), ev.comm.take()) else {
+                    return;
+                };
+                // Rows of this batch not yet named had the old name.
+                for d in batch.iter_mut().filter(|d| d.tid == ev.tid && d.comm.is_none()) {
+                    d.comm = Some(old.clone());
+                }
+                comms.names.insert(ev.tid, new);
             }
             Kind::Exit => {
                 let p = pending.remove(&ev.tid).unwrap_or_default();
@@ -719,23 +982,21 @@ pub fn run(args: Args) -> Result<()> {
                         return;
                     }
                 }
-                let comm = match p.comm {
+                let (comm, probe_comm) = match p.comm {
                     // Only a plausible comm (decoding of $comm differs across kernels).
                     Some(c)
                         if !c.is_empty()
                             && c.len() <= 16
                             && c.iter().all(|b| b.is_ascii_graphic() || *b == b' ') =>
                     {
-                        c
+                        (Some(c), None)
                     }
-                    _ => read_comm(ev.tid),
+                    c => (comms.names.get(&ev.tid).cloned(), c.filter(|c| !c.is_empty())),
                 };
-                if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
-                    return;
-                }
                 batch.push(Draft {
                     ts,
                     comm,
+                    probe_comm,
                     tid: ev.tid,
                     ret: ev.ret,
                     name: p.name,
@@ -745,17 +1006,75 @@ pub fn run(args: Args) -> Result<()> {
         // Resolve and print the batch. With the /proc fallback a path is read from
         // /proc/TID/fd/FD now, after the fact: if the same thread got the same fd again
         // later (in any event drained so far, including ones held for the next batch),
-        // the first file was closed and the fd reused, and its path can't be known.
-        let reused: Vec<bool> = batch
-            .iter()
-            .map(|d| {
-                source == Source::ProcFd
-                    && d.ret >= 0
-                    && last_exit
-                        .get(&(fd_table_of(&mut tgids, d.tid), d.ret))
-                        .is_some_and(|&t| t > d.ts)
-            })
-            .collect();
+        // the first file was closed and the fd reused, and its path can't be known. The
+        // buffers are drained once more after the paths were read, so that a reuse just
+        // before a read is seen too; only paths that survive that check are printed.
+        let is_reused = |tgids: &mut HashMap<u32, Option<u32>>,
+                         last_exit: &HashMap<(u32, i64), u64>,
+                         d: &Draft| {
+            last_exit
+                .get(&(fd_table_of(tgids, d.tid), d.ret))
+                .is_some_and(|&t| t > d.ts)
+        };
+        let mut resolved: Vec<(Draft, Vec<u8>, Vec<u8>, &str)> = Vec::with_capacity(batch.len());
+        let mut read_links = false;
+        for d in batch.drain(..) {
+            let comm = d
+                .comm
+                .clone()
+                .or_else(|| comms.get(d.tid))
+                .or_else(|| d.probe_comm.clone())
+                .unwrap_or_else(|| b"<...>".to_vec());
+            if let Some(ex) = exclusion.as_mut() {
+                if ex.hides(d.tid, &comm) {
+                    continue;
+                }
+            }
+            if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
+                continue;
+            }
+            let (file, src): (Vec<u8>, &str) = match (source, &d.name) {
+                (Source::ProcFd, _) if d.ret >= 0 => {
+                    if is_reused(&mut tgids, &last_exit, &d) {
+                        (UNKNOWN.as_bytes().to_vec(), SRC_REUSED)
+                    } else {
+                        read_links = true;
+                        match std::fs::read_link(format!("/proc/{}/fd/{}", d.tid, d.ret)) {
+                            Ok(path) => (path.into_os_string().into_encoded_bytes(), SRC_PROC),
+                            Err(_) => (UNKNOWN.as_bytes().to_vec(), SRC_CLOSED),
+                        }
+                    }
+                }
+                (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), SRC_FAILED),
+                (s, Some(n)) if !n.is_empty() => (n.clone(), s.tag()),
+                (s, _) => (b"(fault)".to_vec(), s.tag()),
+            };
+            resolved.push((d, comm, file, src));
+        }
+        if read_links && !turn.last {
+            let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
+            note_lost(missed, &mut pending, &mut comms);
+        }
+        for (d, comm, mut file, mut src) in resolved {
+            if src == SRC_PROC && is_reused(&mut tgids, &last_exit, &d) {
+                (file, src) = (UNKNOWN.as_bytes().to_vec(), SRC_REUSED);
+            }
+            if let Some(re) = &file_re {
+                let known = src != SRC_REUSED && src != SRC_CLOSED && src != SRC_FAILED;
+                if !known || !re.is_match(&file) {
+                    continue;
+                }
+            }
+            row(
+                &mut out.buf,
+                args.time.then_some(d.ts),
+                &comm,
+                d.tid,
+                &fd_text(d.ret, args.errno),
+                args.verbose.then_some(src),
+                &file,
+            );
+        }
         if last_exit.len() > 100_000 {
             let keep_from = watermark.saturating_sub(10_000_000_000);
             last_exit.retain(|_, t| *t >= keep_from);
@@ -764,43 +1083,13 @@ pub fn run(args: Args) -> Result<()> {
             // Thread ids get reused: forget them now and then.
             tgids.clear();
         }
-        for (d, reused) in batch.drain(..).zip(reused) {
-            let (file, known): (Vec<u8>, bool) = match (source, d.name) {
-                (Source::ProcFd, _) if d.ret >= 0 && reused => {
-                    (FD_REUSED.as_bytes().to_vec(), false)
-                }
-                (Source::ProcFd, _) if d.ret >= 0 => {
-                    match std::fs::read_link(format!("/proc/{}/fd/{}", d.tid, d.ret)) {
-                        Ok(path) => {
-                            let mut v = path.into_os_string().into_encoded_bytes();
-                            v.extend_from_slice(RESOLVED_MARK.as_bytes());
-                            (v, true)
-                        }
-                        Err(_) => (UNKNOWN.as_bytes().to_vec(), false),
-                    }
-                }
-                (_, Some(n)) if !n.is_empty() => (n, true),
-                (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), false),
-                (_, _) => (b"(fault)".to_vec(), true),
-            };
-            if let Some(re) = &file_re {
-                let subject = if source == Source::ProcFd && known {
-                    &file[..file.len() - RESOLVED_MARK.len()]
-                } else {
-                    &file[..]
-                };
-                if !known || !re.is_match(subject) {
-                    continue;
-                }
+        comms.end_batch();
+        if let Some(ex) = exclusion.as_mut().filter(|ex| ex.dirty) {
+            let filter = ex.filter();
+            for (sys, ev, _) in &events {
+                inst.set_filter(sys, ev, &filter)?;
             }
-            row(
-                &mut out.buf,
-                args.time.then_some(d.ts),
-                &d.comm,
-                d.tid,
-                &fd_text(d.ret, args.errno),
-                &file,
-            );
+            ex.dirty = false;
         }
         if streaming || turn.last {
             out.flush()?;
@@ -851,9 +1140,9 @@ mod tests {
 
     #[test]
     fn header_and_rows_match_the_original() {
-        assert_eq!(header(false), "COMM             PID      FD FILE");
+        assert_eq!(header(false, false), "COMM             PID      FD FILE");
         assert_eq!(
-            header(true),
+            header(true, false),
             "TIMEs            COMM             PID      FD FILE"
         );
         let mut v = Vec::new();
@@ -863,6 +1152,7 @@ mod tests {
             b"opensnoop",
             5342,
             &fd_text(3, false),
+            None,
             b"/etc/ld.so.cache",
         );
         assert_eq!(
@@ -876,12 +1166,149 @@ mod tests {
             b"a-very-long-command-name",
             1,
             "-1",
+            None,
             b"/x y",
         );
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "1234.567891      a-very-long-comm 1        -1 /x y\n"
         );
+    }
+
+    #[test]
+    fn with_v_file_stays_the_last_column_and_src_comes_before_it() {
+        assert_eq!(
+            header(false, true),
+            "COMM             PID      FD SRC     FILE"
+        );
+        let mut v = Vec::new();
+        row(
+            &mut v,
+            None,
+            b"cat",
+            42,
+            "0x3",
+            Some(SRC_PROC),
+            b"/etc/hostname",
+        );
+        row(
+            &mut v,
+            None,
+            b"cat",
+            42,
+            "0x4",
+            Some(SRC_REUSED),
+            UNKNOWN.as_bytes(),
+        );
+        row(
+            &mut v,
+            None,
+            b"cat",
+            42,
+            "-1",
+            Some(SRC_FAILED),
+            UNKNOWN.as_bytes(),
+        );
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "cat              42      0x3 proc    /etc/hostname\n\
+             cat              42      0x4 reused  [unknown]\n\
+             cat              42       -1 failed  [unknown]\n"
+        );
+        // Without -v every FILE of the fallback is the path or one token.
+        let mut v = Vec::new();
+        row(&mut v, None, b"cat", 42, "0x4", None, UNKNOWN.as_bytes());
+        let line = String::from_utf8(v).unwrap();
+        assert_eq!(line.split_whitespace().last(), Some(UNKNOWN));
+        assert_eq!(line.split_whitespace().count(), 4);
+    }
+
+    #[test]
+    fn hostile_names_cannot_forge_rows_or_reach_the_terminal() {
+        let mut v = Vec::new();
+        row(
+            &mut v,
+            None,
+            b"ev\nfake\x1b[2J",
+            7,
+            "0x3",
+            None,
+            b"/tmp/x\nfake 1 3 etc-shadow\x1b]0;t\x07\xff",
+        );
+        let text = String::from_utf8(v).unwrap();
+        assert_eq!(
+            text,
+            "ev\\nfake\\e[2J    7       0x3 /tmp/x\\nfake 1 3 etc-shadow\\e]0;t\\x07\\xff\n"
+        );
+        assert_eq!(text.lines().count(), 1);
+        // An escaped name longer than the column pushes it instead of being cut.
+        let mut v = Vec::new();
+        row(&mut v, None, b"\x01\x02\x03\x04\x05", 7, "-1", None, b"f");
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "\\x01\\x02\\x03\\x04\\x05 7        -1 f\n"
+        );
+    }
+
+    fn exclusion_of(tids: impl IntoIterator<Item = u32>) -> Exclusion {
+        Exclusion {
+            tracefs: Tracefs::at("/nonexistent-ptrs"),
+            me: 1,
+            others: true,
+            exe: None,
+            copies: BTreeSet::new(),
+            tids: tids.into_iter().collect(),
+            checked: Instant::now(),
+            dirty: false,
+        }
+    }
+
+    #[test]
+    fn exclusion_filter_names_every_thread_and_fits_the_kernel_limit() {
+        assert_eq!(
+            exclusion_of([7, 12]).filter(),
+            "common_pid != 7 && common_pid != 12"
+        );
+        let big = exclusion_of(1_000_000..1_001_000);
+        let f = big.filter();
+        assert!(f.len() <= MAX_FILTER_LEN, "{}", f.len());
+        assert!(f.starts_with("common_pid != 1000000 && "));
+        // Threads left out of the kernel filter are still hidden in user space.
+        let mut big = big;
+        assert!(big.hides(1_000_999, b"x"));
+        assert!(!big.hides(5, b"x"));
+    }
+
+    #[test]
+    fn exclusion_finds_own_threads_and_live_suite_instances() {
+        let me = std::process::id();
+        let root = std::env::temp_dir().join(format!("ptrs-opensnoop-excl-{me}"));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let other = child.id();
+        for name in [format!("iosnoop-{other}"), "kprobe-4999999".to_string()] {
+            std::fs::create_dir_all(root.join("instances").join(name)).unwrap();
+        }
+        let tf = Tracefs::at(&root);
+        let mut ex = Exclusion::new(&tf, true);
+        let mut own = Exclusion::new(&tf, false);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(
+            ex.tids.contains(&me) && ex.tids.contains(&other),
+            "{:?}",
+            ex.tids
+        );
+        assert!(!ex.tids.contains(&4_999_999));
+        assert!(ex.filter().contains(&format!("common_pid != {me}")));
+        assert!(ex.hides(other, b"sleep"));
+        assert!(!ex.hides(4_999_999, b"iosnoop"));
+        // --include-suite: only opensnoop's own threads.
+        assert!(own.tids.contains(&me) && !own.tids.contains(&other));
+        assert!(!own.hides(other, b"sleep"));
     }
 
     #[test]

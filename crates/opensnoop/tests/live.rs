@@ -92,17 +92,17 @@ fn reports_successful_and_failed_opens() {
     assert_eq!(r.seen[1], "COMM             PID      FD FILE");
     let rows = rows_of(&r, o.tid);
     let fd = format!("0x{:x}", o.fd);
+    // FILE is the path alone (one token here), so `awk '{print $NF}'` prints it.
     assert!(
-        rows.iter().any(|c| c[0] == o.comm
-            && c[2] == fd
-            && c[3..].join(" ") == "/etc/hostname [via /proc]"),
+        rows.iter()
+            .any(|c| c[0] == o.comm && c[2] == fd && c.len() == 4 && c[3] == "/etc/hostname"),
         "no row '{} {} {fd} /etc/hostname': {rows:?}",
         o.comm,
         o.tid
     );
     assert!(
         rows.iter()
-            .any(|c| c[0] == o.comm && c[2] == "-1" && c[3] == "[unknown]"),
+            .any(|c| c[0] == o.comm && c[2] == "-1" && c.len() == 4 && c[3] == "[unknown]"),
         "{rows:?}"
     );
 }
@@ -153,4 +153,190 @@ fn unknown_process_is_a_runtime_error_and_conflicts_are_usage_errors() {
     assert_eq!(code, 1, "{err}");
     let (code, _, _) = testkit::run(BIN, &["-p", "1", "-L", "1"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn v_adds_a_src_column_before_file() {
+    if !live_or_skip("v_adds_a_src_column_before_file") {
+        return;
+    }
+    let (r, o) = trace(&["-v"], true);
+    assert_eq!(r.seen[1], "COMM             PID      FD SRC     FILE");
+    let rows = rows_of(&r, o.tid);
+    let fd = format!("0x{:x}", o.fd);
+    // On this machine's kernel (no kprobes) names come from /proc; with probes from them.
+    assert!(
+        rows.iter().any(|c| c.len() == 5
+            && c[2] == fd
+            && ["proc", "eprobe", "kprobe", "getname"].contains(&c[3].as_str())
+            && c[4] == "/etc/hostname"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|c| c.len() == 5
+            && c[2] == "-1"
+            && ((c[3] == "failed" && c[4] == "[unknown]") || c[4] == MISSING)),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn nonexistent_target_is_an_error_before_any_kernel_state() {
+    if !live_or_skip("nonexistent_target_is_an_error_before_any_kernel_state") {
+        return;
+    }
+    for (opt, what) in [("-L", "no thread with TID"), ("-p", "no process with PID")] {
+        let (code, out, err, pid) = testkit::run_pid(BIN, &[opt, "99999999"]);
+        assert_eq!(code, 1, "{opt}: {err}");
+        assert!(err.contains(&format!("{what} 99999999")), "{opt}: {err}");
+        // Nothing was set up: no fallback notice, no banner, no instance.
+        assert!(!err.contains("kprobe"), "{opt}: {err}");
+        assert!(out.is_empty(), "{opt}: {out}");
+        assert!(!instance_of("opensnoop", pid));
+    }
+}
+
+/// A unique path of this test run.
+fn unique_path(tag: &str) -> String {
+    format!("/tmp/ptrs-opensnoop-{tag}-{}", std::process::id())
+}
+
+#[test]
+fn two_opensnoops_do_not_trace_each_other() {
+    if !live_or_skip("two_opensnoops_do_not_trace_each_other") {
+        return;
+    }
+    let paths: Vec<String> = (0..5).map(|i| unique_path(&format!("two{i}"))).collect();
+    for p in &paths {
+        std::fs::write(p, "x").unwrap();
+    }
+    let (tid, _) = whoami();
+    let mut a = spawn(BIN, &[]);
+    a.wait_for("FILE", T);
+    let mut b = spawn(BIN, &[]);
+    b.wait_for("FILE", T);
+    let (apid, bpid) = (a.child.id(), b.child.id());
+    // The workload: open each path once, 0.5 s apart, and keep them open (the /proc
+    // fallback reads paths from open fds) until both tools have stopped.
+    let mut files = Vec::new();
+    for p in &paths {
+        files.push(std::fs::File::open(p).unwrap());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    a.signal(libc::SIGINT);
+    b.signal(libc::SIGINT);
+    let (ca, ea) = a.finish(T);
+    let (cb, eb) = b.finish(T);
+    drop(files);
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    assert_eq!((ca, cb), (0, 0), "stderr A: {ea}\nstderr B: {eb}");
+    for (r, me, other) in [(&a, apid, bpid), (&b, bpid, apid)] {
+        let rows: Vec<Vec<&str>> = r.seen[2..]
+            .iter()
+            .map(|l| cols(l))
+            .filter(|c| c.len() >= 4)
+            .collect();
+        for c in &rows {
+            let pid: u32 = c[1].parse().unwrap_or(0);
+            assert!(
+                pid != me && pid != other,
+                "opensnoop {me} printed a row of opensnoop {}: {c:?}",
+                if pid == me { me } else { other }
+            );
+        }
+        // Each path of the workload exactly once, with the workload's thread.
+        for (i, p) in paths.iter().enumerate() {
+            let mine: Vec<_> = rows.iter().filter(|c| c[3..].join(" ") == *p).collect();
+            assert_eq!(mine.len(), 1, "opensnoop {me}: {p}: {mine:?}");
+            assert_eq!(mine[0][1], tid.to_string(), "{p}: {:?}", mine[0]);
+            let _ = i;
+        }
+    }
+}
+
+#[test]
+fn hostile_names_are_escaped() {
+    if !live_or_skip("hostile_names_are_escaped") {
+        return;
+    }
+    let file = format!("{}\nfake 1 3 etc-shadow\x1b[2J", unique_path("hostile"));
+    std::fs::write(&file, "x").unwrap();
+    let comm = "ev\nfake\x1b[2J";
+    let mut r = spawn(BIN, &["-p", &std::process::id().to_string(), "hostile"]);
+    r.wait_for("FILE", T);
+    let f2 = file.clone();
+    // A thread that renames itself after tracing began, then opens the file.
+    let (tid, fd) = std::thread::spawn(move || {
+        let name = std::ffi::CString::new(comm).unwrap();
+        // SAFETY: PR_SET_NAME with a valid NUL-terminated string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+        let f = std::fs::File::open(&f2).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        (tid, f.as_raw_fd())
+    })
+    .join()
+    .unwrap();
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0, "{err}");
+    let want = format!(
+        "ev\\nfake\\e[2J    {tid:<6} {:>4} {}\\nfake 1 3 etc-shadow\\e[2J",
+        format!("0x{fd:x}"),
+        unique_path("hostile")
+    );
+    let rows: Vec<&String> = r.seen[2..]
+        .iter()
+        .filter(|l| !l.is_empty() && *l != "Ending tracing...")
+        .collect();
+    assert_eq!(rows, [&want], "stderr: {err}");
+    assert!(r.seen.iter().all(|l| !l.contains('\x1b')));
+}
+
+#[test]
+fn comm_follows_exec() {
+    if !live_or_skip("comm_follows_exec") {
+        return;
+    }
+    let (a, b) = (unique_path("exec-a"), unique_path("exec-b"));
+    std::fs::write(&a, "x").unwrap();
+    std::fs::write(&b, "x").unwrap();
+    let mut r = spawn(
+        BIN,
+        &[&format!("ptrs-opensnoop-exec-[ab]-{}$", std::process::id())],
+    );
+    r.wait_for("FILE", T);
+    // sh opens a, then becomes tail, which opens b (a stays open as fd 3).
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", &format!("exec 3<{a}; exec tail -f {b}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = sh.id();
+    std::thread::sleep(Duration::from_secs(2));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    let _ = sh.kill();
+    let _ = sh.wait();
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = r.seen[2..]
+        .iter()
+        .map(|l| cols(l))
+        .filter(|c| c.len() >= 4)
+        .collect();
+    let pid = pid.to_string();
+    assert_eq!(
+        rows,
+        [
+            vec!["sh", pid.as_str(), "0x3", a.as_str()],
+            vec!["tail", pid.as_str(), "0x4", b.as_str()]
+        ]
+    );
 }
