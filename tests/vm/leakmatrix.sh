@@ -51,8 +51,8 @@ kprobe_how="a filter on a field the probe lacks: the kernel rejects it after the
 kprobe_panic=1 kprobe_cleanup=1 kprobe_state=1
 
 opensnoop_run="" opensnoop_ready='^Tracing open' opensnoop_fin="-d 0.5"
-opensnoop_err="-p 2147483647 -d 1" opensnoop_errpat='no process with PID'
-opensnoop_how="\`-p\` of a process that does not exist: refused before any tracing state is created (opensnoop has no natural error after setup)"
+opensnoop_err="-d 1" opensnoop_errout=/dev/full opensnoop_errpat='No space left on device'
+opensnoop_how="standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)"
 opensnoop_panic=1 opensnoop_cleanup=1 opensnoop_state=1
 
 iosnoop_run="" iosnoop_ready='^Tracing block I/O' iosnoop_fin="0.5"

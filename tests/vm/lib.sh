@@ -207,11 +207,14 @@ lm_alive() {
 # in /tmp/lm.TOOL.out and .err.
 lm_start() {
   _t=$1
+  _out=/tmp/lm.$_t.out
+  # <tool>_errout: where the error run's stdout goes (/dev/full: the header fails).
+  if [ "$2" = err ] && [ -n "$(lm_get "$_t" errout)" ]; then _out=$(lm_get "$_t" errout); fi
   eval "set -- $(lm_get "$1" "$2")"
   if [ -n "${LM_ENV:-}" ]; then
-    env "$LM_ENV" "$_t" "$@" >"/tmp/lm.$_t.out" 2>"/tmp/lm.$_t.err" &
+    env "$LM_ENV" "$_t" "$@" >"$_out" 2>"/tmp/lm.$_t.err" &
   else
-    "$_t" "$@" >"/tmp/lm.$_t.out" 2>"/tmp/lm.$_t.err" &
+    "$_t" "$@" >"$_out" 2>"/tmp/lm.$_t.err" &
   fi
   eval "lm_pid_$_t=\$!"
 }

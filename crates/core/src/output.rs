@@ -33,7 +33,9 @@ impl Output {
         }
         let r = self.file.write_all(&self.buf);
         self.buf.clear();
-        r
+        // Say what failed (a full disk, a file past `ulimit -f`); the kind is kept, so
+        // a closed pipe is still recognised (is_broken_pipe).
+        r.map_err(|e| io::Error::new(e.kind(), format!("writing to standard output: {e}")))
     }
 }
 

@@ -26,6 +26,9 @@ const T: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 struct ErrorRun {
     args: Vec<String>,
+    /// Standard output on /dev/full: the header, written once setup is complete, fails
+    /// with ENOSPC (for a tool that has no error of its own after setup).
+    stdout_full: bool,
     /// Part of the error message that shows it is the intended error.
     expect: &'static str,
     /// How it is produced, for the table.
@@ -226,6 +229,8 @@ impl Matrix {
         }
         if pipe_to_head {
             cmd.stdout(Stdio::piped());
+        } else if args == tool.error.args && tool.error.stdout_full {
+            cmd.stdout(File::create("/dev/full").unwrap());
         } else {
             cmd.stdout(File::create(&out).unwrap());
         }
@@ -544,6 +549,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         finite: strings(finite),
         ready: "Tracing block I/O",
         error: ErrorRun {
+            stdout_full: false,
             args: vec!["-i".into(), long_glob.clone(), "1".into()],
             expect: "the kernel rejected the filter",
             how: "a 4090-character `-i` glob: the kernel rejects the event filter (EINVAL) after the instance is created",
@@ -562,9 +568,10 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         finite: strings(&["-d", "0.5"]),
         ready: "Tracing open()s",
         error: ErrorRun {
-            args: strings(&["-p", "2147483647", "-d", "1"]),
-            expect: "no process with PID",
-            how: "`-p` of a process that does not exist: refused before any tracing state is created (opensnoop has no natural error after setup)",
+            stdout_full: true,
+            args: strings(&["-d", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
         },
         panic: true,
         cleanup: true,
@@ -577,6 +584,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         finite: strings(&["-m", "sw", "0.2", "0.5"]),
         ready: "TASK_MS",
         error: ErrorRun {
+            stdout_full: false,
             args: strings(&["-m", "sw", "0.2", "--", "/nonexistent/leak-matrix-cmd"]),
             expect: "cannot run",
             how: "`--` of a program that does not exist: fails after the counters are open",
@@ -696,6 +704,7 @@ fn a_leaking_tool_fails_its_cell() {
         ],
         ready: "ready",
         error: ErrorRun {
+            stdout_full: false,
             args: vec![],
             expect: "",
             how: "",
