@@ -653,3 +653,119 @@ fn queue_mode_leaves_queued_io_unmarked() {
     assert!(rows[0][6].parse::<f64>().is_ok(), "unmarked: {:?}", rows[0]);
     assert!(!err.contains("marked *"), "{err}");
 }
+
+/// A 16 MiB loop device with one partition, sectors 2048..10240, added with BLKPG
+/// (`addpart`: no partition-table support needed in the kernel), as `/dev/loopNp1`.
+struct PartitionedLoop {
+    disk: std::path::PathBuf,
+    backing: std::path::PathBuf,
+}
+
+impl PartitionedLoop {
+    fn new() -> PartitionedLoop {
+        let backing =
+            std::path::PathBuf::from(format!("/dev/shm/ptrs-test-part-{}", std::process::id()));
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show", "--partscan"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let disk = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let p = PartitionedLoop { disk, backing };
+        let name = p.name();
+        let _ = std::fs::write(format!("/sys/block/{name}/queue/scheduler"), "none");
+        let st = std::process::Command::new("addpart")
+            .arg(&p.disk)
+            .args(["1", "2048", "8192"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "addpart {}", p.disk.display());
+        let deadline = std::time::Instant::now() + T;
+        while !std::path::Path::new(&format!("/sys/class/block/{name}p1/dev")).exists()
+            || !p.part().exists()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no partition {name}p1"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn name(&self) -> String {
+        self.disk.file_name().unwrap().to_str().unwrap().to_string()
+    }
+
+    fn part(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}p1", self.disk.display()))
+    }
+
+    fn dev(&self) -> String {
+        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))
+            .unwrap()
+            .trim()
+            .replace(':', ",")
+    }
+}
+
+impl Drop for PartitionedLoop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .arg("-d")
+            .arg(&self.disk)
+            .status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+#[test]
+fn a_partition_traces_its_sectors_on_its_disk() {
+    if !live_or_skip("a_partition_traces_its_sectors_on_its_disk") {
+        return;
+    }
+    let lo = PartitionedLoop::new();
+    let part_dev = std::fs::read_to_string(format!("/sys/class/block/{}p1/dev", lo.name()))
+        .unwrap()
+        .trim()
+        .replace(':', ",");
+    for spec in [
+        format!("{}p1", lo.name()),
+        lo.part().display().to_string(),
+        part_dev,
+    ] {
+        partition_run(&lo, &spec);
+    }
+}
+
+fn partition_run(lo: &PartitionedLoop, spec: &str) {
+    let mut r = start(&["-d", spec]);
+    // Sector 8 of the partition is sector 2056 of the disk; the disk's own sector 8 is
+    // outside the partition, its sector 2064 inside.
+    let in_part = dd_direct(&lo.part(), false, 8 * 512, 4096, 1);
+    dd_direct(&lo.disk, false, 8 * 512, 4096, 1);
+    let via_disk = dd_direct(&lo.disk, false, 2064 * 512, 4096, 1);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 2064 ")));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "-d {spec}: {err}");
+    assert_eq!(
+        pid_sector(&r, &lo.dev()),
+        vec![
+            (in_part.to_string(), "2056".to_string()),
+            (via_disk.to_string(), "2064".to_string())
+        ],
+        "-d {spec}: {:?}",
+        r.seen
+    );
+}
