@@ -94,7 +94,9 @@ pub struct RowFormat {
     /// Rows marked with `*` ([`RowFormat::mark_unqueued`]).
     pub unqueued: u64,
     /// `COMM PID ` columns of recent processes, direct-mapped by pid (COMM escaped).
-    who: [Option<(i32, u128, Chunk<64>)>; 16],
+    /// Names that escape to more than 12 bytes (only names with control characters or
+    /// invalid UTF-8) do not fit and are formatted for each row instead.
+    who: [Option<(i32, u128, Chunk<24>)>; 16],
     /// `TYPE DEV ` and `BYTES ` columns for the last (rwbs, device, sectors).
     what: Option<((u64, u32, u32), Chunk<24>, Chunk<16>)>,
 }
@@ -203,19 +205,22 @@ impl RowFormat {
         }
         let comm = u128::from_ne_bytes(c.start.who.comm);
         let slot = &mut self.who[c.start.who.pid as usize % 16];
+        let mut wide = None;
         let who = match slot {
             Some((pid, kept, chunk)) if *pid == c.start.who.pid && *kept == comm => *chunk,
-            _ => {
-                // Escaped once here, when the process is first seen: the rows after it
-                // copy the kept chunk.
-                let name = trim_nul(&c.start.who.comm);
-                let mut escaped = Vec::with_capacity(16);
-                escape_into(&mut escaped, &name[..name.len().min(12)]);
-                let pid = number::<16>(c.start.who.pid as u64, 6);
-                let chunk = Chunk::from_field(&[(&escaped, 12), (&pid.text[..pid.len - 1], 6)]);
-                *slot = Some((c.start.who.pid, comm, chunk));
-                chunk
-            }
+            // Escaped once here, when the process is first seen: the rows after it copy
+            // the kept chunk.
+            _ => match who_columns::<24>(&c.start.who) {
+                Some(chunk) => {
+                    *slot = Some((c.start.who.pid, comm, chunk));
+                    chunk
+                }
+                None => {
+                    *slot = None;
+                    wide = who_columns::<64>(&c.start.who);
+                    Chunk::default()
+                }
+            },
         };
         let mut rwbs = [0u8; 8];
         rwbs.copy_from_slice(&c.what.rwbs[..8]);
@@ -239,7 +244,10 @@ impl RowFormat {
             self.what = Some((key, type_dev, number(c.what.nr_sector as u64 * 512, 6)));
         }
         out.reserve(128);
-        who.append(out);
+        match &wide {
+            None => who.append(out),
+            Some(w) => w.append(out),
+        }
         if let Some((_, type_dev, bytes)) = &self.what {
             type_dev.append(out);
             number::<24>(c.sector, 12).append(out);
@@ -264,6 +272,17 @@ impl RowFormat {
         }
         out.push(b'\n');
     }
+}
+
+/// The `COMM PID ` columns (`%-12.12s %-6s `, COMM escaped), if they fit in `N` bytes.
+fn who_columns<const N: usize>(who: &Who) -> Option<Chunk<N>> {
+    let name = trim_nul(&who.comm);
+    let mut escaped = Vec::with_capacity(16);
+    escape_into(&mut escaped, &name[..name.len().min(12)]);
+    let pid = number::<16>(who.pid as u64, 6);
+    let pid = &pid.text[..pid.len - 1];
+    (escaped.len().max(12) + pid.len().max(6) + 2 <= N)
+        .then(|| Chunk::from_field(&[(&escaped, 12), (pid, 6)]))
 }
 
 /// Pads `out` with `fill` up to length `len`.
@@ -567,7 +586,12 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..40u64 {
             let mut comm = [0u8; 16];
-            let name: &[u8] = [&b"dd"[..], b"kworker/u4:1-events", b"fio"][(i % 3) as usize];
+            let name: &[u8] = [
+                &b"dd"[..],
+                b"kworker/u4:1-events",
+                b"fio",
+                b"e\x1b[2J\nfake 1 W",
+            ][(i % 4) as usize];
             comm[..name.len().min(16)].copy_from_slice(&name[..name.len().min(16)]);
             let mut rwbs = [0u8; 16];
             rwbs[..2].copy_from_slice([b"R\0", b"WS", b"RA"][(i / 2 % 3) as usize]);
