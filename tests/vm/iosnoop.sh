@@ -1,6 +1,7 @@
 # VM test of iosnoop on a real kernel: direct I/O of known size and position
 # on the scratch virtio disk must show up with the right type, device, block
-# and size; the -i/-d filters and -Q (queue insert as start) work.
+# and size; the -i/-d filters (-d by major,minor and by name) and -Q (queue
+# insert as start; LATms marked * when a request was timed from issue) work.
 # Run: scripts/vm/run.sh --kernel 6.1 --bin "$(scripts/vm/build-static.sh)" tests/vm/iosnoop.sh
 # needs: iosnoop
 . /vm/lib.sh
@@ -46,6 +47,32 @@ for b in 128 144; do
   check_file_grep "-Q: 8 KiB read at block $b" "^dd +[0-9]+ +R[A-Z]* +$DEV +$b +8192 +[0-9.]+$" /tmp/io2.out
 done
 check_no_grep "-i '*R*': no writes listed" " W[A-Z]* +$DEV " cat /tmp/io2.out
+check_no_grep "-Q with mq-deadline: no LATms marked *" '\*$' cat /tmp/io2.out
+
+# With no scheduler, requests issued directly never fire block_rq_insert: -Q
+# times them from issue and marks LATms with "*", and the note on stderr counts
+# exactly the marked rows. The disk is given by name (-d vda).
+check "none scheduler on $disk" sh -c "echo none > /sys/block/$disk/queue/scheduler"
+rm -f /tmp/io3.out /tmp/io3.err
+do_io /tmp/io3.out &
+iosnoop -Q -i '*R*' -d "$disk" 5 >/tmp/io3.out 2>/tmp/io3.err
+rc=$?
+wait
+check "iosnoop -Q -i '*R*' -d $disk 5 exits 0" test "$rc" -eq 0
+for b in 128 144; do
+  check_file_grep "-Q -d $disk: 8 KiB read at block $b" "^dd +[0-9]+ +R[A-Z]* +$DEV +$b +8192 +[0-9.]+\*?$" /tmp/io3.out
+done
+marks_match_note() {
+  _marked=$(grep -c '\*$' /tmp/io3.out)
+  _rows=$(grep -c " $DEV " /tmp/io3.out)
+  if [ "$_marked" -eq 0 ]; then
+    ! grep -q 'marked \*' /tmp/io3.err
+  else
+    grep -q "^note: $_marked of $_rows I/O never passed the I/O scheduler queue" /tmp/io3.err
+  fi
+}
+check "-Q: the stderr note counts exactly the rows marked *" marks_match_note
+cat /tmp/io3.out /tmp/io3.err
 
 # With tracefs unmounted (and no debugfs to find it under), iosnoop mounts it itself
 # and says so once on stderr.

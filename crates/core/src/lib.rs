@@ -6,6 +6,8 @@
 //! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
 //!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time order.
 //! * [`signals`], [`output`], [`cli`]: orderly shutdown, batched output, exit codes.
+//! * [`target`]: checks that a PID or TID given on the command line exists; threads of
+//!   a process.
 
 pub mod block;
 pub mod cli;
@@ -27,6 +29,7 @@ pub mod ringbuf;
 pub mod session;
 pub mod signals;
 pub mod stale;
+pub mod target;
 pub mod tracefs;
 
 /// Reads CLOCK_MONOTONIC in nanoseconds: the clock of instances set to `trace_clock=mono`.

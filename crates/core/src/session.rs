@@ -99,14 +99,14 @@ impl Session {
             (true, None) => {}
             (true, Some(_)) => {
                 eprintln!(
-                    "warning: this run's tracing settings in {dir} were put back; events while they were changed are missing"
+                    "WARNING: this run's tracing settings in {dir} were put back; events while they were changed are missing"
                 );
                 self.watch.changed_since = None;
                 self.watch.gap = true;
             }
             (false, None) => {
                 eprintln!(
-                    "warning: another process changed this run's tracing settings in {dir}: {}; until it is put back, rows may be missing or not filtered as asked",
+                    "WARNING: another process changed this run's tracing settings in {dir}: {}; until it is put back, rows may be missing or not filtered as asked",
                     changes.join(", ")
                 );
                 self.watch.changed_since = Some(Instant::now());

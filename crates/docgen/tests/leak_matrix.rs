@@ -616,6 +616,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         &["0.2", "2"],
         "CPU1",
         ErrorRun {
+            stdout_full: false,
             args: vec!["--root".into(), zero.root_str(), "0.2".into()],
             expect: "no temperature source",
             how: "fake machine whose MSRs read 0: no temperature source (at start: cputemp has no later error, a sensor that vanishes shows -)",
@@ -627,6 +628,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         &["0.2", "1"],
         "C0_MCYC",
         ErrorRun {
+            stdout_full: false,
             args: vec!["--root".into(), zero.root_str(), "0.2".into(), "1".into()],
             expect: "did not advance",
             how: "fake machine whose MSRs read 0: APERF/MPERF did not advance (after the preamble and header)",

@@ -10,7 +10,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iosnoop",
         &[
-            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID] [--buffer-kb KiB] [duration]",
+            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [duration]",
             "iosnoop --cleanup",
         ],
     ),

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
-use perf_tools_core::block::{BlockPipeline, Device, Lean, StartPoint};
+use perf_tools_core::block::{BlockPipeline, Device, DeviceSpec, Lean, StartPoint};
 use perf_tools_core::output::Output;
 use perf_tools_core::reader::Wake;
 use perf_tools_core::signals::Shutdown;
@@ -29,12 +29,12 @@ use perf_tools_core::{cli, monotonic_ns, stale};
     name = "iolatency",
     version,
     about = "Summarize block device I/O latency as a histogram",
-    after_help = "Examples:\n  iolatency                 # summarize latency every second\n  iolatency -Q              # include block I/O queue time\n  iolatency 5 2             # 2 x 5 second summaries\n  iolatency -i '*R*'        # trace reads\n  iolatency -d 202,1        # trace device 202,1 only\n  iolatency -uP             # microsecond buckets, with percentiles\n  iolatency -D --json 10    # per-disk NDJSON every 10 seconds\n\nSee the iolatency(8) man page for more."
+    after_help = "Examples:\n  iolatency                 # summarize latency every second\n  iolatency -Q              # include block I/O queue time\n  iolatency 5 2             # 2 x 5 second summaries\n  iolatency -i '*R*'        # trace reads\n  iolatency -d 202,1        # trace device 202,1 only\n  iolatency -d nvme0n1      # trace device nvme0n1 only (a name, partition or /dev path)\n  iolatency -uP             # microsecond buckets, with percentiles\n  iolatency -D --json 10    # per-disk NDJSON every 10 seconds\n\nSee the iolatency(8) man page for more."
 )]
 pub struct Args {
-    /// Only trace this device, as "major,minor" (e.g. "202,1")
+    /// Only trace this device: "major,minor" (e.g. "202,1"), a name (sda, nvme0n1, a partition such as sda1) or a /dev path
     #[arg(short = 'd', value_name = "device")]
-    pub device: Option<Device>,
+    pub device: Option<DeviceSpec>,
     /// Only trace I/O whose type matches this glob (e.g. '*R*' for all reads)
     #[arg(short = 'i', value_name = "iotype")]
     pub iotype: Option<String>,
@@ -236,10 +236,13 @@ impl Summary {
                 if i > 0 {
                     out.push(b'\n');
                 }
+                // The kernel's name for the device, escaped like every name printed.
                 let _ = writeln!(
                     out,
                     "Device {} ({d}):",
-                    d.name().unwrap_or_else(|| "?".into())
+                    d.name()
+                        .map(|n| perf_tools_core::output::escape(n.as_bytes()))
+                        .unwrap_or_else(|| "?".into())
                 );
             }
             stats.hist.render(out, unit);
@@ -317,7 +320,10 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         StartPoint::Issue
     };
-    let filters = perf_tools_core::block::filters(args.device, args.iotype.as_deref(), None)
+    // The device is checked before any kernel state is created: a name that does not
+    // exist is an error; a major,minor that does not exist (yet) is traced with a warning.
+    let device = perf_tools_core::block::device_filter(args.device.as_ref())?;
+    let filters = perf_tools_core::block::filters(device.as_ref(), args.iotype.as_deref(), None)
         .map_err(|e| cli::usage(e.to_string()))?;
     let interval = args.interval.unwrap_or(1.0);
     let interval_ns = (interval * 1e9) as u64;

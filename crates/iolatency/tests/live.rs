@@ -181,3 +181,59 @@ fn bad_input_and_privileges() {
         "{err}"
     );
 }
+
+#[test]
+fn device_given_by_name_or_dev_path_counts_that_device_only() {
+    if !live_or_skip("device_given_by_name_or_dev_path_counts_that_device_only") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let other = LoopDev::new(16);
+    for spec in [lo.name(), lo.path.display().to_string()] {
+        let mut r = spawn(BIN, &["-d", &spec, "1", "2"]);
+        r.wait_for("Output every 1 seconds.", T);
+        std::thread::sleep(Duration::from_millis(200));
+        dd_direct(&lo.path, false, 0, 4096, 30);
+        dd_direct(&other.path, false, 0, 4096, 20);
+        let (code, err) = r.finish(T);
+        assert_eq!(code, 0, "-d {spec}: {err}");
+        assert_eq!(
+            total_count(&r.seen),
+            30,
+            "-d {spec}:\n{}",
+            r.seen.join("\n")
+        );
+    }
+}
+
+#[test]
+fn missing_device_names_are_errors_before_any_kernel_state() {
+    if !live_or_skip("missing_device_names_are_errors_before_any_kernel_state") {
+        return;
+    }
+    for (args, needle) in [
+        (
+            &["-d", "nosuchdisk9", "1", "1"][..],
+            "no block device named 'nosuchdisk9' (block devices: ",
+        ),
+        (
+            &["-d", "/dev/null", "1", "1"],
+            "/dev/null is not a block device",
+        ),
+    ] {
+        let Some((code, out, err, touched)) = testkit::run_watching_tracefs(BIN, args) else {
+            return;
+        };
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(touched.is_empty(), "{args:?}: {touched:?}");
+    }
+    // A major,minor that does not exist (yet) is traced, with a warning.
+    let (code, out, err) = run(BIN, &["-d", "999,999", "0.2", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("WARNING: block device 999,999 does not exist (yet); tracing it anyway"),
+        "{err}"
+    );
+    assert!(out.contains(">=(ms) .. <(ms)"), "{out}");
+}

@@ -11,10 +11,11 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
-use perf_tools_core::block::{BlockPipeline, Completed, Device, Full, StartPoint, Who};
-use perf_tools_core::output::Output;
+use perf_tools_core::block::{BlockPipeline, Completed, DeviceSpec, Full, StartPoint, Who};
+use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
+use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, stale};
 
@@ -25,21 +26,24 @@ use perf_tools_core::{cli, stale};
     version,
     about = "Trace block device I/O and print details including issuing PID and latency",
     long_about = None,
-    after_help = "Examples:\n  iosnoop                   # watch block I/O live (unbuffered)\n  iosnoop 1                 # trace 1 sec (buffered)\n  iosnoop -Q                # include queueing time in LATms\n  iosnoop -ts               # include start and end timestamps\n  iosnoop -i '*R*'          # trace reads\n  iosnoop -p 91             # show I/O issued when PID 91 is on-CPU\n  iosnoop -Qp 91            # show I/O queued by PID 91, queue time\n\nSee the iosnoop(8) man page for more."
+    after_help = "Examples:\n  iosnoop                   # watch block I/O live (unbuffered)\n  iosnoop 1                 # trace 1 sec (buffered)\n  iosnoop -Q                # include queueing time in LATms\n  iosnoop -ts               # include start and end timestamps\n  iosnoop -i '*R*'          # trace reads\n  iosnoop -d sda            # only device sda (or -d 8,0, -d /dev/sda, a partition)\n  iosnoop -p 91             # show I/O issued when PID 91 is on-CPU\n  iosnoop -Qp 91            # show I/O queued by PID 91, queue time\n\nSee the iosnoop(8) man page for more."
 )]
 pub struct Args {
-    /// Only trace this device, as "major,minor" (e.g. "202,1")
+    /// Only trace this device: "major,minor" (e.g. "202,1"), a name (sda, nvme0n1, a partition such as sda1) or a /dev path
     #[arg(short = 'd', value_name = "device")]
-    pub device: Option<Device>,
+    pub device: Option<DeviceSpec>,
     /// Only trace I/O whose type matches this glob (e.g. '*R*' for all reads)
     #[arg(short = 'i', value_name = "iotype")]
     pub iotype: Option<String>,
     /// Only show I/O issued by processes whose name matches this regex
-    #[arg(short = 'n', value_name = "name", conflicts_with = "pid")]
+    #[arg(short = 'n', value_name = "name", conflicts_with_all = ["pid", "tid"])]
     pub name: Option<String>,
-    /// Only trace I/O issued while this PID was on-CPU
-    #[arg(short = 'p', value_name = "PID")]
+    /// Only trace I/O issued while a thread of process PID was on-CPU (all its threads, also ones created later)
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid")]
     pub pid: Option<u32>,
+    /// Only trace I/O issued while thread TID was on-CPU (what -p did in the original)
+    #[arg(short = 'L', value_name = "TID")]
+    pub tid: Option<u32>,
     /// Use queue insert as the start time (LATms includes queueing time)
     #[arg(short = 'Q')]
     pub queue: bool,
@@ -66,7 +70,11 @@ pub fn command() -> clap::Command {
 }
 
 /// Formats rows exactly as the original: optional `%-15s` STARTs/ENDs, then
-/// `%-12.12s %-6s %-4s %-8s %-12s %-6s %8s`.
+/// `%-12.12s %-6s %-4s %-8s %-12s %-6s %8s`. COMM (at most 12 bytes of the name, as
+/// the original) is escaped with [`escape_into`], so a name cannot start a new row or
+/// reach the terminal as a control sequence; it may then be wider than 12 columns.
+/// With [`RowFormat::mark_unqueued`] (for `-Q`), LATms of a request that never passed
+/// the I/O scheduler queue (timed from issue) ends with `*`.
 ///
 /// Consecutive rows mostly repeat the process, type, device and size: those columns
 /// are kept formatted and reused while they stay the same. This runs once per I/O, so
@@ -78,7 +86,16 @@ pub struct RowFormat {
     pub start: bool,
     /// ENDs column.
     pub end: bool,
-    /// `COMM PID ` columns of recent processes, direct-mapped by pid.
+    /// Mark LATms with a trailing `*` when the I/O was timed from issue because it never
+    /// passed `block_rq_insert` (for `-Q`, where LATms is otherwise from queue insert).
+    pub mark_unqueued: bool,
+    /// Rows formatted.
+    pub rows: u64,
+    /// Rows marked with `*` ([`RowFormat::mark_unqueued`]).
+    pub unqueued: u64,
+    /// `COMM PID ` columns of recent processes, direct-mapped by pid (COMM escaped).
+    /// Names that escape to more than 12 bytes (only names with control characters or
+    /// invalid UTF-8) do not fit and are formatted for each row instead.
     who: [Option<(i32, u128, Chunk<24>)>; 16],
     /// `TYPE DEV ` and `BYTES ` columns for the last (rwbs, device, sectors).
     what: Option<((u64, u32, u32), Chunk<24>, Chunk<16>)>,
@@ -188,18 +205,22 @@ impl RowFormat {
         }
         let comm = u128::from_ne_bytes(c.start.who.comm);
         let slot = &mut self.who[c.start.who.pid as usize % 16];
+        let mut wide = None;
         let who = match slot {
             Some((pid, kept, chunk)) if *pid == c.start.who.pid && *kept == comm => *chunk,
-            _ => {
-                let name = trim_nul(&c.start.who.comm);
-                let pid = number::<16>(c.start.who.pid as u64, 6);
-                let chunk = Chunk::from_field(&[
-                    (&name[..name.len().min(12)], 12),
-                    (&pid.text[..pid.len - 1], 6),
-                ]);
-                *slot = Some((c.start.who.pid, comm, chunk));
-                chunk
-            }
+            // Escaped once here, when the process is first seen: the rows after it copy
+            // the kept chunk.
+            _ => match who_columns::<24>(&c.start.who) {
+                Some(chunk) => {
+                    *slot = Some((c.start.who.pid, comm, chunk));
+                    chunk
+                }
+                None => {
+                    *slot = None;
+                    wide = who_columns::<64>(&c.start.who);
+                    Chunk::default()
+                }
+            },
         };
         let mut rwbs = [0u8; 8];
         rwbs.copy_from_slice(&c.what.rwbs[..8]);
@@ -223,7 +244,10 @@ impl RowFormat {
             self.what = Some((key, type_dev, number(c.what.nr_sector as u64 * 512, 6)));
         }
         out.reserve(128);
-        who.append(out);
+        match &wide {
+            None => who.append(out),
+            Some(w) => w.append(out),
+        }
         if let Some((_, type_dev, bytes)) = &self.what {
             type_dev.append(out);
             number::<24>(c.sector, 12).append(out);
@@ -240,13 +264,25 @@ impl RowFormat {
         let at = out.len();
         out.extend_from_slice(&whole.text);
         out.truncate(at + digits);
-        out.extend_from_slice(&[
-            b'.',
-            b'0' + (lat % 100 / 10) as u8,
-            b'0' + (lat % 10) as u8,
-            b'\n',
-        ]);
+        out.extend_from_slice(&[b'.', b'0' + (lat % 100 / 10) as u8, b'0' + (lat % 10) as u8]);
+        self.rows += 1;
+        if self.mark_unqueued && !c.start.who.queued {
+            self.unqueued += 1;
+            out.push(b'*');
+        }
+        out.push(b'\n');
     }
+}
+
+/// The `COMM PID ` columns (`%-12.12s %-6s `, COMM escaped), if they fit in `N` bytes.
+fn who_columns<const N: usize>(who: &Who) -> Option<Chunk<N>> {
+    let name = trim_nul(&who.comm);
+    let mut escaped = Vec::with_capacity(16);
+    escape_into(&mut escaped, &name[..name.len().min(12)]);
+    let pid = number::<16>(who.pid as u64, 6);
+    let pid = &pid.text[..pid.len - 1];
+    (escaped.len().max(12) + pid.len().max(6) + 2 <= N)
+        .then(|| Chunk::from_field(&[(&escaped, 12), (pid, 6)]))
 }
 
 /// Pads `out` with `fill` up to length `len`.
@@ -275,6 +311,8 @@ fn secs_into(out: &mut Vec<u8>, ns: u64) {
 pub fn banner(args: &Args) -> String {
     let ftext = if let Some(p) = args.pid {
         format!(" issued by PID {p}")
+    } else if let Some(t) = args.tid {
+        format!(" issued by TID {t}")
     } else if let Some(n) = &args.name {
         format!(" issued by process name \"{n}\"")
     } else {
@@ -311,8 +349,22 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         StartPoint::Issue
     };
-    let filters = perf_tools_core::block::filters(args.device, args.iotype.as_deref(), args.pid)
-        .map_err(|e| cli::usage(e.to_string()))?;
+    // Targets are checked before any kernel state is created: a process, thread or device
+    // name that does not exist is an error; a major,minor that does not exist (yet) is
+    // traced with a warning, as it may appear.
+    let device = perf_tools_core::block::device_filter(args.device.as_ref())?;
+    if let Some(p) = args.pid {
+        target::require_process(p)?;
+    }
+    if let Some(t) = args.tid {
+        target::require_thread(t)?;
+    }
+    // -L is the kernel filter on the thread on-CPU; -p covers every thread of the
+    // process, decided in user space (thread -> process, read once per thread).
+    let filters =
+        perf_tools_core::block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
+            .map_err(|e| cli::usage(e.to_string()))?;
+    let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -328,6 +380,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
+    rows.mark_unqueued = args.queue;
     let _ = writeln!(out.buf, "{}", banner(&args));
     rows.header(&mut out.buf);
     out.flush()?;
@@ -336,7 +389,12 @@ pub fn run(args: Args) -> Result<()> {
     let mut lost_in_band = 0u64;
     let mut totals = perf_tools_core::reader::DrainStats::default();
     let streaming = args.duration.is_none();
-    let keep = |who: &Who| {
+    let mut keep = |who: &Who| {
+        if let Some(t) = threads.as_mut() {
+            if !t.contains(who.pid as u32) {
+                return false;
+            }
+        }
         name_re
             .as_ref()
             .is_none_or(|re| re.is_match(trim_nul(&who.comm)))
@@ -349,7 +407,7 @@ pub fn run(args: Args) -> Result<()> {
             &mut pipeline,
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, watermark| {
-                p.release(watermark, keep, |c| rows.row(&mut out.buf, c));
+                p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c));
                 // Streaming under load: write every 64 KiB or so rather than once per
                 // batch, so the rows being formatted stay in the CPU cache.
                 if streaming && out.buf.len() >= 1 << 16 && write_err.is_none() {
@@ -388,13 +446,90 @@ pub fn run(args: Args) -> Result<()> {
     if lost > 0 {
         eprintln!("WARNING: {lost} events lost in total; rows may be missing");
     }
+    if rows.unqueued > 0 {
+        eprintln!(
+            "note: {} of {} I/O never passed the I/O scheduler queue (no block_rq_insert): their LATms, marked *, is from issue",
+            rows.unqueued, rows.rows
+        );
+    }
+    if let Some(t) = threads.as_ref().filter(|t| t.unknown > 0) {
+        eprintln!(
+            "note: {} I/O were left out: issued by threads that exited before iosnoop could tell whether they belonged to PID {} (use -L TID to follow one thread in the kernel)",
+            t.unknown,
+            t.pid()
+        );
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_core::block::{Start, What};
+    use perf_tools_core::block::{Device, Start, What};
+
+    fn io(pid: i32, name: &[u8], queued: bool) -> Completed {
+        let mut comm = [0u8; 16];
+        comm[..name.len()].copy_from_slice(name);
+        Completed {
+            start: Start {
+                ts: 1_000_000,
+                who: Who { pid, comm, queued },
+            },
+            end_ts: 1_000_000 + 1_234_567,
+            dev: Device { major: 7, minor: 0 },
+            sector: 24,
+            what: What {
+                nr_sector: 8,
+                rwbs: *b"R\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
+        }
+    }
+
+    #[test]
+    fn hostile_comm_cannot_forge_a_row_or_reach_the_terminal() {
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        f.row(&mut v, &io(4242, b"ev\nfake 1 W", false));
+        f.row(&mut v, &io(4243, b"\x1b[2Jx\tb\\", false));
+        // The same process again: the kept (escaped) chunk is reused.
+        f.row(&mut v, &io(4242, b"ev\nfake 1 W", false));
+        let text = String::from_utf8(v).unwrap();
+        assert_eq!(
+            text,
+            "ev\\nfake 1 W 4242   R    7,0      24           4096       1.23\n\
+             \\e[2Jx\\tb\\\\  4243   R    7,0      24           4096       1.23\n\
+             ev\\nfake 1 W 4242   R    7,0      24           4096       1.23\n"
+        );
+        assert_eq!(text.lines().count(), 3);
+        assert!(!text.contains('\x1b'));
+        // At most 12 bytes of the name, as the original's %-12.12s, then escaped.
+        let mut v = Vec::new();
+        f.row(&mut v, &io(9, b"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n", false));
+        assert!(String::from_utf8(v)
+            .unwrap()
+            .starts_with(&format!("{} 9      R ", "\\n".repeat(12))),);
+    }
+
+    #[test]
+    fn queue_mode_marks_latency_timed_from_issue() {
+        let mut f = RowFormat::new(false, false);
+        f.mark_unqueued = true;
+        let mut v = Vec::new();
+        f.row(&mut v, &io(5, b"dd", true));
+        f.row(&mut v, &io(5, b"dd", false));
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "dd           5      R    7,0      24           4096       1.23\n\
+             dd           5      R    7,0      24           4096       1.23*\n"
+        );
+        assert_eq!((f.rows, f.unqueued), (2, 1));
+        // Without -Q every row is timed from issue: nothing to mark.
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        f.row(&mut v, &io(5, b"dd", false));
+        assert!(String::from_utf8(v).unwrap().ends_with(" 1.23\n"));
+        assert_eq!(f.unqueued, 0);
+    }
 
     #[test]
     fn header_matches_the_original() {
@@ -419,7 +554,11 @@ mod tests {
         let c = Completed {
             start: Start {
                 ts: 5_982_800_302_061_000,
-                who: Who { pid: 1809, comm },
+                who: Who {
+                    pid: 1809,
+                    comm,
+                    queued: false,
+                },
             },
             end_ts: 5_982_800_302_679_400,
             dev: Device {
@@ -447,7 +586,12 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..40u64 {
             let mut comm = [0u8; 16];
-            let name: &[u8] = [&b"dd"[..], b"kworker/u4:1-events", b"fio"][(i % 3) as usize];
+            let name: &[u8] = [
+                &b"dd"[..],
+                b"kworker/u4:1-events",
+                b"fio",
+                b"e\x1b[2J\nfake 1 W",
+            ][(i % 4) as usize];
             comm[..name.len().min(16)].copy_from_slice(&name[..name.len().min(16)]);
             let mut rwbs = [0u8; 16];
             rwbs[..2].copy_from_slice([b"R\0", b"WS", b"RA"][(i / 2 % 3) as usize]);
@@ -457,6 +601,7 @@ mod tests {
                     who: Who {
                         pid: [7, 7, 12345, 9][(i % 4) as usize],
                         comm,
+                        queued: i % 7 == 0,
                     },
                 },
                 end_ts: 1_000_000 * i + 123_456 * (i % 5),
@@ -472,10 +617,13 @@ mod tests {
             });
         }
         let mut kept = RowFormat::new(false, true);
+        kept.mark_unqueued = true;
         for c in &all {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             kept.row(&mut a, c);
-            RowFormat::new(false, true).row(&mut b, c);
+            let mut fresh = RowFormat::new(false, true);
+            fresh.mark_unqueued = true;
+            fresh.row(&mut b, c);
             assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
     }
@@ -489,6 +637,11 @@ mod tests {
             banner(&a),
             "Tracing block I/O issued by PID 91 for 5 seconds (buffered)..."
         );
+        let a = Args::parse_from(["iosnoop", "-L", "92"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing block I/O issued by TID 92. Ctrl-C to end."
+        );
         let a = Args::parse_from(["iosnoop", "-n", "dd"]);
         assert_eq!(
             banner(&a),
@@ -500,6 +653,9 @@ mod tests {
     fn usage_errors_are_rejected_by_the_parser() {
         for argv in [
             &["iosnoop", "-p", "1", "-n", "x"][..],
+            &["iosnoop", "-p", "1", "-L", "2"],
+            &["iosnoop", "-L", "1", "-n", "x"],
+            &["iosnoop", "-d", "1,x"],
             &["iosnoop", "abc"],
             &["iosnoop", "0"],
             &["iosnoop", "-d", "202"],

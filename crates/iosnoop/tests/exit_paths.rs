@@ -198,7 +198,7 @@ fn tracing_turned_off_by_another_process_ends_the_run_with_an_error() {
     std::fs::write(format!("{dir}/tracing_on"), "0").unwrap();
     let (code, err) = r.finish(T);
     assert_eq!(code, 1, "stderr: {err}");
-    assert!(err.contains("warning: another process changed"), "{err}");
+    assert!(err.contains("WARNING: another process changed"), "{err}");
     assert!(err.contains(r#"tracing_on: "1" -> "0""#), "{err}");
     assert!(err.contains("did not put them back"), "{err}");
     assert_clean(pid);

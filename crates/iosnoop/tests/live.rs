@@ -390,4 +390,382 @@ fn queue_mode_reports_io_that_never_fires_insert() {
         (rows[0][1].as_str(), rows[0][4].as_str()),
         (pid.to_string().as_str(), "24")
     );
+    // Timed from issue, not from queue insert: marked, and counted on stderr.
+    let lat = rows[0][6]
+        .strip_suffix('*')
+        .unwrap_or_else(|| panic!("not marked: {:?}", rows[0]));
+    assert!(lat.parse::<f64>().is_ok(), "{lat}");
+    assert!(
+        err.contains("note: 1 of 1 I/O never passed the I/O scheduler queue (no block_rq_insert): their LATms, marked *, is from issue"),
+        "{err}"
+    );
+}
+
+/// A thread of this test process that does O_DIRECT reads on command, so the I/O is
+/// issued by a known thread that is not the process's main thread.
+struct Worker {
+    tid: u32,
+    tx: std::sync::mpsc::Sender<Option<(std::path::PathBuf, u64)>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Worker {
+    fn new(name: Option<&'static [u8]>) -> Worker {
+        let (tx, rx) = std::sync::mpsc::channel::<Option<(std::path::PathBuf, u64)>>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(n) = name {
+                testkit::set_thread_name(n);
+            }
+            tid_tx.send(testkit::gettid()).unwrap();
+            while let Ok(Some((path, sector))) = rx.recv() {
+                testkit::direct_read(&path, sector * 512, 4096);
+                done_tx.send(()).unwrap();
+            }
+        });
+        Worker {
+            tid: tid_rx.recv().unwrap(),
+            tx,
+            done,
+        }
+    }
+
+    /// Reads 4 KiB at `sector` of `dev` from this thread; returns when it is done.
+    fn read(&self, dev: &std::path::Path, sector: u64) {
+        self.tx.send(Some((dev.to_path_buf(), sector))).unwrap();
+        self.done.recv_timeout(T).unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.tx.send(None);
+    }
+}
+
+/// (PID column, BLOCK column) of the rows for `dev`.
+fn pid_sector(r: &Running, dev: &str) -> Vec<(String, String)> {
+    rows_for(r, dev, 3)
+        .into_iter()
+        .map(|c| (c[1].clone(), c[4].clone()))
+        .collect()
+}
+
+#[test]
+fn device_given_by_name_or_dev_path_traces_that_device_only() {
+    if !live_or_skip("device_given_by_name_or_dev_path_traces_that_device_only") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let other = LoopDev::new(16);
+    for spec in [lo.name(), lo.path.display().to_string()] {
+        let mut r = start(&["-d", &spec]);
+        let pid = dd_direct(&lo.path, false, 512 * 808, 4096, 1);
+        dd_direct(&other.path, false, 512 * 808, 4096, 1);
+        r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 808 ")));
+        std::thread::sleep(Duration::from_millis(300));
+        r.signal(libc::SIGINT);
+        let (code, err) = r.finish(T);
+        assert_eq!(code, 0, "-d {spec}: {err}");
+        assert_eq!(
+            pid_sector(&r, &lo.dev),
+            vec![(pid.to_string(), "808".to_string())],
+            "-d {spec}: {:?}",
+            r.seen
+        );
+        assert!(
+            rows_for(&r, &other.dev, 3).is_empty(),
+            "-d {spec} showed another device: {:?}",
+            r.seen
+        );
+    }
+}
+
+#[test]
+fn missing_targets_are_errors_before_any_kernel_state() {
+    if !live_or_skip("missing_targets_are_errors_before_any_kernel_state") {
+        return;
+    }
+    // A thread that is not its process's main thread, given to -p.
+    let w = Worker::new(None);
+    let tid = w.tid.to_string();
+    let me = std::process::id();
+    for (args, needle) in [
+        (
+            &["-p", "99999999"][..],
+            "no process with PID 99999999".to_string(),
+        ),
+        (&["-L", "99999999"], "no thread with TID 99999999".into()),
+        (
+            &["-p", &tid],
+            format!("use -p {me} for the process, or -L {tid}"),
+        ),
+        (
+            &["-d", "nosuchdisk9"],
+            "no block device named 'nosuchdisk9' (block devices: ".into(),
+        ),
+        (
+            &["-d", "/dev/null"],
+            "/dev/null is not a block device".into(),
+        ),
+        (
+            &["-d", "/dev/nosuchdisk9"],
+            "cannot use /dev/nosuchdisk9 as a block device".into(),
+        ),
+    ] {
+        let Some((code, out, err, touched)) = testkit::run_watching_tracefs(BIN, args) else {
+            return;
+        };
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(
+            touched.is_empty(),
+            "{args:?} touched tracing state before failing: {touched:?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_major_minor_is_traced_with_a_warning() {
+    if !live_or_skip("a_missing_major_minor_is_traced_with_a_warning") {
+        return;
+    }
+    let (code, out, err) = run(BIN, &["-d", "999,999", "0.3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("WARNING: block device 999,999 does not exist (yet); tracing it anyway"),
+        "{err}"
+    );
+    assert!(out.contains("LATms"), "{out}");
+}
+
+#[test]
+fn pid_covers_every_thread_of_the_process_and_l_one_thread() {
+    if !live_or_skip("pid_covers_every_thread_of_the_process_and_l_one_thread") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let me = std::process::id().to_string();
+    // -p: a thread that existed at start and one created after, neither the main thread;
+    // another process's I/O (dd) to the same device is left out.
+    let before = Worker::new(None);
+    let mut r = start(&["-p", &me, "-d", &lo.dev]);
+    let after = Worker::new(None);
+    before.read(&lo.path, 800);
+    after.read(&lo.path, 1600);
+    dd_direct(&lo.path, false, 512 * 2400, 4096, 1);
+    r.collect_until(T, |seen| {
+        seen.iter().any(|l| l.contains(" 800 ")) && seen.iter().any(|l| l.contains(" 1600 "))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let mut got = pid_sector(&r, &lo.dev);
+    got.sort();
+    let mut want = vec![
+        (before.tid.to_string(), "800".to_string()),
+        (after.tid.to_string(), "1600".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{:?}", r.seen);
+
+    // -L: that thread only (the kernel filter the original's -p was).
+    let (a, b) = (Worker::new(None), Worker::new(None));
+    let mut r = start(&["-L", &a.tid.to_string(), "-d", &lo.dev]);
+    assert!(r.seen[0].contains(&format!("issued by TID {}", a.tid)));
+    b.read(&lo.path, 1608);
+    a.read(&lo.path, 808);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 808 ")));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        pid_sector(&r, &lo.dev),
+        vec![(a.tid.to_string(), "808".to_string())],
+        "{:?}",
+        r.seen
+    );
+}
+
+#[test]
+fn hostile_thread_name_is_one_escaped_row() {
+    if !live_or_skip("hostile_thread_name_is_one_escaped_row") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    // 14 bytes: ESC sequence, newline and a forged row.
+    let w = Worker::new(Some(b"e\x1b[2J\nfake 1 W"));
+    let mut r = start(&["-d", &lo.dev]);
+    w.read(&lo.path, 24);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(&lo.dev)));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&String> = r.seen.iter().filter(|l| l.contains(&lo.dev)).collect();
+    assert_eq!(rows.len(), 1, "{:?}", r.seen);
+    // The first 12 bytes of the name (as the original's %-12.12s), escaped.
+    let want = format!("e\\e[2J\\nfake 1 {:<6} RS   {:<8} 24 ", w.tid, lo.dev);
+    assert!(rows[0].starts_with(&want), "{:?} vs {want:?}", rows[0]);
+    assert!(
+        !r.seen
+            .iter()
+            .any(|l| l.starts_with("fake") || l.contains('\x1b')),
+        "{:?}",
+        r.seen
+    );
+}
+
+#[test]
+fn queue_mode_leaves_queued_io_unmarked() {
+    if !live_or_skip("queue_mode_leaves_queued_io_unmarked") {
+        return;
+    }
+    // With an I/O scheduler every request passes block_rq_insert: LATms is from queue
+    // insert, and nothing is marked.
+    let lo = LoopDev::new(16);
+    if std::fs::write(
+        format!("/sys/block/{}/queue/scheduler", lo.name()),
+        "mq-deadline",
+    )
+    .is_err()
+    {
+        eprintln!("SKIPPED queue_mode_leaves_queued_io_unmarked: no mq-deadline");
+        return;
+    }
+    let mut r = start(&["-Q", "-d", &lo.dev]);
+    let pid = dd_direct(&lo.path, false, 512 * 40, 4096, 1);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(&lo.dev)));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows_for(&r, &lo.dev, 3);
+    assert_eq!(rows.len(), 1, "{:?}", r.seen);
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][4].as_str()),
+        (pid.to_string().as_str(), "40")
+    );
+    assert!(rows[0][6].parse::<f64>().is_ok(), "unmarked: {:?}", rows[0]);
+    assert!(!err.contains("marked *"), "{err}");
+}
+
+/// A 16 MiB loop device with one partition, sectors 2048..10240, added with BLKPG
+/// (`addpart`: no partition-table support needed in the kernel), as `/dev/loopNp1`.
+struct PartitionedLoop {
+    disk: std::path::PathBuf,
+    backing: std::path::PathBuf,
+}
+
+impl PartitionedLoop {
+    fn new() -> PartitionedLoop {
+        let backing =
+            std::path::PathBuf::from(format!("/dev/shm/ptrs-test-part-{}", std::process::id()));
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show", "--partscan"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let disk = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let p = PartitionedLoop { disk, backing };
+        let name = p.name();
+        let _ = std::fs::write(format!("/sys/block/{name}/queue/scheduler"), "none");
+        let st = std::process::Command::new("addpart")
+            .arg(&p.disk)
+            .args(["1", "2048", "8192"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "addpart {}", p.disk.display());
+        let deadline = std::time::Instant::now() + T;
+        while !std::path::Path::new(&format!("/sys/class/block/{name}p1/dev")).exists()
+            || !p.part().exists()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no partition {name}p1"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn name(&self) -> String {
+        self.disk.file_name().unwrap().to_str().unwrap().to_string()
+    }
+
+    fn part(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}p1", self.disk.display()))
+    }
+
+    fn dev(&self) -> String {
+        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))
+            .unwrap()
+            .trim()
+            .replace(':', ",")
+    }
+}
+
+impl Drop for PartitionedLoop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .arg("-d")
+            .arg(&self.disk)
+            .status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+#[test]
+fn a_partition_traces_its_sectors_on_its_disk() {
+    if !live_or_skip("a_partition_traces_its_sectors_on_its_disk") {
+        return;
+    }
+    let lo = PartitionedLoop::new();
+    let part_dev = std::fs::read_to_string(format!("/sys/class/block/{}p1/dev", lo.name()))
+        .unwrap()
+        .trim()
+        .replace(':', ",");
+    for spec in [
+        format!("{}p1", lo.name()),
+        lo.part().display().to_string(),
+        part_dev,
+    ] {
+        partition_run(&lo, &spec);
+    }
+}
+
+fn partition_run(lo: &PartitionedLoop, spec: &str) {
+    let mut r = start(&["-d", spec]);
+    // Sector 8 of the partition is sector 2056 of the disk; the disk's own sector 8 is
+    // outside the partition, its sector 2064 inside.
+    let in_part = dd_direct(&lo.part(), false, 8 * 512, 4096, 1);
+    dd_direct(&lo.disk, false, 8 * 512, 4096, 1);
+    let via_disk = dd_direct(&lo.disk, false, 2064 * 512, 4096, 1);
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 2064 ")));
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "-d {spec}: {err}");
+    assert_eq!(
+        pid_sector(&r, &lo.dev()),
+        vec![
+            (in_part.to_string(), "2056".to_string()),
+            (via_disk.to_string(), "2064".to_string())
+        ],
+        "-d {spec}: {:?}",
+        r.seen
+    );
 }

@@ -331,3 +331,102 @@ pub fn run_as_nobody(bin: &str, args: &[&str]) -> (i32, String, String) {
     a.extend_from_slice(args);
     run("setpriv", &a)
 }
+
+/// Runs `bin args` under `strace -f`, returning (exit code, stdout, stderr, the traced
+/// calls that named a tracefs or debugfs path). An empty list proves the run created no
+/// kernel tracing state (no instance, no file written). `None` (after printing why, or a
+/// panic under CI) when strace cannot run here.
+pub fn run_watching_tracefs(
+    bin: &str,
+    args: &[&str],
+) -> Option<(i32, String, String, Vec<String>)> {
+    let log = std::env::temp_dir().join(format!("ptrs-strace-{}-{}", std::process::id(), unique()));
+    let ok = Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("strace is needed to prove a run touched no tracing state");
+        }
+        eprintln!("SKIPPED: strace is not installed");
+        return None;
+    }
+    let mut a: Vec<&str> = vec![
+        "-f",
+        "-qq",
+        "-e",
+        "trace=%file,%desc",
+        "-o",
+        log.to_str().unwrap(),
+        "--",
+        bin,
+    ];
+    a.extend_from_slice(args);
+    let (code, out, err) = run("strace", &a);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let touched = calls
+        .lines()
+        .filter(|l| l.contains("/sys/kernel/tracing") || l.contains("/sys/kernel/debug"))
+        .map(String::from)
+        .collect();
+    Some((code, out, err, touched))
+}
+
+/// A buffer aligned for O_DIRECT.
+struct Aligned {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout in direct_read.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// Reads `len` bytes at byte `offset` of `dev` with O_DIRECT from the calling thread (so
+/// the I/O is issued by this thread: tests of per-thread attribution). Panics on error.
+pub fn direct_read(dev: &Path, offset: u64, len: usize) {
+    use std::os::unix::ffi::OsStrExt;
+    let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
+    // SAFETY: layout has non-zero size (len > 0 checked by from_size_align's caller use).
+    let buf = Aligned {
+        ptr: unsafe { std::alloc::alloc_zeroed(layout) },
+        layout,
+    };
+    assert!(!buf.ptr.is_null());
+    let path = std::ffi::CString::new(dev.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string; flags are plain open flags.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECT) };
+    assert!(
+        fd >= 0,
+        "open {}: {}",
+        dev.display(),
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: buf holds len bytes; fd is open.
+    let n = unsafe { libc::pread(fd, buf.ptr.cast(), len, offset as libc::off_t) };
+    let e = std::io::Error::last_os_error();
+    // SAFETY: fd is open and ours.
+    unsafe { libc::close(fd) };
+    assert_eq!(n, len as isize, "O_DIRECT read of {}: {e}", dev.display());
+}
+
+/// The calling thread's id.
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Names the calling thread (`prctl(PR_SET_NAME)`: at most 15 bytes are kept).
+pub fn set_thread_name(name: &[u8]) {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of up to 16 bytes.
+    let r = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    assert_eq!(r, 0, "prctl(PR_SET_NAME)");
+}
