@@ -25,6 +25,7 @@ use perf_tools_core::reader::RawReader;
 use perf_tools_core::session::Session;
 use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
+use perf_tools_core::target;
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, stale};
 
@@ -571,17 +572,12 @@ fn read_comm(tid: u32) -> Option<Vec<u8>> {
     Some(v)
 }
 
-fn tgid_of(tid: u32) -> Option<u32> {
-    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// The process of thread `tid` (`None`: /proc no longer knows the thread), read once
 /// per thread and kept in `cache`.
 fn tgid_cached(cache: &mut HashMap<u32, Option<u32>>, tid: u32) -> Option<u32> {
-    *cache.entry(tid).or_insert_with(|| tgid_of(tid))
+    *cache
+        .entry(tid)
+        .or_insert_with(|| target::Procfs::default().tgid_of(tid))
 }
 
 /// The fd table a thread uses, named by its process id (the thread's own id when /proc
@@ -743,17 +739,14 @@ impl Exclusion {
     }
 }
 
-/// Checks that a `-p`/`-L` target exists, before any kernel state is created.
+/// Checks that a `-p`/`-L` target exists, before any kernel state is created (the
+/// suite's rule: [`perf_tools_core::target`]).
 fn check_target(args: &Args) -> Result<()> {
     if let Some(p) = args.pid {
-        if !std::path::Path::new(&format!("/proc/{p}/task")).is_dir() {
-            bail!("no process with PID {p} (/proc/{p} does not exist)");
-        }
+        target::require_process(p)?;
     }
     if let Some(t) = args.tid {
-        if !std::path::Path::new(&format!("/proc/{t}/stat")).exists() {
-            bail!("no thread with TID {t} (/proc/{t} does not exist)");
-        }
+        target::require_thread(t)?;
     }
     Ok(())
 }
@@ -856,13 +849,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(p) = args.pid.or(args.tid) {
         let mut tids = vec![p];
         if args.pid.is_some() {
-            if let Ok(d) = std::fs::read_dir(format!("/proc/{p}/task")) {
-                tids = d
-                    .flatten()
-                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                    .collect();
-            } else {
-                bail!("no process with PID {p}");
+            tids = target::Procfs::default().threads_of(p);
+            if tids.is_empty() {
+                bail!("no process with PID {p} (it exited after opensnoop started)");
             }
             inst.write("options/event-fork", "1")?;
         }
