@@ -36,6 +36,34 @@ kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename == "/n
 wait
 check_no_grep "non-matching filter: no events" 'myopen:' cat /tmp/k4.out
 
+# Hostile names: a task whose comm holds a newline and an ESC (a script's comm is its
+# file name) opens, twice, a file whose name holds a newline. Exactly one escaped line
+# per open; no forged line, no raw control character.
+hostile=$(printf '/tmp/ev\n\033[31mfake')
+printf '#!/bin/sh\n: < "$1"\n' >"$hostile"
+chmod +x "$hostile"
+hfile=$(printf '/tmp/x\nfake 1 etc-shadow')
+: >"$hfile"
+hopens() {
+  n=0; while [ $n -lt 100 ] && ! grep -q '^Tracing kprobe' "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
+  "$hostile" "$hfile"; "$hostile" "$hfile"
+}
+hopens /tmp/k8.out &
+kprobe -d 3 'p:myopen do_sys_openat2 fn=+0($arg2):ustring' >/tmp/k8.out 2>&1
+wait
+check "hostile names: one escaped line per open" test "$(grep -c 'fn="/tmp/x\\nfake 1 etc-shadow"$' /tmp/k8.out)" -eq 2
+check_file_grep "hostile names: comm escaped in the task column" '^ +ev\\n\\e\[31mfake-[0-9]+ +\[[0-9]{3}\] [.a-zA-Z0-9]{4,5} +[0-9]+\.[0-9]{6}: myopen: \(do_sys_openat2\+0x0/0x[0-9a-f]+\) fn="/tmp/x\\nfake 1 etc-shadow"$' /tmp/k8.out
+check_no_grep "hostile names: no forged line" '^fake' cat /tmp/k8.out
+check_no_grep "hostile names: no raw control character" "$(printf '[\001-\010\013-\037\177]')" cat /tmp/k8.out
+check_no_grep "hostile names: every line is a banner or an event" '.' sh -c "grep -v -E '^(Tracing kprobe .*|Ending tracing\.\.\.|| +[^ ]+-[0-9]+ +\[[0-9]{3}\] [.a-zA-Z0-9]{4,5} +[0-9]+\.[0-9]{6}: myopen: \(do_sys_openat2\+0x0/0x[0-9a-f]+\) fn=\"[^\"]*\")$' /tmp/k8.out; true"
+
+opens /tmp/k9.out &
+kprobe -H -s -d 3 'p:myopen do_sys_openat2 fn=+0($arg2):ustring' >/tmp/k9.out 2>&1
+wait
+check_file_grep "-H: the column legend" '^# +TASK-PID +CPU#' /tmp/k9.out
+check_file_grep "-s: a stack after the event" '^ +[^ ]+-[0-9]+ +\[[0-9]{3}\] [.a-zA-Z0-9]{4,5} +[0-9]+\.[0-9]{6}: <stack trace>$' /tmp/k9.out
+check_file_grep "-s: frames resolved" '^ => do_sys_openat2$' /tmp/k9.out
+
 check_grep "-v prints the format" 'field:.* filename;' kprobe -v 'p:myopen do_sys_openat2 filename=+0($arg2):string'
 check_grep "bad definition: error_log reason" 'error:.*|Command:' sh -c 'kprobe "p:bad do_sys_openat2 x=+0(\$arg2):nosuchtype"; true'
 check_grep "bad definition: exit 1" '^1$' sh -c 'kprobe "p:bad do_sys_openat2 x=+0(\$arg2):nosuchtype" 2>/dev/null; echo $?'
@@ -59,5 +87,5 @@ wait
 check_file_grep "rerun removes the stale probe" "stale probe ptrs_$pid/" /tmp/k7.out
 check_no_grep "nothing of ours left after rerun" '.' ours
 check_no_grep "no instance left" 'kprobe' ls "$T/instances"
-[ -z "$VM_OUT" ] || cp /tmp/k1.out /tmp/k2.out "$VM_OUT/" 2>/dev/null
+[ -z "$VM_OUT" ] || cp /tmp/k1.out /tmp/k2.out /tmp/k8.out /tmp/k9.out "$VM_OUT/" 2>/dev/null
 vm_finish

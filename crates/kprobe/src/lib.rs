@@ -1,9 +1,10 @@
 //! kprobe: create, trace and remove one dynamic kernel probe.
 //!
 //! A port of perf-tools' `kprobe`: the same options and definition syntax (`p:` or `r:`,
-//! alias optional), the kernel's own event lines as output, plus: the probe lives in a
-//! per-run group `ptrs_<pid>` and is traced in a private instance (never the top level),
-//! rejected definitions are explained from tracefs `error_log` with the position the
+//! alias optional), the kernel's event lines as output, plus: the lines are rendered from
+//! the probe's binary records ([`render`]), so names from user space are escaped and
+//! cannot forge lines; the probe lives in a per-run group `ptrs_<pid>` and is traced in a
+//! private instance (never the top level), rejected definitions are explained from tracefs `error_log` with the position the
 //! kernel points at, aliases are sanitized into valid event names, kretprobe misses are
 //! reported, and the probe is removed on every exit path (or by the next run's
 //! stale-state cleanup after `kill -9`).
@@ -17,11 +18,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use perf_tools_core::instance::Instance;
+use perf_tools_core::merge::Merger;
 use perf_tools_core::output::Output;
 use perf_tools_core::probe::{self, Probe, ProbeError};
+use perf_tools_core::session::{Session, StreamEnd};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, stale};
+
+pub mod render;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -175,13 +180,25 @@ pub fn run(args: Args) -> Result<()> {
     }
     // Declared before the instance: removed after it (the kernel refuses to remove a
     // probe still enabled in an instance).
-    let p = match Probe::create(
-        &tracefs,
-        support.kprobe_control(),
-        &def.kind,
-        &def.event,
-        format!("{} {}", def.func, def.args).trim(),
-    ) {
+    // Outside -v, the probe also records the task's comm (`$comm`), so lines name the
+    // task as it was when the event fired, from the binary record, escaped. A kernel
+    // refusing it gets the user's definition alone (tasks are then named from /proc).
+    let create = |extra: &str| {
+        Probe::create(
+            &tracefs,
+            support.kprobe_control(),
+            &def.kind,
+            &def.event,
+            format!("{} {} {extra}", def.func, def.args).trim(),
+        )
+    };
+    let attempt = if args.view {
+        None
+    } else {
+        create(&format!("{COMM_ARG}=$comm")).ok()
+    };
+    let with_comm = attempt.is_some();
+    let p = match attempt.map_or_else(|| create(""), Ok) {
         Ok(p) => p,
         Err(e) => {
             let hint = e
@@ -233,10 +250,94 @@ pub fn run(args: Args) -> Result<()> {
     if args.stack {
         inst.write("options/stacktrace", "1")?;
     }
+    // The column legend of the kernel's text output (read while the buffer is empty).
+    let style = inst
+        .read("trace")
+        .ok()
+        .and_then(|t| render::Style::from_header(&t))
+        .unwrap_or_default();
+    let layout = p
+        .format(&tracefs)
+        .map_err(|e| e.to_string())
+        .and_then(|text| render::ProbeEvent::new(&text, with_comm.then_some(COMM_ARG), true));
+    let stack_layout = if args.stack {
+        perf_tools_core::tracefs::read_file(&tracefs.path("events/ftrace/kernel_stack/format"))
+            .map_err(|e| format!("reading events/ftrace/kernel_stack/format: {e}"))
+            .and_then(|t| render::StackEvent::new(&t))
+            .map(Some)
+    } else {
+        Ok(None)
+    };
     inst.enable_event(&group, &event)?;
     inst.set_tracing_on(true)?;
-
+    let binary = match (layout, stack_layout) {
+        (Ok(l), Ok(s)) => Some((l, s)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("WARNING: cannot decode this probe's records ({e}); printing the kernel's text output, in which names from user space are NOT escaped");
+            None
+        }
+    };
     let mut out = Output::stdout();
+    let lost = match binary {
+        Some((layout, stack)) => {
+            let mut session = Session::start(inst)?;
+            let end = stream_binary(
+                &args,
+                &shutdown,
+                &mut session,
+                &mut out,
+                &event,
+                layout,
+                stack,
+                style,
+            )?;
+            let lost = session.lost_events();
+            if end == StreamEnd::OutputClosed {
+                session.finish()?;
+                return p.remove();
+            }
+            session.finish()?;
+            lost
+        }
+        None => {
+            if !stream_text(&args, &shutdown, &inst, &mut out, &event)? {
+                inst.remove()?;
+                return p.remove();
+            }
+            inst.remove()?;
+            0
+        }
+    };
+    let profile = std::fs::read_to_string(tracefs.path("kprobe_profile")).unwrap_or_default();
+    p.remove()?;
+    let _ = writeln!(out.buf, "\nEnding tracing...");
+    out.flush()?;
+    if lost > 0 {
+        eprintln!(
+            "WARNING: {lost} events lost in total: the kernel buffer overflowed; lines are missing"
+        );
+    }
+    if def.kind.starts_with('r') {
+        if let Some(m) = misses(&profile, &event).filter(|&m| m > 0) {
+            eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
+        }
+    }
+    Ok(())
+}
+
+/// The hidden argument that records the task's comm with each event.
+const COMM_ARG: &str = "__ptrs_comm";
+
+/// Streams (or, with `-d`, collects) the kernel's text rendering of the instance's
+/// events: used only when the probe's records cannot be decoded. Returns false if
+/// standard output was closed.
+fn stream_text(
+    args: &Args,
+    shutdown: &Shutdown,
+    inst: &Instance,
+    out: &mut Output,
+    event: &str,
+) -> Result<bool> {
     match args.duration {
         Some(d) => {
             let _ = writeln!(
@@ -288,7 +389,7 @@ pub fn run(args: Args) -> Result<()> {
                 unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
                 shutdown.drain();
                 if stdout_closed() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let deadline = Instant::now() + Duration::from_millis(50);
                 loop {
@@ -325,17 +426,123 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    inst.remove()?;
-    let profile = std::fs::read_to_string(tracefs.path("kprobe_profile")).unwrap_or_default();
-    p.remove()?;
-    let _ = writeln!(out.buf, "\nEnding tracing...");
-    out.flush()?;
-    if def.kind.starts_with('r') {
-        if let Some(m) = misses(&profile, &event).filter(|&m| m > 0) {
-            eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
+    Ok(true)
+}
+
+/// Reads the `#` header lines at the top of the instance's `trace` file (the kernel's
+/// column legend and entry counts), without rendering the rest of the buffer.
+fn header_lines(inst: &Instance) -> Vec<String> {
+    let mut text = Vec::new();
+    if let Ok(f) = std::fs::File::open(inst.dir().join("trace")) {
+        let _ = f.take(16 * 1024).read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text)
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Decodes the probe's records from the per-CPU binary buffers and prints each as the
+/// kernel's text output would, names escaped; lines are in time order across CPUs.
+#[allow(clippy::too_many_arguments)]
+fn stream_binary(
+    args: &Args,
+    shutdown: &Shutdown,
+    session: &mut Session,
+    out: &mut Output,
+    event: &str,
+    layout: render::ProbeEvent,
+    stack: Option<render::StackEvent>,
+    style: render::Style,
+) -> Result<StreamEnd> {
+    let mut ctx = render::Context::new(style, render::Symbols::load());
+    if ctx.syms.is_empty() {
+        eprintln!("WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): code addresses are printed in hex");
+    }
+    // The comm of the last probe record per CPU, for the stack record that follows it.
+    let mut last_comm: Vec<(i32, Option<Vec<u8>>)> = Vec::new();
+    let mut merger: Merger<Vec<u8>> = Merger::new();
+    let mut render_event = |cpu: u32, ts: u64, payload: &[u8], merger: &mut Merger<Vec<u8>>| {
+        let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
+            return;
+        };
+        let mut line = Vec::with_capacity(160);
+        let pid = payload
+            .get(4..8)
+            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        let slot = cpu as usize;
+        if slot >= last_comm.len() {
+            last_comm.resize(slot + 1, (-1, None));
+        }
+        if id == layout.id {
+            layout.render(&mut line, &mut ctx, cpu, ts, payload);
+            last_comm[slot] = (pid, layout.comm(payload).map(<[u8]>::to_vec));
+        } else if let Some(st) = stack.as_ref().filter(|s| s.id == id) {
+            let comm = match &last_comm[slot] {
+                (p, c) if *p == pid && layout.has_comm() => Some(c.as_deref()),
+                _ => None,
+            };
+            st.render(&mut line, &mut ctx, comm, cpu, ts, payload);
+        } else {
+            return;
+        }
+        merger.push(slot, ts, line);
+    };
+    let warn_lost = |n: u64| {
+        if n > 0 {
+            eprintln!("WARNING: {n} events lost: the kernel buffer overflowed");
+        }
+    };
+    match args.duration {
+        Some(d) => {
+            let _ = writeln!(
+                out.buf,
+                "Tracing kprobe {event} for {d} seconds (buffered)..."
+            );
+            out.flush()?;
+            shutdown.sleep(Duration::from_secs_f64(d));
+            session.instance.set_tracing_on(false)?;
+            if args.headers {
+                for l in header_lines(&session.instance) {
+                    let _ = writeln!(out.buf, "{l}");
+                }
+            }
+            loop {
+                let stats = session
+                    .reader
+                    .drain(|cpu, ts, p| render_event(cpu, ts, p, &mut merger));
+                warn_lost(stats.missed);
+                if stats.pages == 0 {
+                    break;
+                }
+            }
+            merger.release(u64::MAX, |_, l| out.buf.extend_from_slice(l));
+            out.flush()?;
+            Ok(StreamEnd::Finished)
+        }
+        None => {
+            let _ = writeln!(out.buf, "Tracing kprobe {event}. Ctrl-C to end.");
+            if args.headers {
+                for l in header_lines(&session.instance) {
+                    let _ = writeln!(out.buf, "{l}");
+                }
+            }
+            out.flush()?;
+            session.stream(
+                shutdown,
+                None,
+                Duration::from_millis(100),
+                |reader, turn| {
+                    let stats = reader.drain(|cpu, ts, p| render_event(cpu, ts, p, &mut merger));
+                    warn_lost(stats.missed);
+                    merger.release(turn.clock, |_, l| out.buf.extend_from_slice(l));
+                    out.flush()?;
+                    Ok(())
+                },
+            )
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
