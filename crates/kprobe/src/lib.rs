@@ -23,6 +23,7 @@ use perf_tools_core::output::Output;
 use perf_tools_core::probe::{self, Probe, ProbeError};
 use perf_tools_core::session::{Session, StreamEnd};
 use perf_tools_core::signals::Shutdown;
+use perf_tools_core::target;
 use perf_tools_core::tracefs::Tracefs;
 use perf_tools_core::{cli, stale};
 
@@ -167,6 +168,13 @@ pub fn run(args: Args) -> Result<()> {
         return Err(cli::usage("no kprobe definition given"));
     };
     let def = parse_definition(def_text).map_err(cli::usage)?;
+    // The suite's rule: a target that does not exist is an error before any state.
+    if let Some(p) = args.pid {
+        target::require_process(p)?;
+    }
+    if let Some(t) = args.tid {
+        target::require_thread(t)?;
+    }
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let support = probe::require_kprobes(&tracefs)?;
@@ -239,11 +247,14 @@ pub fn run(args: Args) -> Result<()> {
         inst.set_filter(&group, &event, &filter)?;
     }
     if let Some(pid) = args.pid {
-        let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .with_context(|| format!("no process with PID {pid}"))?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        let tids: Vec<String> = target::Procfs::default()
+            .threads_of(pid)
+            .iter()
+            .map(u32::to_string)
             .collect();
+        if tids.is_empty() {
+            bail!("no process with PID {pid} (it exited after kprobe started)");
+        }
         inst.write("options/event-fork", "1")?;
         inst.write("set_event_pid", &tids.join(" "))?;
     }
@@ -533,7 +544,7 @@ fn stream_binary(
                 shutdown,
                 None,
                 Duration::from_millis(100),
-                |reader, turn| {
+                |reader, _, turn| {
                     let stats = reader.drain(|cpu, ts, p| render_event(cpu, ts, p, &mut merger));
                     warn_lost(stats.missed);
                     merger.release(turn.clock, |_, l| out.buf.extend_from_slice(l));
