@@ -49,6 +49,20 @@ wait_for() {
 head -c 65536 /dev/zero >/tmp/fg.data
 reads() { for _ in 1 2 3; do dd if=/tmp/fg.data of=/dev/null bs=4096 count=4 2>/dev/null; done; }
 
+# 0. A process whose name holds a terminal escape: -a shows it with the escape spelled out.
+hostile=$(printf '/tmp/ev\033[31mfake')
+printf '#!/bin/sh\nfor i in 1 2 3; do read x < /tmp/fg.data; done\n' >"$hostile"
+chmod +x "$hostile"
+funcgraph -a -m 1 -d 8 vfs_read >/tmp/fg1.out 2>/tmp/fg1.err &
+fg=$!
+wait_banner /tmp/fg1.out && "$hostile"
+wait "$fg"
+rc=$?
+check "funcgraph -a -m 1 -d 8 vfs_read exits 0" test "$rc" -eq 0
+check_file_grep "hostile name: escape spelled out in the process column" 'ev\\e\[31mfake-[0-9]+' /tmp/fg1.out
+check_no_grep "hostile name: no raw control character" "$(printf '[\001-\010\013-\037\177]')" cat /tmp/fg1.out
+check "settings restored after -a" state_restored
+
 # 1. -m 1 -D: vfs_read only, as a leaf, without durations.
 funcgraph -D -m 1 -d 8 vfs_read >/tmp/fg2.out 2>/tmp/fg2.err &
 fg=$!

@@ -161,6 +161,41 @@ pub fn escape(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Applies [`escape_into`] to a text stream from the kernel (a `trace_pipe` of a tool that
+/// shows the kernel's own text, such as funcgraph), line by line: the newlines that end
+/// the kernel's lines are kept, everything else the rule escapes (a terminal escape or
+/// control character in a process name) is spelled out. A partial last line waits for
+/// the rest, so a character split across two reads is not mistaken for invalid bytes.
+///
+/// The kernel prints process names raw, so a newline inside one still splits its line:
+/// only tools that decode the binary records (iosnoop, opensnoop, kprobe) can escape it.
+#[derive(Debug, Default)]
+pub struct LineEscaper {
+    carry: Vec<u8>,
+}
+
+impl LineEscaper {
+    /// Escapes the complete lines of `carry + data` into `out`, keeping a partial last
+    /// line for the next call.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.carry.extend_from_slice(data);
+        let Some(end) = self.carry.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        for line in self.carry[..end].split(|&b| b == b'\n') {
+            escape_into(out, line);
+            out.push(b'\n');
+        }
+        self.carry.drain(..=end);
+    }
+
+    /// Escapes what is left (a last line without a newline) into `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        escape_into(out, &self.carry);
+        self.carry.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +259,24 @@ mod tests {
     fn invalid_utf8_is_shown_as_hex_bytes_and_backslash_is_doubled() {
         assert_eq!(escape(b"a\xffb\xc3"), "a\\xffb\\xc3");
         assert_eq!(escape(b"C:\\x41"), "C:\\\\x41");
+    }
+
+    #[test]
+    fn line_escaper_keeps_line_ends_and_joins_split_characters() {
+        let mut e = LineEscaper::default();
+        let mut out = Vec::new();
+        let text = "  0)   caf\u{e9}-1 |  1.0 us | f();\n bash\x1b[2J-2 | g();\n".as_bytes();
+        // Split inside the two-byte é.
+        let cut = text.iter().position(|&b| b == 0xc3).unwrap() + 1;
+        e.push(&text[..cut], &mut out);
+        assert!(out.is_empty(), "a partial line waits");
+        e.push(&text[cut..], &mut out);
+        e.push(b"tail", &mut out);
+        e.finish(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "  0)   caf\u{e9}-1 |  1.0 us | f();\n bash\\e[2J-2 | g();\ntail"
+        );
     }
 
     #[test]

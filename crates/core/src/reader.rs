@@ -67,12 +67,6 @@ pub enum Wake {
     OutputClosed,
 }
 
-fn stdout_is_pipe() -> bool {
-    // SAFETY: fstat writes into a valid stat buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
-}
-
 impl RawReader {
     /// Opens `per_cpu/cpuN/trace_pipe_raw` of every CPU of `instance`.
     pub fn open(instance: &Instance) -> Result<RawReader> {
@@ -135,11 +129,7 @@ impl RawReader {
         });
         // With no events requested, poll reports only POLLERR/POLLHUP on stdout: for a
         // pipe, POLLERR means every reader has closed it.
-        fds.push(libc::pollfd {
-            fd: 1,
-            events: 0,
-            revents: 0,
-        });
+        fds.push(crate::output::stdout_pollfd());
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid, initialised pollfd array of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -147,7 +137,7 @@ impl RawReader {
         let out = fds[fds.len() - 1].revents;
         if shutdown.requested() {
             Wake::Shutdown
-        } else if out & libc::POLLERR != 0 && stdout_is_pipe() {
+        } else if crate::output::output_closed(out) {
             Wake::OutputClosed
         } else {
             Wake::Ready

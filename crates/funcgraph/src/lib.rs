@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use perf_tools_core::ftrace::{self, TopLevel};
 use perf_tools_core::instance::Instance;
-use perf_tools_core::output::Output;
+use perf_tools_core::output::{self, LineEscaper, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::tracefs::{read_file, Tracefs};
 use perf_tools_core::{cli, stale};
@@ -403,12 +403,6 @@ fn count_lost(buf: &[u8]) -> u64 {
     buf.windows(6).filter(|w| w == b"[LOST ").count() as u64
 }
 
-fn stdout_is_pipe() -> bool {
-    // SAFETY: fstat writes into a valid stat buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(1, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
-}
-
 /// Copies the `#` header lines at the top of the target's `trace` file.
 fn copy_header(dir: &Path, out: &mut Output) -> Result<()> {
     let p = dir.join("trace");
@@ -454,6 +448,8 @@ fn stream(t: &mut Target, shutdown: &Shutdown, out: &mut Output, headers: bool) 
         copy_header(t.dir(), out)?;
     }
     let mut lost = 0;
+    // The kernel's text, with control characters in process names spelled out.
+    let (mut raw, mut escaper) = (Vec::new(), LineEscaper::default());
     loop {
         let mut fds = [
             libc::pollfd {
@@ -466,36 +462,37 @@ fn stream(t: &mut Target, shutdown: &Shutdown, out: &mut Output, headers: bool) 
                 events: libc::POLLIN,
                 revents: 0,
             },
-            // No events requested: only POLLERR (every reader closed our pipe) shows.
-            libc::pollfd {
-                fd: 1,
-                events: 0,
-                revents: 0,
-            },
+            output::stdout_pollfd(),
         ];
         // SAFETY: fds is a valid pollfd array of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
         shutdown.drain();
-        if fds[2].revents & libc::POLLERR != 0 && stdout_is_pipe() {
+        if output::output_closed(fds[2].revents) {
             return Ok(lost);
         }
         let finishing = shutdown.requested();
         if finishing {
             t.set("tracing_on", "0")?;
         }
-        read_available(&mut pipe, &mut out.buf, 1 << 20)?;
-        lost += count_lost(&out.buf);
+        read_available(&mut pipe, &mut raw, 1 << 20)?;
+        lost += count_lost(&raw);
+        escaper.push(&raw, &mut out.buf);
+        raw.clear();
         out.flush()?;
         if finishing {
             // Whatever was still buffered when tracing stopped.
             loop {
-                read_available(&mut pipe, &mut out.buf, 1 << 20)?;
-                if out.buf.is_empty() {
+                read_available(&mut pipe, &mut raw, 1 << 20)?;
+                if raw.is_empty() {
                     break;
                 }
-                lost += count_lost(&out.buf);
+                lost += count_lost(&raw);
+                escaper.push(&raw, &mut out.buf);
+                raw.clear();
                 out.flush()?;
             }
+            escaper.finish(&mut out.buf);
+            out.flush()?;
             return Ok(lost);
         }
     }
@@ -516,6 +513,7 @@ fn buffered(
     let mut r = BufReader::with_capacity(1 << 16, f);
     let mut line = Vec::new();
     let mut lost = 0;
+    let mut escaper = LineEscaper::default();
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line)
@@ -528,11 +526,12 @@ fn buffered(
             continue;
         }
         lost += count_lost(&line);
-        out.buf.extend_from_slice(&line);
+        escaper.push(&line, &mut out.buf);
         if out.buf.len() >= 1 << 16 {
             out.flush()?;
         }
     }
+    escaper.finish(&mut out.buf);
     out.flush()?;
     Ok(lost)
 }

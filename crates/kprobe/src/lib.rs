@@ -143,22 +143,6 @@ pub fn misses(profile: &str, event: &str) -> Option<u64> {
     })
 }
 
-fn stdout_closed() -> bool {
-    let mut p = libc::pollfd {
-        fd: 1,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: p is a valid pollfd; fstat writes into a valid buffer.
-    unsafe {
-        libc::poll(&mut p, 1, 0);
-        let mut st: libc::stat = std::mem::zeroed();
-        p.revents & libc::POLLERR != 0
-            && libc::fstat(1, &mut st) == 0
-            && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
-    }
-}
-
 /// Runs kprobe.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
@@ -399,7 +383,7 @@ fn stream_text(
                 // SAFETY: fds is a valid pollfd array of length 2.
                 unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
                 shutdown.drain();
-                if stdout_closed() {
+                if perf_tools_core::output::stdout_closed() {
                     return Ok(false);
                 }
                 let deadline = Instant::now() + Duration::from_millis(50);
