@@ -369,6 +369,7 @@ pub fn run(args: Args) -> Result<()> {
             watermark,
             &mut state,
             |(p, _), cpu, ts, payload| p.push(cpu, ts, payload),
+            |(p, _), gap| p.gap(gap),
             |(p, summary), wm| count_completed(p, summary, wm.min(tick)),
         );
         summary.lost += stats.missed;

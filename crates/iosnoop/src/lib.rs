@@ -348,6 +348,7 @@ pub fn run(args: Args) -> Result<()> {
             batch.clock,
             &mut pipeline,
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
+            |p, gap| p.gap(gap),
             |p, watermark| {
                 p.release(watermark, keep, |c| rows.row(&mut out.buf, c));
                 // Streaming under load: write every 64 KiB or so rather than once per
@@ -378,15 +379,18 @@ pub fn run(args: Args) -> Result<()> {
     let lost = session.lost_events().max(lost_in_band);
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
-            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} in flight {} lost {lost}",
-            totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.len()
+            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} dropped at gaps {} in flight {} lost {lost}",
+            totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.dropped_at_gap, pipeline.inflight.len()
         );
     }
     session.finish()?;
     let _ = writeln!(out.buf, "\nEnding tracing...");
     out.flush()?;
     if lost > 0 {
-        eprintln!("WARNING: {lost} events lost in total; rows may be missing");
+        eprintln!(
+            "WARNING: {lost} events lost in total; rows may be missing ({} I/Os in flight across the losses were not timed)",
+            pipeline.inflight.dropped_at_gap
+        );
     }
     Ok(())
 }
