@@ -391,3 +391,128 @@ fn queue_mode_reports_io_that_never_fires_insert() {
         (pid.to_string().as_str(), "24")
     );
 }
+
+/// Starts iosnoop with stdout and stderr going to files in `dir` (a run under heavy
+/// load prints too much to collect line by line), and waits for its header.
+fn start_to_files(args: &[&str], dir: &std::path::Path) -> std::process::Child {
+    let child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !std::fs::read_to_string(dir.join("out"))
+        .unwrap_or_default()
+        .contains("LATms")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no header from iosnoop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Waits for `child` to exit (killing it after `timeout`): its exit code.
+fn exit_code(child: &mut std::process::Child, timeout: Duration) -> i32 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("iosnoop did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The numbers of iosnoop's exit warning `WARNING: N events lost in total; ... (M I/Os
+/// in flight across the losses were not timed)`: (N, M), or (0, 0) without one.
+fn lost_and_dropped(err: &str) -> (u64, u64) {
+    let Some(line) = err.lines().find(|l| l.contains("events lost in total")) else {
+        return (0, 0);
+    };
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(!nums.is_empty(), "{line}");
+    (nums[0], nums.get(1).copied().unwrap_or(0))
+}
+
+#[test]
+fn no_row_spans_lost_events_after_a_stall() {
+    if !live_or_skip("no_row_spans_lost_events_after_a_stall") {
+        return;
+    }
+    // fio reads a 1 MiB device at random (every block again every 256 reads), iosnoop
+    // with 64 KiB buffers is stopped three times for 1.5 s: the kernel overwrites most
+    // events, among them the completions of reads in flight and later starts of their
+    // sectors.
+    // Pairing across that loss printed latencies of seconds (the stop) while fio's own
+    // slowest read took milliseconds.
+    let lo = LoopDev::new(1);
+    let dir = std::path::PathBuf::from(format!("/dev/shm/ptrs-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tool = start_to_files(&["-d", &lo.dev, "--buffer-kb", "64"], &dir);
+    let pid = tool.id() as i32;
+    let fio = testkit::fio::randread(&lo.path, 10, 32);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: kill with our child's pid.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(1500));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    let f = fio.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let code = exit_code(&mut tool, T);
+    let out = std::fs::read_to_string(dir.join("out")).unwrap();
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert_clean(pid as u32);
+    let lats: Vec<f64> = out
+        .lines()
+        .map(cols)
+        .filter(|c| c.len() == 7 && c[3] == lo.dev)
+        .map(|c| c[6].parse().unwrap())
+        .collect();
+    let rows = lats.len() as u64;
+    let (lost, dropped) = lost_and_dropped(&err);
+    let fio_max_ms = f.clat_max_ns as f64 / 1e6;
+    let max = lats.iter().copied().fold(0.0, f64::max);
+    let summary = format!(
+        "fio: {} reads, max clat {fio_max_ms:.3} ms; iosnoop: {rows} rows, max {max:.2} ms, \
+         {lost} events lost, {dropped} I/Os not timed\nstderr:\n{err}",
+        f.total_ios
+    );
+    eprintln!("{summary}");
+    assert!(lost > 0, "the stall did not overflow the buffer: {summary}");
+    // Block-layer latency (issue to completion) lies inside fio's (submission to
+    // reaping); 0.5 ms covers LATms rounding and timer skew.
+    let over = lats.iter().filter(|&&l| l > fio_max_ms + 0.5).count();
+    assert_eq!(
+        over, 0,
+        "{over} rows slower than any read fio saw: {summary}"
+    );
+    // Every read is a row, or lost one of its two events, or was in flight across a
+    // loss; lost events belong to reads that are not rows (two per read at most).
+    // 64: reads on the device not made by fio (udev probing the new device).
+    let missing = f.total_ios.saturating_sub(rows);
+    assert!(rows <= f.total_ios + 64, "{summary}");
+    assert!(
+        missing <= lost + dropped + 64,
+        "unaccounted reads: {summary}"
+    );
+    assert!(
+        missing + 64 >= lost / 2,
+        "more events lost than reads missing: {summary}"
+    );
+}
