@@ -689,7 +689,17 @@ impl<D: Detail> BlockPipeline<D> {
             }
             Held::Gap { until } => {
                 inflight.gap(*until);
-                gaps.push((ts, *until));
+                // Bounded for tools that never take them: past 1024, one range
+                // covering them all (still holding every lost event).
+                if gaps.len() >= 1024 {
+                    let all = gaps
+                        .iter()
+                        .fold((ts, *until), |a, g| (a.0.min(g.0), a.1.max(g.1)));
+                    gaps.clear();
+                    gaps.push(all);
+                } else {
+                    gaps.push((ts, *until));
+                }
             }
         });
     }

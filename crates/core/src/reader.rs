@@ -122,6 +122,9 @@ pub struct RawReader {
     buf: Vec<u8>,
     corrupt_reported: bool,
     max_pages: usize,
+    /// Each CPU's `per_cpu/cpuN/stats`, and their loss counters' sum at open.
+    stats_paths: Vec<std::path::PathBuf>,
+    lost_at_open: u64,
 }
 
 /// What one [`RawReader::drain`] found.
@@ -149,6 +152,15 @@ pub enum Wake {
     /// The reader of our standard output went away (`iosnoop | head` after head exited):
     /// the run should end now, even if no further output would have revealed it.
     OutputClosed,
+}
+
+/// The sum of the loss counters in the `stats` files at `paths`.
+fn lost_in(paths: &[std::path::PathBuf]) -> u64 {
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| crate::instance::parse_stats(&t).total())
+        .sum()
 }
 
 fn stdout_is_pipe() -> bool {
@@ -183,13 +195,32 @@ impl RawReader {
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(1 << 16);
         let max_pages = (2 * buffer_kb * 1024 / layout.page_size()).max(64);
+        let stats_paths: Vec<_> = cpus
+            .iter()
+            .map(|c| {
+                instance
+                    .dir()
+                    .join(format!("per_cpu/cpu{}/stats", c.at.cpu))
+            })
+            .collect();
+        let lost_at_open = lost_in(&stats_paths);
         Ok(RawReader {
+            stats_paths,
+            lost_at_open,
             max_pages,
             cpus,
             layout,
             buf: vec![0u8; layout.page_size()],
             corrupt_reported: false,
         })
+    }
+
+    /// Events the kernel lost in these buffers since they were opened: the exact sum of
+    /// every CPU's loss counters (`overrun`, `commit overrun`, `dropped events` in
+    /// `per_cpu/cpuN/stats`). The pages' own missed-events flags only give a lower
+    /// bound (at least one per page when the count did not fit in the page).
+    pub fn lost_events(&self) -> u64 {
+        lost_in(&self.stats_paths).saturating_sub(self.lost_at_open)
     }
 
     /// The page geometry in use.

@@ -333,7 +333,7 @@ pub fn run(args: Args) -> Result<()> {
     out.flush()?;
 
     let mut pipeline = BlockPipeline::<Full>::new(decoder, start_point);
-    let mut lost_in_band = 0u64;
+    let mut lost_reported = 0u64;
     let mut totals = perf_tools_core::reader::DrainStats::default();
     let streaming = args.duration.is_none();
     let keep = |who: &Who| {
@@ -363,9 +363,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         totals.pages += stats.pages;
         totals.events += stats.events;
-        if stats.missed > 0 {
-            lost_in_band += stats.missed;
-            eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
+        if stats.gaps > 0 {
+            // The pages' flags say where events were lost and at least how many; the
+            // kernel's counters say exactly how many.
+            let reported = (lost_reported + stats.missed).max(reader.lost_events());
+            if reported > lost_reported {
+                eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {}); no I/O in flight across the loss is timed", reported - lost_reported, args.buffer_kb);
+            }
+            lost_reported = reported;
         }
         if streaming || batch.last {
             out.flush()?;
@@ -376,7 +381,7 @@ pub fn run(args: Args) -> Result<()> {
         // Nobody reads our output any more: end quietly, cleaning up.
         return session.finish();
     }
-    let lost = session.lost_events().max(lost_in_band);
+    let lost = session.lost_events().max(lost_reported);
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
             "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} dropped at gaps {} in flight {} lost {lost}",

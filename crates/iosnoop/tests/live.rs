@@ -495,6 +495,14 @@ fn no_row_spans_lost_events_after_a_stall() {
     );
     eprintln!("{summary}");
     assert!(lost > 0, "the stall did not overflow the buffer: {summary}");
+    // The live warnings give the kernel's counts, not one per flagged page: together
+    // they are the exit total.
+    let live: u64 = err
+        .lines()
+        .filter(|l| l.contains("block events lost:"))
+        .map(|l| lost_and_dropped(&l.replace("block events lost:", "events lost in total")).0)
+        .sum();
+    assert_eq!(live, lost, "{summary}");
     // Block-layer latency (issue to completion) lies inside fio's (submission to
     // reaping); 0.5 ms covers LATms rounding and timer skew.
     let over = lats.iter().filter(|&&l| l > fio_max_ms + 0.5).count();
