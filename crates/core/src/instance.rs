@@ -23,6 +23,8 @@ pub struct Instance {
     name: String,
     dir: PathBuf,
     removed: bool,
+    /// The cleanup of last resort, should the process abort.
+    last_resort: crate::lastresort::Token,
 }
 
 /// Cumulative loss counters of an instance, summed over CPUs (from `per_cpu/cpuN/stats`).
@@ -74,11 +76,13 @@ impl Instance {
                 return Err(e).with_context(|| format!("creating trace instance {}", dir.display()))
             }
         }
+        let last_resort = crate::lastresort::arm(&dir);
         Ok(Instance {
             tracefs: tracefs.clone(),
             name,
             dir,
             removed: false,
+            last_resort,
         })
     }
 
@@ -237,6 +241,7 @@ impl Instance {
             return Ok(());
         }
         self.removed = true;
+        crate::lastresort::disarm(&mut self.last_resort);
         let _ = fs::write(self.dir.join("tracing_on"), "0");
         let _ = fs::write(self.dir.join("events/enable"), "0");
         remove_instance_dir(&self.dir)

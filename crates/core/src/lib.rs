@@ -14,6 +14,7 @@ pub mod ftrace;
 pub mod hwmon;
 mod inflight_table;
 pub mod instance;
+pub mod lastresort;
 pub mod merge;
 pub mod msr;
 pub mod output;
@@ -25,6 +26,7 @@ pub mod reader;
 pub mod ringbuf;
 pub mod session;
 pub mod signals;
+pub mod spill;
 pub mod stale;
 pub mod tracefs;
 

@@ -334,6 +334,14 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut pipeline = BlockPipeline::<Full>::new(decoder, start_point);
     let mut lost_reported = 0u64;
+    let mut held = perf_tools_core::spill::Held::new();
+    if args.duration.is_some() {
+        // Room for the rows held in memory, taken once (a failure here is not fatal:
+        // the buffer then grows as needed).
+        let _ = out
+            .buf
+            .try_reserve(perf_tools_core::spill::MEMORY_LIMIT + (1 << 20));
+    }
     let mut totals = perf_tools_core::reader::DrainStats::default();
     let streaming = args.duration.is_none();
     let keep = |who: &Who| {
@@ -352,9 +360,15 @@ pub fn run(args: Args) -> Result<()> {
             |p, watermark| {
                 p.release(watermark, keep, |c| rows.row(&mut out.buf, c));
                 // Streaming under load: write every 64 KiB or so rather than once per
-                // batch, so the rows being formatted stay in the CPU cache.
+                // batch, so the rows being formatted stay in the CPU cache. Buffered
+                // (duration) mode: past a few MiB, rows wait in a temporary file.
                 if streaming && out.buf.len() >= 1 << 16 && write_err.is_none() {
                     write_err = out.flush().err();
+                } else if !streaming
+                    && out.buf.len() >= perf_tools_core::spill::MEMORY_LIMIT
+                    && write_err.is_none()
+                {
+                    write_err = held.absorb(&mut out.buf).err();
                 }
             },
         );
@@ -372,8 +386,10 @@ pub fn run(args: Args) -> Result<()> {
             }
             lost_reported = reported;
         }
-        if streaming || batch.last {
+        if streaming {
             out.flush()?;
+        } else if batch.last {
+            held.finish(&mut out)?;
         }
         Ok(())
     })?;
