@@ -1008,7 +1008,6 @@ pub mod synthetic {
             let mut any = false;
             let mut watermark = u64::MAX;
             for (cpu, list) in pages.iter().enumerate() {
-                let mut last = 0;
                 for page in list.iter().skip(next[cpu]).take(batch) {
                     any = true;
                     // The tools' own page walk: losses reach the pipeline in place.
@@ -1018,7 +1017,6 @@ pub mod synthetic {
                         &mut at[cpu],
                         pipe,
                         &mut |pipe: &mut BlockPipeline<D>, cpu, ts, payload: &[u8]| {
-                            last = ts;
                             pipe.push(cpu, ts, payload)
                         },
                         &mut |pipe: &mut BlockPipeline<D>, gap| pipe.gap(gap),
@@ -1027,7 +1025,7 @@ pub mod synthetic {
                 }
                 next[cpu] = (next[cpu] + batch).min(list.len());
                 if next[cpu] < list.len() {
-                    watermark = watermark.min(last);
+                    watermark = watermark.min(at[cpu].last_ts);
                 }
             }
             release(pipe, watermark);

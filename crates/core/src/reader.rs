@@ -64,20 +64,29 @@ pub fn decode_page_with_gaps<S>(
     let cpu = at.cpu;
     let last_ts = &mut at.last_ts;
     let mut pending = missed_before(page, layout);
-    let decoded = decode_page(page, layout, |ts, p| {
-        if let Some(header_ts) = pending.take() {
-            on_gap(
-                state,
-                Gap {
-                    cpu,
-                    after: *last_ts,
-                    before: ts.max(header_ts),
-                },
-            );
-        }
-        *last_ts = (*last_ts).max(ts);
-        on_event(state, cpu, ts, p)
-    });
+    // Events of one CPU come in time order: the last one delivered is the newest.
+    let decoded = if pending.is_none() {
+        // The common case, on the per-event path: no loss before this page.
+        decode_page(page, layout, |ts, p| {
+            *last_ts = ts;
+            on_event(state, cpu, ts, p)
+        })
+    } else {
+        decode_page(page, layout, |ts, p| {
+            if let Some(header_ts) = pending.take() {
+                on_gap(
+                    state,
+                    Gap {
+                        cpu,
+                        after: *last_ts,
+                        before: ts.max(header_ts),
+                    },
+                );
+            }
+            *last_ts = ts;
+            on_event(state, cpu, ts, p)
+        })
+    };
     let before = match (&decoded, pending) {
         (Err(_), p) => Some(now().max(p.unwrap_or(0)).max(*last_ts)),
         (Ok(_), Some(header_ts)) => Some(header_ts.max(*last_ts)),
@@ -347,10 +356,7 @@ impl RawReader {
                     &self.layout,
                     &mut c.at,
                     state,
-                    &mut |state: &mut S, cpu, ts, p: &[u8]| {
-                        st.newest = ts;
-                        on_event(state, cpu, ts, p)
-                    },
+                    &mut on_event,
                     &mut |state: &mut S, gap| {
                         gaps += 1;
                         on_gap(state, gap)
@@ -358,6 +364,7 @@ impl RawReader {
                     crate::monotonic_ns,
                 );
                 stats.gaps += gaps;
+                st.newest = c.at.last_ts;
                 match decoded {
                     Ok(s) => {
                         stats.events += s.events as u64;
