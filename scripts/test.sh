@@ -29,6 +29,11 @@ if [ ${#packages[@]} -gt 0 ]; then
   # shellcheck disable=SC2046 # one word per package
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${packages[@]}" | sort -u) >/dev/null
 fi
+# fio drives the overload tests of iosnoop and iolatency (buffer overflow under load).
+if ! command -v fio >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends fio >/dev/null
+fi
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 modprobe loop 2>/dev/null || true
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use crate::format::{EventFormat, Field};
 use crate::instance::Instance;
 use crate::merge::Merger;
+use crate::reader::Gap;
 
 /// A block device number as the block tracepoints encode it (`major << 20 | minor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -650,12 +651,20 @@ impl Key {
     }
 }
 
+/// Marks a start in the table as invalidated by a gap (the top bit of its time stamp:
+/// trace clocks in nanoseconds stay below 2^63 for 292 years).
+const DEAD: u64 = 1 << 63;
+
 /// Pairs starts with completions by (device, sector).
 ///
-/// Starts wait in a bounded table; starts older than `max_age_ns` are dropped (a lost
-/// completion must not pair with a later I/O to the same sector), and a completion
-/// without a start is dropped, so no impossible latencies appear after lost events.
-/// In-flight starts survive across output intervals.
+/// Starts wait in a bounded table; starts older than `max_age_ns` are dropped, and a
+/// completion without a start is dropped. When events were lost ([`Inflight::gap`]),
+/// no start from before the loss pairs with a completion after it: the start's own
+/// completion, or a later start of the same sector, may be among the lost events, and
+/// pairing across the loss would print the time between two different I/Os. Such
+/// starts are kept as invalidated entries (so their completion, or in `-Q` mode their
+/// issue, is absorbed rather than timed) and counted in `dropped_at_gap`. In-flight
+/// starts survive across output intervals.
 #[derive(Debug)]
 pub struct Inflight<D: Detail = Full> {
     table: Table<Start<D::Who>>,
@@ -667,6 +676,11 @@ pub struct Inflight<D: Detail = Full> {
     pub aged_out: u64,
     /// Completions that had no start (filtered out, started before tracing, or lost).
     pub unmatched: u64,
+    /// I/Os not timed because their start came before a loss of events and their
+    /// completion (if any arrived) after it.
+    pub dropped_at_gap: u64,
+    /// Starts no newer than this are invalidated on arrival (the end of the latest loss).
+    gap_until: Option<u64>,
 }
 
 impl<D: Detail> Inflight<D> {
@@ -680,6 +694,8 @@ impl<D: Detail> Inflight<D> {
             last_sweep: 0,
             aged_out: 0,
             unmatched: 0,
+            dropped_at_gap: 0,
+            gap_until: None,
         }
     }
 
@@ -698,6 +714,22 @@ impl<D: Detail> Inflight<D> {
     /// True if no start is waiting.
     pub fn is_empty(&self) -> bool {
         self.table.len() == 0
+    }
+
+    /// Events were lost, none of them newer than `until`; call it in time order with
+    /// the events, at (or before) the time of the oldest lost event. Every start in
+    /// flight is invalidated, and so is every later start no newer than `until`: none
+    /// of them pairs with a completion.
+    pub fn gap(&mut self, until: u64) {
+        let mut dropped = 0;
+        self.table.for_each_mut(|s| {
+            if s.ts & DEAD == 0 {
+                s.ts |= DEAD;
+                dropped += 1;
+            }
+        });
+        self.dropped_at_gap += dropped;
+        self.gap_until = self.gap_until.max(Some(until));
     }
 
     /// Feeds one event in time order; returns a completed I/O when it closes one.
@@ -723,14 +755,22 @@ impl<D: Detail> Inflight<D> {
                 }
                 let key = Key::new(dev, sector);
                 if issue && self.prefer_insert {
-                    // -Q: keep the queue-insert time when insert fired; else time from issue.
+                    // -Q: keep the queue-insert time when insert fired; else time from
+                    // issue. An insert invalidated by a gap stays invalid: its issue
+                    // must not time the I/O from the issue instead.
                     if let Some(s) = self.table.get(&key) {
-                        if ts.saturating_sub(s.ts) <= self.max_age_ns {
+                        if ts.saturating_sub(s.ts & !DEAD) <= self.max_age_ns {
                             return None;
                         }
                     }
                 }
                 if keep_start(&who) {
+                    let ts = if self.gap_until.is_some_and(|until| ts <= until) {
+                        self.dropped_at_gap += 1;
+                        ts | DEAD
+                    } else {
+                        ts
+                    };
                     self.table.insert(key, Start { ts, who });
                 } else {
                     self.table.remove(&key);
@@ -739,6 +779,8 @@ impl<D: Detail> Inflight<D> {
             }
             BlockEvent::Complete { dev, sector, what } => {
                 match self.table.remove(&Key::new(dev, sector)) {
+                    // Started before a loss: not timed (counted when invalidated).
+                    Some(start) if start.ts & DEAD != 0 => None,
                     Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
                         Some(Completed {
                             start,
@@ -765,16 +807,24 @@ impl<D: Detail> Inflight<D> {
         self.last_sweep = now;
         let before = self.table.len();
         let mut limit = now.saturating_sub(self.max_age_ns);
-        self.table.retain(|s| s.ts >= limit);
+        self.table.retain(|s| s.ts & !DEAD >= limit);
         // Still full: drop the oldest half by age.
         if self.table.len() >= self.capacity {
-            let mut ts: Vec<u64> = self.table.values().map(|s| s.ts).collect();
+            let mut ts: Vec<u64> = self.table.values().map(|s| s.ts & !DEAD).collect();
             ts.sort_unstable();
             limit = ts[ts.len() / 2];
-            self.table.retain(|s| s.ts >= limit);
+            self.table.retain(|s| s.ts & !DEAD >= limit);
         }
         self.aged_out += (before - self.table.len()) as u64;
     }
+}
+
+/// What the merge holds: an event, or the place of a loss of events in a CPU's stream
+/// (with the time stamp no lost event is newer than).
+#[derive(Debug, Clone, Copy)]
+enum Held<D: Detail> {
+    Event(BlockEvent<D>),
+    Gap { until: u64 },
 }
 
 /// The per-event path of a block trace as one unit, shared by iosnoop and iolatency:
@@ -783,11 +833,14 @@ impl<D: Detail> Inflight<D> {
 #[derive(Debug)]
 pub struct BlockPipeline<D: Detail = Full> {
     decoder: BlockDecoder,
-    merger: Merger<BlockEvent<D>>,
+    merger: Merger<Held<D>>,
     /// Starts waiting for their completion, and pairing statistics.
     pub inflight: Inflight<D>,
     /// Events that were not block events of this trace, or were truncated.
     pub undecoded: u64,
+    /// Losses of events reached in time order and not yet taken by
+    /// [`BlockPipeline::take_gaps`]: `(after, before)`, every lost event in between.
+    gaps: Vec<(u64, u64)>,
 }
 
 impl<D: Detail> BlockPipeline<D> {
@@ -798,6 +851,7 @@ impl<D: Detail> BlockPipeline<D> {
             merger: Merger::new(),
             inflight: Inflight::new(start),
             undecoded: 0,
+            gaps: Vec::new(),
         }
     }
 
@@ -806,9 +860,25 @@ impl<D: Detail> BlockPipeline<D> {
     #[inline]
     pub fn push(&mut self, cpu: u32, ts: u64, payload: &[u8]) {
         match self.decoder.decode_as::<D>(payload) {
-            Some(ev) => self.merger.push(cpu as usize, ts, ev),
+            Some(ev) => self.merger.push(cpu as usize, ts, Held::Event(ev)),
             None => self.undecoded += 1,
         }
+    }
+
+    /// Takes a loss of events from a CPU's buffer, in its place in that CPU's stream
+    /// (after the events read before it, before those read after it): when the merge
+    /// reaches it, every start in flight is invalidated, and so is every start up to
+    /// the end of the loss (see [`Inflight::gap`]).
+    pub fn gap(&mut self, gap: Gap) {
+        self.merger
+            .push(gap.cpu as usize, gap.after, Held::Gap { until: gap.before });
+    }
+
+    /// The losses the merge has reached since the last call, as `(after, before)`
+    /// time-stamp ranges holding every lost event (to mark output intervals as
+    /// incomplete).
+    pub fn take_gaps(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.gaps)
     }
 
     /// Pairs every held event up to `watermark` (a clock reading taken before the
@@ -821,9 +891,26 @@ impl<D: Detail> BlockPipeline<D> {
         mut done: impl FnMut(&Completed<D>),
     ) {
         let inflight = &mut self.inflight;
-        self.merger.release(watermark, |ts, ev| {
-            if let Some(c) = inflight.feed(ts, ev, &mut keep_start) {
-                done(&c);
+        let gaps = &mut self.gaps;
+        self.merger.release(watermark, |ts, held| match held {
+            Held::Event(ev) => {
+                if let Some(c) = inflight.feed(ts, ev, &mut keep_start) {
+                    done(&c);
+                }
+            }
+            Held::Gap { until } => {
+                inflight.gap(*until);
+                // Bounded for tools that never take them: past 1024, one range
+                // covering them all (still holding every lost event).
+                if gaps.len() >= 1024 {
+                    let all = gaps
+                        .iter()
+                        .fold((ts, *until), |a, g| (a.0.min(g.0), a.1.max(g.1)));
+                    gaps.clear();
+                    gaps.push(all);
+                } else {
+                    gaps.push((ts, *until));
+                }
             }
         });
     }
@@ -834,6 +921,7 @@ impl<D: Detail> BlockPipeline<D> {
 pub mod synthetic {
     use super::{BlockPipeline, Detail, Device};
     use crate::format::EventFormat;
+    use crate::reader::CpuPosition;
     use crate::ringbuf::{PageBuilder, PageLayout};
 
     /// Shape of a synthetic load.
@@ -927,19 +1015,117 @@ pub mod synthetic {
         layout: PageLayout,
         load: Load,
     ) -> (Vec<Vec<Vec<u8>>>, Vec<u64>) {
+        let (per_cpu, ios) = events(issue, complete, load, 1 << 21);
+        let pages = per_cpu
+            .into_iter()
+            .map(|evs| paginate(layout, evs.into_iter().map(|(ts, p)| (ts, p, false))))
+            .collect();
+        (pages, ios.iter().map(|io| io.end - io.start).collect())
+    }
+
+    /// One I/O of a synthetic trace.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Io {
+        /// Its first sector.
+        pub sector: u64,
+        /// Time stamp of its start (`block_rq_issue`).
+        pub start: u64,
+        /// Time stamp of its completion.
+        pub end: u64,
+    }
+
+    /// Like [`pages`], but with lost events, as a kernel buffer that overflowed hands
+    /// them out: the I/Os go to only `blocks` 4 KiB blocks (so later I/Os reuse the
+    /// sectors of earlier ones, as fio on a small device does; never two in flight at
+    /// once), and for each `(cpu, at, len)` in `losses` that CPU's events `at..at + len`
+    /// (taken modulo its number of events, never its last one) are left out; the page
+    /// holding the first event after them is flagged with the number lost (stored, or
+    /// unknown when `stored` is false), and the page before ends at the loss.
+    /// Returns the pages per CPU, every I/O as it really happened, and the number of
+    /// events left out.
+    pub fn lossy_pages(
+        issue: &EventFormat,
+        complete: &EventFormat,
+        layout: PageLayout,
+        load: Load,
+        blocks: u64,
+        losses: &[(u32, usize, usize)],
+        stored: bool,
+    ) -> (Vec<Vec<Vec<u8>>>, Vec<Io>, u64) {
+        let (per_cpu, ios) = events(issue, complete, load, blocks.max(2 * load.depth + 2));
+        let mut lost_total = 0;
+        let pages = per_cpu
+            .into_iter()
+            .enumerate()
+            .map(|(cpu, evs)| {
+                let n = evs.len();
+                let mut lost = vec![false; n];
+                for &(c, at, len) in losses {
+                    if c as usize == cpu && n > 1 {
+                        let from = at % (n - 1);
+                        for l in &mut lost[from..(from + len).min(n - 1)] {
+                            *l = true;
+                        }
+                    }
+                }
+                let mut run = 0u64;
+                let mut kept = Vec::new();
+                for (i, (ts, p)) in evs.into_iter().enumerate() {
+                    if lost[i] {
+                        run += 1;
+                    } else {
+                        kept.push((ts, p, run > 0));
+                        lost_total += run;
+                        run = 0;
+                    }
+                }
+                // The stored count: the run lost right before each flagged event.
+                let mut counts = Vec::new();
+                let mut r = 0u64;
+                for l in &lost {
+                    if *l {
+                        r += 1;
+                    } else if r > 0 {
+                        counts.push(r);
+                        r = 0;
+                    }
+                }
+                paginate_counts(layout, kept, counts, stored)
+            })
+            .collect();
+        (pages, ios, lost_total)
+    }
+
+    /// The events of `load` per CPU, each CPU's in time order, and the I/Os. Sectors
+    /// are picked among `blocks` 4 KiB blocks, skipping those of I/Os in flight.
+    #[allow(clippy::type_complexity)]
+    fn events(
+        issue: &EventFormat,
+        complete: &EventFormat,
+        load: Load,
+        blocks: u64,
+    ) -> (Vec<Vec<(u64, Vec<u8>)>>, Vec<Io>) {
         let cpus = load.cpus.max(1) as u64;
         let mut per_cpu: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); cpus as usize];
-        let mut lats = Vec::with_capacity(load.ios as usize);
+        let mut ios = Vec::with_capacity(load.ios as usize);
         let dev = load.dev.to_kernel() as u64;
+        let mut busy_until: std::collections::HashMap<u64, u64> = Default::default();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for i in 0..load.ios {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let ts = 1_000_000_000 + i * load.gap_ns;
-            let lat = load.depth * load.gap_ns / 2 + x % (load.depth * load.gap_ns).max(1);
-            // A permutation of 2^21 4 KiB blocks: no two I/Os in flight share a sector.
-            let sector = (i.wrapping_mul(0x9e37_79b1) % (1 << 21)) * 8;
+            // At least 1 ns: a completion never shares its start's time stamp.
+            let lat = (load.depth * load.gap_ns / 2 + x % (load.depth * load.gap_ns).max(1)).max(1);
+            // A permutation of the blocks (of 2^21 by default: no sector repeats), moved
+            // on past any block still in flight.
+            let mut block = i.wrapping_mul(0x9e37_79b1) % blocks;
+            while busy_until.get(&block).is_some_and(|&end| end >= ts) {
+                block = (block + 1) % blocks;
+            }
+            busy_until.insert(block, ts + lat);
+            let sector = block * 8;
             let pid = 1000 + (i % 4);
             let on = |k: u64| (k % cpus) as usize;
             per_cpu[on(i)].push((
@@ -964,36 +1150,58 @@ pub mod synthetic {
                     &[("rwbs", b"R")],
                 ),
             ));
-            lats.push(lat);
+            ios.push(Io {
+                sector,
+                start: ts,
+                end: ts + lat,
+            });
         }
-        let pages = per_cpu
-            .into_iter()
-            .map(|mut evs| {
-                evs.sort_by_key(|e| e.0);
-                let mut out = Vec::new();
-                let mut b: Option<PageBuilder> = None;
-                for (ts, p) in evs {
-                    let fits = b.as_mut().is_some_and(|b| b.event(ts, &p));
-                    if !fits {
-                        if let Some(full) = b.take() {
-                            out.push(full.finish(None));
-                        }
-                        let mut nb = PageBuilder::new(layout, ts);
-                        nb.event(ts, &p);
-                        b = Some(nb);
-                    }
+        for evs in &mut per_cpu {
+            evs.sort_by_key(|e| e.0);
+        }
+        (per_cpu, ios)
+    }
+
+    /// Packs one CPU's events into pages; an event marked `true` starts a new page
+    /// flagged with lost events (unknown count).
+    fn paginate(
+        layout: PageLayout,
+        evs: impl IntoIterator<Item = (u64, Vec<u8>, bool)>,
+    ) -> Vec<Vec<u8>> {
+        paginate_counts(layout, evs.into_iter().collect(), Vec::new(), false)
+    }
+
+    /// [`paginate`], storing `counts[k]` in the `k`-th flagged page when `stored`.
+    fn paginate_counts(
+        layout: PageLayout,
+        evs: Vec<(u64, Vec<u8>, bool)>,
+        counts: Vec<u64>,
+        stored: bool,
+    ) -> Vec<Vec<u8>> {
+        let mut counts = counts.into_iter();
+        let mut out = Vec::new();
+        let mut b: Option<(PageBuilder, Option<Option<u64>>)> = None;
+        for (ts, p, after_loss) in evs {
+            let fits = !after_loss && b.as_mut().is_some_and(|(b, _)| b.event(ts, &p));
+            if !fits {
+                if let Some((full, missed)) = b.take() {
+                    out.push(full.finish(missed));
                 }
-                if let Some(last) = b {
-                    out.push(last.finish(None));
-                }
-                out
-            })
-            .collect();
-        (pages, lats)
+                let mut nb = PageBuilder::new(layout, ts);
+                nb.event(ts, &p);
+                let missed = after_loss.then(|| counts.next().filter(|_| stored));
+                b = Some((nb, missed));
+            }
+        }
+        if let Some((last, missed)) = b {
+            out.push(last.finish(missed));
+        }
+        out
     }
 
     /// Feeds `pages` (one list per CPU) to `pipe` the way the tools drain a live trace:
-    /// up to `batch` pages from each CPU in turn, each event pushed into `pipe`, then
+    /// up to `batch` pages from each CPU in turn, each event pushed into `pipe` (and
+    /// each loss of events a page reports, as [`BlockPipeline::gap`]), then
     /// `release(pipe, watermark)` with the oldest timestamp that is safe to release (the
     /// newest one read from the CPU that is furthest behind; `u64::MAX` at the end).
     pub fn replay<D: Detail>(
@@ -1004,21 +1212,31 @@ pub mod synthetic {
         mut release: impl FnMut(&mut BlockPipeline<D>, u64),
     ) {
         let mut next = vec![0usize; pages.len()];
+        let mut at: Vec<CpuPosition> = (0..pages.len() as u32)
+            .map(|cpu| CpuPosition { cpu, last_ts: 0 })
+            .collect();
         loop {
             let mut any = false;
             let mut watermark = u64::MAX;
             for (cpu, list) in pages.iter().enumerate() {
-                let mut last = 0;
                 for page in list.iter().skip(next[cpu]).take(batch) {
                     any = true;
-                    let _ = crate::ringbuf::decode_page(page, layout, |ts, payload| {
-                        last = ts;
-                        pipe.push(cpu as u32, ts, payload)
-                    });
+                    // The tools' own page walk: losses reach the pipeline in place.
+                    let _ = crate::reader::decode_page_with_gaps(
+                        page,
+                        layout,
+                        &mut at[cpu],
+                        pipe,
+                        &mut |pipe: &mut BlockPipeline<D>, cpu, ts, payload: &[u8]| {
+                            pipe.push(cpu, ts, payload)
+                        },
+                        &mut |pipe: &mut BlockPipeline<D>, gap| pipe.gap(gap),
+                        || u64::MAX,
+                    );
                 }
                 next[cpu] = (next[cpu] + batch).min(list.len());
                 if next[cpu] < list.len() {
-                    watermark = watermark.min(last);
+                    watermark = watermark.min(at[cpu].last_ts);
                 }
             }
             release(pipe, watermark);
@@ -1360,6 +1578,10 @@ mod tests {
         // What iolatency holds per event in the merge and per I/O in flight.
         use std::mem::size_of;
         assert!(size_of::<(u64, BlockEvent<Lean>)>() <= 32);
+        assert!(
+            size_of::<(u64, Held<Lean>)>() <= 32,
+            "a gap marker costs no space"
+        );
         assert_eq!(size_of::<Start<()>>(), 8);
         assert!(size_of::<(u64, BlockEvent<Lean>)>() < size_of::<(u64, BlockEvent<Full>)>());
     }
@@ -1414,6 +1636,64 @@ mod tests {
             t.feed(10_000 + i, &start((0, 0, 100 + i), true).1, |_| true);
             assert!(t.len() <= 4);
         }
+    }
+
+    #[test]
+    fn no_start_before_a_gap_pairs_with_a_completion_after_it() {
+        // Sector 8's completion at 150 and the next start of sector 8 at 160 were lost
+        // (on another CPU); without the gap, 100 would pair with 420.
+        let mut t = Inflight::new(StartPoint::Issue);
+        assert!(t.feed(100, &start((100, 0, 8), true).1, |_| true).is_none());
+        assert!(t
+            .feed(110, &start((110, 0, 16), true).1, |_| true)
+            .is_none());
+        t.gap(200);
+        assert_eq!(t.dropped_at_gap, 2, "every start in flight is invalidated");
+        // A start inside the loss may have lost its completion too.
+        assert!(t
+            .feed(190, &start((190, 0, 24), true).1, |_| true)
+            .is_none());
+        assert_eq!(t.dropped_at_gap, 3);
+        assert!(t.feed(420, &done(420, 0, 8).1, |_| true).is_none());
+        assert!(t.feed(430, &done(430, 0, 24).1, |_| true).is_none());
+        assert_eq!(
+            t.unmatched, 0,
+            "completions of invalidated starts are absorbed"
+        );
+        // After the loss, pairing resumes.
+        assert!(t
+            .feed(500, &start((500, 0, 16), true).1, |_| true)
+            .is_none());
+        let c = t.feed(530, &done(530, 0, 16).1, |_| true).unwrap();
+        assert_eq!(c.latency_ns(), 30);
+        assert_eq!(t.dropped_at_gap, 3);
+        // Invalidated starts still age out.
+        let mut t = Inflight::<Full>::new(StartPoint::Issue).with_limits(1_000, 4);
+        t.feed(0, &start((0, 0, 8), true).1, |_| true);
+        t.gap(10);
+        for i in 0..8u64 {
+            t.feed(5_000 + i, &start((0, 0, 100 + i), true).1, |_| true);
+        }
+        assert!(t.len() <= 4);
+    }
+
+    #[test]
+    fn queue_mode_does_not_time_from_issue_when_the_insert_preceded_a_gap() {
+        let mut t = Inflight::new(StartPoint::Insert);
+        t.feed(100, &start((100, 0, 8), false).1, |_| true);
+        t.gap(200);
+        // The issue after the loss: timing it from the issue would hide the queue time.
+        assert!(t.feed(300, &start((300, 0, 8), true).1, |_| true).is_none());
+        assert!(t.feed(350, &done(350, 0, 8).1, |_| true).is_none());
+        assert_eq!(t.dropped_at_gap, 1);
+        // A later request bypassing the scheduler is timed from its issue again.
+        t.feed(400, &start((400, 0, 8), true).1, |_| true);
+        assert_eq!(
+            t.feed(460, &done(460, 0, 8).1, |_| true)
+                .unwrap()
+                .latency_ns(),
+            60
+        );
     }
 
     #[test]

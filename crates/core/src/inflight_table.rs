@@ -139,6 +139,13 @@ impl<V: Copy> Table<V> {
         }
     }
 
+    /// Calls `f` on every value, in no particular order (keys stay as they are).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut V)) {
+        for (_, v) in self.slots.iter_mut().flatten() {
+            f(v);
+        }
+    }
+
     /// All values, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.slots.iter().flatten().map(|(_, v)| v)

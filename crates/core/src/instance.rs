@@ -30,6 +30,8 @@ pub struct Instance {
     /// [`Instance::state_changes`] can tell when another process changed them.
     expected: std::cell::RefCell<Vec<(String, String)>>,
     removed: bool,
+    /// The cleanup of last resort, should the process abort.
+    last_resort: crate::lastresort::Token,
 }
 
 /// Cumulative loss counters of an instance, summed over CPUs (from `per_cpu/cpuN/stats`).
@@ -82,6 +84,7 @@ impl Instance {
                 return Err(e).with_context(|| format!("creating trace instance {}", dir.display()))
             }
         }
+        let last_resort = crate::lastresort::arm(&dir);
         let mut inst = Instance {
             tracefs: tracefs.clone(),
             name,
@@ -89,6 +92,7 @@ impl Instance {
             tracing_on: None,
             expected: std::cell::RefCell::new(Vec::new()),
             removed: false,
+            last_resort,
         };
         let path = inst.dir.join("tracing_on");
         inst.tracing_on = Some(
@@ -314,6 +318,7 @@ impl Instance {
         }
         self.removed = true;
         crate::fdreserve::release();
+        crate::lastresort::disarm(&mut self.last_resort);
         let _ = self.write_tracing_on("0");
         let _ = fs::write(self.dir.join("events/enable"), "0");
         // The kernel refuses to remove an instance while one of its files is open.

@@ -178,6 +178,20 @@ fn split_header(w: u32) -> (u32, u32) {
     }
 }
 
+/// The page header's time stamp, if the page reports events lost before it (the
+/// `RB_MISSED_EVENTS` flag of its commit word); `None` when it reports no loss or is
+/// too short to have a header. A cheap look at the header, before [`decode_page`]
+/// delivers the page's events: every event lost before this page is no newer than the
+/// returned time stamp (the writer began this page after the lost ones).
+#[inline]
+pub fn missed_before(page: &[u8], layout: &PageLayout) -> Option<u64> {
+    let commit = word_at(page, 8, layout.commit_size)?;
+    if commit & RB_MISSED_EVENTS == 0 {
+        return None;
+    }
+    word_at(page, 0, 8)
+}
+
 /// Decodes one page, calling `on_event(timestamp, payload)` for each data record in order.
 ///
 /// `page` must be a whole page as read from `trace_pipe_raw` (at least the header).
@@ -468,6 +482,13 @@ mod tests {
             Missed::Count(42)
         );
         assert_eq!(collect(&b.finish(Some(None))).1.missed, Missed::Unknown);
+        let l = PageLayout::X86_64_4K;
+        let mut b = PageBuilder::new(l, 77);
+        b.event(80, &[0; 8]);
+        assert_eq!(missed_before(&b.finish(Some(Some(3))), &l), Some(77));
+        assert_eq!(missed_before(&b.finish(Some(None)), &l), Some(77));
+        assert_eq!(missed_before(&b.finish(None), &l), None);
+        assert_eq!(missed_before(&[0; 12], &l), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Batch {
     pub clock: u64,
     /// The last batch: tracing has been turned off (duration over or a signal).
     pub last: bool,
+    /// Another process changed this run's settings, or put them back, since the last
+    /// batch ([`Session::check_state`]): events between these two clock readings may be
+    /// missing, so a tool that pairs events must not pair across them.
+    pub state_gap: Option<(u64, u64)>,
 }
 
 /// How [`Session::stream`] ended.
@@ -46,8 +50,11 @@ struct Watch {
     next: Instant,
     /// Since when another process has changed this run's settings, if it has.
     changed_since: Option<Instant>,
-    /// A change was seen and later put back: events in between are missing.
-    gap: bool,
+    /// Clock reading ([`crate::monotonic_ns`]) of the last check that found nothing
+    /// changed.
+    last_ok: u64,
+    /// Events between these clock readings may be missing (see [`Batch::state_gap`]).
+    gap: Option<(u64, u64)>,
 }
 
 impl Session {
@@ -62,7 +69,8 @@ impl Session {
             watch: Watch {
                 next: Instant::now() + STATE_CHECK_EVERY,
                 changed_since: None,
-                gap: false,
+                last_ok: crate::monotonic_ns(),
+                gap: None,
             },
         })
     }
@@ -81,8 +89,9 @@ impl Session {
     /// disabling its events or replacing a filter would otherwise stop the rows silently).
     /// The first time it finds a change it warns on stderr; if the change is still there
     /// at the next check it fails (the run ends with exit 1). A change that was put back
-    /// in time is reported, and [`Session::take_state_gap`] returns true once, so a tool
-    /// that pairs events can forget what it started before the gap.
+    /// in time is reported. Both times, the next [`Batch::state_gap`] (or
+    /// [`Session::take_state_gap`]) says since when events may be missing, so a tool
+    /// that pairs events can forget what it started before.
     pub fn check_state(&mut self) -> Result<()> {
         let now = Instant::now();
         if now < self.watch.next {
@@ -95,14 +104,16 @@ impl Session {
     fn check_state_now(&mut self, recording: bool) -> Result<()> {
         let changes = self.instance.state_changes(recording);
         let dir = self.instance.dir().display();
+        let now = crate::monotonic_ns();
         match (changes.is_empty(), self.watch.changed_since) {
-            (true, None) => {}
+            (true, None) => self.watch.last_ok = now,
             (true, Some(_)) => {
                 eprintln!(
                     "WARNING: this run's tracing settings in {dir} were put back; events while they were changed are missing"
                 );
                 self.watch.changed_since = None;
-                self.watch.gap = true;
+                self.mark_gap(now);
+                self.watch.last_ok = now;
             }
             (false, None) => {
                 eprintln!(
@@ -110,6 +121,7 @@ impl Session {
                     changes.join(", ")
                 );
                 self.watch.changed_since = Some(Instant::now());
+                self.mark_gap(now);
             }
             (false, Some(since)) => {
                 bail!(
@@ -122,10 +134,17 @@ impl Session {
         Ok(())
     }
 
-    /// True once after [`Session::check_state`] saw this run's settings changed and put
-    /// back: events were missed in between, so pairs must not span that time.
-    pub fn take_state_gap(&mut self) -> bool {
-        std::mem::take(&mut self.watch.gap)
+    /// Events since the last good check, up to `now`, may be missing.
+    fn mark_gap(&mut self, now: u64) {
+        let from = self.watch.gap.map_or(self.watch.last_ok, |(f, _)| f);
+        self.watch.gap = Some((from, now));
+    }
+
+    /// The time range in which events may be missing because another process changed
+    /// this run's settings (see [`Batch::state_gap`]), once: for tools with their own
+    /// loop instead of [`Session::stream`].
+    pub fn take_state_gap(&mut self) -> Option<(u64, u64)> {
+        self.watch.gap.take()
     }
 
     /// The read loop of the tracing tools: wait for data (at most `poll`), then call
@@ -164,7 +183,16 @@ impl Session {
             } else {
                 crate::monotonic_ns()
             };
-            batch(&mut self.reader, &self.instance, Batch { clock, last })?;
+            let state_gap = self.watch.gap.take();
+            batch(
+                &mut self.reader,
+                &self.instance,
+                Batch {
+                    clock,
+                    last,
+                    state_gap,
+                },
+            )?;
             if last {
                 return Ok(StreamEnd::Finished);
             }

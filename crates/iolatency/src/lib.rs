@@ -152,8 +152,11 @@ pub struct Summary {
     by_dev: BTreeMap<Option<Device>, Stats>,
     /// The device recorded last, and its statistics (kept out of the map).
     last: Option<(Option<Device>, Stats)>,
-    /// Events the kernel lost during the interval.
+    /// Events the kernel lost since the previous summary (its per-CPU counters).
     pub lost: u64,
+    /// Events of this interval were lost (a loss overlaps its time span): its counts
+    /// miss I/O.
+    pub incomplete: bool,
     unit_ns: u64,
     exact: bool,
     per_disk: bool,
@@ -166,6 +169,7 @@ impl Summary {
             by_dev: BTreeMap::new(),
             last: None,
             lost: 0,
+            incomplete: false,
             unit_ns,
             exact,
             per_disk,
@@ -218,6 +222,18 @@ impl Summary {
         }
     }
 
+    /// What was lost, if anything: the kernel's count since the previous summary, and
+    /// whether events of this interval are among them.
+    pub fn loss_warning(&self) -> Option<String> {
+        let whose = "events of this interval were lost: its counts are incomplete";
+        match (self.lost, self.incomplete) {
+            (0, false) => None,
+            (0, true) => Some(whose.to_string()),
+            (n, false) => Some(format!("{n} events lost since the last summary")),
+            (n, true) => Some(format!("{n} events lost since the last summary; {whose}")),
+        }
+    }
+
     /// Renders the text form: blank line, optional timestamp, then per histogram an
     /// optional device line, the histogram, and optional percentiles.
     pub fn render_text(&self, out: &mut Vec<u8>, timestamp: Option<&str>) {
@@ -225,6 +241,9 @@ impl Summary {
         out.push(b'\n');
         if let Some(t) = timestamp {
             let _ = writeln!(out, "{t}");
+        }
+        if let Some(w) = self.loss_warning() {
+            let _ = writeln!(out, "WARNING: {w}");
         }
         let empty = Stats::new(self.unit_ns, self.exact);
         let mut entries = self.by_dev();
@@ -299,6 +318,7 @@ impl Summary {
             "unit": unit,
             "count": self.total(),
             "lost_events": self.lost,
+            "incomplete": self.incomplete,
             "histograms": hists,
         });
         let _ = writeln!(out, "{v}");
@@ -352,8 +372,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut pipeline = BlockPipeline::<Lean>::new(decoder, start_point);
     let mut summary = Summary::new(unit_ns, exact, args.per_disk);
     let mut printed = 0u64;
-    let mut lost_total = 0u64;
-    let mut stats_lost_seen = 0u64;
+    // Lost events: reported in printed summaries so far, and flagged in pages since.
+    let mut lost_reported = 0u64;
+    let mut lost_in_band = 0u64;
+    // Losses of events the pairing has passed, as time ranges holding every lost event.
+    let mut losses: Vec<(u64, u64)> = Vec::new();
     let mut tick = monotonic_ns() + interval_ns;
     'run: loop {
         let now = monotonic_ns();
@@ -367,6 +390,14 @@ pub fn run(args: Args) -> Result<()> {
             }
             Wake::Ready => {}
         }
+        session.check_state()?;
+        if let Some((from, to)) = session.take_state_gap() {
+            // Another process changed (or put back) our settings: events between these
+            // times may be missing. No I/O started by then is timed, and the intervals
+            // that overlap say they are incomplete.
+            pipeline.inflight.gap(to);
+            losses.push((from, to));
+        }
         let watermark = monotonic_ns();
         // Pair as the drain goes (up to the current interval's end at most), so the
         // merge holds about a page per CPU rather than a whole buffer.
@@ -375,19 +406,28 @@ pub fn run(args: Args) -> Result<()> {
             watermark,
             &mut state,
             |(p, _), cpu, ts, payload| p.push(cpu, ts, payload),
+            |(p, _), gap| p.gap(gap),
             |(p, summary), wm| count_completed(p, summary, wm.min(tick)),
         );
-        summary.lost += stats.missed;
+        lost_in_band += stats.missed;
         // Close every interval whose end has passed: an I/O counts in the interval in
         // which it completed; starts still in flight carry over.
         while watermark >= tick {
             count_completed(&mut pipeline, &mut summary, tick);
-            let stats_lost = session.lost_events();
-            summary.lost = summary.lost.max(stats_lost.saturating_sub(stats_lost_seen));
-            stats_lost_seen = stats_lost;
-            if summary.lost > 0 {
-                eprintln!("WARNING: {} block events lost in this interval: the kernel buffer overflowed (try --buffer-kb larger than {})", summary.lost, args.buffer_kb);
-                lost_total += summary.lost;
+            losses.extend(pipeline.take_gaps());
+            let from = tick.saturating_sub(interval_ns);
+            summary.incomplete = losses.iter().any(|&(a, b)| a < tick && b >= from);
+            losses.retain(|&(_, b)| b >= tick);
+            // The pages' flags give at least how many; the kernel's counters, exactly.
+            let reported = (lost_reported + lost_in_band).max(session.reader.lost_events());
+            lost_in_band = 0;
+            summary.lost = reported - lost_reported;
+            lost_reported = reported;
+            if let Some(w) = summary.loss_warning() {
+                eprintln!(
+                    "WARNING: {w} (the kernel buffer overflowed: try --buffer-kb larger than {})",
+                    args.buffer_kb
+                );
             }
             if args.json {
                 let unix = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
@@ -408,6 +448,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         count_completed(&mut pipeline, &mut summary, watermark);
     }
+    let lost = session.reader.lost_events().max(lost_reported);
     session.finish()?;
     if args.json {
         eprintln!("\nEnding tracing...");
@@ -415,8 +456,11 @@ pub fn run(args: Args) -> Result<()> {
         let _ = writeln!(out.buf, "\nEnding tracing...");
         out.flush()?;
     }
-    if lost_total > 0 {
-        eprintln!("WARNING: {lost_total} events lost in total; histograms undercount");
+    if lost > 0 {
+        eprintln!(
+            "WARNING: {lost} events lost in total; histograms undercount ({} I/Os in flight across the losses were not timed)",
+            pipeline.inflight.dropped_at_gap
+        );
     }
     Ok(())
 }
@@ -505,6 +549,41 @@ mod tests {
     }
 
     #[test]
+    fn an_interval_with_lost_events_says_so_above_its_histogram() {
+        let mut s = Summary::new(1_000_000, false, false);
+        let mut out = Vec::new();
+        s.render_text(&mut out, None);
+        assert!(!String::from_utf8(out).unwrap().contains("WARNING"));
+        s.incomplete = true;
+        assert_eq!(
+            s.loss_warning().unwrap(),
+            "events of this interval were lost: its counts are incomplete"
+        );
+        s.incomplete = false;
+        s.lost = 7;
+        assert_eq!(
+            s.loss_warning().unwrap(),
+            "7 events lost since the last summary"
+        );
+        s.lost = 4_400_000;
+        s.incomplete = true;
+        let mut out = Vec::new();
+        s.render_text(&mut out, None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("\nWARNING: 4400000 events lost since the last summary; events of this interval were lost: its counts are incomplete\n  >=(ms)"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        s.render_json(&mut out, 1.0, 0.0);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["lost_events"].as_u64(), v["incomplete"].as_bool()),
+            (Some(4_400_000), Some(true))
+        );
+    }
+
+    #[test]
     fn summary_json_is_one_parseable_line() {
         let mut s = Summary::new(1_000, true, false);
         s.record(Device { major: 8, minor: 0 }, 1_500);
@@ -517,6 +596,7 @@ mod tests {
         assert_eq!(v["unit"], "us");
         assert_eq!(v["count"], 1);
         assert_eq!(v["lost_events"], 3);
+        assert_eq!(v["incomplete"], false);
         assert_eq!(v["histograms"][0]["device"], "all");
         assert_eq!(v["histograms"][0]["buckets"][1]["count"], 1);
         assert_eq!(v["histograms"][0]["buckets"][1]["ge"], 1);

@@ -237,3 +237,91 @@ fn missing_device_names_are_errors_before_any_kernel_state() {
     );
     assert!(out.contains(">=(ms) .. <(ms)"), "{out}");
 }
+
+#[test]
+fn intervals_whose_events_were_lost_say_so_and_losses_are_counted_exactly() {
+    if !live_or_skip("intervals_whose_events_were_lost_say_so_and_losses_are_counted_exactly") {
+        return;
+    }
+    // fio reads at full speed for 8 s while iolatency (64 KiB buffers, 1 s JSON
+    // summaries) is stopped for 3 s: the kernel overwrites most events of those seconds.
+    // Those intervals once printed empty histograms with no word of the loss, and the
+    // warning counted one event per flagged page instead of the kernel's count.
+    let lo = LoopDev::new(1);
+    let mut r = spawn(
+        BIN,
+        &["-d", &lo.dev, "--json", "--buffer-kb", "64", "1", "11"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let fio = testkit::fio::randread(&lo.path, 8, 32);
+    std::thread::sleep(Duration::from_secs(2));
+    r.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    r.signal(libc::SIGCONT);
+    let f = fio.wait();
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert!(!instance_of("iolatency", r.child.id()));
+    let intervals: Vec<serde_json::Value> = r
+        .seen
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(intervals.len(), 11, "{:?}", r.seen);
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let counted: u64 = intervals.iter().map(|v| n(v, "count")).sum();
+    let lost_per_interval: u64 = intervals.iter().map(|v| n(v, "lost_events")).sum();
+    let incomplete = intervals.iter().filter(|v| v["incomplete"] == true).count();
+    let line = err
+        .lines()
+        .find(|l| l.contains("events lost in total"))
+        .unwrap_or_else(|| panic!("no loss reported: {err}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (lost, dropped) = (nums[0], nums[1]);
+    let summary = format!(
+        "fio {} reads; counted {counted}, lost {lost} (per interval {lost_per_interval}), \
+         dropped {dropped}, {incomplete} incomplete intervals\n{}\n{err}",
+        f.total_ios,
+        r.seen.join("\n")
+    );
+    eprintln!("{summary}");
+    // The stall's seconds are marked, and fio ran through them.
+    assert!(incomplete >= 2, "{summary}");
+    // fio ran from about 0.3 s to 8.3 s: every interval in between counted I/O or says
+    // its events were lost.
+    for v in &intervals[1..8] {
+        assert!(
+            n(v, "count") > 0 || v["incomplete"] == true,
+            "{v}\n{summary}"
+        );
+    }
+    // Loss counts are the kernel's, complete: the intervals' sum is the exit total (fio
+    // ended before the last interval), not a count of flagged pages.
+    assert_eq!(lost_per_interval, lost, "{summary}");
+    let missing = f.total_ios.saturating_sub(counted);
+    assert!(counted <= f.total_ios + 64, "{summary}");
+    assert!(missing <= lost + dropped + 64, "{summary}");
+    assert!(missing + 64 >= lost / 2, "{summary}");
+}
+
+#[test]
+fn tracing_turned_off_by_another_process_ends_the_run_with_an_error() {
+    if !live_or_skip("tracing_turned_off_by_another_process_ends_the_run_with_an_error") {
+        return;
+    }
+    let lo = LoopDev::new(1);
+    let mut r = spawn(BIN, &["-d", &lo.dev, "1", "30"]);
+    r.wait_for("Output every 1 seconds.", T);
+    let pid = r.child.id();
+    let dir = format!("{}/instances/iolatency-{pid}", testkit::TRACEFS);
+    std::fs::write(format!("{dir}/tracing_on"), "0").unwrap();
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 1, "stderr: {err}");
+    assert!(err.contains("WARNING: another process changed"), "{err}");
+    assert!(err.contains("did not put them back"), "{err}");
+    assert!(!instance_of("iolatency", pid));
+}

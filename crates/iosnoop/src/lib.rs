@@ -386,7 +386,15 @@ pub fn run(args: Args) -> Result<()> {
     out.flush()?;
 
     let mut pipeline = BlockPipeline::<Full>::new(decoder, start_point);
-    let mut lost_in_band = 0u64;
+    let mut lost_reported = 0u64;
+    let mut held = perf_tools_core::spill::Held::new();
+    if args.duration.is_some() {
+        // Room for the rows held in memory, taken once (a failure here is not fatal:
+        // the buffer then grows as needed).
+        let _ = out
+            .buf
+            .try_reserve(perf_tools_core::spill::MEMORY_LIMIT + (1 << 20));
+    }
     let mut totals = perf_tools_core::reader::DrainStats::default();
     let streaming = args.duration.is_none();
     let mut keep = |who: &Who| {
@@ -401,17 +409,29 @@ pub fn run(args: Args) -> Result<()> {
     };
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
     let end = session.stream(&shutdown, args.duration, poll, |reader, _, batch| {
+        if let Some((_, to)) = batch.state_gap {
+            // Another process changed (or put back) our settings: events up to `to`
+            // may be missing, so no I/O started by then is timed.
+            pipeline.inflight.gap(to);
+        }
         let mut write_err = None;
         let stats = reader.drain_rounds(
             batch.clock,
             &mut pipeline,
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
+            |p, gap| p.gap(gap),
             |p, watermark| {
                 p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c));
                 // Streaming under load: write every 64 KiB or so rather than once per
-                // batch, so the rows being formatted stay in the CPU cache.
+                // batch, so the rows being formatted stay in the CPU cache. Buffered
+                // (duration) mode: past a few MiB, rows wait in a temporary file.
                 if streaming && out.buf.len() >= 1 << 16 && write_err.is_none() {
                     write_err = out.flush().err();
+                } else if !streaming
+                    && out.buf.len() >= perf_tools_core::spill::MEMORY_LIMIT
+                    && write_err.is_none()
+                {
+                    write_err = held.absorb(&mut out.buf).err();
                 }
             },
         );
@@ -420,12 +440,19 @@ pub fn run(args: Args) -> Result<()> {
         }
         totals.pages += stats.pages;
         totals.events += stats.events;
-        if stats.missed > 0 {
-            lost_in_band += stats.missed;
-            eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {})", stats.missed, args.buffer_kb);
+        if stats.gaps > 0 {
+            // The pages' flags say where events were lost and at least how many; the
+            // kernel's counters say exactly how many.
+            let reported = (lost_reported + stats.missed).max(reader.lost_events());
+            if reported > lost_reported {
+                eprintln!("WARNING: {} block events lost: the kernel buffer overflowed (try --buffer-kb larger than {}); no I/O in flight across the loss is timed", reported - lost_reported, args.buffer_kb);
+            }
+            lost_reported = reported;
         }
-        if streaming || batch.last {
+        if streaming {
             out.flush()?;
+        } else if batch.last {
+            held.finish(&mut out)?;
         }
         Ok(())
     })?;
@@ -433,18 +460,21 @@ pub fn run(args: Args) -> Result<()> {
         // Nobody reads our output any more: end quietly, cleaning up.
         return session.finish();
     }
-    let lost = session.lost_events().max(lost_in_band);
+    let lost = session.lost_events().max(lost_reported);
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
-            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} in flight {} lost {lost}",
-            totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.len()
+            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} dropped at gaps {} in flight {} lost {lost}",
+            totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.dropped_at_gap, pipeline.inflight.len()
         );
     }
     session.finish()?;
     let _ = writeln!(out.buf, "\nEnding tracing...");
     out.flush()?;
     if lost > 0 {
-        eprintln!("WARNING: {lost} events lost in total; rows may be missing");
+        eprintln!(
+            "WARNING: {lost} events lost in total; rows may be missing ({} I/Os in flight across the losses were not timed)",
+            pipeline.inflight.dropped_at_gap
+        );
     }
     if rows.unqueued > 0 {
         eprintln!(

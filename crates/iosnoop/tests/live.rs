@@ -769,3 +769,291 @@ fn partition_run(lo: &PartitionedLoop, spec: &str) {
         r.seen
     );
 }
+
+/// Starts iosnoop with stdout and stderr going to files in `dir` (a run under heavy
+/// load prints too much to collect line by line), and waits for its header.
+fn start_to_files(args: &[&str], dir: &std::path::Path) -> std::process::Child {
+    let child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !std::fs::read_to_string(dir.join("out"))
+        .unwrap_or_default()
+        .contains("LATms")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no header from iosnoop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Waits for `child` to exit (killing it after `timeout`): its exit code.
+fn exit_code(child: &mut std::process::Child, timeout: Duration) -> i32 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("iosnoop did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The numbers of iosnoop's exit warning `WARNING: N events lost in total; ... (M I/Os
+/// in flight across the losses were not timed)`: (N, M), or (0, 0) without one.
+fn lost_and_dropped(err: &str) -> (u64, u64) {
+    let Some(line) = err.lines().find(|l| l.contains("events lost in total")) else {
+        return (0, 0);
+    };
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(!nums.is_empty(), "{line}");
+    (nums[0], nums.get(1).copied().unwrap_or(0))
+}
+
+#[test]
+fn no_row_spans_lost_events_after_a_stall() {
+    if !live_or_skip("no_row_spans_lost_events_after_a_stall") {
+        return;
+    }
+    // fio reads a 1 MiB device at random (every block again every 256 reads), iosnoop
+    // with 64 KiB buffers is stopped three times for 1.5 s: the kernel overwrites most
+    // events, among them the completions of reads in flight and later starts of their
+    // sectors.
+    // Pairing across that loss printed latencies of seconds (the stop) while fio's own
+    // slowest read took milliseconds.
+    let lo = LoopDev::new(1);
+    let dir = std::path::PathBuf::from(format!("/dev/shm/ptrs-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tool = start_to_files(&["-d", &lo.dev, "--buffer-kb", "64"], &dir);
+    let pid = tool.id() as i32;
+    let fio = testkit::fio::randread(&lo.path, 10, 32);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: kill with our child's pid.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(1500));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    let f = fio.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let code = exit_code(&mut tool, T);
+    let out = std::fs::read_to_string(dir.join("out")).unwrap();
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert_clean(pid as u32);
+    let lats: Vec<f64> = out
+        .lines()
+        .map(cols)
+        .filter(|c| c.len() == 7 && c[3] == lo.dev)
+        .map(|c| c[6].parse().unwrap())
+        .collect();
+    let rows = lats.len() as u64;
+    let (lost, dropped) = lost_and_dropped(&err);
+    let fio_max_ms = f.clat_max_ns as f64 / 1e6;
+    let max = lats.iter().copied().fold(0.0, f64::max);
+    let summary = format!(
+        "fio: {} reads, max clat {fio_max_ms:.3} ms; iosnoop: {rows} rows, max {max:.2} ms, \
+         {lost} events lost, {dropped} I/Os not timed\nstderr:\n{err}",
+        f.total_ios
+    );
+    eprintln!("{summary}");
+    assert!(lost > 0, "the stall did not overflow the buffer: {summary}");
+    // The live warnings give the kernel's counts, not one per flagged page: together
+    // they are the exit total.
+    let live: u64 = err
+        .lines()
+        .filter(|l| l.contains("block events lost:"))
+        .map(|l| lost_and_dropped(&l.replace("block events lost:", "events lost in total")).0)
+        .sum();
+    assert_eq!(live, lost, "{summary}");
+    // Block-layer latency (issue to completion) lies inside fio's (submission to
+    // reaping); 0.5 ms covers LATms rounding and timer skew.
+    let over = lats.iter().filter(|&&l| l > fio_max_ms + 0.5).count();
+    assert_eq!(
+        over, 0,
+        "{over} rows slower than any read fio saw: {summary}"
+    );
+    // Every read is a row, or lost one of its two events, or was in flight across a
+    // loss; lost events belong to reads that are not rows (two per read at most).
+    // 64: reads on the device not made by fio (udev probing the new device).
+    let missing = f.total_ios.saturating_sub(rows);
+    assert!(rows <= f.total_ios + 64, "{summary}");
+    assert!(
+        missing <= lost + dropped + 64,
+        "unaccounted reads: {summary}"
+    );
+    assert!(
+        missing + 64 >= lost / 2,
+        "more events lost than reads missing: {summary}"
+    );
+}
+
+/// Runs `BIN args` under `ulimit -v kib` with stdout and stderr to files in `dir`,
+/// while fio reads `lo` at random for `secs` seconds: (exit code, or minus the signal
+/// that ended it; peak RSS in KiB; fio's results).
+fn run_limited(
+    lo: &LoopDev,
+    args: &str,
+    kib: u64,
+    secs: u32,
+    dir: &std::path::Path,
+) -> (i32, i64, testkit::fio::FioResult, u32) {
+    let child = std::process::Command::new("sh")
+        .args(["-c", &format!("ulimit -v {kib}; exec {BIN} {args}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // fio starts once tracing has (or the tool failed to start).
+    let deadline = std::time::Instant::now() + T;
+    while std::time::Instant::now() < deadline
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(dir.join("out"))
+            .unwrap_or_default()
+            .contains("seconds (buffered)")
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = testkit::fio::randread(&lo.path, secs, 32).wait();
+    // wait4, not Child::wait: it reports the child's own peak RSS.
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled in by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid pointers.
+    let r = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid as i32);
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -libc::WTERMSIG(status)
+    };
+    (code, ru.ru_maxrss, f, pid)
+}
+
+/// The address space iosnoop takes once tracing on `lo` (VmPeak, KiB): limits are set
+/// relative to it (a debug build maps much more than a release build).
+fn baseline_vm_kib(lo: &LoopDev) -> u64 {
+    let mut r = start(&["-d", &lo.dev, "1"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", r.child.id())).unwrap();
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmPeak:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn buffered_mode_keeps_memory_bounded_under_a_memory_limit() {
+    if !live_or_skip("buffered_mode_keeps_memory_bounded_under_a_memory_limit") {
+        return;
+    }
+    // 8 s of fio at full speed is tens of MB of rows: held in memory they exceeded an
+    // address-space limit (ulimit -v) and the run aborted, leaving its instance
+    // tracing. 12 MiB more than the tool takes at start is enough for its bound.
+    let lo = LoopDev::new(64);
+    let base = baseline_vm_kib(&lo);
+    let dir = std::path::PathBuf::from(format!("/dev/shm/ptrs-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, maxrss_kib, f, pid) = run_limited(
+        &lo,
+        &format!("-d {} 10", lo.dev),
+        base + (12 << 10),
+        8,
+        &dir,
+    );
+    let out = std::fs::read_to_string(dir.join("out")).unwrap();
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_clean(pid);
+    assert_eq!(code, 0, "{err}");
+    let rows = out
+        .lines()
+        .map(cols)
+        .filter(|c| c.len() == 7 && c[3] == lo.dev)
+        .count() as u64;
+    let bytes = out.len();
+    let (lost, dropped) = lost_and_dropped(&err);
+    let summary = format!(
+        "fio {} reads; {rows} rows ({bytes} bytes), peak RSS {maxrss_kib} KiB, lost {lost}, \
+         dropped {dropped}\n{err}",
+        f.total_ios
+    );
+    eprintln!("{summary}");
+    assert!(
+        bytes > 3 * (4 << 20),
+        "too little output to test the bound: {summary}"
+    );
+    assert!(
+        (maxrss_kib as u64) < base + (12 << 10),
+        "memory not bounded (start: {base} KiB): {summary}"
+    );
+    // The rows held in the temporary file come out whole, in order, before the rest.
+    assert!(out.starts_with("Tracing block I/O for 10 seconds (buffered)...\n"));
+    assert!(out.ends_with("\nEnding tracing...\n"), "{summary}");
+    assert!(rows <= f.total_ios + 64, "{summary}");
+    assert!(f.total_ios - rows <= lost + dropped + 64, "{summary}");
+}
+
+#[test]
+fn an_abort_still_removes_the_instance() {
+    if !live_or_skip("an_abort_still_removes_the_instance") {
+        return;
+    }
+    // SIGABRT is what an allocation failure, a panic while panicking or abort() ends
+    // in; no destructor runs then. From outside:
+    let mut r = spawn(BIN, &["30"]);
+    r.wait_for("LATms", T);
+    let pid = r.child.id();
+    assert!(instance_of("iosnoop", pid));
+    r.signal(libc::SIGABRT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, -libc::SIGABRT, "{err}");
+    assert_clean(pid);
+    assert!(
+        err.contains("aborting: removed trace instance /")
+            && err.contains(&format!("iosnoop-{pid}")),
+        "{err}"
+    );
+    // A real allocation failure: address-space limits just above what the tool needs
+    // to start, under load. Whether it runs through or aborts, nothing is left behind.
+    let lo = LoopDev::new(64);
+    let base = baseline_vm_kib(&lo);
+    let dir = std::path::PathBuf::from(format!("/dev/shm/ptrs-oom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut aborted = 0;
+    for kib in [base + 256, base + 1024, base + 3072] {
+        let (code, _, _, pid) = run_limited(&lo, &format!("-d {} 4", lo.dev), kib, 3, &dir);
+        let err = std::fs::read_to_string(dir.join("err")).unwrap();
+        assert_clean(pid);
+        assert!(
+            [0, 1, -libc::SIGABRT].contains(&code),
+            "exit {code} under ulimit -v {kib}: {err}"
+        );
+        if code == -libc::SIGABRT {
+            aborted += 1;
+            assert!(err.contains("aborting: removed trace instance"), "{err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{aborted} of 3 limited runs aborted");
+}

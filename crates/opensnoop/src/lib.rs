@@ -378,6 +378,9 @@ enum Kind {
     /// `task:task_rename` (exec, prctl PR_SET_NAME, a write to /proc/TID/comm): `tid` is
     /// the renamed thread, `name` its new comm and `comm` its old one.
     Rename,
+    /// Events were lost on some CPU, none newer than `ret` (a time stamp): names
+    /// remembered before it may belong to lost exits.
+    Gap,
 }
 
 struct EventDecoder {
@@ -890,6 +893,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut last_exit: HashMap<(u32, i64), u64> = HashMap::new();
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
+    // Names recorded up to this time are not trusted: events were lost up to it.
+    let mut gap_until = 0u64;
     let poll = Duration::from_millis(100);
     let end = session.stream(&shutdown, args.duration, poll, |reader, inst, turn| {
         let watermark = turn.clock;
@@ -897,44 +902,78 @@ pub fn run(args: Args) -> Result<()> {
             ex.refresh_if_due();
         }
         let drain = |reader: &mut RawReader,
-                         merger: &mut Merger<Ev>,
-                         tgids: &mut HashMap<u32, Option<u32>>,
-                         last_exit: &mut HashMap<(u32, i64), u64>| {
-            let stats = reader.drain(|cpu, ts, payload| {
-                let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
-                    return;
-                };
-                if let Some(d) = decoders.iter().find(|d| d.id == id) {
-                    if let Some(ev) = d.decode(payload) {
-                        if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
-                            let table = fd_table_of(tgids, ev.tid);
-                            let t = last_exit.entry((table, ev.ret)).or_insert(ts);
-                            *t = (*t).max(ts);
+                     merger: &mut Merger<Ev>,
+                     tgids: &mut HashMap<u32, Option<u32>>,
+                     last_exit: &mut HashMap<(u32, i64), u64>,
+                     lost_counted: u64| {
+            let mut state = (merger, tgids, last_exit);
+            let stats = reader.drain_rounds(
+                u64::MAX,
+                &mut state,
+                |(merger, tgids, last_exit), cpu, ts, payload| {
+                    let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                    else {
+                        return;
+                    };
+                    if let Some(d) = decoders.iter().find(|d| d.id == id) {
+                        if let Some(ev) = d.decode(payload) {
+                            if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
+                                let table = fd_table_of(tgids, ev.tid);
+                                let t = last_exit.entry((table, ev.ret)).or_insert(ts);
+                                *t = (*t).max(ts);
+                            }
+                            merger.push(cpu as usize, ts, ev);
                         }
-                        merger.push(cpu as usize, ts, ev);
                     }
-                }
-            });
-            stats.missed
+                },
+                // In its place in the CPU's stream, so the merge reaches it in time order.
+                |(merger, _, _), gap| {
+                    let ev = Ev {
+                        kind: Kind::Gap,
+                        tid: 0,
+                        ret: gap.before.min(i64::MAX as u64) as i64,
+                        name: None,
+                        comm: None,
+                    };
+                    merger.push(gap.cpu as usize, gap.after, ev);
+                },
+                |_, _| {},
+            );
+            if stats.gaps == 0 {
+                return 0;
+            }
+            // The pages' flags say where events were lost and at least how many; the
+            // kernel's counters say exactly how many.
+            stats.missed.max(reader.lost_events().saturating_sub(lost_counted))
         };
-        let mut note_lost = |missed: u64,
-                             pending: &mut HashMap<u32, Pending>,
-                             comms: &mut Comms| {
+        let note_lost = |missed: u64, lost: &mut u64| {
             if missed > 0 {
-                lost += missed;
-                // Names remembered before the gap may belong to lost exits.
-                pending.clear();
-                // So may renames.
-                comms.names.clear();
+                *lost += missed;
                 eprintln!(
                     "WARNING: {missed} events lost: the kernel buffer overflowed (try --buffer-kb larger than {})",
                     args.buffer_kb
                 );
             }
         };
-        let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
-        note_lost(missed, &mut pending, &mut comms);
+        let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit, lost);
+        note_lost(missed, &mut lost);
+        if let Some((_, to)) = turn.state_gap {
+            // Another process changed (or put back) our settings: events up to `to` may
+            // be missing. As at a loss, forget what was remembered and every name seen
+            // up to then (including those the merge still holds).
+            pending.clear();
+            comms.names.clear();
+            gap_until = gap_until.max(to);
+        }
         merger.release(watermark, |ts, ev| match ev.kind {
+            Kind::Gap => {
+                // Names remembered before the gap may belong to lost exits; so may
+                // renames. Names seen up to its end may be followed by a lost exit.
+                pending.clear();
+                comms.names.clear();
+                gap_until = gap_until.max(ev.ret as u64);
+            }
+            Kind::Name if ts <= gap_until => {}
             Kind::Enter => {
                 pending.remove(&ev.tid);
             }
@@ -1041,8 +1080,8 @@ pub fn run(args: Args) -> Result<()> {
             resolved.push((d, comm, file, src));
         }
         if read_links && !turn.last {
-            let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit);
-            note_lost(missed, &mut pending, &mut comms);
+            let missed = drain(reader, &mut merger, &mut tgids, &mut last_exit, lost);
+            note_lost(missed, &mut lost);
         }
         for (d, comm, mut file, mut src) in resolved {
             if src == SRC_PROC && is_reused(&mut tgids, &last_exit, &d) {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_machine;
+pub mod fio;
 pub mod snapshot;
 
 pub use libc;
