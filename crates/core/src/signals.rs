@@ -8,8 +8,10 @@
 //!   it (see [`shutdown_signals`]): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
 //!   SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGPWR, SIGSTKFLT, SIGIO and the real-time
 //!   signals.
-//! * A signal that was ignored when the tool started stays ignored: `nohup iosnoop &`
-//!   survives the hangup, and a shell's background job keeps ignoring SIGINT.
+//! * A SIGHUP that was ignored when the tool started stays ignored: `nohup iosnoop &`
+//!   survives the hangup. Other ignored signals are handled all the same: a shell script
+//!   starts its background jobs with SIGINT and SIGQUIT ignored, and `kill -INT` is how
+//!   such a script (or a user) stops a tracer it started.
 //! * SIGXFSZ (a write past `ulimit -f`) is ignored, so the write fails with `EFBIG` and
 //!   the tool ends with an error (exit 1) through the same cleanup as any other error.
 //! * SIGPIPE stays ignored (Rust's default), so a closed output pipe surfaces as an
@@ -69,8 +71,8 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Installs the handlers for [`shutdown_signals`] (except those ignored at start)
-    /// and ignores SIGXFSZ.
+    /// Installs the handlers for [`shutdown_signals`] (SIGHUP only if it was not ignored
+    /// at start, as under `nohup`) and ignores SIGXFSZ.
     pub fn install() -> Result<Shutdown> {
         let (rx, tx) = UnixStream::pair().context("creating the signal socket pair")?;
         rx.set_nonblocking(true).context("signal socket")?;
@@ -80,7 +82,7 @@ impl Shutdown {
         let tx_fd = tx.as_raw_fd();
         let mut ids = Vec::new();
         for sig in shutdown_signals() {
-            if is_ignored(sig) {
+            if sig == libc::SIGHUP && is_ignored(sig) {
                 continue;
             }
             let (flag, signal) = (Arc::clone(&flag), Arc::clone(&signal));

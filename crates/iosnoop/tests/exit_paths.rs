@@ -220,3 +220,30 @@ fn a_filter_replaced_by_another_process_ends_the_run_with_an_error() {
     );
     assert_clean(pid);
 }
+
+#[test]
+fn an_interrupt_ignored_at_start_still_ends_the_run_like_a_scripts_background_job() {
+    if !live_or_skip(
+        "an_interrupt_ignored_at_start_still_ends_the_run_like_a_scripts_background_job",
+    ) {
+        return;
+    }
+    // sh starts `iosnoop &` with SIGINT and SIGQUIT ignored; `kill -INT` must still stop it.
+    for sig in [libc::SIGINT, libc::SIGQUIT] {
+        let mut cmd = iosnoop();
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut r = start(cmd);
+        let pid = r.child.id();
+        r.signal(sig);
+        let (code, err) = r.finish(T);
+        assert_eq!(code, 0, "signal {sig}: stderr: {err}");
+        assert_clean(pid);
+    }
+}
