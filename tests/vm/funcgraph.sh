@@ -53,15 +53,15 @@ reads() { for _ in 1 2 3; do dd if=/tmp/fg.data of=/dev/null bs=4096 count=4 2>/
 hostile=$(printf '/tmp/ev\033[31mfake')
 printf '#!/bin/sh\nfor i in 1 2 3; do read x < /tmp/fg.data; done\n' >"$hostile"
 chmod +x "$hostile"
-funcgraph -a -m 1 -d 8 vfs_read >/tmp/fg1.out 2>/tmp/fg1.err &
+funcgraph -a -m 1 -d 8 vfs_read >/tmp/fg0.out 2>/tmp/fg0.err &
 fg=$!
-wait_banner /tmp/fg1.out && "$hostile"
+wait_banner /tmp/fg0.out && "$hostile"
 wait "$fg"
 rc=$?
 check "funcgraph -a -m 1 -d 8 vfs_read exits 0" test "$rc" -eq 0
 # (function_graph's process column keeps the first 7 bytes of the name: ev ESC [31m)
-check_file_grep "hostile name: escape spelled out in the process column" 'ev\\e\[31m-[0-9]+ ' /tmp/fg1.out
-check_no_grep "hostile name: no raw control character" "$(printf '[\001-\010\013-\037\177]')" cat /tmp/fg1.out
+check_file_grep "hostile name: escape spelled out in the process column" 'ev\\e\[31m-[0-9]+ ' /tmp/fg0.out
+check_no_grep "hostile name: no raw control character" "$(printf '[\001-\010\013-\037\177]')" cat /tmp/fg0.out
 check "settings restored after -a" state_restored
 
 # 1. -m 1 -D: vfs_read only, as a leaf, without durations.
