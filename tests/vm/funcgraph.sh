@@ -4,7 +4,7 @@
 # restored after a normal end, SIGINT, SIGKILL (+ --cleanup), SIGKILL (+ rerun) and a panic.
 # Run: scripts/vm/test.sh --kernel 6.1 funcgraph
 # needs: funcgraph
-# timeout: 300
+# timeout: 400
 # One vCPU: turning function_graph on and off live-patches ~40k function entries, and
 # QEMU 7.2 TCG with 2 vCPUs intermittently oopses (int3) or soft-locks during that on
 # 5.10 and 6.12 (seen in about one boot in three); with 1 vCPU 6 of 6 runs (2 per kernel) passed.

@@ -5,7 +5,7 @@
 # use the top-level tracer, funcgraph saves and changes top-level settings and must
 # restore them exactly, including the user's own ones set below.
 # needs: funcgraph
-# timeout: 240
+# timeout: 420
 # One vCPU: QEMU TCG with 2 vCPUs intermittently crashes while function_graph
 # live-patches function entries (see funcgraph.sh).
 # smp: 1
