@@ -32,7 +32,7 @@ kernel_ready() { [ -f "$(kernel_dir "$1")/ready" ]; }
 
 # Accelerator: hardware KVM only when kvm_intel/kvm_amd is loaded. /dev/kvm alone
 # is not enough (on this project's machines it is PVM, which cannot boot a stock
-# kernel; see shared/reference/vm-facts.md).
+# kernel).
 pick_accel() {
   case "${VM_ACCEL:-auto}" in
     tcg|kvm) echo "$VM_ACCEL"; return ;;

@@ -249,7 +249,7 @@ if [ "$accel" = kvm ]; then
   cpu=(-accel kvm -cpu host)
 else
   # -cx16: QEMU 7.2 TCG mis-emulates cmpxchg16b in Linux >= 6.8 with -smp 2
-  # (random early-boot oopses); see shared/reference/vm-facts.md.
+  # (random early-boot oopses).
   # thread=single: all vCPUs in one host thread. With one thread per vCPU
   # (multi-threaded TCG), a vCPU can run a stale translation of kernel text
   # another vCPU just live-patched: enabling tracepoints patches static keys
@@ -267,7 +267,7 @@ qemu=(qemu-system-x86_64 "${cpu[@]}" -m "${VM_MEM:-512M}" -smp "${VM_SMP:-2}"
 clean_log() { tr -d '\r' <"$log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[c()][0-9A-Za-z]\{0,1\}//g'; }
 # A kernel that crashes while booting, before the guest script began (no
 # VM_TEST_BEGIN), says nothing about the code under test: under TCG, 6.8+
-# kernels occasionally oops early (shared/reference/vm-facts.md). Boot again,
+# kernels occasionally oops early. Boot again,
 # up to 3 times, keeping each crashed console log; a crash after
 # VM_TEST_BEGIN is never retried.
 for attempt in 1 2 3; do

@@ -2,8 +2,9 @@
 //!
 //! A page is a header (`u64` timestamp, a `long` commit word holding the data size and
 //! the missed-events flags) followed by variable-length records: data events, padding,
-//! time extends and absolute time stamps. See `shared/reference/ringbuffer.md` in the
-//! project's reference notes for the layout; the rules implemented here are:
+//! time extends and absolute time stamps. The kernel's
+//! `Documentation/trace/ring-buffer-design.rst` and `kernel/trace/ring_buffer.c` describe
+//! the layout; the rules implemented here are:
 //!
 //! * `type_len` 1..=28: data event, payload `4 * type_len` bytes after the header word;
 //! * `type_len` 0: data event, `array[0]` holds the payload length + 4;
