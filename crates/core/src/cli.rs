@@ -140,18 +140,6 @@ fn hint(e: &anyhow::Error) -> &'static str {
     }
 }
 
-/// Fault injection for the cleanup tests: with `PT_FAULT=panic` in the environment this
-/// panics, so a test can prove that a run's tracing state is still removed (or restored)
-/// while the panic unwinds. Called once a tool's tracing is set up: by
-/// [`Instance::set_tracing_on`](crate::instance::Instance::set_tracing_on) when it turns
-/// recording on (iosnoop, iolatency, opensnoop, kprobe) and by funcgraph after
-/// configuring its tracer. Does nothing otherwise.
-pub fn fault_point() {
-    if std::env::var_os("PT_FAULT").is_some_and(|v| v == "panic") {
-        panic!("PT_FAULT=panic: injected panic after setup");
-    }
-}
-
 /// A piece of a synopsis line, with the face a man page gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Span {

@@ -1,46 +1,26 @@
-//! Shared core of perf-tools-rs.
+//! Process-level basics shared by every perf-tools-rs tool, whatever it measures.
 //!
-//! * [`tracefs`]: find or mount tracefs; [`privilege`]: check privileges first.
-//! * [`instance`]: a private `instances/<tool>-<pid>` per run, removed on every exit path;
-//!   [`stale`]: removal of what killed runs left behind.
-//! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
-//!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time order.
-//! * [`signals`], [`output`], [`cli`]: orderly shutdown, batched output, exit codes.
-//! * [`target`]: checks that a PID or TID given on the command line exists; threads of
-//!   a process.
+//! * [`cli`]: argument parsers (durations, ranges), generated usage, `run_main` and the
+//!   exit codes (0 ok, 1 runtime, 2 usage).
+//! * [`output`]: batched standard output, the one escaping rule for names from user
+//!   space, closed-pipe detection.
+//! * [`signals`]: orderly shutdown on every terminating signal.
+//! * [`privilege`]: capability checks before any kernel state is touched.
+//! * [`fdreserve`]: file descriptors held back so cleanup works at the descriptor limit.
+//! * [`spill`]: bounded memory for buffered output (spills to an anonymous file).
+//! * [`target`]: checks that a PID or TID given on the command line exists; threads of a
+//!   process.
+//! * [`clock`]: CLOCK_MONOTONIC; [`fault`]: the injected-panic point of cleanup tests.
+//!
+//! The tracing engine lives in `perf-tools-ftrace`, block I/O in `perf-tools-block`, CPU
+//! registers in `perf-tools-cpu` and performance counters in `perf-tools-pmc`.
 
-pub mod block;
 pub mod cli;
+pub mod clock;
+pub mod fault;
 pub mod fdreserve;
-pub mod format;
-pub mod ftrace;
-pub mod hwmon;
-mod inflight_table;
-pub mod instance;
-pub mod lastresort;
-pub mod merge;
-pub mod msr;
 pub mod output;
-pub mod perf_msr;
-pub mod pmc;
 pub mod privilege;
-pub mod probe;
-pub mod reader;
-pub mod ringbuf;
-pub mod session;
 pub mod signals;
 pub mod spill;
-pub mod stale;
 pub mod target;
-pub mod tracefs;
-
-/// Reads CLOCK_MONOTONIC in nanoseconds: the clock of instances set to `trace_clock=mono`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}

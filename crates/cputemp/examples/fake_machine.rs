@@ -19,8 +19,7 @@ fn main() {
         eprintln!("fake_machine: {} exists; remove it first", dest.display());
         std::process::exit(1);
     }
-    if let Err(e) = perf_tools_core::msr::fake::build_machine(std::path::Path::new(&args[0]), dest)
-    {
+    if let Err(e) = perf_tools_cpu::msr::fake::build_machine(std::path::Path::new(&args[0]), dest) {
         eprintln!("fake_machine: {e}");
         std::process::exit(1);
     }

@@ -13,7 +13,7 @@
 //!
 //! The hidden option `--root DIR` reads a fake machine tree (`DIR/dev/cpu/N/msr` sparse
 //! files, `DIR/dev/cpu/cpuid.table`, `DIR/sys`, `DIR/proc`) instead of this machine: the
-//! seam the integration tests use (see `perf_tools_core::msr::fake`).
+//! seam the integration tests use (see `perf_tools_cpu::msr::fake`).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -22,10 +22,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use perf_tools_core::hwmon::{self, CpuTemps};
-use perf_tools_core::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
+use perf_tools_cpu::hwmon::{self, CpuTemps};
+use perf_tools_cpu::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
 
 /// Where temperatures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 //! files), exact output lines computed by hand from the register layouts.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::msr::fake::materialize;
+use perf_tools_cpu::msr::fake::materialize;
 use std::path::PathBuf;
 use std::time::Duration;
 use testkit::fake_machine::{fixture, FakeMachine};

@@ -16,12 +16,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use perf_tools_core::ftrace::{self, TopLevel};
-use perf_tools_core::instance::Instance;
+use perf_tools_core::cli;
 use perf_tools_core::output::{self, LineEscaper, Output};
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::tracefs::{read_file, Tracefs};
-use perf_tools_core::{cli, stale};
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::instance::Instance;
+use perf_tools_ftrace::toplevel::{self, TopLevel};
+use perf_tools_ftrace::tracefs::{read_file, Tracefs};
 
 /// Command-line options (the original's, plus `--cleanup`).
 #[derive(Parser, Debug, Clone)]
@@ -119,8 +120,8 @@ fn fmt_secs(d: f64) -> String {
 pub fn untraceable<'a>(pats: &[String], names: &[&'a str]) -> Vec<(String, Vec<&'a str>)> {
     pats.iter()
         .filter(|p| !p.starts_with('!') && !p.contains(':') && !p.contains('['))
-        .filter(|p| !names.iter().any(|n| ftrace::glob_match(p, n)))
-        .map(|p| (p.clone(), ftrace::close_matches(p, names, 8)))
+        .filter(|p| !names.iter().any(|n| toplevel::glob_match(p, n)))
+        .map(|p| (p.clone(), toplevel::close_matches(p, names, 8)))
         .collect()
 }
 
@@ -270,7 +271,7 @@ fn traced_tids(args: &Args) -> Result<Vec<u32>> {
 /// Picks a private instance when function_graph and set_graph_function (and
 /// max_graph_depth, for -m) work there, else the top level.
 fn open_target(tracefs: &Tracefs, need_depth: bool) -> Result<Target> {
-    let why_not = match Instance::create(tracefs, "funcgraph") {
+    let why_not = match cleanup::start_instance(tracefs, "funcgraph") {
         Ok(inst) => {
             let tracers = inst.read("available_tracers").unwrap_or_default();
             let why_not = if !has_word(&tracers, "function_graph") {
@@ -321,7 +322,7 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
         {
             bail!("set_ftrace_filter holds function triggers (another ftrace user is active); funcgraph will not remove them. Clear them first if they are left over");
         }
-        if !ftrace::normalize("set_ftrace_filter", &filter).is_empty() {
+        if !toplevel::normalize("set_ftrace_filter", &filter).is_empty() {
             t.set("set_ftrace_filter", "")?;
         }
     }
@@ -350,7 +351,7 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
         // vfs_read/vfs_write and friends, and tracing that would feed on itself.
         if t.has("set_ftrace_notrace_pid") {
             let orig =
-                ftrace::normalize("set_ftrace_notrace_pid", &t.read("set_ftrace_notrace_pid")?);
+                toplevel::normalize("set_ftrace_notrace_pid", &t.read("set_ftrace_notrace_pid")?);
             let me = std::process::id().to_string();
             let list = if orig.is_empty() {
                 me
@@ -539,7 +540,7 @@ fn buffered(
 /// Runs funcgraph.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        return stale::cleanup_command();
+        return cleanup::cleanup_command();
     }
     let pats = patterns(&args.functions);
     if pats.is_empty() {
@@ -553,7 +554,7 @@ pub fn run(args: Args) -> Result<()> {
     require_function_graph(&tracefs)?;
     let aff = read_file(&tracefs.path("available_filter_functions"))
         .context("reading available_filter_functions")?;
-    let names = ftrace::filter_function_names(&aff);
+    let names = toplevel::filter_function_names(&aff);
     let missing = untraceable(&pats, &names);
     if !missing.is_empty() {
         bail!("{}", untraceable_message(&missing));
@@ -565,7 +566,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut target = open_target(&tracefs, args.maxdepth.is_some_and(|d| d > 0))?;
     configure(&mut target, &args, &tids, &pats)?;
     // PT_FAULT=panic (cleanup tests): everything must still be restored while unwinding.
-    cli::fault_point();
+    perf_tools_core::fault::fault_point();
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
     out.flush()?;

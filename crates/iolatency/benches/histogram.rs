@@ -5,9 +5,9 @@
 //!     cargo bench -p iolatency --bench histogram
 
 use iolatency::Summary;
-use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, Lean, StartPoint};
-use perf_tools_core::ringbuf::PageLayout;
+use perf_tools_block::synthetic::{self, Load};
+use perf_tools_block::{BlockDecoder, BlockPipeline, Lean, StartPoint};
+use perf_tools_ftrace::ringbuf::PageLayout;
 use std::time::Instant;
 
 fn main() {

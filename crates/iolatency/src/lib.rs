@@ -16,12 +16,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
-use perf_tools_core::block::{BlockPipeline, Device, DeviceSpec, Lean, StartPoint};
+use perf_tools_block::{BlockPipeline, Device, DeviceSpec, Lean, StartPoint};
 use perf_tools_core::output::Output;
-use perf_tools_core::reader::Wake;
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, monotonic_ns, stale};
+use perf_tools_core::{cli, clock::monotonic_ns};
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::reader::Wake;
+use perf_tools_ftrace::tracefs::Tracefs;
 
 /// Command-line options (the original's, plus long-only or new extras).
 #[derive(Parser, Debug, Clone)]
@@ -333,7 +334,7 @@ fn count_completed(pipeline: &mut BlockPipeline<Lean>, summary: &mut Summary, up
 /// Runs iolatency.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        return stale::cleanup_command();
+        return cleanup::cleanup_command();
     }
     let start_point = if args.queue {
         StartPoint::Insert
@@ -342,8 +343,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     // The device is checked before any kernel state is created: a name that does not
     // exist is an error; a major,minor that does not exist (yet) is traced with a warning.
-    let device = perf_tools_core::block::device_filter(args.device.as_ref())?;
-    let filters = perf_tools_core::block::filters(device.as_ref(), args.iotype.as_deref(), None)
+    let device = perf_tools_block::device_filter(args.device.as_ref())?;
+    let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), None)
         .map_err(|e| cli::usage(e.to_string()))?;
     let interval = args.interval.unwrap_or(1.0);
     let interval_ns = (interval * 1e9) as u64;
@@ -352,7 +353,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    let (mut session, decoder) = perf_tools_core::block::start_trace(
+    let (mut session, decoder) = perf_tools_block::start_trace(
         &tracefs,
         "iolatency",
         start_point,

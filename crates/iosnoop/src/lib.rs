@@ -11,13 +11,14 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
-use perf_tools_core::block::{BlockPipeline, Completed, DeviceSpec, Full, StartPoint, Who};
+use perf_tools_block::{BlockPipeline, Completed, DeviceSpec, Full, StartPoint, Who};
+use perf_tools_core::cli;
 use perf_tools_core::output::{escape_into, Output};
-use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
-use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, stale};
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::session::StreamEnd;
+use perf_tools_ftrace::tracefs::Tracefs;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -338,7 +339,7 @@ fn fmt_secs(d: f64) -> String {
 /// Runs iosnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        return stale::cleanup_command();
+        return cleanup::cleanup_command();
     }
     let name_re = match &args.name {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
@@ -352,7 +353,7 @@ pub fn run(args: Args) -> Result<()> {
     // Targets are checked before any kernel state is created: a process, thread or device
     // name that does not exist is an error; a major,minor that does not exist (yet) is
     // traced with a warning, as it may appear.
-    let device = perf_tools_core::block::device_filter(args.device.as_ref())?;
+    let device = perf_tools_block::device_filter(args.device.as_ref())?;
     if let Some(p) = args.pid {
         target::require_process(p)?;
     }
@@ -361,14 +362,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     // -L is the kernel filter on the thread on-CPU; -p covers every thread of the
     // process, decided in user space (thread -> process, read once per thread).
-    let filters =
-        perf_tools_core::block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
-            .map_err(|e| cli::usage(e.to_string()))?;
+    let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
+        .map_err(|e| cli::usage(e.to_string()))?;
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    let (mut session, decoder) = perf_tools_core::block::start_trace(
+    let (mut session, decoder) = perf_tools_block::start_trace(
         &tracefs,
         "iosnoop",
         start_point,
@@ -395,7 +395,7 @@ pub fn run(args: Args) -> Result<()> {
             .buf
             .try_reserve(perf_tools_core::spill::MEMORY_LIMIT + (1 << 20));
     }
-    let mut totals = perf_tools_core::reader::DrainStats::default();
+    let mut totals = perf_tools_ftrace::reader::DrainStats::default();
     let streaming = args.duration.is_none();
     let mut keep = |who: &Who| {
         if let Some(t) = threads.as_mut() {
@@ -495,7 +495,7 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_core::block::{Device, Start, What};
+    use perf_tools_block::{Device, Start, What};
 
     fn io(pid: i32, name: &[u8], queued: bool) -> Completed {
         let mut comm = [0u8; 16];

@@ -17,15 +17,16 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::instance::Instance;
-use perf_tools_core::merge::Merger;
+use perf_tools_core::cli;
 use perf_tools_core::output::Output;
-use perf_tools_core::probe::{self, Probe, ProbeError};
-use perf_tools_core::session::{Session, StreamEnd};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target;
-use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, stale};
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::instance::Instance;
+use perf_tools_ftrace::merge::Merger;
+use perf_tools_ftrace::probe::{self, Probe, ProbeError};
+use perf_tools_ftrace::session::{Session, StreamEnd};
+use perf_tools_ftrace::tracefs::Tracefs;
 
 pub mod render;
 
@@ -146,7 +147,7 @@ pub fn misses(profile: &str, event: &str) -> Option<u64> {
 /// Runs kprobe.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        return stale::cleanup_command();
+        return cleanup::cleanup_command();
     }
     let Some(def_text) = args.definition.as_deref() else {
         return Err(cli::usage("no kprobe definition given"));
@@ -205,7 +206,7 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", p.format(&tracefs)?);
         return p.remove();
     }
-    let inst = Instance::create(&tracefs, "kprobe")?;
+    let inst = cleanup::start_instance(&tracefs, "kprobe")?;
     inst.write("trace_clock", "mono")?;
     let (group, event) = (p.group().to_string(), p.event().to_string());
     let mut filter = args.filter.clone().unwrap_or_default();
@@ -256,7 +257,7 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(|e| e.to_string())
         .and_then(|text| render::ProbeEvent::new(&text, with_comm.then_some(COMM_ARG), true));
     let stack_layout = if args.stack {
-        perf_tools_core::tracefs::read_file(&tracefs.path("events/ftrace/kernel_stack/format"))
+        perf_tools_ftrace::tracefs::read_file(&tracefs.path("events/ftrace/kernel_stack/format"))
             .map_err(|e| format!("reading events/ftrace/kernel_stack/format: {e}"))
             .and_then(|t| render::StackEvent::new(&t))
             .map(Some)

@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use perf_tools_core::format::{EventFormat, Field, Location};
 use perf_tools_core::output::escape_into;
+use perf_tools_ftrace::format::{EventFormat, Field, Location};
 
 /// The columns of the line context, from the instance's `trace` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -805,7 +805,7 @@ impl StackEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_core::ringbuf::{decode_page, PageBuilder, PageLayout};
+    use perf_tools_ftrace::ringbuf::{decode_page, PageBuilder, PageLayout};
 
     const KERNELS: [&str; 3] = ["5.10", "6.1", "6.12"];
 

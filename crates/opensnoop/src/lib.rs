@@ -16,18 +16,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::format::{EventFormat, Field};
-use perf_tools_core::instance::{instance_name, Instance};
-use perf_tools_core::merge::Merger;
+use perf_tools_core::cli;
 use perf_tools_core::output::{escape_into, Output};
-use perf_tools_core::probe::{Probe, Support};
-use perf_tools_core::reader::RawReader;
-use perf_tools_core::session::Session;
-use perf_tools_core::session::StreamEnd;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target;
-use perf_tools_core::tracefs::Tracefs;
-use perf_tools_core::{cli, stale};
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::format::{EventFormat, Field};
+use perf_tools_ftrace::instance::instance_name;
+use perf_tools_ftrace::merge::Merger;
+use perf_tools_ftrace::probe::{Probe, Support};
+use perf_tools_ftrace::reader::RawReader;
+use perf_tools_ftrace::session::Session;
+use perf_tools_ftrace::session::StreamEnd;
+use perf_tools_ftrace::tracefs::Tracefs;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -680,8 +681,9 @@ impl Exclusion {
         self.checked = Instant::now();
         let mut pids = BTreeSet::from([self.me]);
         if self.others {
-            self.copies.retain(|&p| stale::pid_alive(p));
-            pids.extend(stale::live_owner_pids(&self.tracefs));
+            self.copies
+                .retain(|&p| perf_tools_ftrace::owner::pid_alive(p));
+            pids.extend(perf_tools_ftrace::owner::live_owner_pids(&self.tracefs));
             pids.extend(self.copies.iter().copied());
         }
         let tids: BTreeSet<u32> = pids.into_iter().flat_map(threads_of).collect();
@@ -702,12 +704,16 @@ impl Exclusion {
         if self.tids.contains(&tid) {
             return true;
         }
-        if !self.others || !stale::TOOLS.iter().any(|t| t.as_bytes() == comm) {
+        if !self.others
+            || !perf_tools_ftrace::owner::TOOLS
+                .iter()
+                .any(|t| t.as_bytes() == comm)
+        {
             return false;
         }
         // A process named like one of the suite's tools: is it one (its instance may be
         // newer than our last look), or another copy of opensnoop starting up?
-        let owner = stale::TOOLS.iter().any(|t| {
+        let owner = perf_tools_ftrace::owner::TOOLS.iter().any(|t| {
             self.tracefs
                 .path("instances")
                 .join(instance_name(t, tid))
@@ -757,7 +763,7 @@ fn check_target(args: &Args) -> Result<()> {
 /// Runs opensnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        return stale::cleanup_command();
+        return cleanup::cleanup_command();
     }
     let name_re = match &args.name {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
@@ -776,7 +782,7 @@ pub fn run(args: Args) -> Result<()> {
     // Declared before the instance so that they are removed after it (the kernel
     // refuses to remove a probe still enabled in an instance).
     let mut probes: Vec<Probe> = Vec::new();
-    let inst = Instance::create(&tracefs, "opensnoop")?;
+    let inst = cleanup::start_instance(&tracefs, "opensnoop")?;
     let syscalls: Vec<&str> = SYSCALLS
         .iter()
         .copied()

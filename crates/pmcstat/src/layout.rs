@@ -1,10 +1,8 @@
 //! What each mode counts and prints: the events, how they are grouped, the columns with
 //! the originals' printf widths, and the derived metrics (IPC, BMR%, hit ratios).
 
-use perf_tools_core::pmc::counters::{Request, Value};
-use perf_tools_core::pmc::event::{
-    CacheId, CacheOp, CacheResult, Event, Hw, Stall, Sw, VendorEvent,
-};
+use perf_tools_pmc::counters::{Request, Value};
+use perf_tools_pmc::event::{CacheId, CacheOp, CacheResult, Event, Hw, Stall, Sw, VendorEvent};
 use std::fmt::Write as _;
 
 /// Cell text for an event the kernel or CPU does not provide (perf's `<not supported>`,

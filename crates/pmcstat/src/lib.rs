@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use perf_tools_core::cli;
 use perf_tools_core::output::{self, Output};
-use perf_tools_core::pmc::counters::{
+use perf_tools_core::signals::Shutdown;
+use perf_tools_pmc::counters::{
     probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
-use perf_tools_core::pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
-use perf_tools_core::pmc::event::{Event, VendorEvent};
-use perf_tools_core::pmc::explain::{no_pmu_message, OpenFailure};
-use perf_tools_core::pmc::workload::{process_alive, Exit, Workload};
-use perf_tools_core::signals::Shutdown;
+use perf_tools_pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
+use perf_tools_pmc::event::{Event, VendorEvent};
+use perf_tools_pmc::explain::{no_pmu_message, OpenFailure};
+use perf_tools_pmc::workload::{process_alive, Exit, Workload};
 
 pub use layout::{Layout, Mode};
 
@@ -221,7 +221,7 @@ pub fn pmu_summary(pmus: &Pmus, probe: HardwareProbe) -> Vec<String> {
         }
         HardwareProbe::Unknown(errno) => vec![format!(
             "core PMUs: {listed}{hybrid} (not verified: a test counter was refused with {})",
-            perf_tools_core::pmc::explain::errno_name(errno)
+            perf_tools_pmc::explain::errno_name(errno)
         )],
     }
 }
@@ -259,7 +259,7 @@ pub fn show_events(
             pmus.core.iter().map(Some).collect()
         };
         for p in pmu_list {
-            let legacy = perf_tools_core::pmc::cpu::CorePmu::legacy();
+            let legacy = perf_tools_pmc::cpu::CorePmu::legacy();
             let pmu = p.unwrap_or(&legacy);
             let pmu_name = match p {
                 None => "software",
@@ -268,7 +268,7 @@ pub fn show_events(
                 Some(p) => p.name.as_str(),
             };
             let mut note = match r.event {
-                Event::Vendor(v) => match perf_tools_core::pmc::event::vendor_event(v, cpu, pmu) {
+                Event::Vendor(v) => match perf_tools_pmc::event::vendor_event(v, cpu, pmu) {
                     Ok(e) => format!("= {e}"),
                     Err(_) => String::new(),
                 },
@@ -600,7 +600,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     // Wakes the loop when the measured process ends (Linux 5.3+; polled otherwise).
     let pid_fd = match (&workload, watch) {
-        (None, Some(p)) => perf_tools_core::pmc::workload::pidfd_open(p),
+        (None, Some(p)) => perf_tools_pmc::workload::pidfd_open(p),
         _ => None,
     };
     let exit_fd = match &workload {
@@ -691,7 +691,7 @@ pub fn run(args: Args) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_core::pmc::cpu::Vendor;
+    use perf_tools_pmc::cpu::Vendor;
 
     fn args(v: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("pmcstat").chain(v.iter().copied()))
@@ -794,7 +794,7 @@ mod tests {
     fn resolved(
         mode: Mode,
         cpu: &CpuInfo,
-        pmu: &perf_tools_core::pmc::cpu::CorePmu,
+        pmu: &perf_tools_pmc::cpu::CorePmu,
     ) -> Vec<Option<(u32, u64)>> {
         Layout::mode(mode)
             .requests
@@ -821,7 +821,7 @@ mod tests {
 
     #[test]
     fn arch_and_ipc_events_per_vendor() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         let legacy = CorePmu::legacy();
         // Intel: cycles, instructions, branches, branch-misses, and cache-references/misses,
         // which the kernel maps to LONGEST_LAT_CACHE.REFERENCE/MISS (r4f2e/r412e).
@@ -863,7 +863,7 @@ mod tests {
 
     #[test]
     fn cache_events_per_vendor() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         let legacy = CorePmu::legacy();
         assert_eq!(
             resolved(Mode::Cache, &intel(0x5e), &legacy),
@@ -901,7 +901,7 @@ mod tests {
 
     #[test]
     fn tlb_events_per_vendor() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         let legacy = CorePmu::legacy();
         assert_eq!(
             resolved(Mode::Tlb, &intel(0x55), &legacy),
@@ -941,7 +941,7 @@ mod tests {
 
     #[test]
     fn sw_events() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         assert_eq!(
             resolved(Mode::Sw, &zen(), &CorePmu::legacy()),
             [Some((1, 1)), Some((1, 3)), Some((1, 4)), Some((1, 2))]
@@ -950,7 +950,7 @@ mod tests {
 
     #[test]
     fn show_events_lists_each_pmu() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         let pmus = Pmus {
             core: vec![
                 CorePmu::hybrid("cpu_core", 4, Some(vec![0, 1])),
@@ -989,7 +989,7 @@ mod tests {
 
     #[test]
     fn icache_and_resstalls_events_per_vendor() {
-        use perf_tools_core::pmc::cpu::CorePmu;
+        use perf_tools_pmc::cpu::CorePmu;
         let legacy = CorePmu::legacy();
         // Skylake: instructions, L1-icache-load-misses, L2_RQSTS.CODE_RD_HIT/MISS, and
         // the LLC as cache-references/misses (the original's list).
@@ -1053,7 +1053,7 @@ mod tests {
     fn show_events_and_counting_agree_on_a_missing_pmu() {
         // This machine's sysfs: no CPU PMU; the kernel rejects cycles with ENOENT.
         let vm = Pmus {
-            core: vec![perf_tools_core::pmc::cpu::CorePmu::legacy()],
+            core: vec![perf_tools_pmc::cpu::CorePmu::legacy()],
             devices: vec!["software".into(), "tracepoint".into()],
         };
         let mut out = Vec::new();
@@ -1072,7 +1072,7 @@ mod tests {
         assert!(!s.contains("type 4"), "{s}");
         assert!(
             s.contains(
-                perf_tools_core::pmc::explain::no_pmu_message(&vm, libc::ENOENT)
+                perf_tools_pmc::explain::no_pmu_message(&vm, libc::ENOENT)
                     .lines()
                     .next()
                     .unwrap()
@@ -1083,7 +1083,7 @@ mod tests {
         assert!(cycles.contains(layout::NOT_SUPPORTED), "{cycles}");
         // Listed in sysfs but refused: present, not usable, with the reason.
         let broken = Pmus {
-            core: vec![perf_tools_core::pmc::cpu::CorePmu::legacy()],
+            core: vec![perf_tools_pmc::cpu::CorePmu::legacy()],
             devices: vec!["cpu".into(), "software".into()],
         };
         let v = pmu_summary(&broken, HardwareProbe::Absent(libc::ENOENT));

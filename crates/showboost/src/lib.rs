@@ -13,7 +13,7 @@
 //! * `-C all` / `-A`: every online CPU, one row per CPU per interval.
 //!
 //! The hidden option `--root DIR` reads a fake machine tree instead of this machine (the
-//! seam the integration tests use; see `perf_tools_core::msr::fake`).
+//! seam the integration tests use; see `perf_tools_cpu::msr::fake`).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -21,12 +21,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use perf_tools_core::hwmon::format_cpu_list;
-use perf_tools_core::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
 use perf_tools_core::output::Output;
-use perf_tools_core::perf_msr::{Counter, MsrPmu};
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::{cli, monotonic_ns};
+use perf_tools_core::{cli, clock::monotonic_ns};
+use perf_tools_cpu::hwmon::format_cpu_list;
+use perf_tools_cpu::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
+use perf_tools_pmc::msr_pmu::{Counter, MsrPmu};
 
 /// Which CPUs to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 //! where a source exists and fails with the clear error (exit 1) where none does.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::msr::Cpuid;
-use perf_tools_core::perf_msr::MsrPmu;
+use perf_tools_cpu::msr::Cpuid;
+use perf_tools_pmc::msr_pmu::MsrPmu;
 use std::path::Path;
 use testkit::run;
 
@@ -118,7 +118,7 @@ fn perf_msr_pmu_path_reads_counters() {
         .iter()
         .position(|l| l.starts_with("TIME"))
         .unwrap_or_else(|| panic!("no header in {out}"));
-    let online = perf_tools_core::hwmon::Sysfs::system()
+    let online = perf_tools_cpu::hwmon::Sysfs::system()
         .online_cpus()
         .unwrap_or_else(|| vec![0]);
     let rows = &lines[h + 1..];

@@ -2,15 +2,15 @@
 //!
 //! A fake machine is a copy of a fixture directory of `tests/fixtures/msr` (hand-made
 //! register values, see its README) in which
-//! [`build_machine`](perf_tools_core::msr::fake::build_machine) has turned the
+//! [`build_machine`](perf_tools_cpu::msr::fake::build_machine) has turned the
 //! `dev-cpu.spec` into sparse `dev/cpu/N/msr` files and a CPUID table. The tools read it
 //! through their hidden `--root DIR` option, which points the core's seams
-//! ([`Machine::fake`](perf_tools_core::msr::Machine::fake)) at `DIR/dev/cpu`, `DIR/sys`
+//! ([`Machine::fake`](perf_tools_cpu::msr::Machine::fake)) at `DIR/dev/cpu`, `DIR/sys`
 //! and `DIR/proc`. Tests may change the copy while a tool runs (advance APERF/MPERF,
 //! take a CPU offline); it is removed on drop.
 
 use crate::Running;
-use perf_tools_core::msr::fake;
+use perf_tools_cpu::msr::fake;
 use std::io;
 use std::path::{Path, PathBuf};
 

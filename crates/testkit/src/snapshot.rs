@@ -28,7 +28,7 @@ use std::path::Path;
 pub const ABSENT: &str = "<absent>";
 
 /// Where the tools keep the state files of top-level ftrace changes
-/// (`perf_tools_core::ftrace::STATE_DIR`).
+/// (`perf_tools_ftrace::toplevel::STATE_DIR`).
 pub const STATE_DIR: &str = "/run/perf-tools-rs";
 
 /// Top-level files recorded whole.

@@ -12,7 +12,7 @@ use std::path::Path;
 pub const EVENT_SOURCE_DEVICES: &str = "/sys/bus/event_source/devices";
 
 /// CPU vendor: the MSR tools' type, shared.
-pub use crate::msr::Vendor;
+pub use perf_tools_cpu::msr::Vendor;
 
 /// Vendor, display family and display model of the CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +38,9 @@ impl fmt::Display for CpuInfo {
 impl CpuInfo {
     /// Decodes CPUID leaf 0 (vendor string registers EBX, EDX, ECX) and leaf 1 EAX.
     pub fn from_cpuid(ebx: u32, edx: u32, ecx: u32, leaf1_eax: u32) -> CpuInfo {
-        let (family, model) = crate::msr::decode::family_model(leaf1_eax);
+        let (family, model) = perf_tools_cpu::msr::decode::family_model(leaf1_eax);
         CpuInfo {
-            vendor: crate::msr::decode::vendor(ebx, edx, ecx),
+            vendor: perf_tools_cpu::msr::decode::vendor(ebx, edx, ecx),
             family,
             model,
         }
@@ -101,7 +101,7 @@ impl CorePmu {
     pub fn legacy() -> CorePmu {
         CorePmu {
             name: "cpu".into(),
-            type_: super::event::PERF_TYPE_RAW,
+            type_: crate::event::PERF_TYPE_RAW,
             hybrid: false,
             cpus: None,
             kind: CoreKind::Core,

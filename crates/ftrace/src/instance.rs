@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::format::EventFormat;
 use crate::ringbuf::PageLayout;
-use crate::stale;
 use crate::tracefs::Tracefs;
 
 /// A tracefs instance owned by this process. Dropping it removes it.
@@ -24,7 +23,7 @@ pub struct Instance {
     name: String,
     dir: PathBuf,
     /// `tracing_on`, open from creation on: turning recording off and removing the
-    /// instance need no new descriptor (see [`crate::fdreserve`]).
+    /// instance need no new descriptor (see [`perf_tools_core::fdreserve`]).
     tracing_on: Option<File>,
     /// Settings this run made (file relative to the instance, what it read back), so
     /// [`Instance::state_changes`] can tell when another process changed them.
@@ -58,12 +57,11 @@ pub fn instance_name(tool: &str, pid: u32) -> String {
 }
 
 impl Instance {
-    /// Removes stale instances left by killed runs, then creates `instances/<tool>-<pid>`.
+    /// Creates `instances/<tool>-<pid>`. Tools start with
+    /// [`cleanup::start_instance`](crate::cleanup::start_instance), which first removes
+    /// what killed runs left behind.
     pub fn create(tracefs: &Tracefs, tool: &str) -> Result<Instance> {
-        crate::fdreserve::reserve()?;
-        for removed in stale::remove_stale(tracefs) {
-            eprintln!("{tool}: removed {removed} left behind by a killed run");
-        }
+        perf_tools_core::fdreserve::reserve()?;
         let name = instance_name(tool, std::process::id());
         let dir = tracefs.path("instances").join(&name);
         if !tracefs.path("instances").is_dir() {
@@ -221,7 +219,7 @@ impl Instance {
 
     /// Turns recording on or off and verifies the kernel took it. Turning it on is the
     /// last step of a tool's setup, so it is also the fault-injection point of the
-    /// cleanup tests ([`cli::fault_point`](crate::cli::fault_point), `PT_FAULT=panic`).
+    /// cleanup tests ([`fault_point`](perf_tools_core::fault::fault_point), `PT_FAULT=panic`).
     pub fn set_tracing_on(&self, on: bool) -> Result<()> {
         let want = if on { "1" } else { "0" };
         let got = self.write_tracing_on(want)?;
@@ -232,7 +230,7 @@ impl Instance {
             );
         }
         if on {
-            crate::cli::fault_point();
+            perf_tools_core::fault::fault_point();
         }
         Ok(())
     }
@@ -317,7 +315,7 @@ impl Instance {
             return Ok(());
         }
         self.removed = true;
-        crate::fdreserve::release();
+        perf_tools_core::fdreserve::release();
         crate::lastresort::disarm(&mut self.last_resort);
         let _ = self.write_tracing_on("0");
         let _ = fs::write(self.dir.join("events/enable"), "0");

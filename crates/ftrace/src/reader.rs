@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::instance::Instance;
 use crate::ringbuf::{decode_page, missed_before, Missed, PageError, PageLayout, PageSummary};
-use crate::signals::Shutdown;
+use perf_tools_core::signals::Shutdown;
 
 struct CpuReader {
     at: CpuPosition,
@@ -253,7 +253,7 @@ impl RawReader {
         });
         // With no events requested, poll reports only POLLERR/POLLHUP on stdout: for a
         // pipe, POLLERR means every reader has closed it.
-        fds.push(crate::output::stdout_pollfd());
+        fds.push(perf_tools_core::output::stdout_pollfd());
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid, initialised pollfd array of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -261,7 +261,7 @@ impl RawReader {
         let out = fds[fds.len() - 1].revents;
         if shutdown.requested() {
             Wake::Shutdown
-        } else if crate::output::output_closed(out) {
+        } else if perf_tools_core::output::output_closed(out) {
             Wake::OutputClosed
         } else {
             Wake::Ready
@@ -351,7 +351,7 @@ impl RawReader {
                         gaps += 1;
                         on_gap(state, gap)
                     },
-                    crate::monotonic_ns,
+                    perf_tools_core::clock::monotonic_ns,
                 );
                 stats.gaps += gaps;
                 st.newest = c.at.last_ts;

@@ -2,9 +2,9 @@
 //! (see tests/fixtures/README.md and scripts/capture-pages.sh).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::block::{BlockDecoder, BlockEvent, What};
-use perf_tools_core::format::EventFormat;
-use perf_tools_core::ringbuf::{decode_page, Missed, PageLayout};
+use perf_tools_block::{BlockDecoder, BlockEvent, What};
+use perf_tools_ftrace::format::EventFormat;
+use perf_tools_ftrace::ringbuf::{decode_page, Missed, PageLayout};
 
 fn fixture(rel: &str) -> Vec<u8> {
     let p = format!("{}/../../tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::instance::{Instance, LossStats};
 use crate::reader::{RawReader, Wake};
-use crate::signals::Shutdown;
+use perf_tools_core::signals::Shutdown;
 
 /// One turn of [`Session::stream`]: drain the buffers now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
-    /// Clock reading ([`crate::monotonic_ns`]) taken before this drain: every event
+    /// Clock reading ([`perf_tools_core::clock::monotonic_ns`]) taken before this drain: every event
     /// up to it is in the buffers. `u64::MAX` on the last batch (tracing is off).
     pub clock: u64,
     /// The last batch: tracing has been turned off (duration over or a signal).
@@ -50,7 +50,7 @@ struct Watch {
     next: Instant,
     /// Since when another process has changed this run's settings, if it has.
     changed_since: Option<Instant>,
-    /// Clock reading ([`crate::monotonic_ns`]) of the last check that found nothing
+    /// Clock reading ([`perf_tools_core::clock::monotonic_ns`]) of the last check that found nothing
     /// changed.
     last_ok: u64,
     /// Events between these clock readings may be missing (see [`Batch::state_gap`]).
@@ -69,7 +69,7 @@ impl Session {
             watch: Watch {
                 next: Instant::now() + STATE_CHECK_EVERY,
                 changed_since: None,
-                last_ok: crate::monotonic_ns(),
+                last_ok: perf_tools_core::clock::monotonic_ns(),
                 gap: None,
             },
         })
@@ -104,7 +104,7 @@ impl Session {
     fn check_state_now(&mut self, recording: bool) -> Result<()> {
         let changes = self.instance.state_changes(recording);
         let dir = self.instance.dir().display();
-        let now = crate::monotonic_ns();
+        let now = perf_tools_core::clock::monotonic_ns();
         match (changes.is_empty(), self.watch.changed_since) {
             (true, None) => self.watch.last_ok = now,
             (true, Some(_)) => {
@@ -181,7 +181,7 @@ impl Session {
             let clock = if last {
                 u64::MAX
             } else {
-                crate::monotonic_ns()
+                perf_tools_core::clock::monotonic_ns()
             };
             let state_gap = self.watch.gap.take();
             batch(

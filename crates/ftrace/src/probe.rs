@@ -3,7 +3,7 @@
 //! Every probe of a run lives in the event group `ptrs_<pid>` (pid of the tool), so several
 //! tools (or copies of one tool) can run at once without name clashes, and probes whose
 //! owner was killed with `kill -9` can be recognised and removed later
-//! ([`remove_stale`], called by [`crate::stale::remove_stale`]).
+//! ([`remove_stale`], called by [`crate::cleanup::remove_stale`]).
 //!
 //! Probes are created through `dynamic_events` (or `kprobe_events` on kernels without
 //! it). A rejected definition is explained with the kernel's own message from tracefs
@@ -17,7 +17,7 @@ use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::stale::pid_alive;
+use crate::owner::pid_alive;
 use crate::tracefs::Tracefs;
 
 /// Prefix of the event group of every probe this suite creates: `ptrs_<pid>`.
@@ -243,7 +243,7 @@ impl Probe {
         if !is_valid_name(event) {
             bail!("invalid probe event name {event:?}");
         }
-        crate::fdreserve::reserve()?;
+        perf_tools_core::fdreserve::reserve()?;
         let control = tracefs.path(control);
         let group = group_name(std::process::id());
         let definition = format!("{kind}:{group}/{event} {rest}");
@@ -310,7 +310,7 @@ impl Probe {
             return Ok(());
         }
         self.removed = true;
-        crate::fdreserve::release();
+        perf_tools_core::fdreserve::release();
         remove_probe(&self.control, &self.group, &self.event)
     }
 }

@@ -4,11 +4,11 @@
 //! these run on stable in CI, seeded from the real fixtures as well as random bytes.)
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, Detail, Device, Full, Lean, StartPoint};
-use perf_tools_core::format::EventFormat;
-use perf_tools_core::merge::Merger;
-use perf_tools_core::ringbuf::{decode_page, Missed, PageBuilder, PageLayout};
+use perf_tools_block::synthetic::{self, Load};
+use perf_tools_block::{BlockDecoder, BlockPipeline, Detail, Device, Full, Lean, StartPoint};
+use perf_tools_ftrace::format::EventFormat;
+use perf_tools_ftrace::merge::Merger;
+use perf_tools_ftrace::ringbuf::{decode_page, Missed, PageBuilder, PageLayout};
 use proptest::prelude::*;
 
 fn fixture(rel: &str) -> Vec<u8> {

@@ -96,7 +96,7 @@ impl Field {
 
 /// `raw`, an integer of `size` bytes, as an i64: sign-extended when `signed`.
 #[inline(always)]
-pub(crate) fn to_i64(raw: u64, size: usize, signed: bool) -> i64 {
+pub fn to_i64(raw: u64, size: usize, signed: bool) -> i64 {
     if signed && size < 8 {
         let shift = 64 - 8 * size as u32;
         ((raw << shift) as i64) >> shift
@@ -108,7 +108,7 @@ pub(crate) fn to_i64(raw: u64, size: usize, signed: bool) -> i64 {
 /// Reads a 1, 2, 4 or 8-byte native-endian integer at `offset` (`None`: out of bounds
 /// or another size).
 #[inline(always)]
-pub(crate) fn read_uint(payload: &[u8], offset: usize, size: usize) -> Option<u64> {
+pub fn read_uint(payload: &[u8], offset: usize, size: usize) -> Option<u64> {
     // Dispatch on the size first, then load a fixed-size array: this compiles to one
     // bounds check and one load (it runs for every field of every event).
     let at = |n: usize| payload.get(offset..offset.checked_add(n)?);

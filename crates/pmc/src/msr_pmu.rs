@@ -282,7 +282,9 @@ mod tests {
         let c = match pmu.counter("tsc", 0) {
             Ok(c) => c,
             Err(PerfMsrError::Permission { .. })
-                if !crate::privilege::has_capability(crate::privilege::Capability::Perfmon) =>
+                if !perf_tools_core::privilege::has_capability(
+                    perf_tools_core::privilege::Capability::Perfmon,
+                ) =>
             {
                 eprintln!("SKIPPED live_tsc_counter_advances: not privileged");
                 return;

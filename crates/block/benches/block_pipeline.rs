@@ -6,10 +6,10 @@
 //!
 //!     cargo bench -p perf-tools-core --bench block_pipeline
 
-use perf_tools_core::block::synthetic::{self, Load};
-use perf_tools_core::block::{BlockDecoder, BlockPipeline, Detail, Full, Lean, StartPoint};
-use perf_tools_core::format::EventFormat;
-use perf_tools_core::ringbuf::PageLayout;
+use perf_tools_block::synthetic::{self, Load};
+use perf_tools_block::{BlockDecoder, BlockPipeline, Detail, Full, Lean, StartPoint};
+use perf_tools_ftrace::format::EventFormat;
+use perf_tools_ftrace::ringbuf::PageLayout;
 use std::time::Instant;
 
 fn main() {

@@ -364,7 +364,7 @@ impl MsrFile {
 }
 
 /// CPU vendor, from the CPUID vendor string: the one type the MSR tools and
-/// [`pmc`](crate::pmc) share (it is re-exported as `pmc::cpu::Vendor`).
+/// `perf-tools-pmc` share (it is re-exported as `perf_tools_pmc::cpu::Vendor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vendor {
     /// "GenuineIntel".
@@ -838,6 +838,7 @@ pub mod decode {
 /// Holes read as zero, like unimplemented MSRs under QEMU TCG; registers at or beyond
 /// `limit` read short, which [`MsrFile::read`] reports as not implemented (EIO).
 /// `vendor` and `cpuid` lines go to the root's [`CPUID_TABLE`](super::CPUID_TABLE).
+#[cfg(any(test, feature = "testing"))]
 pub mod fake {
     use std::fs::OpenOptions;
     use std::io;

@@ -2,15 +2,17 @@
 //! `block_rq_complete`): decoding by format, in-kernel filters, and pairing of a
 //! request's start with its completion. Shared by iosnoop and iolatency.
 
+mod inflight_table;
+
 use crate::inflight_table::{Key, Table};
 use anyhow::{bail, Result};
 use std::fmt;
 use std::str::FromStr;
 
-use crate::format::{EventFormat, Field};
-use crate::instance::Instance;
-use crate::merge::Merger;
-use crate::reader::Gap;
+use perf_tools_ftrace::format::{EventFormat, Field};
+use perf_tools_ftrace::instance::Instance;
+use perf_tools_ftrace::merge::Merger;
+use perf_tools_ftrace::reader::Gap;
 
 /// A block device number as the block tracepoints encode it (`major << 20 | minor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,7 +98,7 @@ impl FromStr for DeviceSpec {
         if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) || s == "." || s == ".." {
             return Err(format!(
                 "invalid device '{}': expected \"major,minor\" (e.g. \"202,1\"), a device name (e.g. sda, nvme0n1, sda1) or a /dev path",
-                crate::output::escape(s.as_bytes())
+                perf_tools_core::output::escape(s.as_bytes())
             ));
         }
         if s.contains('/') {
@@ -148,7 +150,7 @@ impl DeviceSpec {
                 if name.contains('/') || !dir.join("dev").is_file() {
                     bail!(
                         "no block device named '{}' (block devices: {}; or give major,minor)",
-                        crate::output::escape(name.as_bytes()),
+                        perf_tools_core::output::escape(name.as_bytes()),
                         block_device_names(sys)
                     );
                 }
@@ -159,7 +161,7 @@ impl DeviceSpec {
             }
             DeviceSpec::Path(path) => {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-                let shown = crate::output::escape(path.as_os_str().as_encoded_bytes());
+                let shown = perf_tools_core::output::escape(path.as_os_str().as_encoded_bytes());
                 let meta = std::fs::metadata(path).map_err(|e| {
                     anyhow::anyhow!(
                         "cannot use {shown} as a block device: {e} (block devices: {})",
@@ -254,7 +256,7 @@ fn block_device_names(sys: &std::path::Path) -> String {
     let mut names: Vec<String> = std::fs::read_dir(sys.join("class/block"))
         .map(|d| {
             d.flatten()
-                .map(|e| crate::output::escape(e.file_name().as_encoded_bytes()))
+                .map(|e| perf_tools_core::output::escape(e.file_name().as_encoded_bytes()))
                 .collect()
         })
         .unwrap_or_default();
@@ -422,7 +424,7 @@ struct Accessors {
 }
 
 fn int(f: &Field) -> Result<Int> {
-    if f.location != crate::format::Location::Fixed || ![1, 2, 4, 8].contains(&f.size) {
+    if f.location != perf_tools_ftrace::format::Location::Fixed || ![1, 2, 4, 8].contains(&f.size) {
         bail!("field {} is not an integer (size {})", f.name, f.size);
     }
     Ok((f.offset, f.size))
@@ -435,7 +437,7 @@ fn accessors(fmt: &EventFormat, issue: bool, complete: bool) -> Result<Accessors
     } else {
         fmt.field("comm").cloned()
     }
-    .filter(|f| f.location == crate::format::Location::Fixed)
+    .filter(|f| f.location == perf_tools_ftrace::format::Location::Fixed)
     .map(|f| (f.offset, f.size.min(16)));
     let mut a = Accessors {
         id: fmt.id,
@@ -469,7 +471,7 @@ fn accessors(fmt: &EventFormat, issue: bool, complete: bool) -> Result<Accessors
 /// Reads an integer at `(offset, size)`; the caller checked the payload is long enough.
 #[inline(always)]
 fn read_int(p: &[u8], (off, size): Int) -> u64 {
-    crate::format::read_uint(p, off, size).unwrap_or(0)
+    perf_tools_ftrace::format::read_uint(p, off, size).unwrap_or(0)
 }
 
 /// Copies a fixed char array whole (NUL padding included: readers trim at the NUL).
@@ -563,7 +565,11 @@ impl BlockDecoder {
             dev: Device::from_kernel(read_int(payload, a.dev) as u32),
             sector: read_int(payload, a.sector),
             who: D::who(|| Who {
-                pid: crate::format::to_i64(read_int(payload, a.pid), a.pid.1, a.pid_signed) as i32,
+                pid: perf_tools_ftrace::format::to_i64(
+                    read_int(payload, a.pid),
+                    a.pid.1,
+                    a.pid_signed,
+                ) as i32,
                 comm: read_text(payload, a.text),
                 queued: !a.issue,
             }),
@@ -576,14 +582,14 @@ impl BlockDecoder {
 /// the start/completion filters (from [`filters`]) and the events for `start`, then
 /// tracing on. Returns the running session and the decoder for its events.
 pub fn start_trace(
-    tracefs: &crate::tracefs::Tracefs,
+    tracefs: &perf_tools_ftrace::tracefs::Tracefs,
     tool: &str,
     start: StartPoint,
     (start_filter, complete_filter): &(Option<String>, Option<String>),
     buffer_kb: u32,
     buffer_percent: u32,
-) -> Result<(crate::session::Session, BlockDecoder)> {
-    let inst = Instance::create(tracefs, tool)?;
+) -> Result<(perf_tools_ftrace::session::Session, BlockDecoder)> {
+    let inst = perf_tools_ftrace::cleanup::start_instance(tracefs, tool)?;
     inst.write("trace_clock", "mono")?;
     // Larger sub-buffers (Linux 6.8+) cut the read() calls and page swaps per event by
     // 16x, most of the kernel-side cost of reading a busy trace; older kernels keep
@@ -607,7 +613,7 @@ pub fn start_trace(
         inst.enable_event("block", ev)?;
     }
     inst.set_tracing_on(true)?;
-    Ok((crate::session::Session::start(inst)?, decoder))
+    Ok((perf_tools_ftrace::session::Session::start(inst)?, decoder))
 }
 
 /// The start of an I/O still in flight.
@@ -918,11 +924,12 @@ impl<D: Detail> BlockPipeline<D> {
 
 /// Synthetic block traces in the running kernel's binary format, for benchmarks and
 /// tests of the whole per-event path without a kernel.
+#[cfg(any(test, feature = "testing"))]
 pub mod synthetic {
     use super::{BlockPipeline, Detail, Device};
-    use crate::format::EventFormat;
-    use crate::reader::CpuPosition;
-    use crate::ringbuf::{PageBuilder, PageLayout};
+    use perf_tools_ftrace::format::EventFormat;
+    use perf_tools_ftrace::reader::CpuPosition;
+    use perf_tools_ftrace::ringbuf::{PageBuilder, PageLayout};
 
     /// Shape of a synthetic load.
     #[derive(Debug, Clone, Copy)]
@@ -985,7 +992,7 @@ pub mod synthetic {
         let mut p = vec![0u8; end];
         p[..2].copy_from_slice(&f.id.to_ne_bytes());
         for x in &f.fields {
-            if x.location != crate::format::Location::Fixed && x.size == 4 {
+            if x.location != perf_tools_ftrace::format::Location::Fixed && x.size == 4 {
                 let loc = (1u32 << 16) | p.len() as u32;
                 p[x.offset..x.offset + 4].copy_from_slice(&loc.to_ne_bytes());
                 p.push(0);
@@ -1222,7 +1229,7 @@ pub mod synthetic {
                 for page in list.iter().skip(next[cpu]).take(batch) {
                     any = true;
                     // The tools' own page walk: losses reach the pipeline in place.
-                    let _ = crate::reader::decode_page_with_gaps(
+                    let _ = perf_tools_ftrace::reader::decode_page_with_gaps(
                         page,
                         layout,
                         &mut at[cpu],

@@ -1,9 +1,9 @@
 //! Why the kernel refused a counter, in words an operator can act on: the errno, what
 //! `kernel.perf_event_paranoid` and CAP_PERFMON allow, and what to do about it.
 
-use super::counters::Target;
-use super::cpu::Pmus;
-use crate::privilege::{has_capability, Capability};
+use crate::counters::Target;
+use crate::cpu::Pmus;
+use perf_tools_core::privilege::{has_capability, Capability};
 use std::fmt;
 
 /// Where the kernel's perf_event restriction level is.
@@ -227,7 +227,7 @@ pub fn no_pmu_message(pmus: &Pmus, errno: i32) -> String {
     } else {
         ""
     };
-    let dir = super::cpu::EVENT_SOURCE_DEVICES;
+    let dir = crate::cpu::EVENT_SOURCE_DEVICES;
     if pmus.has_cpu_pmu_in_sysfs() {
         let cpu_pmus: Vec<&str> = pmus
             .devices
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn no_pmu_message_lists_what_sysfs_has() {
         let pmus = Pmus {
-            core: vec![super::super::cpu::CorePmu::legacy()],
+            core: vec![crate::cpu::CorePmu::legacy()],
             devices: vec!["software".into(), "tracepoint".into()],
         };
         let m = no_pmu_message(&pmus, libc::ENOENT);
@@ -347,7 +347,7 @@ mod tests {
         assert!(m.contains("with ENOENT (No such file or directory)"), "{m}");
         // A CPU PMU in sysfs whose counters cannot be opened: present but not usable.
         let pmus = Pmus {
-            core: vec![super::super::cpu::CorePmu::legacy()],
+            core: vec![crate::cpu::CorePmu::legacy()],
             devices: vec!["cpu".into(), "software".into()],
         };
         let m = no_pmu_message(&pmus, libc::ENOENT);

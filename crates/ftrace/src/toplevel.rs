@@ -7,7 +7,7 @@
 //! restores every recorded file on drop (normal end, error, panic unwinding) and then
 //! removes the state file. After `kill -9` the state file stays behind: the next run of
 //! any tracing tool, or `--cleanup`, restores it through [`restore_stale`] (called from
-//! [`crate::stale::remove_stale`]).
+//! [`crate::cleanup::remove_stale`]).
 //!
 //! One top-level user at a time: [`TopLevel::begin`] takes an exclusive `flock` on
 //! `/run/perf-tools-rs/ftrace-toplevel.lock`, released by the kernel when the process dies.
@@ -21,7 +21,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::stale::{owner_pid, pid_alive};
+use crate::owner::{owner_pid, pid_alive};
 use crate::tracefs::Tracefs;
 
 /// Where state files and the top-level lock live.
@@ -190,7 +190,7 @@ impl TopLevel {
 
     /// [`TopLevel::begin`] with an explicit state directory (tests).
     pub fn begin_in(tracefs: &Tracefs, tool: &str, dir: &Path) -> Result<(TopLevel, Vec<String>)> {
-        crate::fdreserve::reserve()?;
+        perf_tools_core::fdreserve::reserve()?;
         let Some(lock) = try_lock(dir)? else {
             bail!(
                 "another perf-tools-rs run is using the top-level tracer (it holds {}); wait for it to end, or run the tools one at a time",
@@ -246,7 +246,7 @@ impl TopLevel {
             return Ok(());
         }
         self.restored = true;
-        crate::fdreserve::release();
+        perf_tools_core::fdreserve::release();
         let failures = restore_entries(&self.tracefs, &self.entries);
         if failures.is_empty() {
             let _ = fs::remove_file(&self.state);

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use crate::privilege::{self, Capability};
+use perf_tools_core::privilege::{self, Capability};
 
 /// The preferred tracefs mount point.
 pub const TRACEFS_PATH: &str = "/sys/kernel/tracing";

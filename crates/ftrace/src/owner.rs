@@ -1,12 +1,10 @@
-//! Removal of tracing state left behind by runs that were killed (`kill -9`).
-//!
-//! Only state that follows this project's naming and belongs to a process that no longer
-//! exists is touched: instance directories named `<tool>-<pid>` for one of [`TOOLS`].
+//! Who owns a trace instance: the suite's naming `instances/<tool>-<pid>` and whether that
+//! process still lives. A leaf module: instances, probes, top-level state and cleanup all
+//! use it, it uses none of them.
 
 use std::fs;
 use std::path::Path;
 
-use crate::instance::remove_instance_dir;
 use crate::tracefs::Tracefs;
 
 /// The tools of this suite that create tracefs instances.
@@ -43,49 +41,6 @@ pub fn live_owner_pids(tracefs: &Tracefs) -> Vec<u32> {
     pids.sort_unstable();
     pids.dedup();
     pids
-}
-
-/// Removes our instances whose owning process is gone. Returns a description of each
-/// thing removed, for the caller to report.
-pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
-    let mut removed = Vec::new();
-    let Ok(entries) = fs::read_dir(tracefs.path("instances")) else {
-        return removed;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(pid) = owner_pid(name) else { continue };
-        if pid == std::process::id() || pid_alive(pid) {
-            continue;
-        }
-        let dir = e.path();
-        let _ = fs::write(dir.join("tracing_on"), "0");
-        let _ = fs::write(dir.join("events/enable"), "0");
-        match remove_instance_dir(&dir) {
-            Ok(()) => removed.push(format!("stale trace instance {name}")),
-            Err(err) => eprintln!("warning: {err:#}"),
-        }
-    }
-    removed.extend(crate::probe::remove_stale(tracefs));
-    removed.extend(crate::ftrace::restore_stale(tracefs));
-    removed
-}
-
-/// The `--cleanup` option of every tracing tool: removes stale state and says what it did.
-pub fn cleanup_command() -> anyhow::Result<()> {
-    let tracefs = Tracefs::open()?;
-    let removed = remove_stale(&tracefs);
-    if removed.is_empty() {
-        println!(
-            "nothing to clean up: no state of killed perf-tools-rs runs in {}",
-            tracefs.root().display()
-        );
-    }
-    for r in removed {
-        println!("removed {r}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

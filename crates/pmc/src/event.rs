@@ -7,7 +7,7 @@
 //! generic events carry the PMU type in config bits 32-63 (`PERF_PMU_TYPE_SHIFT`) and raw
 //! events use the PMU's type number, so one request is opened on each core PMU.
 
-use super::cpu::{CoreKind, CorePmu, CpuInfo, Vendor};
+use crate::cpu::{CoreKind, CorePmu, CpuInfo, Vendor};
 use perf_event_open_sys::bindings as b;
 use std::fmt;
 

@@ -302,6 +302,7 @@ pub fn decode_page(
 /// The builder writes the same encodings the kernel does: small events for payloads up
 /// to 112 bytes, long events above (or always, with `force_long`), time extends for
 /// deltas beyond 27 bits, and optional padding and absolute stamps.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone)]
 pub struct PageBuilder {
     layout: PageLayout,
@@ -312,6 +313,7 @@ pub struct PageBuilder {
     pub force_long: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl PageBuilder {
     /// Starts a page whose header time stamp is `base_ts`.
     pub fn new(layout: PageLayout, base_ts: u64) -> Self {

@@ -7,9 +7,9 @@
 //! when the kernel multiplexes. If the PMU cannot take a whole group (the kernel refuses
 //! the member with EINVAL), the remaining events start a new group.
 
-use super::cpu::{CorePmu, CpuInfo, Pmus};
-use super::event::{Event, Hw, Resolved};
-use super::explain::{is_unsupported_errno, OpenFailure};
+use crate::cpu::{CorePmu, CpuInfo, Pmus};
+use crate::event::{Event, Hw, Resolved};
+use crate::explain::{is_unsupported_errno, OpenFailure};
 use perf_event_open_sys as sys;
 use perf_event_open_sys::bindings as b;
 use std::fmt;
@@ -132,7 +132,7 @@ pub fn probe_hardware() -> HardwareProbe {
         ..Options::default()
     };
     let r = Resolved {
-        type_: super::event::PERF_TYPE_HARDWARE,
+        type_: crate::event::PERF_TYPE_HARDWARE,
         config: Hw::Cycles.config(),
     };
     let mut a = build_attr(r, true, &opts);
@@ -681,7 +681,7 @@ impl Counters {
 fn errno_text(e: i32) -> String {
     let msg = io::Error::from_raw_os_error(e).to_string();
     let base = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    match super::explain::errno_name(e) {
+    match crate::explain::errno_name(e) {
         "" => format!("kernel: {base}"),
         n => format!("kernel: {base} ({n})"),
     }
@@ -723,7 +723,7 @@ pub fn threads_of(pid: i32) -> io::Result<Vec<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pmc::event::{CacheId, CacheOp, CacheResult, Sw};
+    use crate::event::{CacheId, CacheOp, CacheResult, Sw};
 
     #[test]
     fn attr_fields_match_the_kernel_abi() {

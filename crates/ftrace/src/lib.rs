@@ -1,0 +1,24 @@
+//! The tracing engine of perf-tools-rs: ftrace through tracefs, without parsing its text.
+//!
+//! * [`tracefs`]: find or mount tracefs; [`owner`]: the suite's `<tool>-<pid>` naming and
+//!   whether an owner lives.
+//! * [`instance`]: a private `instances/<tool>-<pid>` per run, removed on every exit path
+//!   ([`lastresort`] even on SIGABRT); [`probe`]: kprobes, uprobes and event probes named
+//!   per run; [`toplevel`]: top-level settings saved and restored where no instance can
+//!   be used; [`cleanup`]: removal of what killed runs left behind, on top of those.
+//! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
+//!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time
+//!   order; [`session`]: an instance with its readers and the checks that its state holds.
+
+pub mod cleanup;
+pub mod format;
+pub mod instance;
+pub mod lastresort;
+pub mod merge;
+pub mod owner;
+pub mod probe;
+pub mod reader;
+pub mod ringbuf;
+pub mod session;
+pub mod toplevel;
+pub mod tracefs;
