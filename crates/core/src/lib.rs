@@ -11,10 +11,12 @@
 //! * [`target`]: checks that a PID or TID given on the command line exists; threads of a
 //!   process.
 //! * [`clock`]: CLOCK_MONOTONIC; [`fault`]: the injected-panic point of cleanup tests.
+//! * [`check`]: the report of every tool's `--check` and of `perf-tools-doctor`.
 //!
 //! The tracing engine lives in `perf-tools-ftrace`, block I/O in `perf-tools-block`, CPU
 //! registers in `perf-tools-cpu` and performance counters in `perf-tools-pmc`.
 
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod fault;

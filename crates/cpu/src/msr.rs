@@ -485,7 +485,7 @@ impl Cpuid {
                     }
                     let v: Vec<u64> = line
                         .split_whitespace()
-                        .map(fake::num)
+                        .map(parse_num)
                         .collect::<io::Result<_>>()?;
                     if v.len() != 6 {
                         return Err(io::Error::new(
@@ -819,6 +819,16 @@ pub mod decode {
     }
 }
 
+/// A number of the fake-machine and CPUID-table formats: decimal, or hex with `0x`;
+/// `_` separators allowed.
+pub fn parse_num(s: &str) -> io::Result<u64> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(&h.replace('_', ""), 16),
+        None => s.replace('_', "").parse(),
+    };
+    r.map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("not a number: {s:?}")))
+}
+
 /// Fake machine trees for tests: a copied fixture directory plus sparse `msr` files and
 /// a CPUID table built from a small text spec. Each register's 8 bytes are written at
 /// [`FAKE_STRIDE`](super::FAKE_STRIDE) × register, where [`Msr::fake`](super::Msr::fake)
@@ -846,13 +856,7 @@ pub mod fake {
     use std::path::Path;
 
     /// Parses a decimal or `0x` hex number (`_` separators allowed).
-    pub fn num(s: &str) -> io::Result<u64> {
-        let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            Some(h) => u64::from_str_radix(&h.replace('_', ""), 16),
-            None => s.replace('_', "").parse(),
-        };
-        r.map_err(|_| bad(format!("not a number: {s:?}")))
-    }
+    pub use super::parse_num as num;
 
     fn bad(msg: String) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, msg)
