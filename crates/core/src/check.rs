@@ -110,6 +110,29 @@ impl Report {
         }
     }
 
+    /// Prints [`Report::render`] on stdout (the answer of `--check`) and returns an error
+    /// when the tool cannot run, so that `--check` exits 1 then and 0 otherwise (through
+    /// `cli::run_main`). The error names the first required item that is missing.
+    pub fn print_check(&self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(self.render().as_bytes())?;
+        out.flush()?;
+        if let Some(i) = self
+            .items
+            .iter()
+            .find(|i| i.required && i.status == Status::No)
+        {
+            anyhow::bail!(
+                "{} cannot run on this host: {} ({})",
+                self.tool,
+                i.name,
+                i.detail
+            );
+        }
+        Ok(())
+    }
+
     /// The text `--check` prints: a header line with the verdict, then one aligned row
     /// per item (`NAME  STATUS  DETAIL`), each fix on its own indented `fix:` line.
     pub fn render(&self) -> String {

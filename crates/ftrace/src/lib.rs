@@ -9,7 +9,9 @@
 //! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
 //!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time
 //!   order; [`session`]: an instance with its readers and the checks that its state holds.
+//! * [`check`]: the tracefs part of every tool's `--check` and of perf-tools-doctor.
 
+pub mod check;
 pub mod cleanup;
 pub mod format;
 pub mod instance;

@@ -8,7 +8,14 @@ use std::path::Path;
 use crate::tracefs::Tracefs;
 
 /// The tools of this suite that create tracefs instances.
-pub const TOOLS: &[&str] = &["iosnoop", "iolatency", "opensnoop", "funcgraph", "kprobe"];
+pub const TOOLS: &[&str] = &[
+    "iosnoop",
+    "iolatency",
+    "opensnoop",
+    "funcgraph",
+    "kprobe",
+    "perf-tools-doctor",
+];
 
 /// If `name` is `<tool>-<pid>` for one of our tools, returns the pid.
 pub fn owner_pid(name: &str) -> Option<u32> {

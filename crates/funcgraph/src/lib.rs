@@ -73,6 +73,9 @@ pub struct Args {
     /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
+    /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
+    #[arg(long, exclusive = true)]
+    pub check: bool,
 }
 
 /// The clap definition (for man pages and completions).
@@ -219,6 +222,128 @@ impl Target {
 
 fn has_word(text: &str, word: &str) -> bool {
     text.split_whitespace().any(|w| w == word)
+}
+
+/// What funcgraph would use on this host and whether it can run (`--check`, and its row
+/// in perf-tools-doctor): the function_graph tracer, set_graph_function, the
+/// `kernel.ftrace_enabled` sysctl, and whether a private instance can run function_graph
+/// (checked in one that is removed before this returns) or the top level must be used
+/// (then free, and its `set_ftrace_filter` readable). Nothing is changed.
+pub fn check() -> Result<perf_tools_core::check::Report> {
+    use perf_tools_core::check::{Report, Status};
+    use perf_tools_ftrace::check as fc;
+    let mut r = Report::new("funcgraph");
+    let Some(tracefs) = fc::tracefs(&mut r) else {
+        return Ok(r);
+    };
+    let tracers = read_file(&tracefs.path("available_tracers")).unwrap_or_default();
+    let graph = has_word(&tracers, "function_graph");
+    r.item(
+        "function_graph tracer",
+        if graph { Status::Yes } else { Status::No },
+        format!(
+            "available_tracers: {}",
+            if tracers.trim().is_empty() {
+                "none"
+            } else {
+                tracers.trim()
+            }
+        ),
+        "use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y (most distribution kernels are)",
+        true,
+    );
+    let sgf = tracefs.path("set_graph_function").exists();
+    r.item(
+        "set_graph_function",
+        if sgf { Status::Yes } else { Status::No },
+        if sgf { "present" } else { "missing" },
+        "use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y and CONFIG_DYNAMIC_FTRACE=y",
+        true,
+    );
+    let enabled = std::fs::read_to_string("/proc/sys/kernel/ftrace_enabled")
+        .map(|v| v.trim() != "0")
+        .unwrap_or(true);
+    r.item(
+        "kernel.ftrace_enabled",
+        if enabled { Status::Yes } else { Status::No },
+        if enabled {
+            "1"
+        } else {
+            "0: function tracing is disabled"
+        },
+        "sysctl -w kernel.ftrace_enabled=1",
+        true,
+    );
+    if !graph {
+        r.uses = "nothing: this kernel has no function_graph tracer".into();
+        return Ok(r);
+    }
+    let why_not = match fc::instance(&tracefs, "funcgraph", &mut r) {
+        Some(inst) => {
+            let tracers = inst.read("available_tracers").unwrap_or_default();
+            let why_not = if !has_word(&tracers, "function_graph") {
+                Some("this kernel runs function_graph only in the top-level instance")
+            } else if !inst.dir().join("set_graph_function").exists() {
+                Some("this kernel's instances have no set_graph_function")
+            } else {
+                None
+            };
+            inst.remove()?;
+            why_not
+        }
+        None => Some("private trace instances are not available"),
+    };
+    let Some(why_not) = why_not else {
+        r.item(
+            "target",
+            Status::Yes,
+            "a private instance (function_graph and set_graph_function work there)",
+            "",
+            true,
+        );
+        r.uses = "function_graph in a private instance".into();
+        return Ok(r);
+    };
+    let cur = read_file(&tracefs.path("current_tracer")).unwrap_or_default();
+    let cur = cur.trim();
+    if cur != "nop" {
+        r.item(
+            "target",
+            Status::No,
+            format!("{why_not}, and the top-level tracer is in use ({cur})"),
+            format!(
+                "stop the other user of ftrace first (if a crashed tool left it: echo nop > {})",
+                tracefs.path("current_tracer").display()
+            ),
+            true,
+        );
+        r.uses = "nothing: the top-level tracer is busy".into();
+        return Ok(r);
+    }
+    let filter = std::fs::File::open(tracefs.path("set_ftrace_filter"));
+    r.item(
+        "set_ftrace_filter",
+        if filter.is_ok() {
+            Status::Yes
+        } else {
+            Status::No
+        },
+        match &filter {
+            Ok(_) => "readable (saved and cleared at the top level, restored on exit)".to_string(),
+            Err(e) => format!("cannot be opened: {e}"),
+        },
+        "use a kernel built with CONFIG_DYNAMIC_FTRACE=y, and no lockdown mode",
+        true,
+    );
+    r.item(
+        "target",
+        Status::Degraded,
+        format!("the top-level instance ({why_not}); its settings are saved and restored"),
+        "a kernel whose instances run function_graph (Linux 4.x+ with CONFIG_FUNCTION_GRAPH_TRACER)",
+        false,
+    );
+    r.uses = "function_graph at the top level (saved and restored)".into();
+    Ok(r)
 }
 
 /// Checks that the kernel can run function_graph at all, before anything is changed.
@@ -541,6 +666,9 @@ fn buffered(
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
         return cleanup::cleanup_command();
+    }
+    if args.check {
+        return check()?.print_check();
     }
     let pats = patterns(&args.functions);
     if pats.is_empty() {

@@ -63,6 +63,9 @@ pub struct Args {
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
+    /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
+    #[arg(long, exclusive = true)]
+    pub check: bool,
     /// Seconds between summaries (default 1; fractions allowed)
     #[arg(value_name = "interval", value_parser = parse_interval)]
     pub interval: Option<f64>,
@@ -331,10 +334,20 @@ fn count_completed(pipeline: &mut BlockPipeline<Lean>, summary: &mut Summary, up
     pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
 }
 
+/// What iolatency would use on this host and whether it can run (`--check`, and its row
+/// in perf-tools-doctor): the block tracepoints and their layout, verified in a private
+/// instance that is removed before this returns.
+pub fn check() -> Result<perf_tools_core::check::Report> {
+    perf_tools_block::check("iolatency")
+}
+
 /// Runs iolatency.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
         return cleanup::cleanup_command();
+    }
+    if args.check {
+        return check()?.print_check();
     }
     let start_point = if args.queue {
         StartPoint::Insert

@@ -63,6 +63,9 @@ pub struct Args {
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
+    /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
+    #[arg(long, exclusive = true)]
+    pub check: bool,
 }
 
 /// The clap definition (for man pages and completions).
@@ -336,10 +339,20 @@ fn fmt_secs(d: f64) -> String {
     }
 }
 
+/// What iosnoop would use on this host and whether it can run (`--check`, and its row
+/// in perf-tools-doctor): the block tracepoints and their layout, verified in a private
+/// instance that is removed before this returns.
+pub fn check() -> Result<perf_tools_core::check::Report> {
+    perf_tools_block::check("iosnoop")
+}
+
 /// Runs iosnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
         return cleanup::cleanup_command();
+    }
+    if args.check {
+        return check()?.print_check();
     }
     let name_re = match &args.name {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),

@@ -70,6 +70,9 @@ pub struct Args {
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
+    /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
+    #[arg(long, exclusive = true)]
+    pub check: bool,
 }
 
 /// The clap definition (for man pages and completions).
@@ -144,10 +147,123 @@ pub fn misses(profile: &str, event: &str) -> Option<u64> {
     })
 }
 
+/// What kprobe would use on this host and whether it can run (`--check`, and its row in
+/// perf-tools-doctor): kprobe events (verified by creating and removing a probe of this
+/// run on a function the kernel lists), the control file, and the fetch syntax the
+/// kernel's README documents (`$argN`, `ustring`). Nothing is left behind.
+pub fn check() -> Result<perf_tools_core::check::Report> {
+    use perf_tools_core::check::{Report, Status};
+    use perf_tools_ftrace::check as fc;
+    let mut r = Report::new("kprobe");
+    let Some(tracefs) = fc::tracefs(&mut r) else {
+        return Ok(r);
+    };
+    let support = probe::Support::detect(&tracefs);
+    if !support.kprobes {
+        r.item(
+            "kprobe events",
+            Status::No,
+            format!("{} does not exist", tracefs.path("kprobe_events").display()),
+            "use a kernel built with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y",
+            true,
+        );
+        r.uses = "nothing: no kprobe events".into();
+        return Ok(r);
+    }
+    let list =
+        std::fs::read_to_string(tracefs.path("available_filter_functions")).unwrap_or_default();
+    let func = ["vfs_read", "do_sys_openat2", "do_sys_open", "schedule"]
+        .into_iter()
+        .find(|f| function_available(&list, f))
+        .unwrap_or("vfs_read");
+    match Probe::create(
+        &tracefs,
+        support.kprobe_control(),
+        "p",
+        "perf_tools_check",
+        func,
+    ) {
+        Ok(p) => {
+            p.remove()?;
+            r.item(
+                "kprobe events",
+                Status::Yes,
+                format!(
+                    "a test probe on {func} created and removed through {}",
+                    support.kprobe_control()
+                ),
+                "",
+                true,
+            );
+        }
+        Err(e) => {
+            r.item(
+                "kprobe events",
+                Status::No,
+                format!("{e:#}").replace('\n', " "),
+                "check the host's lockdown mode (/sys/kernel/security/lockdown) and that kprobes are not disabled (debug.kprobes-optimization, /sys/kernel/debug/kprobes/enabled)",
+                true,
+            );
+            r.uses = "nothing: kprobes cannot be created".into();
+            return Ok(r);
+        }
+    }
+    r.item(
+        "available_filter_functions",
+        if list.is_empty() {
+            Status::Degraded
+        } else {
+            Status::Yes
+        },
+        if list.is_empty() {
+            "not readable: functions cannot be checked before probing (-F needed)"
+        } else {
+            "readable: functions are checked before probing"
+        },
+        "use a kernel built with CONFIG_DYNAMIC_FTRACE=y, or pass -F",
+        false,
+    );
+    r.item(
+        "$argN",
+        if support.args {
+            Status::Yes
+        } else {
+            Status::Degraded
+        },
+        if support.args {
+            "documented in README"
+        } else {
+            "not documented in README: use registers (%di, %si, ...) instead"
+        },
+        "Linux 4.20+",
+        false,
+    );
+    r.item(
+        "ustring",
+        if support.ustring {
+            Status::Yes
+        } else {
+            Status::Degraded
+        },
+        if support.ustring {
+            "documented in README"
+        } else {
+            "not documented in README: user strings need 'string'"
+        },
+        "Linux 5.5+",
+        false,
+    );
+    r.uses = format!("kprobes through {}", support.kprobe_control());
+    Ok(r)
+}
+
 /// Runs kprobe.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
         return cleanup::cleanup_command();
+    }
+    if args.check {
+        return check()?.print_check();
     }
     let Some(def_text) = args.definition.as_deref() else {
         return Err(cli::usage("no kprobe definition given"));
