@@ -1,0 +1,168 @@
+//! perf-tools-doctor: what this host can trace, and how to fix what it cannot.
+//!
+//! One screen, as a table: tracefs (mount, lockdown, tracing_on, instances, buffer
+//! sizes), dynamic probes (kprobes, uprobes, event probes, fprobes, fetch syntax), tracers
+//! (function, function_graph at the top level and in an instance, set_ftrace_filter, hist
+//! triggers, synthetic events), the events the tools need (block with its layout,
+//! syscalls, sched), the CPU (MSR device and module, perf msr PMU, hwmon sensors, the
+//! hardware PMU and a 1 ms test count, perf_event_paranoid, capabilities, VM and
+//! container), then one verdict per tool with the exact fix for each "no". Facts are
+//! verified where that is cheap (probes of this run created and removed, a private
+//! instance created and removed), never taken from what the kernel merely documents.
+//! `--json` gives the same facts as one object ([`json`]).
+
+pub mod facts;
+pub mod tools;
+
+use anyhow::Result;
+use clap::Parser;
+use owo_colors::OwoColorize;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use perf_tools_core::check::{Report, Status};
+
+pub use facts::{Facts, Section};
+
+/// Command-line options.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "perf-tools-doctor",
+    version,
+    about = "Show what this host can trace with perf-tools-rs, and how to fix what it cannot",
+    long_about = None,
+    after_help = "Examples:\n  perf-tools-doctor          # the table (yes/degraded/no, with fixes)\n  perf-tools-doctor --json   # the same facts as one JSON object\n\nSee the perf-tools-doctor(8) man page for more."
+)]
+pub struct Args {
+    /// Print the facts and verdicts as one JSON object (field names documented in the man page)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The clap definition (for man pages and completions).
+pub fn command() -> clap::Command {
+    perf_tools_core::cli::command::<Args>()
+}
+
+/// The version of the `--json` layout: bumped when a field changes meaning or goes.
+pub const JSON_VERSION: u32 = 1;
+
+/// Runs the doctor: gathers the facts and the tools' verdicts, prints them.
+pub fn run(args: Args) -> Result<()> {
+    let facts = facts::gather();
+    let reports = tools::reports(&facts);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let v = json(&facts, &reports);
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        out.write_all(render(&facts, &reports, perf_tools_core::output::use_color()).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn word(s: Status, color: bool, width: usize) -> String {
+    let w = format!("{:<width$}", s.word());
+    if !color {
+        return w;
+    }
+    match s {
+        Status::Yes => w.green().to_string(),
+        Status::Degraded => w.yellow().to_string(),
+        Status::No => w.red().bold().to_string(),
+    }
+}
+
+/// The table: one block per section (`KEY STATUS DETAIL`, a `fix:` line under each fact
+/// that is not `yes` and has one), then the tools (`TOOL VERDICT USES`, each missing
+/// item's fix under it). Status words are coloured when `color` is set.
+pub fn render(facts: &Facts, reports: &[Report], color: bool) -> String {
+    let mut s = String::new();
+    let arch = std::env::consts::ARCH;
+    let _ = writeln!(s, "perf-tools-doctor: Linux {} ({arch})", facts.kernel);
+    let kw = facts
+        .sections
+        .iter()
+        .flat_map(|x| x.facts.items.iter().map(|i| i.name.len()))
+        .chain(tools::TOOLS.iter().map(|t| t.len()))
+        .max()
+        .unwrap_or(0);
+    for sec in &facts.sections {
+        let _ = writeln!(s, "\n{}", sec.title);
+        for i in &sec.facts.items {
+            let _ = writeln!(
+                s,
+                "  {:<kw$}  {}  {}",
+                i.name,
+                word(i.status, color, 8),
+                i.detail
+            );
+            if i.status != Status::Yes && !i.fix.is_empty() {
+                let _ = writeln!(s, "  {:<kw$}  {:<8}  fix: {}", "", "", i.fix);
+            }
+        }
+    }
+    let _ = writeln!(s, "\nTOOLS");
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "  {:<kw$}  {}  {}",
+            r.tool,
+            word(r.verdict(), color, 8),
+            r.uses
+        );
+        for i in r.items.iter().filter(|i| i.status != Status::Yes) {
+            let _ = writeln!(s, "  {:<kw$}  {:<8}  {}: {}", "", "", i.name, i.detail);
+            if !i.fix.is_empty() {
+                let _ = writeln!(s, "  {:<kw$}  {:<8}    fix: {}", "", "", i.fix);
+            }
+        }
+    }
+    s
+}
+
+/// The facts and verdicts as one JSON object:
+///
+/// ```text
+/// { "version": 1, "kernel": "<uname -r>", "arch": "x86_64",
+///   "tracefs": { "<key>": { "status": "yes|degraded|no", "detail": "...", "fix": "..." }, ... },
+///   "probes": {...}, "tracers": {...}, "events": {...}, "cpu": {...},
+///   "tools": { "<tool>": { "verdict": "yes|degraded|no", "uses": "...", "exit_code": 0|1,
+///              "items": [ { "name", "status", "detail", "fix", "required" } ] } } }
+/// ```
+pub fn json(facts: &Facts, reports: &[Report]) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut top = Map::new();
+    top.insert("version".into(), json!(JSON_VERSION));
+    top.insert("kernel".into(), json!(facts.kernel));
+    top.insert("arch".into(), json!(std::env::consts::ARCH));
+    for sec in &facts.sections {
+        let mut m = Map::new();
+        for i in &sec.facts.items {
+            m.insert(
+                i.name.clone(),
+                json!({"status": i.status.word(), "detail": i.detail, "fix": i.fix}),
+            );
+        }
+        top.insert(sec.key.into(), Value::Object(m));
+    }
+    let mut t = Map::new();
+    for r in reports {
+        let items: Vec<Value> = r
+            .items
+            .iter()
+            .map(|i| {
+                json!({"name": i.name, "status": i.status.word(), "detail": i.detail,
+                       "fix": i.fix, "required": i.required})
+            })
+            .collect();
+        t.insert(
+            r.tool.clone(),
+            json!({"verdict": r.verdict().word(), "uses": r.uses,
+                   "exit_code": r.exit_code(), "items": items}),
+        );
+    }
+    top.insert("tools".into(), Value::Object(t));
+    Value::Object(top)
+}
