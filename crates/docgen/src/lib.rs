@@ -67,6 +67,11 @@ pub fn tools() -> Vec<Tool> {
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),
         },
+        Tool {
+            name: "perf-tools-doctor",
+            command: perf_tools_doctor::command,
+            sections: include_str!("../../../man/src/perf-tools-doctor.roff"),
+        },
     ]
 }
 
@@ -272,7 +277,7 @@ mod tests {
         );
         assert!(
             page.ends_with(
-                "\n.in -8n\n.in +8n\n.ti -8n\n\\%\\fBiosnoop\\fR \\%\\fB\\-\\-cleanup\\fR\n.in -8n\n.ad\n"
+                "\n.in -8n\n.in +8n\n.ti -8n\n\\%\\fBiosnoop\\fR \\%\\fB\\-\\-cleanup\\fR\n.in -8n\n.in +8n\n.ti -8n\n\\%\\fBiosnoop\\fR \\%\\fB\\-\\-check\\fR\n.in -8n\n.ad\n"
             ),
             "{page}"
         );

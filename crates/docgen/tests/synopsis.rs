@@ -5,13 +5,14 @@
 use std::process::Command;
 
 /// The true synopsis of every tool: value names shown, required operands without
-/// brackets, exclusive options in one bracket, `--cleanup` alone.
+/// brackets, exclusive options in one bracket, `--cleanup` and `--check` alone.
 const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iosnoop",
         &[
             "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [duration]",
             "iosnoop --cleanup",
+            "iosnoop --check",
         ],
     ),
     (
@@ -19,6 +20,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "iolatency [-DPQTu] [-d device] [-i iotype] [--json] [--buffer-kb KiB] [interval [count]]",
             "iolatency --cleanup",
+            "iolatency --check",
         ],
     ),
     (
@@ -38,6 +40,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID] funcstring...",
             "funcgraph --cleanup",
+            "funcgraph --check",
         ],
     ),
     (
@@ -52,8 +55,10 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
             "kprobe --cleanup",
+            "kprobe --check",
         ],
     ),
+    ("perf-tools-doctor", &["perf-tools-doctor [--json]"]),
 ];
 
 fn expected(tool: &str) -> Vec<String> {

@@ -166,3 +166,107 @@ pub fn json(facts: &Facts, reports: &[Report]) -> serde_json::Value {
     top.insert("tools".into(), Value::Object(t));
     Value::Object(top)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sample() -> (Facts, Vec<Report>) {
+        let mut r = Report::new("tracefs");
+        r.item("mount", Status::Yes, "/sys/kernel/tracing", "", false);
+        r.item(
+            "lockdown",
+            Status::No,
+            "confidentiality",
+            "boot with lockdown=none",
+            false,
+        );
+        let facts = Facts {
+            kernel: "6.1.0-test".into(),
+            sections: vec![Section {
+                key: "tracefs",
+                title: "TRACEFS",
+                facts: r,
+            }],
+        };
+        let mut t = Report::new("kprobe");
+        t.uses = "nothing".into();
+        t.item(
+            "kprobe events",
+            Status::No,
+            "absent",
+            "CONFIG_KPROBE_EVENTS=y",
+            true,
+        );
+        (facts, vec![t])
+    }
+
+    #[test]
+    fn table_colours_only_when_asked() {
+        let (f, t) = sample();
+        let plain = render(&f, &t, false);
+        let arch = std::env::consts::ARCH;
+        assert_eq!(
+            plain,
+            format!(
+                // Keys are padded to the longest key or tool name (9: "opensnoop").
+                "perf-tools-doctor: Linux 6.1.0-test ({arch})\n\nTRACEFS\n  mount      yes       /sys/kernel/tracing\n  lockdown   no        confidentiality\n                       fix: boot with lockdown=none\n\nTOOLS\n  kprobe     no        nothing\n                       kprobe events: absent\n                         fix: CONFIG_KPROBE_EVENTS=y\n"
+            )
+        );
+        let col = render(&f, &t, true);
+        assert!(col.contains("\x1b[32myes     \x1b[39m"), "{col:?}");
+        assert!(col.contains("\x1b[1m\x1b[31mno"), "{col:?}");
+        // Alignment is the same once the escapes are removed.
+        let stripped = {
+            let mut s = String::new();
+            let mut esc = false;
+            for c in col.chars() {
+                match (esc, c) {
+                    (false, '\x1b') => esc = true,
+                    (true, 'm') => esc = false,
+                    (true, _) => {}
+                    (false, c) => s.push(c),
+                }
+            }
+            s
+        };
+        assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    fn json_layout() {
+        let (f, t) = sample();
+        let v = json(&f, &t);
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["kernel"], "6.1.0-test");
+        assert_eq!(
+            v["tracefs"]["lockdown"],
+            serde_json::json!({"status": "no", "detail": "confidentiality", "fix": "boot with lockdown=none"})
+        );
+        assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
+        assert_eq!(v["tools"]["kprobe"]["exit_code"], 1);
+        assert_eq!(v["tools"]["kprobe"]["items"][0]["required"], true);
+    }
+
+    #[test]
+    fn lockdown_mode_is_the_bracketed_word() {
+        assert_eq!(
+            facts::lockdown_mode("none [integrity] confidentiality\n"),
+            Some("integrity")
+        );
+        assert_eq!(facts::lockdown_mode("none integrity"), None);
+    }
+
+    #[test]
+    fn entry_offset_of_this_test_binary_is_in_an_executable_segment() {
+        let exe = std::env::current_exe().unwrap();
+        let off = facts::elf_entry_offset(&exe).unwrap();
+        let len = std::fs::metadata(&exe).unwrap().len();
+        assert!(off > 0 && off < len, "{off} of {len}");
+        assert_eq!(
+            facts::elf_entry_offset(Path::new("/proc/self/status")),
+            None
+        );
+    }
+}

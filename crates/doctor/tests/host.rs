@@ -1,0 +1,250 @@
+//! perf-tools-doctor on this machine: Linux 6.18 in a KVM guest, with tracefs at
+//! /sys/kernel/tracing, block/syscall/sched tracepoints and uprobes, but no kprobes,
+//! no working event probes, no function_graph, no /dev/cpu/*/msr and no hardware PMU.
+//! The expectations are this machine's facts, exactly.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::Path;
+
+const BIN: &str = env!("CARGO_BIN_EXE_perf-tools-doctor");
+
+/// The table row of `key` (first in the output): (status word, detail), and the fix line
+/// under it if any.
+fn row<'a>(out: &'a str, key: &str) -> (&'a str, &'a str, Option<&'a str>) {
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.strip_prefix("  ")
+                .and_then(|l| l.strip_prefix(key))
+                .is_some_and(|r| r.starts_with("  "))
+        })
+        .unwrap_or_else(|| panic!("no row {key}:\n{out}"));
+    let rest = lines[at][2 + key.len()..].trim_start();
+    let (status, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+    let fix = lines
+        .get(at + 1)
+        .and_then(|l| l.trim_start().strip_prefix("fix: "));
+    (status, detail.trim_start(), fix)
+}
+
+fn left_behind(pid: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    for tool in [
+        "perf-tools-doctor",
+        "iosnoop",
+        "iolatency",
+        "funcgraph",
+        "kprobe",
+    ] {
+        if testkit::instance_of(tool, pid) {
+            v.push(format!("instance {tool}-{pid}"));
+        }
+    }
+    for f in ["dynamic_events", "kprobe_events", "uprobe_events"] {
+        let text = std::fs::read_to_string(Path::new(testkit::TRACEFS).join(f)).unwrap_or_default();
+        if text.contains(&format!("ptrs_{pid}/")) {
+            v.push(format!("{f}: {text}"));
+        }
+    }
+    v
+}
+
+#[test]
+fn table_states_this_hosts_facts_and_leaves_nothing() {
+    if !testkit::live_or_skip("perf-tools-doctor table") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("error"), "{err}");
+    assert!(!out.contains('\x1b'), "colour in a pipe:\n{out}");
+    assert!(out.starts_with("perf-tools-doctor: Linux 6.18."), "{out}");
+    assert_eq!(left_behind(pid), Vec::<String>::new());
+
+    assert_eq!(row(&out, "mount"), ("yes", "/sys/kernel/tracing", None));
+    assert_eq!(row(&out, "instances").0, "yes");
+    assert_eq!(
+        row(&out, "kprobe_events"),
+        (
+            "no",
+            "absent (no kprobe_events)",
+            Some("use a kernel built with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y")
+        )
+    );
+    assert_eq!(
+        row(&out, "uprobe_events"),
+        (
+            "yes",
+            "verified: a uprobe on this program created and removed",
+            None
+        )
+    );
+    // The README documents 'e:' here, but the kernel rejects event probes.
+    let (st, detail, fix) = row(&out, "eprobes");
+    assert_eq!(st, "no");
+    assert!(
+        detail.starts_with(
+            "README documents 'e:' but a test probe on syscalls.sys_enter_openat was rejected"
+        ),
+        "{detail}"
+    );
+    assert_eq!(
+        fix,
+        Some("use a kernel built with CONFIG_EPROBE_EVENTS=y (Linux 5.15+)")
+    );
+    assert_eq!(row(&out, "ustring").0, "yes");
+    assert_eq!(row(&out, "args").0, "yes");
+    assert_eq!(row(&out, "function").0, "yes");
+    assert_eq!(
+        row(&out, "function_graph"),
+        (
+            "no",
+            "absent",
+            Some("use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y")
+        )
+    );
+    assert_eq!(row(&out, "function_graph_instance").0, "no");
+    assert_eq!(row(&out, "set_ftrace_filter").0, "no");
+    for ev in ["block_rq_issue", "block_rq_complete", "block_rq_insert"] {
+        assert_eq!(row(&out, ev).0, "yes", "{ev}");
+    }
+    assert_eq!(
+        row(&out, "block_layout"),
+        ("yes", "6.11+ (with ioprio)", None)
+    );
+    for ev in [
+        "sys_enter_open",
+        "sys_exit_open",
+        "sys_enter_openat",
+        "sys_exit_openat",
+        "sys_enter_openat2",
+        "sys_exit_openat2",
+        "sched_process_exec",
+        "sched_process_fork",
+        "sched_process_exit",
+        "task_rename",
+    ] {
+        assert_eq!(row(&out, ev).0, "yes", "{ev}");
+    }
+    let (st, detail, fix) = row(&out, "msr_device");
+    assert_eq!((st, detail), ("no", "no /dev/cpu/0/msr"));
+    assert!(fix.unwrap().contains("CONFIG_X86_MSR"), "{fix:?}");
+    assert_eq!(row(&out, "hw_counters").0, "no");
+    assert!(row(&out, "sw_counters")
+        .1
+        .starts_with("task-clock counted for 1 ms: "));
+    assert_eq!(row(&out, "cap_sys_admin").0, "yes");
+    assert!(row(&out, "virtualization")
+        .1
+        .starts_with("virtual machine: "));
+
+    // TOOLS: verdict and what each would use.
+    let tools = &out[out.find("\nTOOLS\n").expect("TOOLS section")..];
+    for (tool, verdict) in [
+        ("iosnoop", "yes"),
+        ("iolatency", "yes"),
+        ("opensnoop", "degraded"),
+        ("funcgraph", "no"),
+        ("kprobe", "no"),
+        ("cputemp", "no"),
+        ("showboost", "no"),
+        ("pmcstat", "degraded"),
+    ] {
+        assert_eq!(row(tools, tool).0, verdict, "{tool}:\n{tools}");
+    }
+    assert_eq!(
+        row(tools, "opensnoop").1,
+        "syscall tracepoints, file names from /proc/PID/fd"
+    );
+    assert!(tools.contains(
+        "fix: use a kernel built with CONFIG_KPROBE_EVENTS=y (or CONFIG_EPROBE_EVENTS=y)"
+    ));
+    assert_eq!(row(tools, "pmcstat").1, "software events only (-m sw)");
+}
+
+/// The `--json` keys documented in the man page's JSON section, per section.
+fn documented_keys() -> Vec<(String, Vec<String>)> {
+    let roff = include_str!("../../../man/src/perf-tools-doctor.roff");
+    let at = roff.find("The keys are:\n").unwrap() + "The keys are:\n".len();
+    let text = &roff[at..roff[at..].find("\nWithout").unwrap() + at];
+    text.replace('\n', " ")
+        .split(';')
+        .map(|part| {
+            let (sec, keys) = part.trim().trim_end_matches('.').split_once(':').unwrap();
+            (
+                sec.trim().to_string(),
+                keys.split(',').map(|k| k.trim().to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn json_has_exactly_the_documented_fields() {
+    if !testkit::live_or_skip("perf-tools-doctor --json") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(left_behind(pid), Vec::<String>::new());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        top,
+        ["arch", "cpu", "events", "kernel", "probes", "tools", "tracefs", "tracers", "version"]
+    );
+    assert_eq!(v["version"], 1);
+    assert!(v["kernel"].as_str().unwrap().starts_with("6.18."));
+    let doc = documented_keys();
+    assert_eq!(doc.len(), 5, "{doc:?}");
+    for (sec, keys) in &doc {
+        let obj = v[sec.as_str()]
+            .as_object()
+            .unwrap_or_else(|| panic!("no {sec}"));
+        let mut have: Vec<&String> = obj.keys().collect();
+        let mut want: Vec<&String> = keys.iter().collect();
+        have.sort();
+        want.sort();
+        assert_eq!(have, want, "{sec}");
+        for (k, f) in obj {
+            let st = f["status"].as_str().unwrap();
+            assert!(["yes", "degraded", "no"].contains(&st), "{sec}.{k}: {st}");
+            assert!(f["detail"].is_string() && f["fix"].is_string(), "{sec}.{k}");
+            assert_eq!(f.as_object().unwrap().len(), 3, "{sec}.{k}");
+        }
+    }
+    assert_eq!(v["probes"]["kprobe_events"]["status"], "no");
+    assert_eq!(v["events"]["block_layout"]["detail"], "6.11+ (with ioprio)");
+    let tools = v["tools"].as_object().unwrap();
+    let mut names: Vec<&str> = tools.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cputemp",
+            "funcgraph",
+            "iolatency",
+            "iosnoop",
+            "kprobe",
+            "opensnoop",
+            "pmcstat",
+            "showboost"
+        ]
+    );
+    for (name, t) in tools {
+        let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["exit_code", "items", "uses", "verdict"], "{name}");
+        let want_code = if t["verdict"] == "no" { 1 } else { 0 };
+        assert_eq!(t["exit_code"], want_code, "{name}");
+        for i in t["items"].as_array().unwrap() {
+            let mut k: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
+            k.sort();
+            assert_eq!(k, ["detail", "fix", "name", "required", "status"], "{name}");
+        }
+    }
+    assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
+    assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
+    assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+}

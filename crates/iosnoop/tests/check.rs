@@ -1,0 +1,31 @@
+//! `iosnoop --check` on this machine (Linux 6.18: block, syscall and sched tracepoints and
+//! uprobes; no kprobes, no function_graph): its verdict, its exit status, and nothing left
+//! in tracefs afterwards.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
+
+#[test]
+fn check_gives_this_hosts_verdict_and_leaves_nothing() {
+    if !testkit::live_or_skip("iosnoop --check") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--check"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.starts_with("iosnoop: can run"), "{out}");
+    assert!(
+        out.contains("\n  layout                   yes       6.11+ (with ioprio);"),
+        "{out}"
+    );
+    assert!(out.contains("\n  block:block_rq_insert    yes "), "{out}");
+    assert!(!err.contains("error"), "{err}");
+    assert!(
+        !testkit::instance_of("iosnoop", pid),
+        "instance left behind"
+    );
+    for f in ["dynamic_events", "kprobe_events", "uprobe_events"] {
+        let text = std::fs::read_to_string(std::path::Path::new(testkit::TRACEFS).join(f))
+            .unwrap_or_default();
+        assert!(!text.contains(&format!("ptrs_{pid}/")), "{f}: {text}");
+    }
+}
