@@ -115,12 +115,19 @@ pub fn gather() -> Facts {
             }
         }
     } else {
-        let why = match &location {
-            Location::Mounted(_) => "not checked: CAP_SYS_ADMIN is needed to use tracefs",
-            _ => "not checked: tracefs is not mounted",
+        let (why, fix) = match &location {
+            Location::Mounted(_) => (
+                "not checked: CAP_SYS_ADMIN is needed to use tracefs",
+                "run as root (sudo), or grant CAP_SYS_ADMIN",
+            ),
+            Location::Mountable(_) => ("not checked: tracefs is not mounted", MOUNT_COMMAND),
+            Location::Absent => (
+                "not checked: this kernel has no tracefs",
+                "use a kernel built with CONFIG_TRACING=y (CONFIG_FTRACE=y)",
+            ),
         };
         for r in [&mut probes, &mut tracers, &mut events] {
-            r.item("unchecked", Status::No, why, MOUNT_COMMAND, false);
+            r.item("unchecked", Status::No, why, fix, false);
         }
     }
     let mut cpu = Report::new("cpu");

@@ -105,12 +105,17 @@ pub fn render(facts: &Facts, reports: &[Report], color: bool) -> String {
     }
     let _ = writeln!(s, "\nTOOLS");
     for r in reports {
+        let uses = match (r.uses.as_str(), r.verdict()) {
+            ("", Status::No) => "cannot run",
+            ("", _) => "can run",
+            (u, _) => u,
+        };
         let _ = writeln!(
             s,
             "  {:<kw$}  {}  {}",
             r.tool,
             word(r.verdict(), color, 8),
-            r.uses
+            uses
         );
         for i in r.items.iter().filter(|i| i.status != Status::Yes) {
             let _ = writeln!(s, "  {:<kw$}  {:<8}  {}: {}", "", "", i.name, i.detail);

@@ -98,6 +98,17 @@ pub fn opensnoop_from_facts(facts: &Facts) -> Report {
     } else {
         None
     };
+    if let Some(u) = facts.item("probes", "unchecked") {
+        r.item(
+            "file names",
+            Status::No,
+            u.detail.clone(),
+            u.fix.clone(),
+            false,
+        );
+        r.uses = "nothing: required tracing is missing".into();
+        return r;
+    }
     match source {
         Some(s) => {
             r.item("file names", Status::Yes, s, "", false);

@@ -248,3 +248,41 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
 }
+
+#[test]
+fn without_privilege_says_what_it_could_not_check() {
+    if !testkit::live_or_skip("perf-tools-doctor as nobody") {
+        return;
+    }
+    let (code, out, err) = testkit::run_as_nobody(BIN, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(row(&out, "mount"), ("yes", "/sys/kernel/tracing", None));
+    assert_eq!(
+        row(&out, "access"),
+        (
+            "no",
+            "CAP_SYS_ADMIN missing",
+            Some("run as root (sudo), or grant CAP_SYS_ADMIN")
+        )
+    );
+    assert_eq!(
+        row(&out, "unchecked"),
+        (
+            "no",
+            "not checked: CAP_SYS_ADMIN is needed to use tracefs",
+            Some("run as root (sudo), or grant CAP_SYS_ADMIN")
+        )
+    );
+    let tools = &out[out.find("\nTOOLS\n").expect("TOOLS section")..];
+    for tool in ["iosnoop", "iolatency", "opensnoop", "funcgraph", "kprobe"] {
+        assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");
+    }
+    assert!(
+        tools.contains("privilege: CAP_SYS_ADMIN missing"),
+        "{tools}"
+    );
+    // The CPU facts do not need tracefs: still there.
+    assert!(row(&out, "sw_counters")
+        .1
+        .starts_with("task-clock counted for 1 ms: "));
+}

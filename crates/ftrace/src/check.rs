@@ -32,7 +32,9 @@ pub enum Location {
 pub fn locate() -> Location {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     if let Some(root) = tracefs::pick_mount(&mounts) {
-        if root.join("events").is_dir() {
+        // Without privilege the mount point may not be readable: it is mounted all the same.
+        let denied = matches!(std::fs::read_dir(&root), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+        if denied || root.join("events").is_dir() {
             return Location::Mounted(Tracefs::at(root));
         }
     }

@@ -1,0 +1,56 @@
+# VM test of perf-tools-doctor on a stock kernel: facts that differ between 5.10, 6.1
+# and 6.12 (kprobes present everywhere, event probes only on 5.15+, the pre-6.11 block
+# layout), verdicts of the tracing tools, --json, and nothing left in tracefs.
+# needs: perf-tools-doctor
+. /vm/lib.sh
+
+leftovers() {
+  ls "$T/instances" 2>/dev/null | grep -E '^(perf-tools-doctor|iosnoop|iolatency|funcgraph|kprobe)-[0-9]+$' || true
+  cat "$T/dynamic_events" "$T/kprobe_events" "$T/uprobe_events" 2>/dev/null | grep -E 'ptrs_[0-9]+/' || true
+}
+
+perf-tools-doctor >/tmp/doc.out 2>/tmp/doc.err
+rc=$?
+cat /tmp/doc.out /tmp/doc.err
+check "exits 0" test "$rc" -eq 0
+check_no_grep "no colour in a pipe" "$(printf '\033')" cat /tmp/doc.out
+check_no_grep "nothing left in tracefs" '.' leftovers
+check_file_grep "header names the kernel" "^perf-tools-doctor: Linux $(uname -r) " /tmp/doc.out
+check_file_grep "tracefs mounted" '^  mount +yes +/sys/kernel/tracing$' /tmp/doc.out
+check_file_grep "instances" '^  instances +yes +private instance instances/perf-tools-doctor-[0-9]+ created and removed$' /tmp/doc.out
+check_file_grep "kprobes verified" '^  kprobe_events +yes +verified: a kprobe on [a-z_0-9]+ created and removed$' /tmp/doc.out
+check_file_grep "uprobes verified" '^  uprobe_events +yes +verified: a uprobe on this program created and removed$' /tmp/doc.out
+check_file_grep "ustring" '^  ustring +yes ' /tmp/doc.out
+check_file_grep "function_graph" '^  function_graph +yes +available at the top level$' /tmp/doc.out
+for ev in block_rq_issue block_rq_complete block_rq_insert sys_enter_openat sys_exit_openat sched_process_exec task_rename; do
+  check_file_grep "event $ev" "^  $ev +yes +id [0-9]+, [0-9]+ fields$" /tmp/doc.out
+done
+# 5.10, 6.1 and 6.12 all predate the ioprio field of Linux 6.11.
+check_file_grep "block layout before 6.11" '^  block_layout +yes +pre-6\.11 \(no ioprio\)$' /tmp/doc.out
+check_file_grep "msr device (the msr module is loaded in the guest)" '^  msr_device +yes +/dev/cpu/0/msr reads IA32_TIME_STAMP_COUNTER$' /tmp/doc.out
+if kernel_at_least 5 15; then
+  check_file_grep "5.15+: event probes verified" '^  eprobes +yes +verified: an event probe on syscalls\.sys_enter_openat created and removed$' /tmp/doc.out
+  check_file_grep "5.15+: opensnoop names from event probes" '^  opensnoop +yes +syscall tracepoints, file names from event probes' /tmp/doc.out
+else
+  check_file_grep "< 5.15: no event probes" "^  eprobes +no +absent \\(the README documents no 'e:' probes\\)$" /tmp/doc.out
+  check_file_grep "< 5.15: the fix names CONFIG_EPROBE_EVENTS" 'fix: use a kernel built with CONFIG_EPROBE_EVENTS=y \(Linux 5\.15\+\)$' /tmp/doc.out
+  check_file_grep "< 5.15: opensnoop names from a kprobe" "^  opensnoop +yes +syscall tracepoints, file names from a kprobe on the kernel's open function$" /tmp/doc.out
+fi
+if kernel_at_least 6 8; then
+  check_file_grep "6.8+: sub-buffer size" '^  buffer_subbuf_size_kb +yes ' /tmp/doc.out
+else
+  check_file_grep "< 6.8: no sub-buffer size" '^  buffer_subbuf_size_kb +degraded +absent: page-sized sub-buffers only$' /tmp/doc.out
+fi
+check_file_grep "iosnoop can run" '^  iosnoop +yes +block_rq_issue/block_rq_complete \(block_rq_insert for -Q\) in a private instance$' /tmp/doc.out
+check_file_grep "kprobe can run" '^  kprobe +yes +kprobes through dynamic_events$' /tmp/doc.out
+check_file_grep "funcgraph can run" '^  funcgraph +(yes +function_graph in a private instance|degraded +function_graph at the top level)' /tmp/doc.out
+check_file_grep "showboost can run (MSRs)" '^  showboost +yes +MSRs through /dev/cpu/N/msr$' /tmp/doc.out
+
+perf-tools-doctor --json >/tmp/doc.json 2>/tmp/doc.err
+rc=$?
+check "--json exits 0" test "$rc" -eq 0
+check_file_grep "--json: version" '^  "version": 1,?$' /tmp/doc.json
+check_file_grep "--json: kernel" "^  \"kernel\": \"$(uname -r)\",?$" /tmp/doc.json
+check_file_grep "--json: tools" '^  "tools": \{$' /tmp/doc.json
+check_no_grep "--json: nothing left in tracefs" '.' leftovers
+vm_finish
