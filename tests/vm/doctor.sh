@@ -1,6 +1,6 @@
 # VM test of perf-tools-doctor on a stock kernel: facts that differ between 5.10, 6.1
-# and 6.12 (kprobes present everywhere, event probes only on 5.15+, the pre-6.11 block
-# layout), verdicts of the tracing tools, --json, and nothing left in tracefs.
+# and 6.12 (kprobes present everywhere, event probes only on 5.15+, the block layout
+# before and after 6.11), verdicts of the tracing tools, --json, and nothing left in tracefs.
 # needs: perf-tools-doctor
 . /vm/lib.sh
 
@@ -9,13 +9,16 @@ leftovers() {
   cat "$T/dynamic_events" "$T/kprobe_events" "$T/uprobe_events" 2>/dev/null | grep -E 'ptrs_[0-9]+/' || true
 }
 
+# The kernel release as an extended regex (Debian's contain '+').
+release=$(uname -r | sed 's/[.+]/\\&/g')
+
 perf-tools-doctor >/tmp/doc.out 2>/tmp/doc.err
 rc=$?
 cat /tmp/doc.out /tmp/doc.err
 check "exits 0" test "$rc" -eq 0
 check_no_grep "no colour in a pipe" "$(printf '\033')" cat /tmp/doc.out
 check_no_grep "nothing left in tracefs" '.' leftovers
-check_file_grep "header names the kernel" "^perf-tools-doctor: Linux $(uname -r) " /tmp/doc.out
+check_file_grep "header names the kernel" "^perf-tools-doctor: Linux $release " /tmp/doc.out
 check_file_grep "tracefs mounted" '^  mount +yes +/sys/kernel/tracing$' /tmp/doc.out
 check_file_grep "instances" '^  instances +yes +private instance instances/perf-tools-doctor-[0-9]+ created and removed$' /tmp/doc.out
 check_file_grep "kprobes verified" '^  kprobe_events +yes +verified: a kprobe on [a-z_0-9]+ created and removed$' /tmp/doc.out
@@ -25,8 +28,12 @@ check_file_grep "function_graph" '^  function_graph +yes +available at the top l
 for ev in block_rq_issue block_rq_complete block_rq_insert sys_enter_openat sys_exit_openat sched_process_exec task_rename; do
   check_file_grep "event $ev" "^  $ev +yes +id [0-9]+, [0-9]+ fields$" /tmp/doc.out
 done
-# 5.10, 6.1 and 6.12 all predate the ioprio field of Linux 6.11.
-check_file_grep "block layout before 6.11" '^  block_layout +yes +pre-6\.11 \(no ioprio\)$' /tmp/doc.out
+# Linux 6.11 added the ioprio field to the block_rq_* events (6.12 has it, 6.1 not).
+if kernel_at_least 6 11; then
+  check_file_grep "6.11+: block layout with ioprio" '^  block_layout +yes +6\.11\+ \(with ioprio\)$' /tmp/doc.out
+else
+  check_file_grep "< 6.11: block layout without ioprio" '^  block_layout +yes +pre-6\.11 \(no ioprio\)$' /tmp/doc.out
+fi
 check_file_grep "msr device (the msr module is loaded in the guest)" '^  msr_device +yes +/dev/cpu/0/msr reads IA32_TIME_STAMP_COUNTER$' /tmp/doc.out
 if kernel_at_least 5 15; then
   check_file_grep "5.15+: event probes verified" '^  eprobes +yes +verified: an event probe on syscalls\.sys_enter_openat created and removed$' /tmp/doc.out
@@ -50,7 +57,7 @@ perf-tools-doctor --json >/tmp/doc.json 2>/tmp/doc.err
 rc=$?
 check "--json exits 0" test "$rc" -eq 0
 check_file_grep "--json: version" '^  "version": 1,?$' /tmp/doc.json
-check_file_grep "--json: kernel" "^  \"kernel\": \"$(uname -r)\",?$" /tmp/doc.json
+check_file_grep "--json: kernel" "^  \"kernel\": \"$release\",?\$" /tmp/doc.json
 check_file_grep "--json: tools" '^  "tools": \{$' /tmp/doc.json
 check_no_grep "--json: nothing left in tracefs" '.' leftovers
 vm_finish

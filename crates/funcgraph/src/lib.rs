@@ -339,7 +339,7 @@ pub fn check() -> Result<perf_tools_core::check::Report> {
         "target",
         Status::Degraded,
         format!("the top-level instance ({why_not}); its settings are saved and restored"),
-        "a kernel whose instances run function_graph (Linux 4.x+ with CONFIG_FUNCTION_GRAPH_TRACER)",
+        "none needed: it runs, as the only user of the top-level tracer while it does",
         false,
     );
     r.uses = "function_graph at the top level (saved and restored)".into();
