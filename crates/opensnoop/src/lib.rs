@@ -16,30 +16,34 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
+use perf_tools_core::check::Report;
 use perf_tools_core::cli;
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::merge::Merger;
-use perf_tools_ftrace::probe::{Probe, Support};
+use perf_tools_ftrace::probe::Probe;
 use perf_tools_ftrace::reader::RawReader;
 use perf_tools_ftrace::session::Session;
 use perf_tools_ftrace::session::StreamEnd;
 use perf_tools_ftrace::tracefs::Tracefs;
 
+mod elf;
 mod exclusion;
 mod opens;
 pub mod row;
 pub mod source;
+mod verify;
 
 use exclusion::Exclusion;
 use opens::{fd_table_of, tgid_cached, Comms, Draft, Opens};
 pub use row::{
     banner, errno_name, fd_text, header, row, SRC_CLOSED, SRC_FAILED, SRC_PROC, SRC_REUSED, UNKNOWN,
 };
-use source::{create_source, Ev, EventDecoder, Kind};
+use source::{Ev, EventDecoder, Kind};
 pub use source::{Source, SYSCALLS};
+use verify::{Live, Sentinel, Trial};
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -90,6 +94,11 @@ pub struct Args {
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
+    /// Say which source of file names opensnoop would use on this kernel and why the
+    /// better ones are not used (each checked with opensnoop's own opens), then exit: 0 if
+    /// it can run, 1 if not. Nothing is left in tracefs
+    #[arg(long, exclusive = true)]
+    pub check: bool,
 }
 
 /// The clap definition (for man pages and completions).
@@ -109,10 +118,67 @@ fn check_target(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs opensnoop.
-pub fn run(args: Args) -> Result<()> {
+/// What opensnoop would use on this host, and whether it can run (`--check`, and the
+/// doctor's row for opensnoop): every source is set up and checked with opensnoop's own
+/// opens as a run would, then removed again.
+pub fn check() -> Result<Report> {
+    let tracefs = match Tracefs::open() {
+        Ok(t) => t,
+        Err(e) => {
+            let mut r = Report::new("opensnoop");
+            r.item(
+                "tracefs",
+                perf_tools_core::check::Status::No,
+                format!("{e:#}").replace('\n', " "),
+                "run as root (CAP_SYS_ADMIN) on a kernel with CONFIG_FTRACE=y; mount it with: mount -t tracefs nodev /sys/kernel/tracing",
+                true,
+            );
+            return Ok(r);
+        }
+    };
+    let mut live = match Live::new(&tracefs, None) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut r = Report::new("opensnoop");
+            r.item(
+                "syscall tracepoints",
+                perf_tools_core::check::Status::No,
+                format!("{e:#}").replace('\n', " "),
+                "a kernel with CONFIG_FTRACE_SYSCALLS=y",
+                true,
+            );
+            return Ok(r);
+        }
+    };
+    let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
+    live.tear_down();
+    let syscalls = std::mem::take(&mut live.syscalls);
+    // Removes the instance if the last source tried kept it.
+    drop(live);
+    let mut r = verify::report(&syscalls, &choice);
+    r.items.insert(
+        0,
+        perf_tools_core::check::Item {
+            name: "tracefs".into(),
+            status: perf_tools_core::check::Status::Yes,
+            detail: tracefs.root().display().to_string(),
+            fix: String::new(),
+            required: true,
+        },
+    );
+    Ok(r)
+}
+
+/// Runs opensnoop; returns the exit status.
+pub fn run(args: Args) -> Result<i32> {
     if args.cleanup {
-        return cleanup::cleanup_command();
+        cleanup::cleanup_command()?;
+        return Ok(0);
+    }
+    if args.check {
+        let r = check()?;
+        print!("{}", r.render());
+        return Ok(r.exit_code());
     }
     let name_re = match &args.name {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
@@ -128,75 +194,52 @@ pub fn run(args: Args) -> Result<()> {
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    // Declared before the instance so that they are removed after it (the kernel
-    // refuses to remove a probe still enabled in an instance).
-    let mut probes: Vec<Probe> = Vec::new();
-    let inst = cleanup::start_instance(&tracefs, "opensnoop")?;
-    let syscalls: Vec<&str> = SYSCALLS
-        .iter()
-        .copied()
-        .filter(|s| {
-            inst.dir()
-                .join(format!("events/syscalls/sys_exit_{s}"))
-                .is_dir()
-                && inst
-                    .dir()
-                    .join(format!("events/syscalls/sys_enter_{s}"))
-                    .is_dir()
-        })
-        .collect();
-    if syscalls.is_empty() {
-        bail!("this kernel has no open/openat/openat2 syscall tracepoints (events/syscalls/sys_exit_openat): it needs CONFIG_FTRACE_SYSCALLS=y");
-    }
-    let support = Support::detect(&tracefs);
-    let mut source = Source::ProcFd;
-    let mut events = Vec::new();
-    let mut reasons = Vec::new();
-    for s in [
-        Source::Eprobe,
-        Source::Kprobe,
-        Source::Getname,
-        Source::ProcFd,
-    ] {
-        match create_source(&tracefs, &support, s, &syscalls, &mut probes) {
-            Ok(ev) => {
-                source = s;
-                events = ev;
-                break;
-            }
-            Err(e) => {
-                // Drop what this source created (nothing is enabled yet).
-                probes.clear();
-                reasons.push(format!("{s:?}: {}", format!("{e:#}").replace('\n', " ")));
-            }
-        }
-    }
+    // The instance and the chosen source's probes (removed in that order on every path).
+    let mut live = Live::new(&tracefs, Some(args.buffer_kb))?;
+    let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
+    let syscalls = live.syscalls.clone();
     if args.verbose {
-        eprintln!(
-            "opensnoop: tracing {} with file names from {}",
-            syscalls.join(", "),
-            source.describe()
-        );
-        for r in &reasons {
-            eprintln!("opensnoop: not used: {r}");
+        if let Some(source) = choice.source {
+            eprintln!(
+                "opensnoop: tracing {} with file names from {} (verified with its own opens)",
+                syscalls.join(", "),
+                source.describe()
+            );
+        }
+        for r in &choice.rejected {
+            eprintln!("opensnoop: not used: {}: {}", r.source.tag(), r.why);
         }
     }
-    if source == Source::ProcFd {
-        eprintln!("opensnoop: this kernel has no kprobe or event-probe support (CONFIG_KPROBE_EVENTS, CONFIG_EPROBE_EVENTS), and syscall tracepoints record only the address of the file name: paths of successful opens are read from /proc/PID/fd/FD afterwards; FILE is {UNKNOWN} for failed opens and for fds closed before their path was read (-v shows each row's source in a SRC column)");
+    let Some(source) = choice.source else {
+        let why: Vec<String> = choice
+            .rejected
+            .iter()
+            .map(|r| format!("{}: {}", r.source.tag(), r.why))
+            .collect();
+        bail!(
+            "no source of open events works on this kernel ({}); `opensnoop --check` shows what was tried",
+            why.join("; ")
+        );
+    };
+    match source {
+        Source::ProcFd => eprintln!("opensnoop: this kernel has no working kprobe, event-probe or uprobe source (-v or --check says why), and syscall tracepoints record only the address of the file name: paths of successful opens are read from /proc/PID/fd/FD afterwards; FILE is {UNKNOWN} for failed opens and for fds closed before their path was read (-v shows each row's source in a SRC column)"),
+        Source::Uprobe => eprintln!("opensnoop: this kernel has no working kprobe or event-probe source (-v or --check says why): file names come from uprobes on the C library's open functions; opens that bypass it (static binaries, direct syscalls) are resolved from /proc/PID/fd/FD afterwards, and FILE is {UNKNOWN} when they fail or their fd was closed first (-v shows each row's source in a SRC column)"),
+        _ => {}
     }
-
-    inst.write("trace_clock", "mono")?;
-    inst.write("buffer_size_kb", &args.buffer_kb.to_string())?;
-    let _ = inst.write("buffer_percent", "0");
-    let mut decoders: Vec<EventDecoder> = Vec::new();
-    for (sys, ev, kind) in &events {
-        decoders.push(EventDecoder::new(&inst.event_format(sys, ev)?, *kind)?);
-    }
+    live.settle()?;
+    // Declared before the session (which takes the instance) so that they are removed
+    // after it: the kernel refuses to remove a probe still enabled in an instance.
+    let mut probes: Vec<Probe> = std::mem::take(&mut live.probes);
+    let mut events = std::mem::take(&mut live.events);
+    let mut decoders = std::mem::take(&mut live.decoders);
+    let Some(inst) = live.inst.take() else {
+        bail!("the trace instance is gone");
+    };
     // Where the events carry no process name, follow renames (exec, PR_SET_NAME) so that
     // each thread's name is read from /proc only once.
     let comm_in_events = decoders
         .iter()
-        .any(|d| d.kind == Kind::Name && d.comm.is_some());
+        .any(|d| matches!(d.kind, Kind::Name | Kind::UName) && d.comm.is_some());
     let follows_renames = !comm_in_events && inst.dir().join("events/task/task_rename").is_dir();
     if follows_renames {
         let ev = ("task".to_string(), "task_rename".to_string(), Kind::Rename);
@@ -222,8 +265,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         exclusion = Some(ex);
     }
-    for (sys, ev, _) in &events {
-        inst.enable_event(sys, ev)?;
+    if follows_renames {
+        inst.enable_event("task", "task_rename")?;
     }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
@@ -269,7 +312,7 @@ pub fn run(args: Args) -> Result<()> {
                     };
                     if let Some(d) = decoders.iter().find(|d| d.id == id) {
                         if let Some(ev) = d.decode(payload) {
-                            if source == Source::ProcFd && ev.kind == Kind::Exit && ev.ret >= 0 {
+                            if source.resolves_from_proc() && ev.kind == Kind::Exit && ev.ret >= 0 {
                                 let table = fd_table_of(tgids, ev.tid);
                                 opens.record_fd(table, ev.ret, ts);
                             }
@@ -285,6 +328,7 @@ pub fn run(args: Args) -> Result<()> {
                         ret: gap.before.min(i64::MAX as u64) as i64,
                         name: None,
                         comm: None,
+                        ptr: None,
                     };
                     merger.push(gap.cpu as usize, gap.after, ev);
                 },
@@ -322,8 +366,9 @@ pub fn run(args: Args) -> Result<()> {
                 opens.gap(ev.ret as u64);
                 comms.names.clear();
             }
-            Kind::Enter => opens.enter(ev.tid),
+            Kind::Enter => opens.enter(ev.tid, ev.ptr),
             Kind::Name => opens.name(ts, ev.tid, ev.name.take(), ev.comm.take()),
+            Kind::UName => opens.uname(ts, ev.tid, ev.ptr, ev.name.take(), ev.comm.take()),
             Kind::Rename => {
                 let (Some(new), Some(old)) = (ev.name.take(), ev.comm.take()) else {
                     return;
@@ -336,7 +381,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             Kind::Exit => {
                 // None: the probe did not see this open (it began before tracing did).
-                let Some(p) = opens.exit(ev.tid, source != Source::ProcFd) else {
+                let Some(p) = opens.exit(ev.tid, !source.resolves_from_proc()) else {
                     return;
                 };
                 if args.failed && ev.ret >= 0 {
@@ -396,8 +441,18 @@ pub fn run(args: Args) -> Result<()> {
             if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
                 continue;
             }
-            let (file, src): (Vec<u8>, &str) = match (source, &d.name) {
-                (Source::ProcFd, _) if d.ret >= 0 => {
+            // Uprobes miss opens that bypass the C library: those are resolved as in
+            // the /proc fallback.
+            let from_proc = match source {
+                Source::ProcFd => true,
+                Source::Uprobe => d
+                    .name
+                    .as_deref()
+                    .is_none_or(|n| n.is_empty() || n == b"(fault)"),
+                _ => false,
+            };
+            let (file, src): (Vec<u8>, &str) = match (from_proc, &d.name) {
+                (true, _) if d.ret >= 0 => {
                     if is_reused(&mut tgids, &opens, &d) {
                         (UNKNOWN.as_bytes().to_vec(), SRC_REUSED)
                     } else {
@@ -408,9 +463,9 @@ pub fn run(args: Args) -> Result<()> {
                         }
                     }
                 }
-                (Source::ProcFd, _) => (UNKNOWN.as_bytes().to_vec(), SRC_FAILED),
-                (s, Some(n)) if !n.is_empty() => (n.clone(), s.tag()),
-                (s, _) => (b"(fault)".to_vec(), s.tag()),
+                (true, _) => (UNKNOWN.as_bytes().to_vec(), SRC_FAILED),
+                (false, Some(n)) if !n.is_empty() => (n.clone(), source.tag()),
+                (false, _) => (b"(fault)".to_vec(), source.tag()),
             };
             resolved.push((d, comm, file, src));
         }
@@ -458,7 +513,8 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, cleaning up.
-        return session.finish();
+        session.finish()?;
+        return Ok(0);
     }
     let lost = session.lost_events().max(lost);
     session.finish()?;
@@ -470,7 +526,7 @@ pub fn run(args: Args) -> Result<()> {
     if lost > 0 {
         eprintln!("WARNING: {lost} events lost in total; rows may be missing");
     }
-    Ok(())
+    Ok(0)
 }
 
 #[cfg(test)]

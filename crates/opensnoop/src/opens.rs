@@ -39,6 +39,8 @@ pub(crate) struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct Opens {
     pending: HashMap<u32, Pending>,
+    /// Uprobe hits not yet matched with a syscall entry: the name's address and the name.
+    early: HashMap<u32, (u64, Pending)>,
     gap_until: u64,
     last_exit: HashMap<(u32, i64), u64>,
 }
@@ -48,12 +50,40 @@ impl Opens {
     /// recorded up to then.
     pub fn gap(&mut self, until: u64) {
         self.pending.clear();
+        self.early.clear();
         self.gap_until = self.gap_until.max(until);
     }
 
-    /// The thread entered an open syscall: forget any name remembered for it.
-    pub fn enter(&mut self, tid: u32) {
+    /// The thread entered an open syscall with the file name at address `ptr`: forget
+    /// any name remembered for it, but take the name a uprobe read just before in the C
+    /// library if it was read at this very address ([`Opens::uname`]).
+    pub fn enter(&mut self, tid: u32, ptr: Option<u64>) {
         self.pending.remove(&tid);
+        if let Some((at, p)) = self.early.remove(&tid) {
+            if ptr == Some(at) {
+                self.pending.insert(tid, p);
+            }
+        }
+    }
+
+    /// A uprobe in the C library read the name at address `ptr` for the thread's next
+    /// open syscall, at `ts`.
+    pub fn uname(
+        &mut self,
+        ts: u64,
+        tid: u32,
+        ptr: Option<u64>,
+        name: Option<Vec<u8>>,
+        comm: Option<Vec<u8>>,
+    ) {
+        match ptr {
+            Some(at) if ts > self.gap_until => {
+                self.early.insert(tid, (at, Pending { name, comm }));
+            }
+            _ => {
+                self.early.remove(&tid);
+            }
+        }
     }
 
     /// The probe read the name (and perhaps comm) of the thread's open at `ts`.
@@ -161,9 +191,9 @@ mod tests {
     #[test]
     fn a_name_pairs_with_the_next_exit_of_its_thread_only() {
         let mut o = Opens::default();
-        o.enter(10);
+        o.enter(10, None);
         o.name(5, 10, named("/etc/a"), None);
-        o.enter(11);
+        o.enter(11, None);
         o.name(6, 11, named("/etc/b"), named("cat"));
         assert_eq!(o.exit(11, true).unwrap().name, named("/etc/b"));
         assert_eq!(o.exit(10, true).unwrap().name, named("/etc/a"));
@@ -176,8 +206,39 @@ mod tests {
     fn an_enter_forgets_a_name_left_by_an_open_whose_exit_was_not_seen() {
         let mut o = Opens::default();
         o.name(5, 10, named("/stale"), None);
-        o.enter(10);
+        o.enter(10, None);
         assert_eq!(o.exit(10, true), None);
+    }
+
+    #[test]
+    fn a_uprobe_name_is_taken_only_by_the_next_entry_with_its_address() {
+        let mut o = Opens::default();
+        o.uname(5, 10, Some(0x1000), named("/etc/a"), named("cat"));
+        o.enter(10, Some(0x1000));
+        let p = o.exit(10, false).unwrap();
+        assert_eq!((p.name, p.comm), (named("/etc/a"), named("cat")));
+        // A direct syscall (no uprobe hit) after a C library call whose syscall was not
+        // seen: another address, so no name (the /proc fallback resolves it).
+        o.uname(6, 10, Some(0x1000), named("/etc/b"), None);
+        o.enter(10, Some(0x2000));
+        assert_eq!(o.exit(10, false), Some(Pending::default()));
+        // The name is used once, even for an entry at the same address.
+        o.uname(7, 10, Some(0x3000), named("/etc/c"), None);
+        o.enter(10, Some(0x3000));
+        o.exit(10, false);
+        o.enter(10, Some(0x3000));
+        assert_eq!(o.exit(10, false), Some(Pending::default()));
+        // Another thread's entry does not take it; a gap forgets it.
+        o.uname(8, 10, Some(0x4000), named("/etc/d"), None);
+        o.enter(11, Some(0x4000));
+        assert_eq!(o.exit(11, false), Some(Pending::default()));
+        o.gap(9);
+        o.enter(10, Some(0x4000));
+        assert_eq!(o.exit(10, false), Some(Pending::default()));
+        // Nor is a hit recorded up to the gap's end trusted.
+        o.uname(9, 10, Some(0x5000), named("/etc/e"), None);
+        o.enter(10, Some(0x5000));
+        assert_eq!(o.exit(10, false), Some(Pending::default()));
     }
 
     #[test]

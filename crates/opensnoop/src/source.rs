@@ -1,7 +1,7 @@
 //! Event sources: where file names come from, the probes each needs, and the decoding
 //! of their events by the kernel's format files.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use perf_tools_ftrace::format::{EventFormat, Field};
 use perf_tools_ftrace::probe::{Probe, Support};
@@ -18,6 +18,10 @@ pub enum Source {
     Kprobe,
     /// The original's kretprobe on `getname()`.
     Getname,
+    /// Uprobes on the C library's open functions fetching the path argument, matched to
+    /// the syscall by thread and by the path's address; opens that bypass the C library
+    /// (static binaries, direct syscalls) are resolved as with [`Source::ProcFd`].
+    Uprobe,
     /// No dynamic probes: successful opens resolved from `/proc/PID/fd/FD` afterwards.
     ProcFd,
 }
@@ -29,8 +33,15 @@ impl Source {
             Source::Eprobe => "event probes on the syscalls' enter tracepoints fetching the user string",
             Source::Kprobe => "a kprobe on the kernel's open function fetching $arg2 as a string",
             Source::Getname => "a kretprobe on getname() (the original's method)",
+            Source::Uprobe => "uprobes on the C library's open functions fetching the path argument; opens that bypass it (static binaries, direct syscalls) resolved from /proc/PID/fd/FD afterwards",
             Source::ProcFd => "syscall tracepoints only; paths of successful opens read from /proc/PID/fd/FD afterwards",
         }
+    }
+
+    /// True if some successful opens are resolved from `/proc/PID/fd/FD` afterwards
+    /// (all of them, or those the probes miss).
+    pub fn resolves_from_proc(self) -> bool {
+        matches!(self, Source::ProcFd | Source::Uprobe)
     }
 
     /// The SRC column (`-v`) of rows whose name this source read.
@@ -39,6 +50,7 @@ impl Source {
             Source::Eprobe => "eprobe",
             Source::Kprobe => "kprobe",
             Source::Getname => "getname",
+            Source::Uprobe => "uprobe",
             Source::ProcFd => SRC_PROC,
         }
     }
@@ -53,6 +65,9 @@ pub(crate) enum Kind {
     Enter,
     /// A probe hit carrying the name (and perhaps comm).
     Name,
+    /// A uprobe hit at a C library open function: the name, its address `ptr` (to be
+    /// matched with the next syscall entry of the thread) and perhaps comm.
+    UName,
     /// Syscall exit with the return value.
     Exit,
     /// `task:task_rename` (exec, prctl PR_SET_NAME, a write to /proc/TID/comm): `tid` is
@@ -71,6 +86,7 @@ pub(crate) struct EventDecoder {
     name: Option<Field>,
     pub comm: Option<Field>,
     ret: Option<Field>,
+    ptr: Option<Field>,
 }
 
 /// One decoded event.
@@ -80,6 +96,8 @@ pub(crate) struct Ev {
     pub ret: i64,
     pub name: Option<Vec<u8>>,
     pub comm: Option<Vec<u8>>,
+    /// The file name's address (syscall entry: `filename`; uprobe: `ptr`).
+    pub ptr: Option<u64>,
 }
 
 impl EventDecoder {
@@ -92,13 +110,14 @@ impl EventDecoder {
                 name: Some(fmt.require("newcomm")?),
                 comm: Some(fmt.require("oldcomm")?),
                 ret: None,
+                ptr: None,
             });
         }
         Ok(EventDecoder {
             id: fmt.id,
             kind,
             pid: fmt.require("common_pid")?,
-            name: if kind == Kind::Name {
+            name: if matches!(kind, Kind::Name | Kind::UName) {
                 Some(fmt.require("fn")?)
             } else {
                 None
@@ -108,6 +127,11 @@ impl EventDecoder {
                 Some(fmt.require("ret")?)
             } else {
                 None
+            },
+            ptr: match kind {
+                Kind::Enter => fmt.field("filename").cloned(),
+                Kind::UName => Some(fmt.require("ptr")?),
+                _ => None,
             },
         })
     }
@@ -123,6 +147,7 @@ impl EventDecoder {
                 .unwrap_or(0),
             name: self.name.as_ref().map(|f| f.read_bytes(payload).to_vec()),
             comm: self.comm.as_ref().map(|f| f.read_bytes(payload).to_vec()),
+            ptr: self.ptr.as_ref().and_then(|f| f.read_u64(payload)),
         })
     }
 }
@@ -220,6 +245,42 @@ pub(crate) fn create_source(
             enters(&mut events);
             events.push((p.group().to_string(), p.event().to_string(), Kind::Name));
             probes.push(p);
+        }
+        Source::Uprobe => {
+            if !tracefs.path("uprobe_events").exists() {
+                bail!("no uprobe_events (CONFIG_UPROBE_EVENTS)");
+            }
+            let Some(libc) = crate::elf::system_libc() else {
+                bail!("no C library found (opensnoop is not linked with one, and none is in the usual places)");
+            };
+            let targets = crate::elf::open_targets(&libc)?;
+            let path = libc.to_str().filter(|p| !p.contains(char::is_whitespace));
+            let Some(path) = path else {
+                bail!(
+                    "the C library's path {} cannot be given to the kernel",
+                    libc.display()
+                );
+            };
+            for (i, t) in targets.iter().enumerate() {
+                let Some(reg) = crate::elf::arg_register(t.path_arg) else {
+                    bail!("no argument registers known for {}", std::env::consts::ARCH);
+                };
+                let event = format!("opensnoop_u{i}");
+                let p = Probe::create(
+                    tracefs,
+                    "uprobe_events",
+                    "p",
+                    &event,
+                    &format!(
+                        "{path}:0x{:x} fn=+0({reg}):{string} ptr={reg}:x64 comm=$comm",
+                        t.offset
+                    ),
+                )
+                .with_context(|| format!("uprobe on {} in {path}", t.names.join("/")))?;
+                events.push((p.group().to_string(), event, Kind::UName));
+                probes.push(p);
+            }
+            enters(&mut events);
         }
         Source::ProcFd => {}
     }
