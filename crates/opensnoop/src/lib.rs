@@ -235,12 +235,14 @@ pub fn run(args: Args) -> Result<i32> {
     let Some(inst) = live.inst.take() else {
         bail!("the trace instance is gone");
     };
-    // Where the events carry no process name, follow renames (exec, PR_SET_NAME) so that
-    // each thread's name is read from /proc only once.
+    // Where the events carry no process name (or not for every open: uprobes miss those
+    // that bypass the C library), follow renames (exec, PR_SET_NAME) so that each
+    // thread's name is read from /proc only once, and known after it exits.
     let comm_in_events = decoders
         .iter()
         .any(|d| matches!(d.kind, Kind::Name | Kind::UName) && d.comm.is_some());
-    let follows_renames = !comm_in_events && inst.dir().join("events/task/task_rename").is_dir();
+    let follows_renames = (!comm_in_events || source.resolves_from_proc())
+        && inst.dir().join("events/task/task_rename").is_dir();
     if follows_renames {
         let ev = ("task".to_string(), "task_rename".to_string(), Kind::Rename);
         decoders.push(EventDecoder::new(&inst.event_format(&ev.0, &ev.1)?, ev.2)?);
