@@ -91,9 +91,9 @@ if [ ! -s "$base" ]; then
   done
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/base/etc/passwd"
   printf 'root:x:0:\n' >"$work/base/etc/group"
-  rm -f "$VM_CACHE"/initramfs/busybox-*.cpio.gz
-  mkcpio "$work/base" "$base.tmp"
-  mv "$base.tmp" "$base"
+  find "$VM_CACHE/initramfs" -name 'busybox-*.cpio.gz' ! -name "${base##*/}" -delete
+  mkcpio "$work/base" "$base.$$.tmp"   # parallel runs (test.sh -j) may race here
+  mv "$base.$$.tmp" "$base"
 fi
 stage=$work/root
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,root,vm,out,mnt}

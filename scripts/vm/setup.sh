@@ -121,7 +121,7 @@ parts() {
 }
 
 for id in "${todo[@]}"; do
-  read -r _ _ regex < <(kernel_line "$id")
+  read -r _ _ regex _ < <(kernel_line "$id")
   cands=$(candidates "$regex")
   [ -n "$cands" ] || die "kernel $id: no package with a candidate version matches /$regex/ in suites $(kernel_line "$id" | awk '{print $2}'); fix $KERNELS_TXT"
   # Newest first by dpkg's version order; the first whose parts are all available wins.
