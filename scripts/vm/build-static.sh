@@ -34,7 +34,7 @@ CARGO_TARGET_DIR=$STATIC_TARGET RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-fe
 # Every binary must really be static, or it will not start in the guest.
 n=0
 for f in "$STATIC_BIN_DIR"/*; do
-  [ -f "$f" ] && [ -x "$f" ] || continue
+  if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
   n=$((n + 1))
   if grep -q '=>' <<<"$(ldd "$f" 2>/dev/null)"; then
     die "$f is dynamically linked: $(ldd "$f" | tr '\n' ' ')"

@@ -12,6 +12,9 @@
 # TCG with 2 vCPUs sometimes oopses on that (int3 in syscall_trace_enter, seen on 6.12
 # with kprobe + opensnoop), as it does for function_graph (see funcgraph.sh).
 # smp: 1
+# The <tool>_* variables below are read by lm_get through eval (SC2034), and their
+# argument strings are eval'ed there, so their $ stay single-quoted (SC2016).
+# shellcheck shell=sh source=tests/vm/lib.sh disable=SC2034,SC2016
 . /vm/lib.sh
 
 # The snapshots must see a change at all: a filter, a probe, an instance and a trigger
