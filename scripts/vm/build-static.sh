@@ -27,7 +27,10 @@ fi
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "glibc's libc.a is missing: apt-get install libc6-dev"
 
 cd "$REPO_ROOT"
+# No debug info: run.sh strips it from what goes into a guest anyway, and without
+# it the build and the links are quicker (CARGO_PROFILE_RELEASE_DEBUG overrides).
 CARGO_TARGET_DIR=$STATIC_TARGET RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+  CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-false} \
   cargo build --release --target "$TRIPLE" --bins "$@" >&2 \
   || die "static build failed (CARGO_TARGET_DIR=$STATIC_TARGET)"
 

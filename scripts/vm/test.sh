@@ -15,7 +15,8 @@
 #                 (run.sh keeps TCG single-threaded), so N = cores halves the
 #                 wall time on 2 cores. Longest runs start first (durations of
 #                 the last run, target/vm/durations.tsv; else the timeouts).
-#   --full        every script on every kernel, ignoring the kernels' SET
+#   --full        every script on every kernel, ignoring the kernels' SET (also
+#                 implied when both --kernel and SCRIPT are given: those run)
 #   SCRIPT...     only these guest scripts, as paths or names (smoke =
 #                 tests/vm/smoke.sh; default: tests/vm/*.sh)
 #
@@ -62,6 +63,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$jobs" ] || jobs=$(nproc 2>/dev/null || echo 1)
+# Named kernels and named scripts: exactly those, whatever the sets say.
+[ ${#kernels[@]} -eq 0 ] || [ ${#scripts[@]} -eq 0 ] || full=1
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "-j needs a whole number >= 1, not '$jobs'"
 [ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(kernel_ids)
 for k in "${kernels[@]}"; do kernel_line "$k" >/dev/null || die "no kernel '$k' in $KERNELS_TXT"; done
