@@ -4,9 +4,11 @@
 # opensnoops (and opensnoop next to kprobe) do not trace each other, and hostile names
 # are escaped.
 # needs: opensnoop kprobe
+# sets: smoke
 # One vCPU: kprobes live-patch kernel text, and QEMU TCG with 2 vCPUs once hung the
 # whole 5.10 guest mid-run (as it does for funcgraph).
 # smp: 1
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 ours() { cat "$T/dynamic_events" "$T/kprobe_events" 2>/dev/null | grep -E '^[a-z0-9]+:ptrs_[0-9]+/' || true; }
@@ -107,6 +109,7 @@ cp /tmp/osA.out "$VM_CHECK_OUT"
 
 # opensnoop next to a running kprobe on the open path: no row of kprobe.
 for i in 1 2; do : > /tmp/ptrs-kp-$i; done
+# shellcheck disable=SC2016  # $arg2 is the kprobe's argument, not the shell's
 kprobe -d 9 'p:myopen do_sys_openat2 filename=+0($arg2):string' >/tmp/kpK.out 2>&1 &
 pk=$!
 wait_banner /tmp/kpK.out '^Tracing kprobe'
