@@ -95,9 +95,15 @@ check_file_grep "--check names the verified source" '^  source (eprobe|kprobe) +
 check_no_grep "--check leaves no probe" '.' ours
 check_no_grep "--check leaves no instance" 'opensnoop' ls "$T/instances"
 
+# wait_banner FILE PATTERN: waits (up to 10 s) for a line matching PATTERN in FILE.
+wait_banner() {
+  n=0; while [ $n -lt 100 ] && ! grep -q "$2" "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
+}
+# Wait for the header: setting up (and checking each source) takes a while under TCG.
 opensnoop >/tmp/os3.out 2>&1 &
 pid=$!
-sleep 2
+wait_banner /tmp/os3.out '^COMM'
+sleep 0.5
 check "opensnoop created probes while running" has_ours
 kill -INT $pid
 wait $pid
@@ -106,7 +112,8 @@ check_no_grep "no probe of ours left after SIGINT" '.' ours
 
 opensnoop >/tmp/os4.out 2>&1 &
 pid=$!
-sleep 2
+wait_banner /tmp/os4.out '^COMM'
+sleep 0.5
 kill -KILL $pid
 wait $pid 2>/dev/null
 check "SIGKILL leaves the probes" has_ours
@@ -116,10 +123,6 @@ check_file_grep "--cleanup removes the stale probes" "stale probe ptrs_$pid/" /t
 check_no_grep "nothing of ours left after cleanup" '.' ours
 check_no_grep "no instance left" 'opensnoop' ls "$T/instances"
 
-# wait_banner FILE PATTERN: waits (up to 10 s) for a line matching PATTERN in FILE.
-wait_banner() {
-  n=0; while [ $n -lt 100 ] && ! grep -q "$2" "$1" 2>/dev/null; do sleep 0.1; n=$((n+1)); done
-}
 # rows_of PID FILE: the rows of process PID in an opensnoop output, but for those of
 # the shell's child before it ran the tool (comm sh: its opens of the redirections).
 rows_of() { awk -v p="$1" 'NR > 2 && $2 == p && $1 != "sh"' "$2"; }
