@@ -509,3 +509,15 @@ fn the_sentinel_opens_never_appear_in_the_output() {
         }
     }
 }
+
+#[test]
+fn check_without_privilege_says_it_cannot_run_and_how_to_fix_it() {
+    if !live_or_skip("check_without_privilege_says_it_cannot_run_and_how_to_fix_it") {
+        return;
+    }
+    let (code, out, err) = testkit::run_as_nobody(BIN, &["--check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("opensnoop: cannot run\n"), "{out}");
+    assert!(out.contains("  tracefs  no "), "{out}");
+    assert!(out.contains("fix: run as root"), "{out}");
+}
