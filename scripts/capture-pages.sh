@@ -13,18 +13,18 @@ ver=$(uname -r | cut -d. -f1,2)
 out=$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/pages/$ver
 mkdir -p "$out"
 img=/dev/shm/capture-pages.img
-truncate -s 64M $img
-loop=$(losetup --find --show $img)
-echo none > /sys/block/$(basename $loop)/queue/scheduler || true
+truncate -s 64M "$img"
+loop=$(losetup --find --show "$img")
+echo none > "/sys/block/$(basename "$loop")/queue/scheduler" || true
 I=$T/instances/capture-pages
-cleanup() { rmdir $I 2>/dev/null || true; losetup -d $loop; rm -f $img; }
+cleanup() { rmdir "$I" 2>/dev/null || true; losetup -d "$loop"; rm -f "$img"; }
 trap cleanup EXIT
 setup() {
   rmdir $I 2>/dev/null || true
   mkdir $I
   echo mono > $I/trace_clock
   echo "$1" > $I/buffer_size_kb
-  dev=$(( $(stat -c '%t' $loop | sed 's/^/0x/') << 20 | $(stat -c '%T' $loop | sed 's/^/0x/') ))
+  dev=$(( $(stat -c '%t' "$loop" | sed 's/^/0x/') << 20 | $(stat -c '%T' "$loop" | sed 's/^/0x/') ))
   for e in block_rq_issue block_rq_complete; do
     echo "dev == $dev" > $I/events/block/$e/filter
     echo 1 > $I/events/block/$e/enable
@@ -32,12 +32,12 @@ setup() {
 }
 setup 64
 for i in 1 2 3 4 5; do
-  taskset -c 0 dd if=/dev/zero of=$loop bs=4096 count=1 seek=$i oflag=direct conv=notrunc 2>/dev/null
+  taskset -c 0 dd if=/dev/zero of="$loop" bs=4096 count=1 seek=$i oflag=direct conv=notrunc 2>/dev/null
   sleep 0.2
 done
 dd if=$I/per_cpu/cpu0/trace_pipe_raw of="$out/extend.bin" bs=4096 count=1 iflag=nonblock 2>/dev/null
 setup 4
-taskset -c 0 dd if=$loop of=/dev/null bs=512 count=3000 iflag=direct 2>/dev/null
+taskset -c 0 dd if="$loop" of=/dev/null bs=512 count=3000 iflag=direct 2>/dev/null
 dd if=$I/per_cpu/cpu0/trace_pipe_raw of="$out/missed.bin" bs=4096 count=1 iflag=nonblock 2>/dev/null
 for e in block_rq_issue block_rq_complete; do cp $T/events/block/$e/format "$out/$e.format"; done
 ls -l "$out"

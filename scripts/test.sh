@@ -2,8 +2,8 @@
 # The whole test suite of perf-tools-rs: the one command README.md gives.
 #   scripts/test.sh               as root, or with sudo (live tests drive real tracefs,
 #                                 loop devices and I/O)
-# Steps: install what is missing, format and lint checks, unit + live tests
-# (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh),
+# Steps: install what is missing, format and lint checks (rustfmt, shellcheck, clippy),
+# unit + live tests (cargo test --workspace), then the VM tests on stock Debian kernels (scripts/vm/test.sh),
 # then the state-leak matrix of tests/README.md regenerated from both and compared with
 # the checked-in one. Set PT_SKIP_VM=1 to skip the VM stage and the matrix check during
 # development (CI never does).
@@ -24,6 +24,7 @@ for cmd in losetup dd setpriv; do
 done
 # docgen's SYNOPSIS test renders every man page with man -l.
 command -v man >/dev/null || packages+=(man-db)
+command -v shellcheck >/dev/null || packages+=(shellcheck)
 if [ ${#packages[@]} -gt 0 ]; then
   apt-get update -qq
   # shellcheck disable=SC2046 # one word per package
@@ -41,6 +42,10 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "shellcheck (scripts/**/*.sh, tests/vm/*.sh, .ci/run; settings in .shellcheckrc)"
+find scripts tests/vm -name '*.sh' -print0 | sort -z | xargs -0 shellcheck .ci/run
+echo "shellcheck: ok"
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -41,11 +41,11 @@ for id in "${ids[@]}"; do
   mkdir -p "$dst"
   install -m 644 "$tmp/$id"/formats/* "$dst/"
   echo "kernel $id: $(cat "$kd/package") $(cat "$kd/version") (uname -r $(cat "$tmp/$id/uname"))"
-  echo "  formats -> ${dst#"$REPO_ROOT"/}: $(cd "$dst" && ls | tr '\n' ' ')"
+  echo "  formats -> ${dst#"$REPO_ROOT"/}: $(cd "$dst" && printf '%s ' *)"
   if [[ " ${pages[*]} " == *" $id "* ]]; then
     pdst=$REPO_ROOT/tests/fixtures/pages/$id
     mkdir -p "$pdst"
     install -m 644 "$tmp/$id"/pages/* "$pdst/"
-    echo "  pages   -> ${pdst#"$REPO_ROOT"/}: $(cd "$pdst" && ls | tr '\n' ' ')"
+    echo "  pages   -> ${pdst#"$REPO_ROOT"/}: $(cd "$pdst" && printf '%s ' *)"
   fi
 done

@@ -91,9 +91,9 @@ if [ ! -s "$base" ]; then
   done
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/base/etc/passwd"
   printf 'root:x:0:\n' >"$work/base/etc/group"
-  rm -f "$VM_CACHE"/initramfs/busybox-*.cpio.gz
-  mkcpio "$work/base" "$base.tmp"
-  mv "$base.tmp" "$base"
+  find "$VM_CACHE/initramfs" -name 'busybox-*.cpio.gz' ! -name "${base##*/}" -delete
+  mkcpio "$work/base" "$base.$$.tmp"   # parallel runs (test.sh -j) may race here
+  mv "$base.$$.tmp" "$base"
 fi
 stage=$work/root
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,root,vm,out,mnt}
@@ -153,7 +153,7 @@ for b in "${bins[@]}"; do
   if [ -d "$b" ]; then
     n=0
     for f in "$b"/*; do
-      [ -f "$f" ] && [ -x "$f" ] || continue
+      if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
       add_bin "$f"
       n=$((n + 1))
     done
@@ -255,6 +255,7 @@ else
   # another vCPU just live-patched: enabling tracepoints patches static keys
   # with int3 breakpoints, and a 6.12 guest once died with "Oops: int3" in
   # __schedule mid-test (1 of 30 CI runs). VM_TCG_THREAD=multi restores it.
+  # shellcheck disable=SC2054  # the commas are QEMU's option syntax
   cpu=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu max,-cx16)
 fi
 # -nodefaults/-display none/-monitor none instead of -nographic: the serial

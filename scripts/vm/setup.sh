@@ -93,54 +93,113 @@ if [ -n "$refresh" ] || [ "$(cat "$APT_DIR/sources.list" 2>/dev/null)" != "$sour
   touch "$APT_DIR/updated"
 fi
 
-for id in "${todo[@]}"; do
-  read -r _ _ regex < <(kernel_line "$id")
-  names=$(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- | grep -E "$regex" || true)
-  [ -n "$names" ] || die "kernel $id: no package matches /$regex/ in suites $(kernel_line "$id" | awk '{print $2}'); fix $KERNELS_TXT"
-  best='' bestver=''
-  # One apt-cache call for all names: "NAME VERSION" per package with a candidate.
+# candidates REGEX -> "NAME VERSION" of every linux-image-* package matching REGEX that
+# has a candidate version. One apt-cache call for all names.
+candidates() {
+  local names
+  names=$(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- | grep -E "$1" || true)
+  [ -n "$names" ] || return 0
   # shellcheck disable=SC2086  # $names: one word per package name
+  apt-cache "${APT_OPTS[@]}" policy $names |
+    awk '/^[^ ].*:$/ { n = substr($0, 1, length($0) - 1) } /^  Candidate:/ && $2 != "(none)" { print n, $2 }'
+}
+# parts NAME VERSION -> the packages that make up this kernel, "NAME=VERSION" per line:
+# the linux-image package itself and, for the split layout of newer Debian kernels
+# (linux-image-* a metapackage of a few KB), its linux-binary-* (the image, at
+# usr/lib/modules/<ver>/vmlinuz), linux-modules-* (the modules, .ko.xz) and
+# linux-base-* (modules.builtin, modules.order, config) of the same version.
+# Fails when one of those has no candidate of that version.
+parts() {
+  local dep v
+  echo "$1=$2"
+  while read -r dep; do
+    v=$(apt-cache "${APT_OPTS[@]}" policy "$dep" | awk '/^  Candidate:/ { print $2 }')
+    [ "$v" = "$2" ] || return 1
+    echo "$dep=$v"
+  done < <(apt-cache "${APT_OPTS[@]}" show "$1=$2" 2>/dev/null | sed -n 's/^Depends: //p' | head -n 1 |
+           tr ',' '\n' | sed -n 's/^ *\(linux-\(binary\|modules\|base\)-[^ ]*\) (= [^)]*)$/\1/p')
+}
+
+for id in "${todo[@]}"; do
+  read -r _ _ regex _ < <(kernel_line "$id")
+  cands=$(candidates "$regex")
+  [ -n "$cands" ] || die "kernel $id: no package with a candidate version matches /$regex/ in suites $(kernel_line "$id" | awk '{print $2}'); fix $KERNELS_TXT"
+  # Newest first by dpkg's version order; the first whose parts are all available wins.
+  sorted=()
   while read -r n v; do
-    if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$bestver"; then best=$n bestver=$v; fi
-  done < <(apt-cache "${APT_OPTS[@]}" policy $names |
-           awk '/^[^ ].*:$/ { n = substr($0, 1, length($0) - 1) } /^  Candidate:/ && $2 != "(none)" { print n, $2 }')
-  [ -n "$best" ] || die "kernel $id: packages match /$regex/ but none has a candidate version"
+    i=${#sorted[@]}
+    while [ "$i" -gt 0 ] && dpkg --compare-versions "$v" gt "${sorted[$((i - 1))]#* }"; do
+      sorted[i]=${sorted[$((i - 1))]}
+      i=$((i - 1))
+    done
+    sorted[i]="$n $v"
+  done <<<"$cands"
+  best='' bestver='' pkgs=''
+  for c in "${sorted[@]}"; do
+    if pkgs=$(parts "${c% *}" "${c#* }"); then best=${c% *} bestver=${c#* }; break; fi
+    note "kernel $id: ${c% *} ${c#* } skipped: a linux-binary-/-modules-/-base- package it needs has no candidate of that version"
+  done
+  [ -n "$best" ] || die "kernel $id: packages match /$regex/ but none has all its parts (linux-binary-*, linux-modules-*, linux-base-*) available"
   kd=$(kernel_dir "$id")
-  if kernel_ready "$id" && [ "$(cat "$kd/package")=$(cat "$kd/version")" = "$best=$bestver" ]; then
+  want=$(while IFS='=' read -r p v; do echo "${p}_${v}_amd64.deb"; done <<<"$pkgs")
+  have=
+  if [ -f "$kd/debs" ]; then have=$(cat "$kd/debs")
+  elif [ -f "$kd/package" ]; then have="$(cat "$kd/package")_$(cat "$kd/version")_amd64.deb"
+  fi
+  if kernel_ready "$id" && [ "$have" = "$want" ]; then
     note "kernel $id: $best $bestver (cached, still the newest)"
     continue
   fi
-  deb=$VM_CACHE/debs/${best}_${bestver}_amd64.deb
-  if [ ! -s "$deb" ]; then
-    note "kernel $id: downloading $best=$bestver"
-    tmp=$(mktemp -d "$VM_CACHE/debs/dl.XXXXXX")
-    chmod 777 "$tmp"   # apt-get download runs as the _apt sandbox user
-    (cd "$tmp" && apt-get "${APT_OPTS[@]}" download -qq "$best=$bestver" </dev/null) \
-      || { rm -rf "$tmp"; die "kernel $id: apt-get download $best=$bestver failed"; }
-    mv "$tmp"/*.deb "$deb"
-    rm -rf "$tmp"
-  fi
-  note "kernel $id: extracting $(basename "$deb")"
+  debs=()
+  while IFS='=' read -r p v; do
+    deb=$VM_CACHE/debs/${p}_${v}_amd64.deb
+    if [ ! -s "$deb" ]; then
+      note "kernel $id: downloading $p=$v"
+      tmp=$(mktemp -d "$VM_CACHE/debs/dl.XXXXXX")
+      chmod 777 "$tmp"   # apt-get download runs as the _apt sandbox user
+      (cd "$tmp" && apt-get "${APT_OPTS[@]}" download -qq "$p=$v" </dev/null) \
+        || { rm -rf "$tmp"; die "kernel $id: apt-get download $p=$v failed"; }
+      mv "$tmp"/*.deb "$deb"
+      rm -rf "$tmp"
+    fi
+    debs+=("$deb")
+  done <<<"$pkgs"
   rm -rf "$kd.new"
   mkdir -p "$kd.new"
-  dpkg-deb -x "$deb" "$kd.new/root" || die "kernel $id: dpkg-deb -x $deb failed"
+  for deb in "${debs[@]}"; do
+    note "kernel $id: extracting $(basename "$deb")"
+    dpkg-deb -x "$deb" "$kd.new/root" || die "kernel $id: dpkg-deb -x $deb failed"
+  done
   moddir=
   for d in "$kd.new"/root/lib/modules/* "$kd.new"/root/usr/lib/modules/*; do
     [ -d "$d/kernel" ] && { moddir=$d; break; }
   done
-  [ -n "$moddir" ] || die "kernel $id: no lib/modules/<version> in $deb"
+  [ -n "$moddir" ] || die "kernel $id: no lib/modules/<version>/kernel in ${debs[*]}"
   kver=$(basename "$moddir")
-  [ -f "$kd.new/root/boot/vmlinuz-$kver" ] || die "kernel $id: no boot/vmlinuz-$kver in $deb"
+  # The image: boot/vmlinuz-<ver> (one linux-image package), or
+  # usr/lib/modules/<ver>/vmlinuz (linux-binary-*, the split layout).
+  vmlinuz=
+  for f in "boot/vmlinuz-$kver" "usr/lib/modules/$kver/vmlinuz" "lib/modules/$kver/vmlinuz"; do
+    [ -f "$kd.new/root/$f" ] && { vmlinuz=$f; break; }
+  done
+  [ -n "$vmlinuz" ] || die "kernel $id: no boot/vmlinuz-$kver or usr/lib/modules/$kver/vmlinuz in ${debs[*]}"
   echo "$kver" >"$kd.new/kver"
   echo "$best" >"$kd.new/package"
   echo "$bestver" >"$kd.new/version"
+  printf '%s\n' "${debs[@]##*/}" >"$kd.new/debs"
   echo "${moddir#"$kd.new/root/"}" >"$kd.new/moddir"
-  ln -s "root/boot/vmlinuz-$kver" "$kd.new/vmlinuz"
+  ln -s "root/$vmlinuz" "$kd.new/vmlinuz"
   touch "$kd.new/ready"
-  old=
-  [ -f "$kd/package" ] && old=$VM_CACHE/debs/$(cat "$kd/package")_$(cat "$kd/version")_amd64.deb
+  old=()
+  if [ -f "$kd/debs" ]; then
+    mapfile -t old <"$kd/debs"
+  elif [ -f "$kd/package" ]; then
+    old=("$(cat "$kd/package")_$(cat "$kd/version")_amd64.deb")
+  fi
   rm -rf "$kd"
   mv "$kd.new" "$kd"
-  [ -n "$old" ] && [ "$old" != "$deb" ] && rm -f "$old"
-  note "kernel $id: ready, $best $bestver (uname -r $kver)"
+  for o in "${old[@]}"; do
+    [[ " ${debs[*]##*/} " == *" $o "* ]] || rm -f "$VM_CACHE/debs/$o"
+  done
+  note "kernel $id: ready, $best $bestver (uname -r $kver; $(basename -a "${debs[@]}" | tr '\n' ' '))"
 done

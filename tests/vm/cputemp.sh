@@ -4,6 +4,7 @@
 # Intel vCPU the reason names the TjMax register that read 0.
 # needs: cputemp
 # timeout: 120
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # exits WANT CMD...: true when CMD exits with status WANT (its output stays visible).

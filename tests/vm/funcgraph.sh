@@ -9,6 +9,7 @@
 # QEMU 7.2 TCG with 2 vCPUs intermittently oopses (int3) or soft-locks during that on
 # 5.10 and 6.12 (seen in about one boot in three); with 1 vCPU 6 of 6 runs (2 per kernel) passed.
 # smp: 1
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # A setting of "the user" that must survive every run.
@@ -21,7 +22,9 @@ snapshot() {
 }
 snapshot >/tmp/fg.before
 state_restored() { snapshot >/tmp/fg.now; diff /tmp/fg.before /tmp/fg.now; }
-no_state_files() { ! ls /run/perf-tools-rs/*.state 2>/dev/null | grep -q .; }
+no_state_files() {
+  for _nsf in /run/perf-tools-rs/*.state; do [ ! -e "$_nsf" ] || return 1; done
+}
 
 # Polls once a second. Note: under TCG with 2 vCPUs, the guest kernel sometimes hangs
 # (RCU stall, soft lockup) or oopses (int3 in text_poke_bp) while it patches its ~40k

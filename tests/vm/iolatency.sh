@@ -10,6 +10,7 @@
 # modules: null_blk
 # timeout: 120
 # shellcheck disable=SC2046  # set -- $(...) splits numbers into $1, $2, ... on purpose
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 NB=/dev/nullb0

@@ -4,6 +4,8 @@
 # insert as start; LATms marked * when a request was timed from issue) work.
 # Run: scripts/vm/run.sh --kernel 6.1 --bin "$(scripts/vm/build-static.sh)" tests/vm/iosnoop.sh
 # needs: iosnoop
+# sets: smoke
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 [ -n "$VM_DISK" ] || { fail "scratch disk" "VM_DISK is empty"; vm_finish; }

@@ -9,6 +9,8 @@
 # One vCPU: QEMU TCG with 2 vCPUs intermittently crashes while function_graph
 # live-patches function entries (see funcgraph.sh).
 # smp: 1
+# The funcgraph_* variables below are read by lm_get through eval (SC2034).
+# shellcheck shell=sh source=tests/vm/lib.sh disable=SC2034
 . /vm/lib.sh
 
 # Settings of "the user" that funcgraph changes (top-level mode) and must put back.

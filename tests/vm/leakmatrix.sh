@@ -6,11 +6,15 @@
 # own script (leakmatrix-funcgraph.sh: it needs one vCPU). pmcstat, which touches no
 # tracing state, has its matrix on the host only (crates/docgen/tests/leak_matrix.rs).
 # needs: kprobe opensnoop iosnoop iolatency showboost cputemp
+# sets: smoke
 # timeout: 300
 # One vCPU: enabling probes and syscall tracepoints live-patches kernel text, and QEMU
 # TCG with 2 vCPUs sometimes oopses on that (int3 in syscall_trace_enter, seen on 6.12
 # with kprobe + opensnoop), as it does for function_graph (see funcgraph.sh).
 # smp: 1
+# The <tool>_* variables below are read by lm_get through eval (SC2034), and their
+# argument strings are eval'ed there, so their $ stay single-quoted (SC2016).
+# shellcheck shell=sh source=tests/vm/lib.sh disable=SC2034,SC2016
 . /vm/lib.sh
 
 # The snapshots must see a change at all: a filter, a probe, an instance and a trigger

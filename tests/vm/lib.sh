@@ -16,6 +16,7 @@
 # VM_DISK (scratch virtio disk, e.g. /dev/vda, empty if none), VM_OUT (a
 # directory whose contents run.sh --out copies to the host; empty without --out).
 
+# shellcheck shell=sh
 T=/sys/kernel/tracing
 VM_PASSED=0
 VM_FAILED=0
@@ -354,6 +355,7 @@ lm_path() {
       for _t in "$@"; do lm_start "$_t" fin; done
       for _t in "$@"; do lm_exit "$_t" 0 || return 1; done ;;
     sigint|sigterm|sighup|sigusr1)
+      # shellcheck disable=SC2018,SC2019  # signal names are ASCII
       _sig=$(echo "${_path#sig}" | tr a-z A-Z)
       for _t in "$@"; do lm_start "$_t" run; done
       for _t in "$@"; do lm_ready "$_t" || return 1; done

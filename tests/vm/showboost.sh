@@ -4,6 +4,7 @@
 # is missing, and explains a guest with neither source.
 # needs: showboost
 # timeout: 120
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 # exits WANT CMD...: true when CMD exits with status WANT (its output stays visible).

@@ -2,6 +2,8 @@
 # kernel has what the ftrace/MSR tools rely on, and the harness plumbing
 # (tracefs mount, modules, scratch disk, exit status) works.
 # Run: scripts/vm/run.sh [--kernel ID] tests/vm/smoke.sh
+# sets: smoke
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 I=$T/instances/vmsmoke
@@ -11,6 +13,7 @@ check_grep "tracefs is mounted at $T" " $T tracefs " cat /proc/mounts
 check "kprobe_events exists" test -w "$T/kprobe_events"
 
 # A kprobe with a string fetch from the second argument (the user filename).
+# shellcheck disable=SC2016  # $arg2 is the kprobe's argument, not the shell's
 probe_add() { echo 'p:vmsmoke/open do_sys_openat2 filename=+0($arg2):string' >>"$T/kprobe_events"; }
 check "kprobe on do_sys_openat2 with +0(\$arg2):string is accepted" probe_add
 check_grep "kprobe is listed in kprobe_events" '^p:vmsmoke/open do_sys_openat2' cat "$T/kprobe_events"

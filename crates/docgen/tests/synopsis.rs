@@ -48,6 +48,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--include-suite] [--buffer-kb KiB] [filename]",
             "opensnoop --cleanup",
+            "opensnoop --check",
         ],
     ),
     (

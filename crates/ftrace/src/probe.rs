@@ -1,4 +1,4 @@
-//! Dynamic probes (kprobes, kretprobes, event probes) owned by one run.
+//! Dynamic probes (kprobes, kretprobes, uprobes, event probes) owned by one run.
 //!
 //! Every probe of a run lives in the event group `ptrs_<pid>` (pid of the tool), so several
 //! tools (or copies of one tool) can run at once without name clashes, and probes whose
@@ -364,7 +364,8 @@ pub fn parse_probe_line(line: &str) -> Option<(&str, &str)> {
 /// Returns a description of each probe removed.
 pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
     let mut removed = Vec::new();
-    for control in ["dynamic_events", "kprobe_events"] {
+    // dynamic_events (4.17+) lists every kind; older kernels have one file per kind.
+    for control in ["dynamic_events", "kprobe_events", "uprobe_events"] {
         let path = tracefs.path(control);
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
@@ -384,8 +385,8 @@ pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
                 Err(e) => eprintln!("warning: {e:#}"),
             }
         }
-        if !removed.is_empty() {
-            // dynamic_events lists every kprobe too: nothing left for kprobe_events.
+        if control == "dynamic_events" && path.exists() {
+            // It lists every kprobe and uprobe too: nothing left for the other files.
             break;
         }
     }

@@ -1,6 +1,7 @@
 //! Live tests: opensnoop against this machine's kernel. On a kernel without kprobes or
-//! event probes (CI's) this exercises the tracepoint-only fallback, where the paths of
-//! successful opens are resolved from /proc/PID/fd. They need root and tracefs.
+//! event probes but with uprobes (CI's) names come from uprobes on the C library's open
+//! functions, and opens that bypass it are resolved from /proc/PID/fd as in the
+//! tracepoint-only fallback. They need root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::os::fd::AsRawFd;
@@ -100,11 +101,28 @@ fn reports_successful_and_failed_opens() {
         o.comm,
         o.tid
     );
+    // A failed open's name is known unless the source is the /proc fallback.
+    let failed = if source_in_use() == "proc" {
+        "[unknown]"
+    } else {
+        MISSING
+    };
     assert!(
         rows.iter()
-            .any(|c| c[0] == o.comm && c[2] == "-1" && c.len() == 4 && c[3] == "[unknown]"),
+            .any(|c| c[0] == o.comm && c[2] == "-1" && c.len() == 4 && c[3] == failed),
         "{rows:?}"
     );
+}
+
+/// The SRC tag of the source `opensnoop --check` says it would use.
+fn source_in_use() -> String {
+    let (code, out, err) = testkit::run(BIN, &["--check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("source ") && !l.contains(" no "))
+        .unwrap_or_else(|| panic!("no source in use: {out}"));
+    cols(line)[1].to_string()
 }
 
 #[test]
@@ -168,7 +186,7 @@ fn v_adds_a_src_column_before_file() {
     assert!(
         rows.iter().any(|c| c.len() == 5
             && c[2] == fd
-            && ["proc", "eprobe", "kprobe", "getname"].contains(&c[3].as_str())
+            && ["proc", "eprobe", "kprobe", "getname", "uprobe"].contains(&c[3].as_str())
             && c[4] == "/etc/hostname"),
         "{rows:?}"
     );
@@ -339,4 +357,167 @@ fn comm_follows_exec() {
             vec!["tail", pid.as_str(), "0x4", b.as_str()]
         ]
     );
+}
+
+/// Whether this kernel's opensnoop takes names from uprobes (else the test is skipped).
+fn uprobe_source_or_skip(test: &str) -> bool {
+    if !live_or_skip(test) {
+        return false;
+    }
+    let s = source_in_use();
+    if s != "uprobe" {
+        eprintln!("{test}: skipped: opensnoop uses the {s} source here, not uprobes");
+        return false;
+    }
+    true
+}
+
+/// Opens `path` with the raw openat syscall, bypassing the C library (as a statically
+/// linked program or a direct syscall does): an fd or -errno.
+fn raw_openat(path: &str) -> i64 {
+    let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: a valid NUL-terminated path; the fd returned (if any) is owned by the caller.
+    let r = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c.as_ptr(), libc::O_RDONLY) };
+    if r < 0 {
+        -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        r
+    }
+}
+
+#[test]
+fn uprobe_source_names_every_c_library_open_with_its_fd_or_errno() {
+    if !uprobe_source_or_skip("uprobe_source_names_every_c_library_open_with_its_fd_or_errno") {
+        return;
+    }
+    let dir = unique_path("uprobe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exists = format!("{dir}/exists");
+    std::fs::write(&exists, "x").unwrap();
+    let (missing, raw_missing, raw_exists) = (
+        format!("{dir}/missing"),
+        format!("{dir}/raw-missing"),
+        format!("{dir}/raw-exists"),
+    );
+    std::fs::write(&raw_exists, "x").unwrap();
+    let mut r = spawn(
+        BIN,
+        &["-v", "--errno", "-p", &std::process::id().to_string()],
+    );
+    r.wait_for("FILE", T);
+    let tid = testkit::gettid();
+    // Through the C library: open64 (std) and openat with a directory fd.
+    let f1 = std::fs::File::open(&exists).unwrap();
+    assert!(std::fs::File::open(&missing).is_err());
+    let d = std::fs::File::open(&dir).unwrap();
+    let rel = std::ffi::CString::new("exists").unwrap();
+    // SAFETY: valid directory fd and NUL-terminated relative path.
+    let f2 = unsafe {
+        libc::openat(
+            std::os::fd::AsRawFd::as_raw_fd(&d),
+            rel.as_ptr(),
+            libc::O_RDONLY,
+        )
+    };
+    assert!(f2 >= 0);
+    // Bypassing it: resolved from /proc while open, never given a wrong name.
+    let raw_ok = raw_openat(&raw_exists);
+    assert!(raw_ok >= 0);
+    assert_eq!(raw_openat(&raw_missing), -i64::from(libc::ENOENT));
+    std::thread::sleep(Duration::from_millis(1500));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    // SAFETY: closing fds this test opened.
+    unsafe {
+        libc::close(f2);
+        libc::close(raw_ok as i32);
+    }
+    let fd1 = std::os::fd::AsRawFd::as_raw_fd(&f1);
+    drop((f1, d));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<String>> = rows_of(&r, tid)
+        .into_iter()
+        .map(|c| c[2..].to_vec())
+        .collect();
+    let want: Vec<Vec<String>> = [
+        (fd1.to_string(), "uprobe", exists.clone()),
+        ("ENOENT".to_string(), "uprobe", missing.clone()),
+        (f2.to_string(), "uprobe", "exists".to_string()),
+        (raw_ok.to_string(), "proc", raw_exists.clone()),
+        ("ENOENT".to_string(), "failed", "[unknown]".to_string()),
+    ]
+    .into_iter()
+    .map(|(fd, src, f)| vec![fd, src.to_string(), f])
+    .collect();
+    // The directory itself is opened too (for openat).
+    let rows: Vec<Vec<String>> = rows.into_iter().filter(|c| c[2] != dir).collect();
+    assert_eq!(rows, want, "stderr: {err}\n{:?}", r.seen);
+}
+
+#[test]
+fn check_says_what_it_would_use_and_leaves_nothing_behind() {
+    if !live_or_skip("check_says_what_it_would_use_and_leaves_nothing_behind") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("opensnoop: can run"), "{out}");
+    assert!(out.contains("syscall tracepoints  yes"), "{out}");
+    // Exactly one source in use, and every better one has its reason.
+    let used: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("source ") && !l.contains(" no "))
+        .collect();
+    assert_eq!(used.len(), 1, "{out}");
+    assert!(used[0].contains("verified with its own opens"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with("source ") && l.contains(" no "))
+            .all(|l| l.contains("not used: ")),
+        "{out}"
+    );
+    assert!(!instance_of("opensnoop", pid), "instance left behind");
+    let probes = std::fs::read_to_string("/sys/kernel/tracing/dynamic_events").unwrap_or_default();
+    assert!(!probes.contains(&format!("ptrs_{pid}/")), "{probes}");
+    // It cannot be combined with a run.
+    let (code, _, _) = testkit::run(BIN, &["--check", "-d", "1"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn the_sentinel_opens_never_appear_in_the_output() {
+    if !live_or_skip("the_sentinel_opens_never_appear_in_the_output") {
+        return;
+    }
+    for args in [
+        &["-v", "--include-suite", "-d", "1"][..],
+        &["-v", "--include-suite"],
+    ] {
+        let mut r = spawn(BIN, args);
+        r.wait_for("FILE", T);
+        let pid = r.child.id();
+        std::thread::sleep(Duration::from_millis(500));
+        r.signal(libc::SIGINT);
+        let (code, err) = r.finish(T);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("(verified with its own opens)"), "{err}");
+        for l in &r.seen {
+            assert!(!l.contains(&format!("opensnoop-{pid}-")), "{args:?}: {l}");
+            assert!(!l.contains("opensnoop-sentinel"), "{args:?}: {l}");
+            assert_ne!(cols(l).get(1), Some(&pid.to_string().as_str()), "{l}");
+        }
+    }
+}
+
+#[test]
+fn check_without_privilege_says_it_cannot_run_and_how_to_fix_it() {
+    if !live_or_skip("check_without_privilege_says_it_cannot_run_and_how_to_fix_it") {
+        return;
+    }
+    let (code, out, err) = testkit::run_as_nobody(BIN, &["--check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("opensnoop: cannot run\n"), "{out}");
+    assert!(out.contains("  tracefs  no "), "{out}");
+    assert!(out.contains("fix: run as root"), "{out}");
 }

@@ -6,6 +6,7 @@
 #              the kernel's own text rendering of the same events (*.txt, read
 #              before the pages were consumed) and the *.format files of this boot
 #   uname      uname -r of the guest
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 [ -n "$VM_OUT" ] || { fail "output dir" "run with run.sh --out DIR"; vm_finish; }
@@ -54,7 +55,7 @@ page() {
 check "instance for extend.bin" setup 64
 writes() {
   for i in 1 2 3 4 5; do
-    taskset -c 0 dd if=/dev/zero of="$VM_DISK" bs=4096 count=1 seek=$i oflag=direct conv=notrunc 2>/dev/null || return 1
+    taskset -c 0 dd if=/dev/zero of="$VM_DISK" bs=4096 count=1 seek="$i" oflag=direct conv=notrunc 2>/dev/null || return 1
     sleep 0.2
   done
 }

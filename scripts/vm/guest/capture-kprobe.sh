@@ -10,6 +10,7 @@
 #   kallsyms        the /proc/kallsyms lines of every symbol the text names, each
 #                   with the line after it (its end), so sizes can be computed
 #   uname           uname -r
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 [ -n "$VM_OUT" ] || { fail "output dir" "run with run.sh --out DIR"; vm_finish; }
@@ -28,6 +29,7 @@ for e in open ret; do
 done
 
 hostile=$(printf '/tmp/ev\n\033[31mfake')
+# shellcheck disable=SC2016  # the script written keeps its $1
 printf '#!/bin/sh\n: < "$1"\n' >"$hostile"
 chmod +x "$hostile"
 file=$(printf '/tmp/x\nfake 1 etc-shadow')
