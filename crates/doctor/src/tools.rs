@@ -1,8 +1,9 @@
 //! One verdict per tool: runs, runs degraded (which mode), or cannot run, with the fix.
 //!
 //! The tracing tools answer for themselves through their libraries' `check()` (the same
-//! function as their `--check`). For opensnoop, cputemp, showboost and pmcstat the
-//! verdict is derived here from the host's [`Facts`].
+//! function as their `--check`: opensnoop verifies its file-name source with sentinel
+//! opens). For cputemp, showboost and pmcstat the verdict is derived here from the
+//! host's [`Facts`].
 
 use perf_tools_core::check::{Report, Status};
 
@@ -40,10 +41,7 @@ pub fn report(tool: &str, facts: &Facts) -> Report {
         "iolatency" => from_check(tool, iolatency::check()),
         "funcgraph" => from_check(tool, funcgraph::check()),
         "kprobe" => from_check(tool, kprobe::check()),
-        // When opensnoop's library has `check()` (its --check), this line becomes:
-        //     "opensnoop" => from_check(tool, opensnoop::check()),
-        // (and the opensnoop crate a dependency of this one); opensnoop_from_facts then goes.
-        "opensnoop" => opensnoop_from_facts(facts),
+        "opensnoop" => from_check(tool, opensnoop::check()),
         "cputemp" => cputemp(facts),
         "showboost" => showboost(facts),
         "pmcstat" => pmcstat(facts),
@@ -64,71 +62,6 @@ fn fact(r: &mut Report, facts: &Facts, section: &str, key: &str, name: &str, req
             required,
         );
     }
-}
-
-/// opensnoop's verdict from the facts: the open/openat(2) syscall tracepoints are
-/// required; file names come from event probes or a kprobe when either works, else
-/// from `/proc/PID/fd` after the open (degraded: failed opens and short-lived fds have
-/// no name).
-pub fn opensnoop_from_facts(facts: &Facts) -> Report {
-    let mut r = Report::new("opensnoop");
-    fact(&mut r, facts, "tracefs", "access", "privilege", true);
-    fact(&mut r, facts, "tracefs", "mount", "tracefs", true);
-    fact(&mut r, facts, "tracefs", "instances", "instance", true);
-    fact(
-        &mut r,
-        facts,
-        "events",
-        "sys_enter_openat",
-        "syscalls:sys_enter_openat",
-        true,
-    );
-    fact(
-        &mut r,
-        facts,
-        "events",
-        "sys_exit_openat",
-        "syscalls:sys_exit_openat",
-        true,
-    );
-    let source = if facts.yes("probes", "eprobes") {
-        Some("event probes on the syscalls' enter tracepoints")
-    } else if facts.yes("probes", "kprobe_events") {
-        Some("a kprobe on the kernel's open function")
-    } else {
-        None
-    };
-    if let Some(u) = facts.item("probes", "unchecked") {
-        r.item(
-            "file names",
-            Status::No,
-            u.detail.clone(),
-            u.fix.clone(),
-            false,
-        );
-        r.uses = "nothing: required tracing is missing".into();
-        return r;
-    }
-    match source {
-        Some(s) => {
-            r.item("file names", Status::Yes, s, "", false);
-            r.uses = format!("syscall tracepoints, file names from {s}");
-        }
-        None => {
-            r.item(
-                "file names",
-                Status::Degraded,
-                "no kprobes or event probes: paths of successful opens are read from /proc/PID/fd afterwards; failed opens and fds closed first show [unknown]",
-                "use a kernel built with CONFIG_KPROBE_EVENTS=y (or CONFIG_EPROBE_EVENTS=y)",
-                false,
-            );
-            r.uses = "syscall tracepoints, file names from /proc/PID/fd".into();
-        }
-    }
-    if r.verdict() == Status::No {
-        r.uses = "nothing: required tracing is missing".into();
-    }
-    r
 }
 
 /// cputemp reads the digital thermal sensor through `/dev/cpu/N/msr` (Intel), else
