@@ -2,6 +2,7 @@
 //! `block_rq_complete`): decoding by format, in-kernel filters, and pairing of a
 //! request's start with its completion. Shared by iosnoop and iolatency.
 
+pub mod diskstats;
 mod inflight_table;
 
 use crate::inflight_table::{Key, Table};
@@ -83,6 +84,17 @@ pub enum DeviceSpec {
     Name(String),
     /// A device node.
     Path(std::path::PathBuf),
+}
+
+impl fmt::Display for DeviceSpec {
+    /// As the user can give it again: `7,0`, `sda1`, `/dev/sda`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Number(d) => write!(f, "{d}"),
+            DeviceSpec::Name(n) => write!(f, "{n}"),
+            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 impl FromStr for DeviceSpec {

@@ -151,14 +151,15 @@ impl Instance {
         Ok(())
     }
 
-    /// Records what `rel` reads now as this run's setting of it.
-    fn remember(&self, rel: &str) {
+    /// Records what `rel` reads now as this run's setting of it, and returns it.
+    fn remember(&self, rel: &str) -> String {
         let now = self.read(rel).unwrap_or_default();
         let mut expected = self.expected.borrow_mut();
         match expected.iter_mut().find(|(r, _)| r == rel) {
-            Some(e) => e.1 = now,
-            None => expected.push((rel.to_string(), now)),
+            Some(e) => e.1 = now.clone(),
+            None => expected.push((rel.to_string(), now.clone())),
         }
+        now
     }
 
     /// The settings of this run that another process changed since the run made them
@@ -213,7 +214,16 @@ impl Instance {
         let rel = format!("events/{system}/{event}/enable");
         self.write(&rel, "1")
             .with_context(|| format!("enabling the {system}:{event} tracepoint"))?;
-        self.remember(&rel);
+        let now = self.remember(&rel);
+        // Verify: a write the kernel accepted without enabling the event (soft-disabled
+        // by a trigger, or undone by another process at once) would trace nothing.
+        if !enable_reads_on(&now) {
+            bail!(
+                "the kernel did not enable the {system}:{event} tracepoint in {}: its enable file reads {:?} after writing 1 (another tracing user may be changing this instance, or a trigger keeps the event soft-disabled)",
+                self.dir.display(),
+                now.trim()
+            );
+        }
         Ok(())
     }
 
@@ -325,6 +335,12 @@ impl Instance {
     }
 }
 
+/// True if the text of an event's `enable` file says it records: `1`, or `1*` (enabled
+/// with a trigger) — not `0`, `0*` (soft-disabled) or `X` (mixed).
+fn enable_reads_on(text: &str) -> bool {
+    matches!(text.trim(), "1" | "1*")
+}
+
 /// Removes an instance directory, retrying while the kernel reports it busy (a reader
 /// that is just closing its files).
 pub fn remove_instance_dir(dir: &Path) -> Result<()> {
@@ -377,6 +393,16 @@ pub fn parse_stats(text: &str) -> LossStats {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn enable_file_values() {
+        for on in ["1\n", "1*\n"] {
+            assert!(super::enable_reads_on(on), "{on:?}");
+        }
+        for off in ["0\n", "0*\n", "X\n", ""] {
+            assert!(!super::enable_reads_on(off), "{off:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
