@@ -602,14 +602,17 @@ pub fn start_trace(
     buffer_percent: u32,
 ) -> Result<(perf_tools_ftrace::session::Session, BlockDecoder)> {
     let inst = perf_tools_ftrace::cleanup::start_instance(tracefs, tool)?;
-    inst.write("trace_clock", "mono")?;
+    // Each of the next three writes costs the kernel at least one RCU grace period (the
+    // clock: two; the buffers: reallocation), so none is made when the value is already
+    // in place. Sub-buffers first: resizing then allocates 64 KiB ones directly.
+    inst.ensure("trace_clock", "mono")?;
     // Larger sub-buffers (Linux 6.8+) cut the read() calls and page swaps per event by
     // 16x, most of the kernel-side cost of reading a busy trace; older kernels keep
     // their page-sized ones.
-    let _ = inst.write("buffer_subbuf_size_kb", "64");
-    inst.write("buffer_size_kb", &buffer_kb.to_string())?;
+    let _ = inst.ensure("buffer_subbuf_size_kb", "64");
+    inst.ensure("buffer_size_kb", &buffer_kb.to_string())?;
     // Older kernels have no buffer_percent: reading then simply wakes on any data.
-    let _ = inst.write("buffer_percent", &buffer_percent.to_string());
+    let _ = inst.ensure("buffer_percent", &buffer_percent.to_string());
     let decoder = BlockDecoder::load(&inst, start)?;
     for &ev in BlockDecoder::events(start) {
         let filter = if ev == "block_rq_complete" {

@@ -182,13 +182,19 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", p.format(&tracefs)?);
         return p.remove();
     }
+    // Reading /proc/kallsyms takes tens of ms of CPU: done meanwhile, while the
+    // instance's settings wait on the kernel (RCU grace periods).
+    let symbols = std::thread::spawn(render::Symbols::load);
     let inst = setup_instance(&tracefs, &args, &p)?;
     let decoders = decoders(&tracefs, &args, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
     let mut out = Output::stdout();
     let traced = match decoders {
-        Some(d) => trace_binary(&args, &def, &shutdown, inst, &mut out, p.event(), d)?,
+        Some(d) => {
+            let syms = symbols.join().unwrap_or_default();
+            trace_binary(&args, &def, &shutdown, inst, &mut out, p.event(), d, syms)?
+        }
         None => trace_text(&args, &shutdown, inst, &mut out, p.event())?,
     };
     if traced.end == StreamEnd::OutputClosed {
@@ -271,7 +277,7 @@ fn create_probe(
 /// kprobe's own activity left out), `-p`'s PID list and `-s`'s stack traces.
 fn setup_instance(tracefs: &Tracefs, args: &Args, p: &Probe) -> Result<Instance> {
     let inst = cleanup::start_instance(tracefs, "kprobe")?;
-    inst.write("trace_clock", "mono")?;
+    inst.ensure("trace_clock", "mono")?;
     let (group, event) = (p.group(), p.event());
     let mut filter = args.filter.clone().unwrap_or_default();
     if let Some(t) = args.tid {
@@ -513,8 +519,8 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(dec: Decoders, def: &Definition, start: u64) -> Lines {
-        let ctx = render::Context::new(dec.style, render::Symbols::load());
+    fn new(dec: Decoders, def: &Definition, start: u64, syms: render::Symbols) -> Lines {
+        let ctx = render::Context::new(dec.style, syms);
         if ctx.syms.is_empty() {
             eprintln!("WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): code addresses are printed in hex");
         }
@@ -578,6 +584,7 @@ impl Lines {
 
 /// Decodes the probe's records from the per-CPU binary buffers and prints them
 /// ([`Lines`]), live or (with `-d`) after the duration.
+#[allow(clippy::too_many_arguments)]
 fn trace_binary(
     args: &Args,
     def: &Definition,
@@ -586,9 +593,10 @@ fn trace_binary(
     out: &mut Output,
     event: &str,
     dec: Decoders,
+    syms: render::Symbols,
 ) -> Result<Traced> {
     let mut session = Session::start(inst)?;
-    let mut lines = Lines::new(dec, def, perf_tools_core::clock::monotonic_ns());
+    let mut lines = Lines::new(dec, def, perf_tools_core::clock::monotonic_ns(), syms);
     let mut lost_in_pages = 0;
     let mut warn_lost = |n: u64| {
         lost_in_pages += n;
