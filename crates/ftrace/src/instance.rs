@@ -130,10 +130,7 @@ impl Instance {
     /// so a value already in place is not written again.
     pub fn ensure(&self, rel: impl AsRef<Path>, value: &str) -> Result<bool> {
         let rel = rel.as_ref();
-        if self
-            .read(rel)
-            .is_ok_and(|now| setting_reads(&now, value))
-        {
+        if self.read(rel).is_ok_and(|now| setting_reads(&now, value)) {
             return Ok(false);
         }
         self.write(rel, value)?;
@@ -424,8 +421,14 @@ mod tests {
     #[test]
     fn settings_already_in_place_are_recognised() {
         use super::setting_reads;
-        assert!(setting_reads("local global counter uptime perf [mono] mono_raw boot\n", "mono"));
-        assert!(!setting_reads("[local] global counter uptime perf mono mono_raw boot\n", "mono"));
+        assert!(setting_reads(
+            "local global counter uptime perf [mono] mono_raw boot\n",
+            "mono"
+        ));
+        assert!(!setting_reads(
+            "[local] global counter uptime perf mono mono_raw boot\n",
+            "mono"
+        ));
         assert!(setting_reads("4096\n", "4096"));
         assert!(!setting_reads("1408\n", "4096"));
         // The top level before its buffer is expanded: not the size asked for.
