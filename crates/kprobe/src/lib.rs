@@ -573,10 +573,8 @@ impl Lines {
     /// the first second faulted (`end`: the run is over).
     fn release(&mut self, upto: u64, out: &mut Vec<u8>, end: bool) {
         self.merger.release(upto, |_, l| out.extend_from_slice(l));
-        if let Some(w) = self
-            .watch
-            .verdict(perf_tools_core::clock::monotonic_ns(), end)
-        {
+        // Every event up to `upto` has been read: the window is judged once it has.
+        if let Some(w) = self.watch.verdict(upto, end) {
             eprintln!("{w}");
         }
     }
