@@ -81,16 +81,19 @@ impl DiskStats {
 
 impl DiskStats {
     /// What the kernel completed since `earlier`, as the end-of-run account states it:
-    /// with a device filter, `[(n, "block I/Os on other devices"), (m, "on 7,0")]`;
-    /// without, `[(n, "block I/Os completed")]`.
+    /// with a device filter, `[(n, "block I/Os on other devices"), (m, "on 7,0 per /proc/diskstats")]`;
+    /// without, `[(n, "block I/Os completed per /proc/diskstats")]`.
     pub fn seen(&self, earlier: &DiskStats, dev: Option<Device>) -> Vec<(u64, String)> {
         let (on, other) = self.since(earlier, dev);
         match dev {
             Some(d) => vec![
                 (other, "block I/Os on other devices".to_string()),
-                (on, format!("on {d}")),
+                (on, format!("on {d} per /proc/diskstats")),
             ],
-            None => vec![(other, "block I/Os completed".to_string())],
+            None => vec![(
+                other,
+                "block I/Os completed per /proc/diskstats".to_string(),
+            )],
         }
     }
 }
@@ -138,7 +141,7 @@ mod tests {
             b.seen(&a, Some(loop0)),
             vec![
                 (1710, "block I/Os on other devices".to_string()),
-                (0, "on 7,0".to_string())
+                (0, "on 7,0 per /proc/diskstats".to_string())
             ]
         );
     }

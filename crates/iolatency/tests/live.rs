@@ -140,7 +140,7 @@ fn idle_interval_ctrl_c_and_cleanup() {
     let (head, tail) = (
         "iolatency: 0 I/Os in the histograms: ",
         format!(
-            " block I/Os on other devices, 0 on {d} (filter -d {d}); 0 lost",
+            " block I/Os on other devices, 0 on {d} per /proc/diskstats (filter -d {d}); 0 lost",
             d = lo.dev
         ),
     );

@@ -1090,7 +1090,7 @@ fn an_idle_device_run_explains_its_empty_output() {
     assert_account(
         lines[0],
         &format!(
-            "iosnoop: 0 rows: N block I/Os on other devices, 0 on {d} (filter -d {d}); 0 lost",
+            "iosnoop: 0 rows: N block I/Os on other devices, 0 on {d} per /proc/diskstats (filter -d {d}); 0 lost",
             d = lo.dev
         ),
     );
@@ -1114,7 +1114,7 @@ fn rows_left_out_by_a_name_filter_are_accounted_and_a_full_run_is_quiet() {
     assert_account(
         lines[0],
         &format!(
-            "iosnoop: 0 rows: 1 traced, 1 left out by -n ^nomatch$, N block I/Os on other devices, 1 on {d} (filters -d {d} -n ^nomatch$); 0 lost",
+            "iosnoop: 0 rows: 1 traced, 1 left out by -n ^nomatch$, N block I/Os on other devices, 1 on {d} per /proc/diskstats (filters -d {d} -n ^nomatch$); 0 lost",
             d = lo.dev
         ),
     );
