@@ -4,7 +4,7 @@
 # restored after a normal end, SIGINT, SIGKILL (+ --cleanup), SIGKILL (+ rerun) and a panic.
 # Run: scripts/vm/test.sh --kernel 6.1 funcgraph
 # needs: funcgraph
-# timeout: 400
+# timeout: 480
 # One vCPU: turning function_graph on and off live-patches ~40k function entries, and
 # QEMU 7.2 TCG with 2 vCPUs intermittently oopses (int3) or soft-locks during that on
 # 5.10 and 6.12 (seen in about one boot in three); with 1 vCPU 6 of 6 runs (2 per kernel) passed.
@@ -143,6 +143,18 @@ check_file_grep "overhead warning" 'WARNING: .*slower' /tmp/fg1.err
 check_file_grep "says which tracer it uses" 'instance|top-level' /tmp/fg1.err
 check "settings restored after -d" state_restored
 grep -E 'top-level|instance' /tmp/fg1.err | head -1
+check_no_grep "a run with lines prints no end-of-run account" '^funcgraph: [0-9,]+ lines' cat /tmp/fg1.err
+
+# 5b. An empty run explains itself: a sleeping process never calls vfs_read.
+sleep 60 &
+idle=$!
+funcgraph -p "$idle" -d 2 vfs_read >/tmp/fg7.out 2>/tmp/fg7.err
+rc=$?
+kill "$idle" 2>/dev/null
+cat /tmp/fg7.err /tmp/fg7.out >"$VM_CHECK_OUT"
+check "empty run exits 0" test "$rc" -eq 0
+check_file_grep "empty run: the account names the function, the filter and how to check" "^funcgraph: 0 lines: no call of \"vfs_read\" by PID $idle was traced \\(not called while tracing, or only inlined\\) \\(filter -p $idle\\); 0 lost; -p $idle filtered in the kernel" /tmp/fg7.err
+check "settings restored after the empty run" state_restored
 
 # 6. A function that cannot be traced: close matches, exit 1, nothing changed.
 check_grep "untraceable function: close matches" 'close matches: .*vfs_read' sh -c 'funcgraph -d 1 vfs_raed; [ $? -eq 1 ]'

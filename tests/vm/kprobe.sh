@@ -37,6 +37,17 @@ opens /tmp/k4.out &
 kprobe -d 3 'p:myopen do_sys_openat2 filename=+0($arg2):string' 'filename == "/nonexistent"' >/tmp/k4.out 2>&1
 wait
 check_no_grep "non-matching filter: no events" 'myopen:' cat /tmp/k4.out
+# The end-of-run account: an empty run says what the probe saw before the filter; a run
+# with lines prints none.
+check_file_grep "empty run: the account with the hits and the filter" "^kprobe: 0 lines: [0-9,]+ probe hits before any filter, kprobe's own included \\(filter 'filename == \"/nonexistent\"'\\); 0 lost$" /tmp/k4.out
+check_no_grep "run with lines: no account" '^kprobe: [0-9,]+ lines' cat /tmp/k1.out
+check_no_grep "good fetches: no fault warning" 'printed \(fault\)' cat /tmp/k1.out
+# A fetch that always faults ($arg1 is the dfd, AT_FDCWD, not a pointer) is reported.
+opens /tmp/k10.out &
+kprobe -d 2 'p:myopen do_sys_openat2 fn=+0($arg1):ustring' >/tmp/k10.out 2>&1
+wait
+check_file_grep "every fetch faulted: one warning with the reason" '^kprobe: WARNING: fn printed \(fault\) in every one of the [0-9]+ events of the first second: the fetch read nothing; it is fetched with :ustring' /tmp/k10.out
+check "the fault warning is printed once" test "$(grep -c 'printed (fault)' /tmp/k10.out)" -eq 1
 
 # Hostile names: a task whose comm holds a newline and an ESC (a script's comm is its
 # file name) opens, twice, a file whose name holds a newline. Exactly one escaped line

@@ -2,6 +2,7 @@
 //! `block_rq_complete`): decoding by format, in-kernel filters, and pairing of a
 //! request's start with its completion. Shared by iosnoop and iolatency.
 
+pub mod diskstats;
 mod inflight_table;
 
 use crate::inflight_table::{Key, Table};
@@ -83,6 +84,17 @@ pub enum DeviceSpec {
     Name(String),
     /// A device node.
     Path(std::path::PathBuf),
+}
+
+impl fmt::Display for DeviceSpec {
+    /// As the user can give it again: `7,0`, `sda1`, `/dev/sda`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Number(d) => write!(f, "{d}"),
+            DeviceSpec::Name(n) => write!(f, "{n}"),
+            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 impl FromStr for DeviceSpec {
@@ -590,14 +602,17 @@ pub fn start_trace(
     buffer_percent: u32,
 ) -> Result<(perf_tools_ftrace::session::Session, BlockDecoder)> {
     let inst = perf_tools_ftrace::cleanup::start_instance(tracefs, tool)?;
-    inst.write("trace_clock", "mono")?;
+    // Each of the next three writes costs the kernel at least one RCU grace period (the
+    // clock: two; the buffers: reallocation), so none is made when the value is already
+    // in place. Sub-buffers first: resizing then allocates 64 KiB ones directly.
+    inst.ensure("trace_clock", "mono")?;
     // Larger sub-buffers (Linux 6.8+) cut the read() calls and page swaps per event by
     // 16x, most of the kernel-side cost of reading a busy trace; older kernels keep
     // their page-sized ones.
-    let _ = inst.write("buffer_subbuf_size_kb", "64");
-    inst.write("buffer_size_kb", &buffer_kb.to_string())?;
+    let _ = inst.ensure("buffer_subbuf_size_kb", "64");
+    inst.ensure("buffer_size_kb", &buffer_kb.to_string())?;
     // Older kernels have no buffer_percent: reading then simply wakes on any data.
-    let _ = inst.write("buffer_percent", &buffer_percent.to_string());
+    let _ = inst.ensure("buffer_percent", &buffer_percent.to_string());
     let decoder = BlockDecoder::load(&inst, start)?;
     for &ev in BlockDecoder::events(start) {
         let filter = if ev == "block_rq_complete" {

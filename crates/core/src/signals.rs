@@ -60,6 +60,18 @@ pub fn is_ignored(sig: i32) -> bool {
     rc == 0 && old.sa_sigaction == libc::SIG_IGN
 }
 
+/// Why [`Shutdown::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A descriptor is readable, or the timeout passed: time to read.
+    Ready,
+    /// A shutdown signal arrived.
+    Shutdown,
+    /// The reader of our standard output went away (`iosnoop | head` after head exited):
+    /// the run should end now, even if no further output would have revealed it.
+    OutputClosed,
+}
+
 /// Shutdown request state, installed once per run.
 #[derive(Debug)]
 pub struct Shutdown {
@@ -127,7 +139,9 @@ impl Shutdown {
         self.rx.as_raw_fd()
     }
 
-    /// Sleeps up to `d`; returns true (early) if a shutdown was requested.
+    /// Sleeps up to `d`; returns true (early) if a shutdown was requested. Unlike
+    /// [`Shutdown::wait`], a closed output pipe does not end the sleep (a buffered run
+    /// finds out when it writes).
     pub fn sleep(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
         loop {
@@ -138,15 +152,74 @@ impl Shutdown {
             if now >= deadline {
                 return false;
             }
-            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-            let mut pfd = libc::pollfd {
-                fd: self.fd(),
+            self.poll(&[], false, deadline - now, &mut []);
+        }
+    }
+
+    /// The one poll-with-shutdown of the suite: waits until one of `fds` is readable, a
+    /// shutdown signal arrives, the reader of standard output goes away (`tool | head`
+    /// after head exited: the run should end even if it would print nothing more), or
+    /// `timeout` passes. Returns at once if a shutdown was already requested.
+    pub fn wait(&self, fds: &[RawFd], timeout: Duration) -> Wake {
+        self.wait_ready(fds, timeout, &mut [])
+    }
+
+    /// Like [`Shutdown::wait`], and also says which of `fds` are readable (or hung up):
+    /// `ready[i]` for `fds[i]` (`ready` may be shorter than `fds`).
+    pub fn wait_ready(&self, fds: &[RawFd], timeout: Duration, ready: &mut [bool]) -> Wake {
+        ready.iter_mut().for_each(|r| *r = false);
+        if self.requested() {
+            return Wake::Shutdown;
+        }
+        let out = self.poll(fds, true, timeout, ready);
+        if self.requested() {
+            Wake::Shutdown
+        } else if crate::output::output_closed(out) {
+            Wake::OutputClosed
+        } else {
+            Wake::Ready
+        }
+    }
+
+    /// One poll(2) on `fds`, the wake-up socket and (if `watch_output`) standard output;
+    /// returns standard output's `revents`.
+    fn poll(
+        &self,
+        fds: &[RawFd],
+        watch_output: bool,
+        timeout: Duration,
+        ready: &mut [bool],
+    ) -> i16 {
+        let mut pfds: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|&fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            };
-            // SAFETY: pfd is a valid pollfd array of length 1.
-            unsafe { libc::poll(&mut pfd, 1, ms) };
-            self.drain();
+            })
+            .collect();
+        pfds.push(libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if watch_output {
+            // With no events requested, poll reports only POLLERR/POLLHUP on stdout: for
+            // a pipe, POLLERR means every reader has closed it.
+            pfds.push(crate::output::stdout_pollfd());
+        }
+        // Round up: a timeout of 0.4 ms must not become a busy poll with timeout 0.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: pfds is a valid, initialised pollfd array of the given length.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        self.drain();
+        for (r, p) in ready.iter_mut().zip(&pfds[..fds.len()]) {
+            *r = p.revents != 0;
+        }
+        if watch_output {
+            pfds[pfds.len() - 1].revents
+        } else {
+            0
         }
     }
 
@@ -162,5 +235,39 @@ impl Drop for Shutdown {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn wait_reports_readable_fds_timeouts_and_shutdown() {
+        let sd = Shutdown::install().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        // Nothing to read: the timeout passes.
+        let t = Instant::now();
+        let mut ready = [true];
+        assert_eq!(
+            sd.wait_ready(&[a.as_raw_fd()], Duration::from_millis(30), &mut ready),
+            Wake::Ready
+        );
+        assert!(t.elapsed() >= Duration::from_millis(29) && !ready[0]);
+        // Data: at once, and the fd is marked.
+        b.write_all(b"x").unwrap();
+        let t = Instant::now();
+        assert_eq!(
+            sd.wait_ready(&[a.as_raw_fd()], Duration::from_secs(5), &mut ready),
+            Wake::Ready
+        );
+        assert!(t.elapsed() < Duration::from_secs(1) && ready[0]);
+        // A shutdown signal ends a wait and every later one, and a sleep.
+        // SAFETY: raising a signal whose handler was installed above.
+        unsafe { libc::raise(libc::SIGUSR2) };
+        assert_eq!(sd.wait(&[], Duration::from_secs(5)), Wake::Shutdown);
+        assert_eq!(sd.signal(), Some(libc::SIGUSR2));
+        assert!(sd.sleep(Duration::from_secs(5)));
     }
 }

@@ -124,6 +124,19 @@ impl Instance {
         fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
     }
 
+    /// Writes `value` to a setting of the instance unless it already reads so; returns
+    /// true if it wrote. Some settings cost the kernel an RCU grace period or more per
+    /// write (`trace_clock`, `buffer_subbuf_size_kb`, `buffer_size_kb`: milliseconds each),
+    /// so a value already in place is not written again.
+    pub fn ensure(&self, rel: impl AsRef<Path>, value: &str) -> Result<bool> {
+        let rel = rel.as_ref();
+        if self.read(rel).is_ok_and(|now| setting_reads(&now, value)) {
+            return Ok(false);
+        }
+        self.write(rel, value)?;
+        Ok(true)
+    }
+
     /// Reads a file of the instance.
     pub fn read(&self, rel: impl AsRef<Path>) -> Result<String> {
         let path = self.dir.join(rel);
@@ -151,14 +164,15 @@ impl Instance {
         Ok(())
     }
 
-    /// Records what `rel` reads now as this run's setting of it.
-    fn remember(&self, rel: &str) {
+    /// Records what `rel` reads now as this run's setting of it, and returns it.
+    fn remember(&self, rel: &str) -> String {
         let now = self.read(rel).unwrap_or_default();
         let mut expected = self.expected.borrow_mut();
         match expected.iter_mut().find(|(r, _)| r == rel) {
-            Some(e) => e.1 = now,
-            None => expected.push((rel.to_string(), now)),
+            Some(e) => e.1 = now.clone(),
+            None => expected.push((rel.to_string(), now.clone())),
         }
+        now
     }
 
     /// The settings of this run that another process changed since the run made them
@@ -213,7 +227,16 @@ impl Instance {
         let rel = format!("events/{system}/{event}/enable");
         self.write(&rel, "1")
             .with_context(|| format!("enabling the {system}:{event} tracepoint"))?;
-        self.remember(&rel);
+        let now = self.remember(&rel);
+        // Verify: a write the kernel accepted without enabling the event (soft-disabled
+        // by a trigger, or undone by another process at once) would trace nothing.
+        if !enable_reads_on(&now) {
+            bail!(
+                "the kernel did not enable the {system}:{event} tracepoint in {}: its enable file reads {:?} after writing 1 (another tracing user may be changing this instance, or a trigger keeps the event soft-disabled)",
+                self.dir.display(),
+                now.trim()
+            );
+        }
         Ok(())
     }
 
@@ -325,6 +348,24 @@ impl Instance {
     }
 }
 
+/// True if `text`, read from a setting, says it is set to `value`: the selected word of
+/// a list (`local [mono] uptime` for `trace_clock`), or the whole trimmed text.
+fn setting_reads(text: &str, value: &str) -> bool {
+    let text = text.trim();
+    if text.contains('[') {
+        return text
+            .split_whitespace()
+            .any(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')) == Some(value));
+    }
+    text == value.trim()
+}
+
+/// True if the text of an event's `enable` file says it records: `1`, or `1*` (enabled
+/// with a trigger) — not `0`, `0*` (soft-disabled) or `X` (mixed).
+fn enable_reads_on(text: &str) -> bool {
+    matches!(text.trim(), "1" | "1*")
+}
+
 /// Removes an instance directory, retrying while the kernel reports it busy (a reader
 /// that is just closing its files).
 pub fn remove_instance_dir(dir: &Path) -> Result<()> {
@@ -377,6 +418,34 @@ pub fn parse_stats(text: &str) -> LossStats {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn settings_already_in_place_are_recognised() {
+        use super::setting_reads;
+        assert!(setting_reads(
+            "local global counter uptime perf [mono] mono_raw boot\n",
+            "mono"
+        ));
+        assert!(!setting_reads(
+            "[local] global counter uptime perf mono mono_raw boot\n",
+            "mono"
+        ));
+        assert!(setting_reads("4096\n", "4096"));
+        assert!(!setting_reads("1408\n", "4096"));
+        // The top level before its buffer is expanded: not the size asked for.
+        assert!(!setting_reads("7 (expanded: 1408)\n", "1408"));
+        assert!(!setting_reads("", "64"));
+    }
+
+    #[test]
+    fn enable_file_values() {
+        for on in ["1\n", "1*\n"] {
+            assert!(super::enable_reads_on(on), "{on:?}");
+        }
+        for off in ["0\n", "0*\n", "X\n", ""] {
+            assert!(!super::enable_reads_on(off), "{off:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -8,7 +8,9 @@
 //!   be used; [`cleanup`]: removal of what killed runs left behind, on top of those.
 //! * [`format`]: event layouts from `events/*/*/format`; [`ringbuf`]: binary page
 //!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time
-//!   order; [`session`]: an instance with its readers and the checks that its state holds.
+//!   order; [`session`]: an instance with its readers, the checks that its state holds and
+//!   the end of a run ([`session::RunAccount`]); [`text_pipe`]: the kernel's text
+//!   rendering (`trace_pipe`), for what has no binary decoder.
 //! * [`check`]: the tracefs part of every tool's `--check` and of perf-tools-doctor.
 
 pub mod check;
@@ -22,5 +24,6 @@ pub mod probe;
 pub mod reader;
 pub mod ringbuf;
 pub mod session;
+pub mod text_pipe;
 pub mod toplevel;
 pub mod tracefs;

@@ -151,17 +151,8 @@ pub struct DrainStats {
     pub gaps: u64,
 }
 
-/// Outcome of [`RawReader::wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// A buffer has data (or the timeout passed): time to drain.
-    Ready,
-    /// A shutdown signal arrived.
-    Shutdown,
-    /// The reader of our standard output went away (`iosnoop | head` after head exited):
-    /// the run should end now, even if no further output would have revealed it.
-    OutputClosed,
-}
+/// Outcome of [`RawReader::wait`]: the suite's one [`Shutdown::wait`] result.
+pub use perf_tools_core::signals::Wake;
 
 /// The sum of the loss counters in the `stats` files at `paths`.
 fn lost_in(paths: &[std::path::PathBuf]) -> u64 {
@@ -234,38 +225,8 @@ impl RawReader {
     /// Waits until a buffer reaches the instance's `buffer_percent` watermark, a shutdown
     /// signal arrives, standard output's reader goes away, or `timeout` passes.
     pub fn wait(&self, shutdown: &Shutdown, timeout: Duration) -> Wake {
-        if shutdown.requested() {
-            return Wake::Shutdown;
-        }
-        let mut fds: Vec<libc::pollfd> = self
-            .cpus
-            .iter()
-            .map(|c| libc::pollfd {
-                fd: c.file.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        fds.push(libc::pollfd {
-            fd: shutdown.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // With no events requested, poll reports only POLLERR/POLLHUP on stdout: for a
-        // pipe, POLLERR means every reader has closed it.
-        fds.push(perf_tools_core::output::stdout_pollfd());
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: fds is a valid, initialised pollfd array of the given length.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        shutdown.drain();
-        let out = fds[fds.len() - 1].revents;
-        if shutdown.requested() {
-            Wake::Shutdown
-        } else if perf_tools_core::output::output_closed(out) {
-            Wake::OutputClosed
-        } else {
-            Wake::Ready
-        }
+        let fds: Vec<_> = self.cpus.iter().map(|c| c.file.as_raw_fd()).collect();
+        shutdown.wait(&fds, timeout)
     }
 
     /// Reads every page currently available on every CPU and calls

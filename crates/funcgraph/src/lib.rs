@@ -9,18 +9,18 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use perf_tools_core::cli;
-use perf_tools_core::output::{self, LineEscaper, Output};
+use perf_tools_core::output::{LineEscaper, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
+use perf_tools_ftrace::session::{RunAccount, StreamEnd};
+use perf_tools_ftrace::text_pipe::{self, TextPipe};
 use perf_tools_ftrace::toplevel::{self, TopLevel};
 use perf_tools_ftrace::tracefs::{read_file, Tracefs};
 
@@ -521,12 +521,28 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
     eprintln!("funcgraph: {OVERHEAD_WARNING}");
     t.set("current_tracer", "function_graph")
         .context("enabling the function_graph tracer")?;
-    Ok(())
+    verify(t)
 }
 
-/// Counts `[LOST N EVENTS]` markers the kernel puts in its text.
-fn count_lost(buf: &[u8]) -> u64 {
-    buf.windows(6).filter(|w| w == b"[LOST ").count() as u64
+/// Checks, cheaply, that the kernel took the settings that make rows appear: the tracer
+/// is function_graph and tracing_on reads 1.
+fn verify(t: &Target) -> Result<()> {
+    let dir = t.dir().display();
+    let tracer = t.read("current_tracer")?;
+    if tracer.trim() != "function_graph" {
+        bail!(
+            "the kernel did not start the function_graph tracer in {dir}: current_tracer reads {:?}; another ftrace user may have changed it",
+            tracer.trim()
+        );
+    }
+    let on = t.read("tracing_on")?;
+    if on.trim() != "1" {
+        bail!(
+            "tracing_on in {dir} reads {:?} after funcgraph turned it on: recording is disabled (a kernel warning with traceoff_on_warning, or another ftrace user); nothing would be traced",
+            on.trim()
+        );
+    }
+    Ok(())
 }
 
 /// Copies the `#` header lines at the top of the target's `trace` file.
@@ -546,82 +562,57 @@ fn copy_header(dir: &Path, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
-/// Reads everything `trace_pipe` has now (up to `cap` bytes) into `out`.
-fn read_available(pipe: &mut File, out: &mut Vec<u8>, cap: usize) -> Result<()> {
-    let mut chunk = [0u8; 1 << 16];
-    while out.len() < cap {
-        match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                break
-            }
-            Err(e) => return Err(e).context("reading trace_pipe"),
-        }
-    }
-    Ok(())
+/// What a run printed: lines of the graph (not counting `#` headers) and lost-event
+/// markers.
+#[derive(Debug, Default, Clone, Copy)]
+struct Printed {
+    lines: u64,
+    /// `[LOST N EVENTS]` markers.
+    lost: u64,
+    /// The sum of their counts.
+    lost_events: u64,
 }
 
-/// Streams `trace_pipe` until a signal or a closed output pipe; returns lost-event markers.
-fn stream(t: &mut Target, shutdown: &Shutdown, out: &mut Output, headers: bool) -> Result<u64> {
-    let path = t.dir().join("trace_pipe");
-    let mut pipe = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+impl Printed {
+    /// Counts `text` (any chunk of the kernel's text, not only whole lines).
+    fn add(&mut self, text: &[u8]) {
+        let (lost, events) = text_pipe::lost_markers(text);
+        self.lost += lost;
+        self.lost_events += events;
+        let newlines = text.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines += newlines.saturating_sub(lost);
+    }
+}
+
+/// Streams `trace_pipe` until a signal or a closed output pipe.
+fn stream(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    headers: bool,
+) -> Result<(Printed, StreamEnd)> {
+    let mut pipe = TextPipe::open(t.dir())?;
     if headers {
         copy_header(t.dir(), out)?;
     }
-    let mut lost = 0;
+    let mut printed = Printed::default();
     // The kernel's text, with control characters in process names spelled out.
-    let (mut raw, mut escaper) = (Vec::new(), LineEscaper::default());
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: pipe.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: shutdown.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            output::stdout_pollfd(),
-        ];
-        // SAFETY: fds is a valid pollfd array of the given length.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
-        shutdown.drain();
-        if output::output_closed(fds[2].revents) {
-            return Ok(lost);
-        }
-        let finishing = shutdown.requested();
-        if finishing {
-            t.set("tracing_on", "0")?;
-        }
-        read_available(&mut pipe, &mut raw, 1 << 20)?;
-        lost += count_lost(&raw);
-        escaper.push(&raw, &mut out.buf);
-        raw.clear();
-        out.flush()?;
-        if finishing {
-            // Whatever was still buffered when tracing stopped.
-            loop {
-                read_available(&mut pipe, &mut raw, 1 << 20)?;
-                if raw.is_empty() {
-                    break;
-                }
-                lost += count_lost(&raw);
-                escaper.push(&raw, &mut out.buf);
-                raw.clear();
-                out.flush()?;
+    let mut escaper = LineEscaper::default();
+    let end = pipe.stream(
+        shutdown,
+        Duration::from_millis(250),
+        || t.set("tracing_on", "0"),
+        |text, last| {
+            printed.add(text);
+            escaper.push(text, &mut out.buf);
+            if last {
+                escaper.finish(&mut out.buf);
             }
-            escaper.finish(&mut out.buf);
             out.flush()?;
-            return Ok(lost);
-        }
-    }
+            Ok(())
+        },
+    )?;
+    Ok((printed, end))
 }
 
 /// Traces for `secs`, then prints the `trace` file (without `#` lines unless `headers`).
@@ -631,14 +622,14 @@ fn buffered(
     out: &mut Output,
     secs: f64,
     headers: bool,
-) -> Result<u64> {
+) -> Result<Printed> {
     shutdown.sleep(Duration::from_secs_f64(secs));
     t.set("tracing_on", "0")?;
     let p = t.dir().join("trace");
     let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
     let mut r = BufReader::with_capacity(1 << 16, f);
     let mut line = Vec::new();
-    let mut lost = 0;
+    let mut printed = Printed::default();
     let mut escaper = LineEscaper::default();
     loop {
         line.clear();
@@ -648,10 +639,13 @@ fn buffered(
         {
             break;
         }
-        if !headers && line.starts_with(b"#") {
-            continue;
+        if line.starts_with(b"#") {
+            if !headers {
+                continue;
+            }
+        } else {
+            printed.add(&line);
         }
-        lost += count_lost(&line);
         escaper.push(&line, &mut out.buf);
         if out.buf.len() >= 1 << 16 {
             out.flush()?;
@@ -659,7 +653,30 @@ fn buffered(
     }
     escaper.finish(&mut out.buf);
     out.flush()?;
-    Ok(lost)
+    Ok(printed)
+}
+
+/// The end-of-run account: why a run printed no line.
+fn account(args: &Args, pats: &[String], printed: Printed) -> RunAccount {
+    let mut a = RunAccount::new("funcgraph", "lines");
+    a.rows = printed.lines;
+    let funcs = pats.join(" ");
+    let who = match (args.pid, args.tid) {
+        (Some(p), _) => {
+            a.filter(format!("-p {p}"), true);
+            format!(" by PID {p}")
+        }
+        (None, Some(t)) => {
+            a.filter(format!("-L {t}"), true);
+            format!(" by TID {t}")
+        }
+        _ => String::new(),
+    };
+    a.notes.push(format!(
+        "no call of \"{funcs}\"{who} was traced (not called while tracing, or only inlined)"
+    ));
+    a.lost = printed.lost_events;
+    a
 }
 
 /// Runs funcgraph.
@@ -698,16 +715,26 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
     out.flush()?;
-    let lost = match args.duration {
-        Some(d) => buffered(&mut target, &shutdown, &mut out, d, headers)?,
+    let (printed, end) = match args.duration {
+        Some(d) => (
+            buffered(&mut target, &shutdown, &mut out, d, headers)?,
+            StreamEnd::Finished,
+        ),
         None => stream(&mut target, &shutdown, &mut out, headers)?,
     };
+    if end == StreamEnd::OutputClosed {
+        // Nobody reads our output any more: end quietly, restoring everything.
+        return target.finish();
+    }
     let _ = writeln!(out.buf, "\nEnding tracing...");
     let flushed = out.flush();
     target.finish()?;
     flushed?;
-    if lost > 0 {
-        eprintln!("WARNING: the kernel lost events {lost} times (see the [LOST N EVENTS] lines); the graph has gaps");
+    if printed.lost > 0 {
+        eprintln!("WARNING: the kernel lost events {} times (see the [LOST N EVENTS] lines); the graph has gaps", printed.lost);
+    }
+    if let Some(line) = account(&args, &pats, printed).line() {
+        eprintln!("{line}");
     }
     Ok(())
 }
@@ -792,10 +819,25 @@ mod tests {
     }
 
     #[test]
-    fn counts_lost_markers() {
+    fn counts_lines_and_lost_markers_across_chunks() {
+        let mut p = Printed::default();
+        p.add(b" 0)   |  f() {\nCPU:1 [LOST 12 EVENTS]\n 0)   ");
+        p.add(b"|  }\nCPU:0 [LOST 3 EVENTS]\n");
+        assert_eq!((p.lines, p.lost, p.lost_events), (2, 2, 15));
+    }
+
+    #[test]
+    fn an_empty_run_explains_itself_and_a_run_with_lines_does_not() {
+        let a = Args::parse_from(["funcgraph", "-p", "42", "vfs_read"]);
+        let pats = patterns(&a.functions);
         assert_eq!(
-            count_lost(b" 0)   |  f() {\nCPU:1 [LOST 12 EVENTS]\nCPU:0 [LOST 3 EVENTS]\n"),
-            2
+            account(&a, &pats, Printed::default()).line().unwrap(),
+            "funcgraph: 0 lines: no call of \"vfs_read\" by PID 42 was traced (not called while tracing, or only inlined) (filter -p 42); 0 lost; -p 42 filtered in the kernel, which does not count what it leaves out: run without it (or with --check) to see what it excludes"
         );
+        let printed = Printed {
+            lines: 3,
+            ..Default::default()
+        };
+        assert_eq!(account(&a, &pats, printed).line(), None);
     }
 }

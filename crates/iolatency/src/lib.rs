@@ -16,12 +16,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use hist::Log2Hist;
+use perf_tools_block::diskstats::DiskStats;
 use perf_tools_block::{BlockPipeline, Device, DeviceSpec, Lean, StartPoint};
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::{cli, clock::monotonic_ns};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::reader::Wake;
+use perf_tools_ftrace::session::{EndOfRun, RunAccount};
 use perf_tools_ftrace::tracefs::Tracefs;
 
 /// Command-line options (the original's, plus long-only or new extras).
@@ -386,6 +388,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut pipeline = BlockPipeline::<Lean>::new(decoder, start_point);
     let mut summary = Summary::new(unit_ns, exact, args.per_disk);
     let mut printed = 0u64;
+    // I/Os counted in the printed histograms, and what the disks did meanwhile: for the
+    // end-of-run account, which explains all-zero histograms.
+    let mut counted = 0u64;
+    let disks_before = DiskStats::read();
     // Lost events: reported in printed summaries so far, and flagged in pages since.
     let mut lost_reported = 0u64;
     let mut lost_in_band = 0u64;
@@ -453,6 +459,7 @@ pub fn run(args: Args) -> Result<()> {
                 summary.render_text(&mut out.buf, ts.as_deref());
             }
             out.flush()?;
+            counted += summary.total();
             summary = Summary::new(unit_ns, exact, args.per_disk);
             printed += 1;
             tick += interval_ns;
@@ -462,21 +469,46 @@ pub fn run(args: Args) -> Result<()> {
         }
         count_completed(&mut pipeline, &mut summary, watermark);
     }
-    let lost = session.reader.lost_events().max(lost_reported);
-    session.finish()?;
-    if args.json {
-        eprintln!("\nEnding tracing...");
-    } else {
-        let _ = writeln!(out.buf, "\nEnding tracing...");
-        out.flush()?;
+    let mut account = RunAccount::new("iolatency", "I/Os in the histograms");
+    account.rows = counted;
+    if let (Some(before), Some(after)) = (disks_before.as_ref(), DiskStats::read()) {
+        account.seen = after.seen(before, device.as_ref().map(|d| d.dev));
     }
-    if lost > 0 {
-        eprintln!(
-            "WARNING: {lost} events lost in total; histograms undercount ({} I/Os in flight across the losses were not timed)",
-            pipeline.inflight.dropped_at_gap
-        );
+    if printed == 0 {
+        account
+            .notes
+            .push("no interval ended before the run did".to_string());
     }
+    for opt in filter_notes(&args) {
+        account.filter(opt, true);
+    }
+    session.end_run(
+        &mut out,
+        EndOfRun {
+            lost_reported,
+            note_on_stderr: args.json,
+            loss_effect: format!(
+                "histograms undercount ({} I/Os in flight across the losses were not timed)",
+                pipeline.inflight.dropped_at_gap
+            ),
+            account: Some(account),
+        },
+        || Ok(()),
+    )?;
     Ok(())
+}
+
+/// The filters in force, as the user gave them (all applied in the kernel), for the
+/// end-of-run account.
+pub fn filter_notes(args: &Args) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(d) = &args.device {
+        v.push(format!("-d {d}"));
+    }
+    if let Some(i) = &args.iotype {
+        v.push(format!("-i '{i}'"));
+    }
+    v
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ fn every_io_is_counted_exactly_once_across_intervals() {
     );
     assert_eq!(r.seen.last().map(String::as_str), Some("Ending tracing..."));
     assert!(!instance_of("iolatency", r.child.id()));
+    // Histograms with counts: no end-of-run account.
+    assert!(!err.contains("iolatency: "), "{err}");
 }
 
 #[test]
@@ -126,9 +128,29 @@ fn idle_interval_ctrl_c_and_cleanup() {
     let pid = r.child.id();
     assert!(instance_of("iolatency", pid));
     r.signal(libc::SIGINT);
-    let (code, _) = r.finish(T);
+    let (code, err) = r.finish(T);
     assert_eq!(code, 0);
     assert!(!instance_of("iolatency", pid));
+    // All-zero histograms are explained: what the disks did, the filter, the losses.
+    let account: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("iolatency: "))
+        .collect();
+    assert_eq!(account.len(), 1, "{err}");
+    let (head, tail) = (
+        "iolatency: 0 I/Os in the histograms: ",
+        format!(
+            " block I/Os on other devices, 0 on {d} per /proc/diskstats (filter -d {d}); 0 lost",
+            d = lo.dev
+        ),
+    );
+    let line = account[0];
+    assert!(line.starts_with(head) && line.ends_with(&tail), "{line}");
+    let n = &line[head.len()..line.len() - tail.len()];
+    assert!(
+        !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == ','),
+        "{line}"
+    );
 
     let r = spawn(BIN, &["1"]);
     std::thread::sleep(Duration::from_millis(500));

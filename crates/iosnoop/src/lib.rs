@@ -11,13 +11,14 @@ use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
+use perf_tools_block::diskstats::DiskStats;
 use perf_tools_block::{BlockPipeline, Completed, DeviceSpec, Full, StartPoint, Who};
 use perf_tools_core::cli;
 use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
-use perf_tools_ftrace::session::StreamEnd;
+use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
 /// Command-line options (the original's, plus long-only extras).
@@ -346,6 +347,28 @@ pub fn check() -> Result<perf_tools_core::check::Report> {
     perf_tools_block::check("iosnoop")
 }
 
+/// The filters in force, as the user gave them, and whether each is applied in the
+/// kernel (for the end-of-run account).
+pub fn filter_notes(args: &Args) -> Vec<(String, bool)> {
+    let mut v = Vec::new();
+    if let Some(d) = &args.device {
+        v.push((format!("-d {d}"), true));
+    }
+    if let Some(i) = &args.iotype {
+        v.push((format!("-i '{i}'"), true));
+    }
+    if let Some(t) = args.tid {
+        v.push((format!("-L {t}"), true));
+    }
+    if let Some(p) = args.pid {
+        v.push((format!("-p {p}"), false));
+    }
+    if let Some(n) = &args.name {
+        v.push((format!("-n {n}"), false));
+    }
+    v
+}
+
 /// Runs iosnoop.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
@@ -390,6 +413,8 @@ pub fn run(args: Args) -> Result<()> {
         25,
     )?;
     // (PT_FAULT=panic fault injection happens in the core, when tracing is turned on.)
+    // What the kernel completes meanwhile, whatever the filters: for the account.
+    let disks_before = DiskStats::read();
 
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
@@ -410,15 +435,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut totals = perf_tools_ftrace::reader::DrainStats::default();
     let streaming = args.duration.is_none();
+    // I/O traced but left out by the filters applied here (-p, -n): for the account.
+    let mut left_out = 0u64;
     let mut keep = |who: &Who| {
-        if let Some(t) = threads.as_mut() {
-            if !t.contains(who.pid as u32) {
-                return false;
-            }
-        }
-        name_re
-            .as_ref()
-            .is_none_or(|re| re.is_match(trim_nul(&who.comm)))
+        let kept = threads.as_mut().is_none_or(|t| t.contains(who.pid as u32))
+            && name_re
+                .as_ref()
+                .is_none_or(|re| re.is_match(trim_nul(&who.comm)));
+        left_out += u64::from(!kept);
+        kept
     };
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
     let end = session.stream(&shutdown, args.duration, poll, |reader, _, batch| {
@@ -473,22 +498,34 @@ pub fn run(args: Args) -> Result<()> {
         // Nobody reads our output any more: end quietly, cleaning up.
         return session.finish();
     }
-    let lost = session.lost_events().max(lost_reported);
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
-            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} dropped at gaps {} in flight {} lost {lost}",
+            "debug: pages {} events {} undecoded {} unmatched completions {} aged-out starts {} dropped at gaps {} in flight {}",
             totals.pages, totals.events, pipeline.undecoded, pipeline.inflight.unmatched, pipeline.inflight.aged_out, pipeline.inflight.dropped_at_gap, pipeline.inflight.len()
         );
     }
-    session.finish()?;
-    let _ = writeln!(out.buf, "\nEnding tracing...");
-    out.flush()?;
-    if lost > 0 {
-        eprintln!(
-            "WARNING: {lost} events lost in total; rows may be missing ({} I/Os in flight across the losses were not timed)",
-            pipeline.inflight.dropped_at_gap
-        );
+    let mut account = RunAccount::new("iosnoop", "rows");
+    account.rows = rows.rows;
+    account.left_out = left_out;
+    if let (Some(before), Some(after)) = (disks_before.as_ref(), DiskStats::read()) {
+        account.seen = after.seen(before, device.as_ref().map(|d| d.dev));
     }
+    for (opt, in_kernel) in filter_notes(&args) {
+        account.filter(opt, in_kernel);
+    }
+    session.end_run(
+        &mut out,
+        EndOfRun {
+            lost_reported,
+            note_on_stderr: false,
+            loss_effect: format!(
+                "rows may be missing ({} I/Os in flight across the losses were not timed)",
+                pipeline.inflight.dropped_at_gap
+            ),
+            account: Some(account),
+        },
+        || Ok(()),
+    )?;
     if rows.unqueued > 0 {
         eprintln!(
             "note: {} of {} I/O never passed the I/O scheduler queue (no block_rq_insert): their LATms, marked *, is from issue",

@@ -1057,3 +1057,73 @@ fn an_abort_still_removes_the_instance() {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("{aborted} of 3 limited runs aborted");
 }
+
+/// The end-of-run account lines (`iosnoop: ...`) on stderr.
+fn account_lines(err: &str) -> Vec<&str> {
+    err.lines().filter(|l| l.starts_with("iosnoop: ")).collect()
+}
+
+/// Checks an account line against `want`, where `N` stands for the count of block I/Os
+/// on other devices (other runs' I/O on this machine: any number).
+fn assert_account(line: &str, want: &str) {
+    let (head, tail) = want.split_once('N').unwrap();
+    assert!(line.starts_with(head), "{line:?} vs {want:?}");
+    let rest = &line[head.len()..];
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit() && c != ',')
+        .unwrap_or(rest.len());
+    assert!(digits > 0, "no count in {line:?}");
+    assert_eq!(&rest[digits..], tail, "{line:?}");
+}
+
+#[test]
+fn an_idle_device_run_explains_its_empty_output() {
+    if !live_or_skip("an_idle_device_run_explains_its_empty_output") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let (code, out, err) = run(BIN, &["-d", &lo.dev, "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("\nEnding tracing...\n"), "{out}");
+    let lines = account_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_account(
+        lines[0],
+        &format!(
+            "iosnoop: 0 rows: N block I/Os on other devices, 0 on {d} per /proc/diskstats (filter -d {d}); 0 lost",
+            d = lo.dev
+        ),
+    );
+}
+
+#[test]
+fn rows_left_out_by_a_name_filter_are_accounted_and_a_full_run_is_quiet() {
+    if !live_or_skip("rows_left_out_by_a_name_filter_are_accounted_and_a_full_run_is_quiet") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    // -n that matches nothing: the one I/O is traced, then left out.
+    let mut r = spawn(BIN, &["-d", &lo.dev, "-n", "^nomatch$", "1.5"]);
+    r.wait_for("LATms", T);
+    dd_direct(&lo.path, true, 0, 4096, 1);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows_for(&r, &lo.dev, 3).len(), 0, "{:?}", r.seen);
+    let lines = account_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_account(
+        lines[0],
+        &format!(
+            "iosnoop: 0 rows: 1 traced, 1 left out by -n ^nomatch$, N block I/Os on other devices, 1 on {d} per /proc/diskstats (filters -d {d} -n ^nomatch$); 0 lost",
+            d = lo.dev
+        ),
+    );
+    // The same I/O without -n: one row, and no account.
+    let mut r = spawn(BIN, &["-d", &lo.dev, "1.5"]);
+    r.wait_for("LATms", T);
+    dd_direct(&lo.path, true, 0, 4096, 1);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows_for(&r, &lo.dev, 3).len(), 1, "{:?}", r.seen);
+    assert_eq!(account_lines(&err), Vec::<&str>::new(), "{err}");
+}

@@ -9,13 +9,10 @@
 //! reported, and the probe is removed on every exit path (or by the next run's
 //! stale-state cleanup after `kill -9`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::time::Duration;
 
 use perf_tools_core::cli;
 use perf_tools_core::output::Output;
@@ -25,10 +22,14 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::{self, Probe, ProbeError};
-use perf_tools_ftrace::session::{Session, StreamEnd};
+use perf_tools_ftrace::session::{RunAccount, Session, StreamEnd};
+use perf_tools_ftrace::text_pipe::{self, TextPipe};
 use perf_tools_ftrace::tracefs::Tracefs;
 
+pub mod faults;
 pub mod render;
+
+use faults::FaultWatch;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -138,12 +139,19 @@ pub fn function_available(list: &str, func: &str) -> bool {
 
 /// Kretprobe misses of `event` from the text of `kprobe_profile`.
 pub fn misses(profile: &str, event: &str) -> Option<u64> {
+    profile_counts(profile, event).map(|(_, m)| m)
+}
+
+/// `(hits, misses)` of `event` from the text of `kprobe_profile`. The hits count every
+/// time the probe fired, before any event filter or PID filter.
+pub fn profile_counts(profile: &str, event: &str) -> Option<(u64, u64)> {
     profile.lines().find_map(|l| {
         let c: Vec<&str> = l.split_whitespace().collect();
         let name = c.first()?;
-        (name.rsplit('/').next() == Some(event) && c.len() >= 3)
-            .then(|| c[2].parse().ok())
-            .flatten()
+        if name.rsplit('/').next() != Some(event) || c.len() < 3 {
+            return None;
+        }
+        Some((c[1].parse().ok()?, c[2].parse().ok()?))
     })
 }
 
@@ -257,7 +265,8 @@ pub fn check() -> Result<perf_tools_core::check::Report> {
     Ok(r)
 }
 
-/// Runs kprobe.
+/// Runs kprobe: checks, creates the probe, sets up a private instance, traces, and ends
+/// with the loss, miss and end-of-run reports.
 pub fn run(args: Args) -> Result<()> {
     if args.cleanup {
         return cleanup::cleanup_command();
@@ -280,51 +289,112 @@ pub fn run(args: Args) -> Result<()> {
     let tracefs = Tracefs::open()?;
     let support = probe::require_kprobes(&tracefs)?;
     if !args.force {
-        let f = base_function(&def.func);
-        let list =
-            std::fs::read_to_string(tracefs.path("available_filter_functions")).unwrap_or_default();
-        if !function_available(&list, f) {
-            bail!("func {f} not in {}: either it doesn't exist, or it might be unsafe to kprobe; use -F to override", tracefs.path("available_filter_functions").display());
-        }
+        require_traceable(&tracefs, &def)?;
     }
     // Declared before the instance: removed after it (the kernel refuses to remove a
     // probe still enabled in an instance).
-    // Outside -v, the probe also records the task's comm (`$comm`), so lines name the
-    // task as it was when the event fired, from the binary record, escaped. A kernel
-    // refusing it gets the user's definition alone (tasks are then named from /proc).
+    let (p, with_comm) = create_probe(&tracefs, &support, &def, args.view)?;
+    if args.view {
+        print!("{}", p.format(&tracefs)?);
+        return p.remove();
+    }
+    // Reading /proc/kallsyms takes tens of ms of CPU: done meanwhile, while the
+    // instance's settings wait on the kernel (RCU grace periods).
+    let symbols = std::thread::spawn(render::Symbols::load);
+    let inst = setup_instance(&tracefs, &args, &p)?;
+    let decoders = decoders(&tracefs, &args, &p, &inst, with_comm);
+    inst.enable_event(p.group(), p.event())?;
+    inst.set_tracing_on(true)?;
+    let mut out = Output::stdout();
+    let traced = match decoders {
+        Some(d) => {
+            let syms = symbols.join().unwrap_or_default();
+            trace_binary(&args, &def, &shutdown, inst, &mut out, p.event(), d, syms)?
+        }
+        None => trace_text(&args, &shutdown, inst, &mut out, p.event())?,
+    };
+    if traced.end == StreamEnd::OutputClosed {
+        // Nobody reads our output any more: end quietly (the instance is gone).
+        return p.remove();
+    }
+    let profile = std::fs::read_to_string(tracefs.path("kprobe_profile")).unwrap_or_default();
+    let counts = profile_counts(&profile, p.event());
+    p.remove()?;
+    let _ = writeln!(out.buf, "\nEnding tracing...");
+    out.flush()?;
+    if traced.lost > 0 {
+        eprintln!(
+            "WARNING: {} events lost in total: the kernel buffer overflowed; lines are missing",
+            traced.lost
+        );
+    }
+    if def.kind.starts_with('r') {
+        if let Some(m) = counts.map(|c| c.1).filter(|&m| m > 0) {
+            eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
+        }
+    }
+    if let Some(line) = account(&args, &traced, counts.map(|c| c.0)).line() {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
+/// Refuses a function the kernel does not list as traceable (the original's safety
+/// check; `-F` skips it).
+fn require_traceable(tracefs: &Tracefs, def: &Definition) -> Result<()> {
+    let f = base_function(&def.func);
+    let path = tracefs.path("available_filter_functions");
+    let list = std::fs::read_to_string(&path).unwrap_or_default();
+    if !function_available(&list, f) {
+        bail!("func {f} not in {}: either it doesn't exist, or it might be unsafe to kprobe; use -F to override", path.display());
+    }
+    Ok(())
+}
+
+/// Creates the probe. Outside `-v` it also records the task's comm (`$comm`), so lines
+/// name the task as it was when the event fired, from the binary record, escaped; a
+/// kernel refusing that gets the user's definition alone (tasks are then named from
+/// /proc). Returns the probe and whether it records the comm.
+fn create_probe(
+    tracefs: &Tracefs,
+    support: &probe::Support,
+    def: &Definition,
+    view: bool,
+) -> Result<(Probe, bool)> {
     let create = |extra: &str| {
         Probe::create(
-            &tracefs,
+            tracefs,
             support.kprobe_control(),
             &def.kind,
             &def.event,
             format!("{} {} {extra}", def.func, def.args).trim(),
         )
     };
-    let attempt = if args.view {
+    let attempt = if view {
         None
     } else {
         create(&format!("{COMM_ARG}=$comm")).ok()
     };
     let with_comm = attempt.is_some();
-    let p = match attempt.map_or_else(|| create(""), Ok) {
-        Ok(p) => p,
+    match attempt.map_or_else(|| create(""), Ok) {
+        Ok(p) => Ok((p, with_comm)),
         Err(e) => {
             let hint = e
                 .downcast_ref::<ProbeError>()
                 .and_then(|pe| probe::register_hint(&pe.definition))
                 .map(|h| format!("\n{h}"))
                 .unwrap_or_default();
-            return Err(e.context(format!("creating the probe{hint}")));
+            Err(e.context(format!("creating the probe{hint}")))
         }
-    };
-    if args.view {
-        print!("{}", p.format(&tracefs)?);
-        return p.remove();
     }
-    let inst = cleanup::start_instance(&tracefs, "kprobe")?;
-    inst.write("trace_clock", "mono")?;
-    let (group, event) = (p.group().to_string(), p.event().to_string());
+}
+
+/// The private instance with the trace clock, the filters (the user's, `-L`, and
+/// kprobe's own activity left out), `-p`'s PID list and `-s`'s stack traces.
+fn setup_instance(tracefs: &Tracefs, args: &Args, p: &Probe) -> Result<Instance> {
+    let inst = cleanup::start_instance(tracefs, "kprobe")?;
+    inst.ensure("trace_clock", "mono")?;
+    let (group, event) = (p.group(), p.event());
     let mut filter = args.filter.clone().unwrap_or_default();
     if let Some(t) = args.tid {
         filter = if filter.is_empty() {
@@ -335,7 +405,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if !filter.is_empty() {
         // Set the user's expression alone first, so a rejection points into their text.
-        inst.set_filter(&group, &event, &filter)?;
+        inst.set_filter(group, event, &filter)?;
     }
     if args.tid.is_none() && args.pid.is_none() {
         // Leave out kprobe's own activity (its tracefs reads and writes).
@@ -345,7 +415,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             format!("({filter}) && common_pid != {me}")
         };
-        inst.set_filter(&group, &event, &filter)?;
+        inst.set_filter(group, event, &filter)?;
     }
     if let Some(pid) = args.pid {
         let tids: Vec<String> = target::Procfs::default()
@@ -362,6 +432,25 @@ pub fn run(args: Args) -> Result<()> {
     if args.stack {
         inst.write("options/stacktrace", "1")?;
     }
+    Ok(inst)
+}
+
+/// What decodes the probe's binary records.
+struct Decoders {
+    layout: render::ProbeEvent,
+    stack: Option<render::StackEvent>,
+    style: render::Style,
+}
+
+/// The decoders of the probe's records (and of stack records with `-s`), or `None`
+/// with a warning: kprobe then prints the kernel's text, unescaped.
+fn decoders(
+    tracefs: &Tracefs,
+    args: &Args,
+    p: &Probe,
+    inst: &Instance,
+    with_comm: bool,
+) -> Option<Decoders> {
     // The column legend of the kernel's text output (read while the buffer is empty).
     let style = inst
         .read("trace")
@@ -369,10 +458,10 @@ pub fn run(args: Args) -> Result<()> {
         .and_then(|t| render::Style::from_header(&t))
         .unwrap_or_default();
     let layout = p
-        .format(&tracefs)
+        .format(tracefs)
         .map_err(|e| e.to_string())
         .and_then(|text| render::ProbeEvent::new(&text, with_comm.then_some(COMM_ARG), true));
-    let stack_layout = if args.stack {
+    let stack = if args.stack {
         perf_tools_ftrace::tracefs::read_file(&tracefs.path("events/ftrace/kernel_stack/format"))
             .map_err(|e| format!("reading events/ftrace/kernel_stack/format: {e}"))
             .and_then(|t| render::StackEvent::new(&t))
@@ -380,76 +469,82 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         Ok(None)
     };
-    inst.enable_event(&group, &event)?;
-    inst.set_tracing_on(true)?;
-    let binary = match (layout, stack_layout) {
-        (Ok(l), Ok(s)) => Some((l, s)),
+    match (layout, stack) {
+        (Ok(layout), Ok(stack)) => Some(Decoders {
+            layout,
+            stack,
+            style,
+        }),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("WARNING: cannot decode this probe's records ({e}); printing the kernel's text output, in which names from user space are NOT escaped");
             None
         }
-    };
-    let mut out = Output::stdout();
-    let lost = match binary {
-        Some((layout, stack)) => {
-            let mut session = Session::start(inst)?;
-            let end = stream_binary(
-                &args,
-                &shutdown,
-                &mut session,
-                &mut out,
-                &event,
-                layout,
-                stack,
-                style,
-            )?;
-            let lost = session.lost_events();
-            if end == StreamEnd::OutputClosed {
-                session.finish()?;
-                return p.remove();
-            }
-            session.finish()?;
-            lost
-        }
-        None => {
-            if !stream_text(&args, &shutdown, &inst, &mut out, &event)? {
-                inst.remove()?;
-                return p.remove();
-            }
-            inst.remove()?;
-            0
-        }
-    };
-    let profile = std::fs::read_to_string(tracefs.path("kprobe_profile")).unwrap_or_default();
-    p.remove()?;
-    let _ = writeln!(out.buf, "\nEnding tracing...");
-    out.flush()?;
-    if lost > 0 {
-        eprintln!(
-            "WARNING: {lost} events lost in total: the kernel buffer overflowed; lines are missing"
-        );
     }
-    if def.kind.starts_with('r') {
-        if let Some(m) = misses(&profile, &event).filter(|&m| m > 0) {
-            eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
-        }
+}
+
+/// How tracing went: how it ended, the event lines printed and the events lost. The
+/// instance is removed by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Traced {
+    end: StreamEnd,
+    lines: u64,
+    lost: u64,
+}
+
+/// The end-of-run account: why a run printed no line, from the probe's hit count
+/// (`kprobe_profile`, before any filter) when there is one.
+fn account(args: &Args, traced: &Traced, hits: Option<u64>) -> RunAccount {
+    let mut a = RunAccount::new("kprobe", "lines");
+    a.rows = traced.lines;
+    a.lost = traced.lost;
+    if let Some(f) = &args.filter {
+        a.filter(format!("'{f}'"), true);
     }
-    Ok(())
+    if let Some(p) = args.pid {
+        a.filter(format!("-p {p}"), true);
+    }
+    if let Some(t) = args.tid {
+        a.filter(format!("-L {t}"), true);
+    }
+    match hits {
+        Some(h) => a.seen.push((
+            h,
+            "probe hits before any filter, kprobe's own included".to_string(),
+        )),
+        None => a
+            .notes
+            .push("the probe's hit count is unknown (no kprobe_profile entry)".to_string()),
+    }
+    a
 }
 
 /// The hidden argument that records the task's comm with each event.
 const COMM_ARG: &str = "__ptrs_comm";
 
+/// Counts the event lines of the kernel's text (not stack lines, not `#` headers).
+fn event_lines(text: &[u8]) -> u64 {
+    text.split(|&b| b == b'\n')
+        .filter(|l| {
+            let t = l.trim_ascii_start();
+            !t.is_empty() && !t.starts_with(b"#") && !t.starts_with(b"=>") && !t.starts_with(b"<")
+        })
+        .count() as u64
+}
+
 /// Streams (or, with `-d`, collects) the kernel's text rendering of the instance's
-/// events: used only when the probe's records cannot be decoded. Returns false if
-/// standard output was closed.
-fn stream_text(
+/// events: used only when the probe's records cannot be decoded.
+fn trace_text(
     args: &Args,
     shutdown: &Shutdown,
-    inst: &Instance,
+    inst: Instance,
     out: &mut Output,
     event: &str,
-) -> Result<bool> {
+) -> Result<Traced> {
+    let mut traced = Traced {
+        end: StreamEnd::Finished,
+        lines: 0,
+        lost: 0,
+    };
     match args.duration {
         Some(d) => {
             let _ = writeln!(
@@ -466,6 +561,8 @@ fn stream_text(
                 }
                 let _ = writeln!(out.buf, "{l}");
             }
+            traced.lines = event_lines(text.as_bytes());
+            traced.lost = text_pipe::lost_markers(text.as_bytes()).1;
             out.flush()?;
         }
         None => {
@@ -476,69 +573,38 @@ fn stream_text(
                 }
             }
             out.flush()?;
-            let path = inst.dir().join("trace_pipe");
-            let mut pipe = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let mut buf = vec![0u8; 1 << 16];
+            let mut pipe = TextPipe::open(inst.dir())?;
             let mut partial: Vec<u8> = Vec::new();
-            loop {
-                let mut fds = [
-                    libc::pollfd {
-                        fd: pipe.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: shutdown.fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                ];
-                // SAFETY: fds is a valid pollfd array of length 2.
-                unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-                shutdown.drain();
-                if perf_tools_core::output::stdout_closed() {
-                    return Ok(false);
-                }
-                let deadline = Instant::now() + Duration::from_millis(50);
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            partial.extend_from_slice(&buf[..n]);
-                            if let Some(end) = partial.iter().rposition(|&b| b == b'\n') {
-                                for l in partial[..=end].split(|&b| b == b'\n') {
-                                    if l.windows(4).any(|w| w == b"LOST") {
-                                        eprintln!("WARNING: {}", String::from_utf8_lossy(l));
-                                    }
-                                }
-                                out.buf.extend_from_slice(&partial[..=end]);
-                                partial.drain(..=end);
-                            }
-                            if Instant::now() > deadline {
-                                break;
+            traced.end = pipe.stream(
+                shutdown,
+                Duration::from_millis(100),
+                || inst.set_tracing_on(false),
+                |text, last| {
+                    partial.extend_from_slice(text);
+                    let end = if last {
+                        Some(partial.len())
+                    } else {
+                        partial.iter().rposition(|&b| b == b'\n').map(|e| e + 1)
+                    };
+                    if let Some(end) = end {
+                        for l in partial[..end].split(|&b| b == b'\n') {
+                            if l.windows(5).any(|w| w == b"LOST ") {
+                                eprintln!("WARNING: {}", String::from_utf8_lossy(l));
                             }
                         }
-                        Err(e)
-                            if e.kind() == ErrorKind::WouldBlock
-                                || e.kind() == ErrorKind::Interrupted =>
-                        {
-                            break
-                        }
-                        Err(e) => return Err(e).context("reading trace_pipe"),
+                        traced.lines += event_lines(&partial[..end]);
+                        traced.lost += text_pipe::lost_markers(&partial[..end]).1;
+                        out.buf.extend_from_slice(&partial[..end]);
+                        partial.drain(..end);
                     }
-                }
-                out.flush()?;
-                if shutdown.requested() {
-                    break;
-                }
-            }
+                    out.flush()?;
+                    Ok(())
+                },
+            )?;
         }
     }
-    Ok(true)
+    inst.remove()?;
+    Ok(traced)
 }
 
 /// Reads the `#` header lines at the top of the instance's `trace` file (the kernel's
@@ -555,27 +621,41 @@ fn header_lines(inst: &Instance) -> Vec<String> {
         .collect()
 }
 
-/// Decodes the probe's records from the per-CPU binary buffers and prints each as the
-/// kernel's text output would, names escaped; lines are in time order across CPUs.
-#[allow(clippy::too_many_arguments)]
-fn stream_binary(
-    args: &Args,
-    shutdown: &Shutdown,
-    session: &mut Session,
-    out: &mut Output,
-    event: &str,
-    layout: render::ProbeEvent,
-    stack: Option<render::StackEvent>,
-    style: render::Style,
-) -> Result<StreamEnd> {
-    let mut ctx = render::Context::new(style, render::Symbols::load());
-    if ctx.syms.is_empty() {
-        eprintln!("WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): code addresses are printed in hex");
+/// Renders the probe's records (and their stack records) as the kernel's text output
+/// would, names escaped, in time order across CPUs; watches the string fetches.
+struct Lines {
+    dec: Decoders,
+    ctx: render::Context,
+    /// The comm of the last probe record per CPU, for the stack record that follows it.
+    last_comm: Vec<(i32, Option<Vec<u8>>)>,
+    merger: Merger<Vec<u8>>,
+    watch: FaultWatch,
+    /// Probe event lines rendered.
+    events: u64,
+}
+
+impl Lines {
+    fn new(dec: Decoders, def: &Definition, start: u64, syms: render::Symbols) -> Lines {
+        let ctx = render::Context::new(dec.style, syms);
+        if ctx.syms.is_empty() {
+            eprintln!("WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): code addresses are printed in hex");
+        }
+        let watch = FaultWatch::new(
+            &dec.layout.string_args(),
+            &faults::string_fetches(&def.args),
+            start,
+        );
+        Lines {
+            dec,
+            ctx,
+            last_comm: Vec::new(),
+            merger: Merger::new(),
+            watch,
+            events: 0,
+        }
     }
-    // The comm of the last probe record per CPU, for the stack record that follows it.
-    let mut last_comm: Vec<(i32, Option<Vec<u8>>)> = Vec::new();
-    let mut merger: Merger<Vec<u8>> = Merger::new();
-    let mut render_event = |cpu: u32, ts: u64, payload: &[u8], merger: &mut Merger<Vec<u8>>| {
+
+    fn event(&mut self, cpu: u32, ts: u64, payload: &[u8]) {
         let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
             return;
         };
@@ -584,29 +664,61 @@ fn stream_binary(
             .get(4..8)
             .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
         let slot = cpu as usize;
-        if slot >= last_comm.len() {
-            last_comm.resize(slot + 1, (-1, None));
+        if slot >= self.last_comm.len() {
+            self.last_comm.resize(slot + 1, (-1, None));
         }
+        let layout = &self.dec.layout;
         if id == layout.id {
-            layout.render(&mut line, &mut ctx, cpu, ts, payload);
-            last_comm[slot] = (pid, layout.comm(payload).map(<[u8]>::to_vec));
-        } else if let Some(st) = stack.as_ref().filter(|s| s.id == id) {
-            let comm = match &last_comm[slot] {
+            layout.render(&mut line, &mut self.ctx, cpu, ts, payload);
+            self.last_comm[slot] = (pid, layout.comm(payload).map(<[u8]>::to_vec));
+            self.watch.record(ts, layout.string_faults(payload));
+            self.events += 1;
+        } else if let Some(st) = self.dec.stack.as_ref().filter(|s| s.id == id) {
+            let comm = match &self.last_comm[slot] {
                 (p, c) if *p == pid && layout.has_comm() => Some(c.as_deref()),
                 _ => None,
             };
-            st.render(&mut line, &mut ctx, comm, cpu, ts, payload);
+            st.render(&mut line, &mut self.ctx, comm, cpu, ts, payload);
         } else {
             return;
         }
-        merger.push(slot, ts, line);
-    };
-    let warn_lost = |n: u64| {
+        self.merger.push(slot, ts, line);
+    }
+
+    /// Moves the lines up to `upto` into `out`, and says once if every string fetch of
+    /// the first second faulted (`end`: the run is over).
+    fn release(&mut self, upto: u64, out: &mut Vec<u8>, end: bool) {
+        self.merger.release(upto, |_, l| out.extend_from_slice(l));
+        // Every event up to `upto` has been read: the window is judged once it has.
+        if let Some(w) = self.watch.verdict(upto, end) {
+            eprintln!("{w}");
+        }
+    }
+}
+
+/// Decodes the probe's records from the per-CPU binary buffers and prints them
+/// ([`Lines`]), live or (with `-d`) after the duration.
+#[allow(clippy::too_many_arguments)]
+fn trace_binary(
+    args: &Args,
+    def: &Definition,
+    shutdown: &Shutdown,
+    inst: Instance,
+    out: &mut Output,
+    event: &str,
+    dec: Decoders,
+    syms: render::Symbols,
+) -> Result<Traced> {
+    let mut session = Session::start(inst)?;
+    let mut lines = Lines::new(dec, def, perf_tools_core::clock::monotonic_ns(), syms);
+    let mut lost_in_pages = 0;
+    let mut warn_lost = |n: u64| {
+        lost_in_pages += n;
         if n > 0 {
             eprintln!("WARNING: {n} events lost: the kernel buffer overflowed");
         }
     };
-    match args.duration {
+    let end = match args.duration {
         Some(d) => {
             let _ = writeln!(
                 out.buf,
@@ -621,17 +733,15 @@ fn stream_binary(
                 }
             }
             loop {
-                let stats = session
-                    .reader
-                    .drain(|cpu, ts, p| render_event(cpu, ts, p, &mut merger));
+                let stats = session.reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
                 warn_lost(stats.missed);
                 if stats.pages == 0 {
                     break;
                 }
             }
-            merger.release(u64::MAX, |_, l| out.buf.extend_from_slice(l));
+            lines.release(u64::MAX, &mut out.buf, true);
             out.flush()?;
-            Ok(StreamEnd::Finished)
+            StreamEnd::Finished
         }
         None => {
             let _ = writeln!(out.buf, "Tracing kprobe {event}. Ctrl-C to end.");
@@ -646,15 +756,22 @@ fn stream_binary(
                 None,
                 Duration::from_millis(100),
                 |reader, _, turn| {
-                    let stats = reader.drain(|cpu, ts, p| render_event(cpu, ts, p, &mut merger));
+                    let stats = reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
                     warn_lost(stats.missed);
-                    merger.release(turn.clock, |_, l| out.buf.extend_from_slice(l));
+                    lines.release(turn.clock, &mut out.buf, turn.last);
                     out.flush()?;
                     Ok(())
                 },
-            )
+            )?
         }
-    }
+    };
+    let lost = session.lost_events().max(lost_in_pages);
+    session.finish()?;
+    Ok(Traced {
+        end,
+        lines: lines.events,
+        lost,
+    })
 }
 
 #[cfg(test)]
@@ -705,6 +822,35 @@ mod tests {
         let p = "  myret                                                  10               3\n  other 1 0\n";
         assert_eq!(misses(p, "myret"), Some(3));
         assert_eq!(misses(p, "none"), None);
+    }
+
+    #[test]
+    fn reads_hits_and_misses() {
+        let p = "  ptrs_1/myret                                           10               3\n";
+        assert_eq!(profile_counts(p, "myret"), Some((10, 3)));
+        assert_eq!(profile_counts(p, "other"), None);
+    }
+
+    #[test]
+    fn an_empty_run_explains_itself_with_the_probe_hits() {
+        let a = Args::parse_from(["kprobe", "-p", "91", "p:vfs_read", "count > 4096"]);
+        let t = Traced {
+            end: StreamEnd::Finished,
+            lines: 0,
+            lost: 0,
+        };
+        assert_eq!(
+            account(&a, &t, Some(1204)).line().unwrap(),
+            "kprobe: 0 lines: 1,204 probe hits before any filter, kprobe's own included (filters 'count > 4096' -p 91); 0 lost"
+        );
+        let t = Traced { lines: 5, ..t };
+        assert_eq!(account(&a, &t, Some(1204)).line(), None);
+    }
+
+    #[test]
+    fn counts_event_lines_of_the_kernel_text() {
+        let text = b"# tracer: nop\n            cat-1  [000] .....  1.0: p_vfs_read_0: (vfs_read+0x0/0x10)\n => vfs_read\n => ksys_read\n            cat-1  [000] .....  1.1: p_vfs_read_0: (vfs_read+0x0/0x10)\n";
+        assert_eq!(event_lines(text), 2);
     }
 
     #[test]

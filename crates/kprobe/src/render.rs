@@ -404,6 +404,24 @@ impl ProbeEvent {
         string_at(self.comm.as_ref()?, payload)
     }
 
+    /// The names of the string arguments (`string`/`ustring` fetches) printed, in order.
+    pub fn string_args(&self) -> Vec<String> {
+        self.strings().map(|a| a.name.clone()).collect()
+    }
+
+    /// For each of [`ProbeEvent::string_args`], whether its fetch faulted (printed as
+    /// `(fault)`) in this record.
+    pub fn string_faults<'a>(&'a self, payload: &'a [u8]) -> impl Iterator<Item = bool> + 'a {
+        self.strings()
+            .map(|a| string_at(&a.field, payload).is_none())
+    }
+
+    fn strings(&self) -> impl Iterator<Item = &Arg> {
+        self.args
+            .iter()
+            .filter(|a| a.conv == Conv::Str && a.count.is_none())
+    }
+
     /// True if the task's comm comes from the event itself.
     pub fn has_comm(&self) -> bool {
         self.comm.is_some()
@@ -991,6 +1009,9 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "           <...>-42      [001] D.h12  5123.456790: t: (probed+0x10/0x100) a=-2 b={0x1,0xab,0x3} s=\"a\\tb\" f=(fault) c='\\e' sym=modf+0x4/0x40 [mymod]\n"
         );
+        // The decoded values the fault watch sees: s fetched, f faulted.
+        assert_eq!(ev.string_args(), ["s", "f"]);
+        assert_eq!(ev.string_faults(&p).collect::<Vec<_>>(), [false, true]);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use perf_tools_core::cli;
-use perf_tools_core::output::{self, Output};
-use perf_tools_core::signals::Shutdown;
+use perf_tools_core::output::Output;
+use perf_tools_core::signals::{self, Shutdown};
 use perf_tools_pmc::counters::{
     probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
@@ -339,32 +339,14 @@ fn wait_until(
             // No pidfd (Linux < 5.3): check the process every 100 ms.
             left = left.min(Duration::from_millis(100));
         }
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = vec![
-            libc::pollfd {
-                fd: shutdown.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            output::stdout_pollfd(),
-        ];
-        if let Some(fd) = exit_fd {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+        let fds: Vec<RawFd> = exit_fd.into_iter().collect();
+        let mut exited = [false];
+        match shutdown.wait_ready(&fds, left, &mut exited) {
+            signals::Wake::Shutdown => return Wake::Signal,
+            signals::Wake::OutputClosed => return Wake::OutputClosed,
+            signals::Wake::Ready => {}
         }
-        // SAFETY: fds is a valid array of pollfd of the given length.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        shutdown.drain();
-        if shutdown.requested() {
-            return Wake::Signal;
-        }
-        if output::output_closed(fds[1].revents) {
-            return Wake::OutputClosed;
-        }
-        if fds.len() > 2 && fds[2].revents != 0 {
+        if exited[0] {
             return Wake::TargetExited;
         }
     }
