@@ -168,7 +168,8 @@ trap stop_runs EXIT
 trap 'exit 130' INT TERM
 
 # run_one KERNEL SCRIPT: one boot; writes $results/<kernel>-<name>.{res,out}.
-# .res: "RESULT<TAB>SECS<TAB>CHECKS<TAB>REASON".
+# .res: RESULT, SECS, CHECKS, REASON separated by "|" (not a tab: read would merge
+# the two tabs around an empty field).
 run_one() {
   local k=$1 s=$2 name needs t mods smp bins b result='' checks='' secs=- reason='' out rc rpid t0 leak_tsv m
   name=$(basename "$s" .sh)
@@ -222,7 +223,7 @@ run_one() {
       esac
     fi
   fi
-  printf '%s\t%s\t%s\t%s\n' "$result" "$secs" "$checks" "$reason" >"$results/$k-$name.res"
+  printf '%s|%s|%s|%s\n' "$result" "$secs" "$checks" "$reason" >"$results/$k-$name.res"
 }
 
 # Longest first (the last measured duration, else the script's timeout), so that
@@ -265,7 +266,7 @@ printf "$fmt" SCRIPT KERNEL RESULT CHECKS TIME
 for r in "${runs[@]}"; do
   k=${r%% *} s=${r#* }
   name=$(basename "$s" .sh)
-  if ! IFS=$'\t' read -r result secs checks reason <"$results/$k-$name.res" 2>/dev/null; then
+  if ! IFS='|' read -r result secs checks reason <"$results/$k-$name.res" 2>/dev/null; then
     result=FAILED secs=- checks='' reason="the run did not report (interrupted?)"
   fi
   case "$result" in

@@ -53,7 +53,8 @@ check_no_grep "-x: no successful opens" ' [0-9]+ +[0-9]+ /' cat /tmp/os2.out
 
 opensnoop >/tmp/os3.out 2>&1 &
 pid=$!
-sleep 2
+# Its header says the probes are set up (a fixed sleep raced with a slow start).
+wait_line /tmp/os3.out '^COMM'
 check "opensnoop created probes while running" has_ours
 kill -INT $pid
 wait $pid
@@ -62,7 +63,7 @@ check_no_grep "no probe of ours left after SIGINT" '.' ours
 
 opensnoop >/tmp/os4.out 2>&1 &
 pid=$!
-sleep 2
+wait_line /tmp/os4.out '^COMM'
 kill -KILL $pid
 wait $pid 2>/dev/null
 check "SIGKILL leaves the probes" has_ours
