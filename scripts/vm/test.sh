@@ -10,6 +10,8 @@
 #   --kernel ID   only these kernels (repeatable; default: all of kernels.txt)
 #   --no-build    do not run build-static.sh; use what target/static holds
 #   --timeout S   per-run timeout when the script declares none (default 300)
+#   --slow N      multiply every per-run timeout by N (a busy host: the guests'
+#                 times grow with the host's load; VM_TIMEOUT_SCALE likewise)
 #   -j N          boot up to N guests at once (default: VM_JOBS, else the number
 #                 of host CPUs). Under TCG a guest keeps about one host core busy
 #                 (run.sh keeps TCG single-threaded), so N = cores halves the
@@ -47,13 +49,14 @@ set -euo pipefail
 # shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
-kernels=() scripts=() build=1 timeout=300 jobs=${VM_JOBS:-} full=
+kernels=() scripts=() build=1 timeout=300 jobs=${VM_JOBS:-} full='' scale=${VM_TIMEOUT_SCALE:-1}
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) [ $# -ge 2 ] || die "--kernel needs an id"; kernels+=("$2"); shift ;;
     --no-build) build= ;;
     --timeout) [ $# -ge 2 ] || die "--timeout needs seconds"; timeout=$2; shift ;;
     -j) [ $# -ge 2 ] || die "-j needs a number"; jobs=$2; shift ;;
+    --slow) [ $# -ge 2 ] || die "--slow needs a factor"; scale=$2; shift ;;
     -j[0-9]*) jobs=${1#-j} ;;
     --full) full=1 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -66,6 +69,7 @@ done
 # Named kernels and named scripts: exactly those, whatever the sets say.
 [ ${#kernels[@]} -eq 0 ] || [ ${#scripts[@]} -eq 0 ] || full=1
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "-j needs a whole number >= 1, not '$jobs'"
+[[ "$scale" =~ ^[1-9][0-9]*$ ]] || die "--slow needs a whole number >= 1, not '$scale'"
 [ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(kernel_ids)
 for k in "${kernels[@]}"; do kernel_line "$k" >/dev/null || die "no kernel '$k' in $KERNELS_TXT"; done
 if [ ${#scripts[@]} -eq 0 ]; then
@@ -175,6 +179,7 @@ run_one() {
   name=$(basename "$s" .sh)
   needs=$(header "$s" needs)
   t=$(header "$s" timeout); t=${t%% *}; [ -n "$t" ] || t=$timeout
+  t=$((t * scale))
   mods=()
   for m in $(header "$s" modules); do mods+=(--module "$m"); done
   smp=$(header "$s" smp); smp=${smp%% *}
