@@ -32,6 +32,8 @@
 #                                build (yet) makes the run SKIPPED, not failed
 #   # kernels: 6.1 6.12          run only on these kernel ids
 #   # sets: smoke                also run on the kernels of these sets
+#   # exclusive: yes             timing-sensitive: with -j N > 1, its runs come
+#                                first, one at a time, with no other guest beside
 #   # timeout: 120               per-run timeout in seconds
 #   # modules: null_blk          extra kernel modules for the guest (run.sh
 #                                --module: put into the initramfs with their
@@ -248,8 +250,18 @@ fmt='%-22s %-10s %-8s %-28s %7s\n'
 echo "test.sh: ${#runs[@]} runs on kernels ${kernels[*]}, up to $jobs at a time" >&2
 [ "$notset" -eq 0 ] || echo "test.sh: $notset runs left out: not in the set of kernel(s) ${notset_k[*]} (kernels.txt SET column; --full runs them)" >&2
 wall0=$(date +%s.%N)
-running=0
+# Runs of "# exclusive: yes" scripts first, each alone; then the others, N at a time.
+alone=() shared=()
 for r in "${order[@]}"; do
+  if [ "$jobs" -gt 1 ] && [ "$(header "${r#* }" exclusive)" = "yes " ]; then alone+=("$r"); else shared+=("$r"); fi
+done
+for r in "${alone[@]}"; do
+  run_one "${r%% *}" "${r#* }" &
+  pids+=($!)
+  wait "$!" || true
+done
+running=0
+for r in "${shared[@]}"; do
   if [ "$running" -ge "$jobs" ]; then
     wait -n || true
     running=$((running - 1))
