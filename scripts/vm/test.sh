@@ -10,6 +10,8 @@
 #   --kernel ID   only these kernels (repeatable; default: all of kernels.txt)
 #   --no-build    do not run build-static.sh; use what target/static holds
 #   --timeout S   per-run timeout when the script declares none (default 300)
+#   --slow N      multiply every per-run timeout by N (a busy host: the guests'
+#                 times grow with the host's load; VM_TIMEOUT_SCALE likewise)
 #   -j N          boot up to N guests at once (default: VM_JOBS, else the number
 #                 of host CPUs). Under TCG a guest keeps about one host core busy
 #                 (run.sh keeps TCG single-threaded), so N = cores halves the
@@ -30,6 +32,8 @@
 #                                build (yet) makes the run SKIPPED, not failed
 #   # kernels: 6.1 6.12          run only on these kernel ids
 #   # sets: smoke                also run on the kernels of these sets
+#   # exclusive: yes             timing-sensitive: with -j N > 1, its runs come
+#                                first, one at a time, with no other guest beside
 #   # timeout: 120               per-run timeout in seconds
 #   # modules: null_blk          extra kernel modules for the guest (run.sh
 #                                --module: put into the initramfs with their
@@ -47,13 +51,14 @@ set -euo pipefail
 # shellcheck source=scripts/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
-kernels=() scripts=() build=1 timeout=300 jobs=${VM_JOBS:-} full=
+kernels=() scripts=() build=1 timeout=300 jobs=${VM_JOBS:-} full='' scale=${VM_TIMEOUT_SCALE:-1}
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) [ $# -ge 2 ] || die "--kernel needs an id"; kernels+=("$2"); shift ;;
     --no-build) build= ;;
     --timeout) [ $# -ge 2 ] || die "--timeout needs seconds"; timeout=$2; shift ;;
     -j) [ $# -ge 2 ] || die "-j needs a number"; jobs=$2; shift ;;
+    --slow) [ $# -ge 2 ] || die "--slow needs a factor"; scale=$2; shift ;;
     -j[0-9]*) jobs=${1#-j} ;;
     --full) full=1 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -66,6 +71,7 @@ done
 # Named kernels and named scripts: exactly those, whatever the sets say.
 [ ${#kernels[@]} -eq 0 ] || [ ${#scripts[@]} -eq 0 ] || full=1
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "-j needs a whole number >= 1, not '$jobs'"
+[[ "$scale" =~ ^[1-9][0-9]*$ ]] || die "--slow needs a whole number >= 1, not '$scale'"
 [ ${#kernels[@]} -gt 0 ] || mapfile -t kernels < <(kernel_ids)
 for k in "${kernels[@]}"; do kernel_line "$k" >/dev/null || die "no kernel '$k' in $KERNELS_TXT"; done
 if [ ${#scripts[@]} -eq 0 ]; then
@@ -168,12 +174,14 @@ trap stop_runs EXIT
 trap 'exit 130' INT TERM
 
 # run_one KERNEL SCRIPT: one boot; writes $results/<kernel>-<name>.{res,out}.
-# .res: "RESULT<TAB>SECS<TAB>CHECKS<TAB>REASON".
+# .res: RESULT, SECS, CHECKS, REASON separated by "|" (not a tab: read would merge
+# the two tabs around an empty field).
 run_one() {
   local k=$1 s=$2 name needs t mods smp bins b result='' checks='' secs=- reason='' out rc rpid t0 leak_tsv m
   name=$(basename "$s" .sh)
   needs=$(header "$s" needs)
   t=$(header "$s" timeout); t=${t%% *}; [ -n "$t" ] || t=$timeout
+  t=$((t * scale))
   mods=()
   for m in $(header "$s" modules); do mods+=(--module "$m"); done
   smp=$(header "$s" smp); smp=${smp%% *}
@@ -222,7 +230,7 @@ run_one() {
       esac
     fi
   fi
-  printf '%s\t%s\t%s\t%s\n' "$result" "$secs" "$checks" "$reason" >"$results/$k-$name.res"
+  printf '%s|%s|%s|%s\n' "$result" "$secs" "$checks" "$reason" >"$results/$k-$name.res"
 }
 
 # Longest first (the last measured duration, else the script's timeout), so that
@@ -242,8 +250,18 @@ fmt='%-22s %-10s %-8s %-28s %7s\n'
 echo "test.sh: ${#runs[@]} runs on kernels ${kernels[*]}, up to $jobs at a time" >&2
 [ "$notset" -eq 0 ] || echo "test.sh: $notset runs left out: not in the set of kernel(s) ${notset_k[*]} (kernels.txt SET column; --full runs them)" >&2
 wall0=$(date +%s.%N)
-running=0
+# Runs of "# exclusive: yes" scripts first, each alone; then the others, N at a time.
+alone=() shared=()
 for r in "${order[@]}"; do
+  if [ "$jobs" -gt 1 ] && [ "$(header "${r#* }" exclusive)" = "yes " ]; then alone+=("$r"); else shared+=("$r"); fi
+done
+for r in "${alone[@]}"; do
+  run_one "${r%% *}" "${r#* }" &
+  pids+=($!)
+  wait "$!" || true
+done
+running=0
+for r in "${shared[@]}"; do
   if [ "$running" -ge "$jobs" ]; then
     wait -n || true
     running=$((running - 1))
@@ -265,7 +283,7 @@ printf "$fmt" SCRIPT KERNEL RESULT CHECKS TIME
 for r in "${runs[@]}"; do
   k=${r%% *} s=${r#* }
   name=$(basename "$s" .sh)
-  if ! IFS=$'\t' read -r result secs checks reason <"$results/$k-$name.res" 2>/dev/null; then
+  if ! IFS='|' read -r result secs checks reason <"$results/$k-$name.res" 2>/dev/null; then
     result=FAILED secs=- checks='' reason="the run did not report (interrupted?)"
   fi
   case "$result" in

@@ -84,14 +84,15 @@ check_no_grep "no probe of ours left after errors" '.' ours
 
 kprobe p:vfs_read >/tmp/k5.out 2>&1 &
 pid=$!
-sleep 2
+# Its banner says the probe is set up (a fixed sleep raced with a slow start).
+wait_line /tmp/k5.out '^Tracing kprobe'
 check "probe exists while running" has_ours
 kill -INT $pid; wait $pid
 check "SIGINT: exit 0" test $? -eq 0
 check_no_grep "no probe of ours left after SIGINT" '.' ours
 kprobe p:vfs_read >/tmp/k6.out 2>&1 &
 pid=$!
-sleep 2
+wait_line /tmp/k6.out '^Tracing kprobe'
 kill -KILL $pid; wait $pid 2>/dev/null
 check "SIGKILL leaves the probe" has_ours
 opens /tmp/k7.out &

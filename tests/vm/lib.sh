@@ -105,6 +105,18 @@ check_file_grep() {
   return 0
 }
 
+# wait_line FILE ERE [SECS]: waits until FILE has a line matching ERE (default at most
+# 30 s: a tool's start-up under TCG on a busy host can take several seconds); false if
+# it never came. For "the tool is set up" before signalling it, instead of a fixed sleep.
+wait_line() {
+  _wl=0
+  while ! grep -E -q -e "$2" "$1" 2>/dev/null; do
+    [ "$_wl" -lt $((${3:-30} * 10)) ] || return 1
+    sleep 0.1
+    _wl=$((_wl + 1))
+  done
+}
+
 # kernel_at_least MAJOR MINOR: true when the running kernel is >= MAJOR.MINOR.
 kernel_at_least() {
   _v=$(uname -r)
