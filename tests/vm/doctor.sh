@@ -2,10 +2,14 @@
 # and 6.12 (kprobes present everywhere, event probes only on 5.15+, the block layout
 # before and after 6.11), verdicts of the tracing tools, --json, and nothing left in tracefs.
 # needs: perf-tools-doctor
+# shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
 leftovers() {
-  ls "$T/instances" 2>/dev/null | grep -E '^(perf-tools-doctor|iosnoop|iolatency|funcgraph|kprobe)-[0-9]+$' || true
+  for d in "$T"/instances/*; do
+    [ -e "$d" ] || continue
+    basename "$d"
+  done | grep -E '^(perf-tools-doctor|iosnoop|iolatency|funcgraph|kprobe)-[0-9]+$' || true
   cat "$T/dynamic_events" "$T/kprobe_events" "$T/uprobe_events" 2>/dev/null | grep -E 'ptrs_[0-9]+/' || true
 }
 
