@@ -32,22 +32,26 @@ check_file_grep "function_graph" '^  function_graph +yes +available at the top l
 for ev in block_rq_issue block_rq_complete block_rq_insert sys_enter_openat sys_exit_openat sched_process_exec task_rename; do
   check_file_grep "event $ev" "^  $ev +yes +id [0-9]+, [0-9]+ fields$" /tmp/doc.out
 done
-# Linux 6.11 added the ioprio field to the block_rq_* events (6.12 has it, 6.1 not).
-if kernel_at_least 6 11; then
+# The expectations follow what the guest kernel offers (its format files and tracefs
+# README), as the doctor's do, not its version. Linux 6.11 added the ioprio field to
+# the block_rq_* events (6.12 has it, 6.1 not).
+if grep -q 'field:unsigned short ioprio' "$T/events/block/block_rq_issue/format"; then
   check_file_grep "6.11+: block layout with ioprio" '^  block_layout +yes +6\.11\+ \(with ioprio\)$' /tmp/doc.out
 else
   check_file_grep "< 6.11: block layout without ioprio" '^  block_layout +yes +pre-6\.11 \(no ioprio\)$' /tmp/doc.out
 fi
 check_file_grep "msr device (the msr module is loaded in the guest)" '^  msr_device +yes +/dev/cpu/0/msr reads IA32_TIME_STAMP_COUNTER$' /tmp/doc.out
-if kernel_at_least 5 15; then
+if grep -q '^[[:space:]]*e\[:' "$T/README"; then
   check_file_grep "5.15+: event probes verified" '^  eprobes +yes +verified: an event probe on syscalls\.sys_enter_openat created and removed$' /tmp/doc.out
-  check_file_grep "5.15+: opensnoop names from event probes" '^  opensnoop +yes +syscall tracepoints, file names from event probes' /tmp/doc.out
+  # opensnoop's row is its own --check: event probes when their sentinel opens come back
+  # with names, else a kprobe (Debian's 6.18.15 reads the names back empty).
+  check_file_grep "5.15+: opensnoop names from a verified source" '^  opensnoop +yes +file names from (event probes|a kprobe)' /tmp/doc.out
 else
   check_file_grep "< 5.15: no event probes" "^  eprobes +no +absent \\(the README documents no 'e:' probes\\)$" /tmp/doc.out
   check_file_grep "< 5.15: the fix names CONFIG_EPROBE_EVENTS" 'fix: use a kernel built with CONFIG_EPROBE_EVENTS=y \(Linux 5\.15\+\)$' /tmp/doc.out
-  check_file_grep "< 5.15: opensnoop names from a kprobe" "^  opensnoop +yes +syscall tracepoints, file names from a kprobe on the kernel's open function$" /tmp/doc.out
+  check_file_grep "< 5.15: opensnoop names from a kprobe" '^  opensnoop +yes +file names from a kprobe' /tmp/doc.out
 fi
-if kernel_at_least 6 8; then
+if [ -e "$T/buffer_subbuf_size_kb" ]; then
   check_file_grep "6.8+: sub-buffer size" '^  buffer_subbuf_size_kb +yes ' /tmp/doc.out
 else
   check_file_grep "< 6.8: no sub-buffer size" '^  buffer_subbuf_size_kb +degraded +absent: page-sized sub-buffers only$' /tmp/doc.out
