@@ -16,13 +16,13 @@ use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::cli;
 use perf_tools_core::output::{self, Output};
 use perf_tools_core::signals::Shutdown;
+use perf_tools_core::{cli, cpulist};
 use perf_tools_pmc::counters::{
     probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
-use perf_tools_pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
+use perf_tools_pmc::cpu::{online_cpus, CpuInfo, Pmus};
 use perf_tools_pmc::event::{Event, VendorEvent};
 use perf_tools_pmc::explain::{no_pmu_message, OpenFailure};
 use perf_tools_pmc::workload::{process_alive, Exit, Workload};
@@ -74,35 +74,15 @@ pub struct Args {
     #[arg(long = "show-events")]
     pub show_events: bool,
     /// Output interval in seconds
-    #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
+    #[arg(value_name = "interval", default_value = "1", value_parser = cli::seconds("interval", 0.01, cli::ONE_YEAR))]
     pub interval: f64,
     /// Total seconds to measure (default: until Ctrl-C, or until the process or command ends)
-    #[arg(value_name = "duration", value_parser = parse_duration)]
+    #[arg(value_name = "duration", value_parser = cli::parse_duration)]
     pub duration: Option<f64>,
     /// Run and measure this command, given as exact arguments after `--` (no shell);
     /// pmcstat exits with its exit status
     #[arg(last = true, value_name = "command")]
     pub argv: Vec<String>,
-}
-
-/// Parses a positive number of seconds, at most one year.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("not a number of seconds: {s:?}")),
-    }
-}
-
-/// Parses the interval: positive seconds, at least 0.01.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    let v = parse_duration(s)?;
-    if v < 0.01 {
-        return Err(format!("must be at least 0.01 seconds: {s}"));
-    }
-    Ok(v)
 }
 
 /// The clap definition (for man pages and completions).
@@ -142,7 +122,7 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Err(cli::usage("pick one of -C, -p, -c"));
     }
     if let Some(c) = &args.cpu {
-        let list = parse_cpu_list(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
+        let list = cpulist::parse(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
         if list.is_empty() {
             return Err(cli::usage("-C: empty CPU list"));
         }
@@ -150,7 +130,7 @@ pub fn scope(args: &Args) -> Result<Scope> {
         if let Some(bad) = list.iter().find(|c| !online.contains(c)) {
             return Err(cli::usage(format!(
                 "-C: CPU {bad} is not online (online CPUs: {})",
-                cpu_list_text(&online)
+                cpulist::format(&online)
             )));
         }
         return Ok(Scope::Cpus(list));
@@ -174,24 +154,6 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Ok(Scope::Command(args.argv.clone()));
     }
     Ok(Scope::System(online_cpus()))
-}
-
-fn cpu_list_text(v: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 /// The core-PMU line of `--show-events`: what sysfs lists, checked the same way the
@@ -782,13 +744,6 @@ mod tests {
         assert!(matches!(scope(&args(&[]).unwrap()).unwrap(), Scope::System(v) if !v.is_empty()));
     }
 
-    #[test]
-    fn cpu_list_text_compresses_ranges() {
-        assert_eq!(cpu_list_text(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
-        assert_eq!(cpu_list_text(&[5]), "5");
-        assert_eq!(cpu_list_text(&[]), "");
-    }
-
     /// The event construction of every mode, per vendor, against the kernel ABI values:
     /// (name, attr type, attr config) or None where the CPU defines no such event.
     fn resolved(
@@ -804,19 +759,11 @@ mod tests {
     }
 
     fn intel(model: u32) -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Intel,
-            family: 6,
-            model,
-        }
+        CpuInfo::new(Vendor::Intel, 6, model)
     }
 
     fn zen() -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Amd,
-            family: 0x19,
-            model: 0x01,
-        }
+        CpuInfo::new(Vendor::Amd, 0x19, 0x01)
     }
 
     #[test]

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::{cli, clock::monotonic_ns};
-use perf_tools_cpu::hwmon::format_cpu_list;
-use perf_tools_cpu::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
+use perf_tools_core::{cli, clock::monotonic_ns, cpulist};
+use perf_tools_cpu::cpuid::{CpuInfo, Vendor};
+use perf_tools_cpu::msr::{decode, reg, Machine, MsrError, MsrFile};
 use perf_tools_pmc::msr_pmu::{Counter, MsrPmu};
 
 /// Which CPUs to measure.
@@ -81,7 +81,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Source::Auto, value_name = "SOURCE")]
     pub source: Source,
     /// Seconds between rows
-    #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
+    #[arg(value_name = "interval", default_value = "1", value_parser = cli::seconds("interval", 0.0, cli::ONE_YEAR))]
     pub interval: f64,
     /// Number of intervals to print (default: until Ctrl-C)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
@@ -100,17 +100,6 @@ pub fn parse_event_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once(',') {
         Some((m, a)) if !m.is_empty() && !a.is_empty() => Ok((m.to_string(), a.to_string())),
         _ => Err(format!("expected two event names, MPERF,APERF: {s:?}")),
-    }
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "interval must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("interval is not a number of seconds: {s:?}")),
     }
 }
 
@@ -213,19 +202,8 @@ pub fn preamble(
         s.push_str(&format!("Turbo MHz(s) : {}\n", t.join(" ")));
         s.push_str(&format!("Turbo Ratios : {}\n", r.join(" ")));
     }
-    s.push_str(&format!(
-        "{what} summary every {} seconds...\n",
-        fmt_secs(interval)
-    ));
+    s.push_str(&format!("{what} summary every {interval} seconds...\n"));
     s
-}
-
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
-    }
 }
 
 /// `cpu MHz` of a CPU from /proc/cpuinfo text, truncated to an integer.
@@ -248,15 +226,7 @@ pub fn cpuinfo_mhz(text: &str, cpu: u32) -> Option<u64> {
 
 /// Local time as HH:MM:SS.
 fn hhmmss() -> String {
-    // SAFETY: time(NULL) and localtime_r into a zeroed tm we own.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return "??:??:??".into();
-        }
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-    }
+    chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
 /// Base MHz and where it came from.
@@ -399,7 +369,7 @@ pub fn run(args: Args) -> Result<()> {
             if !online.contains(&c) {
                 return Err(cli::usage(format!(
                     "CPU {c} is not online (online CPUs: {})",
-                    format_cpu_list(&online)
+                    cpulist::format(&online)
                 )));
             }
             vec![c]
@@ -479,7 +449,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let shutdown = Shutdown::install()?;
     let what = if all {
-        format!("CPUs {}", format_cpu_list(&cpus))
+        format!("CPUs {}", cpulist::format(&cpus))
     } else {
         format!("CPU {first}")
     };
@@ -508,7 +478,7 @@ pub fn run(args: Args) -> Result<()> {
         if n == 0 && is_msr && all_zero(&last) && all_zero(&now) {
             bail!(
                 "IA32_APERF/IA32_MPERF (0xe8/0xe7) read 0 and did not advance on CPU {}: the {} returns 0 for these MSRs (CPUID.06H:ECX[0] = {}), so showboost cannot measure the clock rate here",
-                format_cpu_list(&cpus),
+                cpulist::format(&cpus),
                 if info.hypervisor.is_some() {
                     "hypervisor"
                 } else {
@@ -609,6 +579,5 @@ mod tests {
         assert_eq!(parse_cpu_sel("all"), Ok(CpuSel::All));
         assert!(parse_cpu_sel("-1").is_err());
         assert!(parse_cpu_sel("x").is_err());
-        assert!(parse_interval("0").is_err());
     }
 }
