@@ -42,6 +42,10 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "cargo machete (unused dependencies are errors)"
+command -v cargo-machete >/dev/null || cargo install --locked -q cargo-machete
+cargo machete
+
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -7,8 +7,7 @@
 //!   ([`MsrError`]).
 //! * [`Machine`]: where a tool finds the machine (MSRs, [`Cpuid`], sysfs, procfs): this
 //!   one or a fake tree.
-//! * [`reg`]: register numbers (Intel ones from the `x86` crate where it has them; AMD
-//!   ones, which it lacks, defined here). [`decode`]: field extraction and the maths
+//! * [`reg`]: register numbers (Intel SDM and AMD APM names). [`decode`]: field extraction and the maths
 //!   on them (temperature, turbo ratios, AMD P-state frequency).
 //! * [`fake`]: builds fake machine trees (sparse `msr` files, a CPUID table) for tests.
 
@@ -22,46 +21,27 @@ use std::sync::OnceLock;
 use crate::cpuid::Cpuid;
 pub use crate::cpuid::DEFAULT_ROOT;
 
-/// Register numbers.
-///
-/// Intel's come from the `x86` crate's list (Intel SDM volume 4); the crate has no AMD
-/// registers, so those are defined here with their AMD APM / PPR names.
+/// Register numbers, with their names in the Intel SDM (volume 4) and the AMD APM /
+/// PPRs.
 pub mod reg {
-    #[cfg(target_arch = "x86_64")]
-    use x86::msr as sdm;
-
-    /// The same numbers, for builds on other architectures (where no tool can read
-    /// them, but the crate still compiles).
-    #[cfg(not(target_arch = "x86_64"))]
-    mod sdm {
-        pub const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
-        pub const MSR_PLATFORM_INFO: u32 = 0xce;
-        pub const IA32_MPERF: u32 = 0xe7;
-        pub const IA32_APERF: u32 = 0xe8;
-        pub const IA32_THERM_STATUS: u32 = 0x19c;
-        pub const MSR_TEMPERATURE_TARGET: u32 = 0x1a2;
-        pub const MSR_TURBO_RATIO_LIMIT: u32 = 0x1ad;
-        pub const IA32_PACKAGE_THERM_STATUS: u32 = 0x1b1;
-    }
-
     /// Time-stamp counter (0x10).
-    pub const IA32_TIME_STAMP_COUNTER: u32 = sdm::IA32_TIME_STAMP_COUNTER;
+    pub const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
     /// Intel: base (non-turbo) ratio in bits 15:8 (0xCE).
-    pub const MSR_PLATFORM_INFO: u32 = sdm::MSR_PLATFORM_INFO;
+    pub const MSR_PLATFORM_INFO: u32 = 0xce;
     /// Maximum-performance cycles, counted in C0 only (0xE7; Intel and AMD).
-    pub const IA32_MPERF: u32 = sdm::IA32_MPERF;
+    pub const IA32_MPERF: u32 = 0xe7;
     /// Actual-performance cycles, counted in C0 only (0xE8; Intel and AMD).
-    pub const IA32_APERF: u32 = sdm::IA32_APERF;
+    pub const IA32_APERF: u32 = 0xe8;
     /// Intel: per-core thermal status; digital readout in bits 22:16 (0x19C).
-    pub const IA32_THERM_STATUS: u32 = sdm::IA32_THERM_STATUS;
+    pub const IA32_THERM_STATUS: u32 = 0x19c;
     /// Intel: TCC activation temperature (TjMax) in bits 23:16 (0x1A2).
-    pub const MSR_TEMPERATURE_TARGET: u32 = sdm::MSR_TEMPERATURE_TARGET;
+    pub const MSR_TEMPERATURE_TARGET: u32 = 0x1a2;
     /// Intel: maximum turbo ratio by number of active cores, one byte each (0x1AD).
-    pub const MSR_TURBO_RATIO_LIMIT: u32 = sdm::MSR_TURBO_RATIO_LIMIT;
+    pub const MSR_TURBO_RATIO_LIMIT: u32 = 0x1ad;
     /// Intel: package thermal status, same layout as IA32_THERM_STATUS (0x1B1).
-    pub const IA32_PACKAGE_THERM_STATUS: u32 = sdm::IA32_PACKAGE_THERM_STATUS;
+    pub const IA32_PACKAGE_THERM_STATUS: u32 = 0x1b1;
     /// Intel: turbo ratios for 9..16 active cores, or core counts on some models
-    /// (0x1AE; not in the `x86` crate).
+    /// (0x1AE).
     pub const MSR_TURBO_RATIO_LIMIT1: u32 = 0x1ae;
     /// AMD: hardware configuration; bit 25 disables core performance boost.
     pub const AMD_HWCR: u32 = 0xc001_0015;
@@ -142,9 +122,7 @@ impl fmt::Display for MsrError {
                 Ok(())
             }
             MsrError::Permission { path } => {
-                // SAFETY: geteuid has no preconditions.
-                let euid = unsafe { libc::geteuid() };
-                if euid == 0 {
+                if nix::unistd::geteuid().is_root() {
                     write!(
                         f,
                         "reading {} needs CAP_SYS_RAWIO, which this root process lacks (a container or a capability bounding set dropped it)",
@@ -247,8 +225,7 @@ impl Msr {
                 if !self.system || self.path(0).exists() {
                     return None;
                 }
-                // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } != 0 {
+                if !nix::unistd::geteuid().is_root() {
                     return Some("not root, so the msr module was not loaded".into());
                 }
                 Some(modprobe_msr())
@@ -760,17 +737,7 @@ mod tests {
     use crate::cpuid::Vendor;
 
     #[test]
-    fn register_numbers_match_the_manuals() {
-        assert_eq!(reg::IA32_MPERF, 0xe7);
-        assert_eq!(reg::IA32_APERF, 0xe8);
-        assert_eq!(reg::MSR_PLATFORM_INFO, 0xce);
-        assert_eq!(reg::IA32_THERM_STATUS, 0x19c);
-        assert_eq!(reg::MSR_TEMPERATURE_TARGET, 0x1a2);
-        assert_eq!(reg::MSR_TURBO_RATIO_LIMIT, 0x1ad);
-        assert_eq!(reg::MSR_TURBO_RATIO_LIMIT1, 0x1ae);
-        assert_eq!(reg::IA32_PACKAGE_THERM_STATUS, 0x1b1);
-        assert_eq!(reg::AMD_PSTATE_DEF0, 0xc0010064);
-        assert_eq!(reg::AMD_HWCR, 0xc0010015);
+    fn registers_are_described_by_name_and_number() {
         assert_eq!(
             reg::describe(0x19c),
             "IA32_THERM_STATUS (0x19c)".to_string()

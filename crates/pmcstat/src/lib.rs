@@ -20,7 +20,7 @@ use perf_tools_core::output::{self, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::{cli, cpulist};
 use perf_tools_pmc::counters::{
-    probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
+    probe_hardware, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
 use perf_tools_pmc::cpu::{online_cpus, CpuInfo, Pmus};
 use perf_tools_pmc::event::{Event, VendorEvent};
@@ -444,8 +444,9 @@ pub fn run(args: Args) -> Result<i32> {
     let no_pmu_note = no_pmu_note(&args, &layout, &pmus)?;
 
     let shutdown = Shutdown::install()?;
-    // One descriptor per event, CPU and PMU: more than 1024 on large machines.
-    let _ = raise_fd_limit();
+    // One descriptor per event, CPU and PMU: more than 1024 on large machines (as perf
+    // does, the soft limit on open files is raised to the hard one).
+    let _ = perf_tools_core::fdreserve::raise_nofile_limit();
     let mut what = Measured::of(&scope, &args)?;
     let mut counters = open_counters(&layout, &what, &scope, &pmus, &cpu, &no_pmu_note)?;
 

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Mounts tracefs if needed. Returns `true` if live tests can run; otherwise prints the
@@ -257,8 +256,9 @@ impl Running {
 
     /// Sends a signal to the tool.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill with a valid pid and signal number.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), s);
+        }
     }
 
     /// Waits for exit (panics after `timeout`), gathers remaining stdout lines, and
@@ -420,8 +420,7 @@ pub fn direct_read(dev: &Path, offset: u64, len: usize) {
 
 /// The calling thread's id.
 pub fn gettid() -> u32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as u32 }
+    nix::unistd::gettid().as_raw() as u32
 }
 
 /// Names the calling thread (`prctl(PR_SET_NAME)`: at most 15 bytes are kept).
