@@ -746,10 +746,9 @@ mod tests {
             (1, 1, 0, 0)
         );
         // Counting only: no sampling.
-        assert_eq!(
-            (u.sample_type, unsafe { u.__bindgen_anon_1.sample_period }),
-            (0, 0)
-        );
+        // SAFETY: both members of the union are a u64; any bits are a valid value.
+        let period = unsafe { u.__bindgen_anon_1.sample_period };
+        assert_eq!((u.sample_type, period), (0, 0));
     }
 
     #[test]

@@ -454,7 +454,8 @@ unsafe fn child(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
-    // SAFETY (whole body): only async-signal-safe calls on pre-fork memory.
+    // SAFETY: only async-signal-safe calls, on memory prepared before the fork (the
+    // caller's contract above), for the whole block.
     unsafe {
         // Rust ignores SIGPIPE; the command must get the default back. Handlers installed
         // by the parent are reset by exec; the signal mask is inherited, so clear it.

@@ -395,8 +395,9 @@ impl Drop for Aligned {
 pub fn direct_read(dev: &Path, offset: u64, len: usize) {
     use std::os::unix::ffi::OsStrExt;
     let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
-    // SAFETY: layout has non-zero size (len > 0 checked by from_size_align's caller use).
     let buf = Aligned {
+        // SAFETY: layout has a non-zero size (tests read at least one sector); a null
+        // result is checked below.
         ptr: unsafe { std::alloc::alloc_zeroed(layout) },
         layout,
     };
