@@ -3,6 +3,9 @@
 //! Live tests need root and tracefs. Where those are missing, [`live_or_skip`] prints why
 //! and the test returns early — except under CI (`CI` set), where a missing prerequisite
 //! is a failure, because CI runs as root on a kernel that has them.
+//!
+//! The crate also holds the cross-tool state-leak matrix test (`tests/leak_matrix.rs`),
+//! whose results `cargo run -p docgen -- leak-table` renders into `tests/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_machine;
