@@ -49,12 +49,9 @@ pub fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().into())
 }
 
-/// kill(2), ignoring failure (the process may be gone already); signal numbers nix
-/// does not know are not sent.
-fn kill(pid: i32, sig: i32) {
-    if let Ok(s) = Signal::try_from(sig) {
-        let _ = signal::kill(Pid::from_raw(pid), s);
-    }
+/// kill(2), ignoring failure (the process may be gone already).
+fn kill(pid: i32, sig: Signal) {
+    let _ = signal::kill(Pid::from_raw(pid), sig);
 }
 
 /// waitpid(2) with WNOHANG: `Ok(None)` while `pid` runs.
@@ -321,14 +318,14 @@ impl Workload {
     }
 
     /// Sends a signal to the child (if it has not been reaped).
-    pub fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: Signal) {
         if self.exit.is_none() {
             kill(self.pid, sig);
         }
     }
 
     /// Sends `sig` to the child and to each of `others` (its descendants, found earlier).
-    fn signal_tree(&self, sig: i32, others: &[i32]) {
+    fn signal_tree(&self, sig: Signal, others: &[i32]) {
         self.signal(sig);
         for &p in others {
             kill(p, sig);
@@ -346,16 +343,16 @@ impl Workload {
         // Found before signalling: once the shell is gone its children are re-parented
         // (to us: see prepare), and [`Workload::end_orphans`] finds them there.
         let tree = descendants(self.pid);
-        self.signal_tree(libc::SIGTERM, &tree);
+        self.signal_tree(Signal::SIGTERM, &tree);
         let exit = match self.wait_timeout(grace) {
             Some(e) => e,
             None => {
-                self.signal_tree(libc::SIGKILL, &descendants(self.pid));
+                self.signal_tree(Signal::SIGKILL, &descendants(self.pid));
                 self.wait_timeout(Duration::from_secs(5))
                     .unwrap_or(Exit::Signal(libc::SIGKILL))
             }
         };
-        self.end_orphans(libc::SIGTERM, grace.min(Duration::from_secs(1)));
+        self.end_orphans(Signal::SIGTERM, grace.min(Duration::from_secs(1)));
         reap(&tree);
         exit
     }
@@ -377,7 +374,7 @@ impl Workload {
     }
 
     /// Ends the orphans: `sig`, up to `grace` to exit, then SIGKILL; reaps them.
-    fn end_orphans(&self, sig: i32, grace: Duration) {
+    fn end_orphans(&self, sig: Signal, grace: Duration) {
         let first = self.orphans();
         if first.is_empty() {
             return;
@@ -395,7 +392,7 @@ impl Workload {
             }
             if Instant::now() >= deadline {
                 for &p in &left {
-                    kill(p, libc::SIGKILL);
+                    kill(p, Signal::SIGKILL);
                 }
                 reap(&left);
                 return;
@@ -434,9 +431,9 @@ impl Drop for Workload {
         if self.try_wait().is_none() {
             self.go = None;
             let tree = descendants(self.pid);
-            self.signal_tree(libc::SIGKILL, &tree);
+            self.signal_tree(Signal::SIGKILL, &tree);
             let _ = self.wait_timeout(Duration::from_secs(5));
-            self.end_orphans(libc::SIGKILL, Duration::ZERO);
+            self.end_orphans(Signal::SIGKILL, Duration::ZERO);
             reap(&tree);
         }
     }
