@@ -47,6 +47,10 @@ step "shellcheck (scripts/**/*.sh, tests/vm/*.sh, .ci/run; settings in .shellche
 find scripts tests/vm -name '*.sh' -print0 | sort -z | xargs -0 shellcheck .ci/run
 echo "shellcheck: ok"
 
+step "cargo machete (unused dependencies are errors)"
+command -v cargo-machete >/dev/null || cargo install --locked -q cargo-machete
+cargo machete
+
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -57,13 +61,25 @@ cargo test --workspace
 step "install smoke test (scripts/install.sh into a temporary prefix)"
 stage=$(mktemp -d)
 scripts/install.sh "$stage" >/dev/null
+limit=$((3 * 1024 * 1024))   # bytes per installed binary
+total=0
+too_big=()
 for t in $(cargo run -q -p docgen -- list); do
   "$stage/bin/$t" --version >/dev/null
+  size=$(stat -c %s "$stage/bin/$t")
+  total=$((total + size))
+  printf 'install: %-10s %5d KiB\n' "$t" $((size / 1024))
+  [ "$size" -le "$limit" ] || too_big+=("$t")
   for f in "share/man/man8/$t.8" "share/bash-completion/completions/$t" "share/zsh/site-functions/_$t" "share/fish/vendor_completions.d/$t.fish"; do
     [ -s "$stage/$f" ] || { echo "install: $f missing" >&2; exit 1; }
   done
 done
 rm -rf "$stage"
+printf 'install: %-10s %5d KiB\n' total $((total / 1024))
+if [ ${#too_big[@]} -gt 0 ]; then
+  echo "install: over $((limit / 1024)) KiB per tool: ${too_big[*]} (is the release profile still stripped?)" >&2
+  exit 1
+fi
 echo "install: ok"
 
 if [ "${PT_SKIP_VM:-0}" = 1 ]; then

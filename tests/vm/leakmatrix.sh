@@ -4,7 +4,7 @@
 # panic after setup, SIGKILL and a second run, SIGKILL and --cleanup); the tracefs
 # snapshot after each must equal the one before (lm_row in lib.sh). funcgraph has its
 # own script (leakmatrix-funcgraph.sh: it needs one vCPU). pmcstat, which touches no
-# tracing state, has its matrix on the host only (crates/docgen/tests/leak_matrix.rs).
+# tracing state, has its matrix on the host only (crates/testkit/tests/leak_matrix.rs).
 # needs: kprobe opensnoop iosnoop iolatency showboost cputemp
 # sets: smoke
 # timeout: 300

@@ -147,7 +147,7 @@ vm_exit_marker() {
 
 # ---- State-leak matrix (tests/vm/leakmatrix*.sh) ------------------------------
 # The guest twin of crates/testkit/src/snapshot.rs and of the host matrix test
-# crates/docgen/tests/leak_matrix.rs; tests/README.md explains the matrix.
+# crates/testkit/tests/leak_matrix.rs; tests/README.md explains the matrix.
 
 # tracefs_snapshot: prints the tracefs state the tools must leave unchanged (the
 # same set as testkit::snapshot, less the triggers): the top-level settings,

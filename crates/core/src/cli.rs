@@ -32,15 +32,45 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// One year in seconds: the upper bound of every duration and interval.
+pub const ONE_YEAR: f64 = 31_536_000.0;
+
 /// Parses a positive number of seconds, at most one year (the `duration` / `-d secs`
 /// argument of the tracing tools). For clap's `value_parser`.
 pub fn parse_duration(s: &str) -> Result<f64, String> {
+    parse_seconds("duration", 0.0, ONE_YEAR, s)
+}
+
+/// A clap value parser for a number of seconds (fractions allowed) above 0 when `min` is
+/// 0, else from `min`, up to `max`, whose error names the value:
+/// `interval must be at least 0.01 seconds, at most one year: 0` (NaN and infinities
+/// are refused).
+pub fn seconds(
+    what: &'static str,
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |s: &str| parse_seconds(what, min, max, s)
+}
+
+fn parse_seconds(what: &str, min: f64, max: f64, s: &str) -> Result<f64, String> {
+    let low_ok = |v: f64| if min == 0.0 { v > 0.0 } else { v >= min };
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "duration must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("duration is not a number of seconds: {s:?}")),
+        Ok(v) if v.is_finite() && low_ok(v) && v <= max => Ok(v),
+        Ok(_) => {
+            let low = if min == 0.0 {
+                "a positive number of seconds".to_string()
+            } else {
+                format!("at least {min} seconds")
+            };
+            let high = if max == ONE_YEAR {
+                "at most one year".to_string()
+            } else {
+                format!("at most {max} seconds")
+            };
+            Err(format!("{what} must be {low}, {high}: {s}"))
+        }
+        Err(_) => Err(format!("{what} is not a number of seconds: {s:?}")),
     }
 }
 
@@ -436,6 +466,31 @@ mod tests {
             p("99999999999999999999"),
             Err("count must be at least 1: 99999999999999999999 is too large".to_string())
         );
+    }
+
+    #[test]
+    fn seconds_name_the_value_and_both_ends() {
+        assert_eq!(parse_duration("2.5"), Ok(2.5));
+        assert_eq!(
+            parse_duration("0"),
+            Err("duration must be a positive number of seconds, at most one year: 0".into())
+        );
+        assert_eq!(
+            parse_duration("x"),
+            Err("duration is not a number of seconds: \"x\"".into())
+        );
+        for bad in ["-1", "inf", "NaN", "31536001"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("31536000"), Ok(ONE_YEAR));
+        let p = seconds("interval", 0.01, 86_400.0);
+        assert_eq!(p("0.01"), Ok(0.01));
+        assert_eq!(p("86400"), Ok(86_400.0));
+        assert_eq!(
+            p("0.001"),
+            Err("interval must be at least 0.01 seconds, at most 86400 seconds: 0.001".into())
+        );
+        assert!(p("86401").is_err());
     }
 
     #[test]

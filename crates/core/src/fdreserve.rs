@@ -16,29 +16,31 @@ pub const RESERVED: usize = 2;
 
 static RESERVE: Mutex<Vec<File>> = Mutex::new(Vec::new());
 
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit, which is
+/// always permitted; returns the soft limit now in force.
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and holds [`RESERVED`] descriptors
 /// for cleanup. Call before creating any kernel state; calling it again tops the reserve
 /// up. Fails with what to do when the limit leaves no room.
 pub fn reserve() -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit to write into.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
-    {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: lim is a valid rlimit; raising the soft limit up to the hard one is
-        // always permitted.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    }
+    let _ = raise_nofile_limit();
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft);
     let mut held = RESERVE.lock().unwrap_or_else(|p| p.into_inner());
     while held.len() < RESERVED {
         match File::open("/dev/null") {
             Ok(f) => held.push(f),
             Err(e) => bail!(
                 "cannot keep {RESERVED} file descriptors for cleanup ({e}; the limit is {}): raise it with 'ulimit -n' (at least 64)",
-                lim.rlim_max
+                limit
             ),
         }
     }
@@ -55,6 +57,13 @@ pub fn release() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nofile_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_nofile_limit().unwrap();
+        let now = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE);
+        assert_eq!(now.unwrap(), (soft, soft));
+    }
 
     #[test]
     fn reserve_holds_descriptors_until_released() {

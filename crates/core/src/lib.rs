@@ -10,6 +10,7 @@
 //! * [`spill`]: bounded memory for buffered output (spills to an anonymous file).
 //! * [`target`]: checks that a PID or TID given on the command line exists; threads of a
 //!   process.
+//! * [`cpulist`]: kernel CPU lists (`0-3,8`): the one parser and formatter.
 //! * [`clock`]: CLOCK_MONOTONIC; [`fault`]: the injected-panic point of cleanup tests.
 //! * [`check`]: the report of every tool's `--check` and of `perf-tools-doctor`.
 //!
@@ -19,6 +20,7 @@
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod cpulist;
 pub mod fault;
 pub mod fdreserve;
 pub mod output;

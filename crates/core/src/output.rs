@@ -86,8 +86,9 @@ fn reader_gone(fd: libc::c_int, revents: libc::c_short) -> bool {
 }
 
 fn is_pipe(fd: libc::c_int) -> bool {
-    // SAFETY: fstat writes into a valid stat buffer.
+    // SAFETY: libc::stat is plain data, for which all-zero bytes are a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into a valid stat buffer we own.
     (unsafe { libc::fstat(fd, &mut st) }) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
 }
 

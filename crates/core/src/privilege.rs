@@ -79,9 +79,7 @@ pub fn require(cap: Capability, what: &str) -> Result<()> {
     if has_capability(cap) {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!("not root: {what} needs {} — run with sudo", cap.name());
     }
     bail!("running as root but without {}: {what} needs it (a container or a capability bounding set dropped it)", cap.name());

@@ -6,6 +6,7 @@
 //! `class/hwmon` tree.
 
 use anyhow::{Context, Result};
+use perf_tools_core::cpulist;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,49 +18,6 @@ pub const DEFAULT_SYSFS: &str = "/sys";
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
-}
-
-/// Parses a kernel CPU list such as `0-3,8,10-11`.
-pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let s = s.trim();
-    let mut v = Vec::new();
-    if s.is_empty() {
-        return Some(v);
-    }
-    for part in s.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if b < a || b - a > 1 << 16 {
-                    return None;
-                }
-                v.extend(a..=b);
-            }
-            None => v.push(part.parse().ok()?),
-        }
-    }
-    v.sort_unstable();
-    v.dedup();
-    Some(v)
-}
-
-/// Formats CPUs as a kernel-style list (`0-3,8`).
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        if j > i {
-            out.push(format!("{}-{}", cpus[i], cpus[j]));
-        } else {
-            out.push(cpus[i].to_string());
-        }
-        i = j + 1;
-    }
-    out.join(",")
 }
 
 impl Sysfs {
@@ -91,12 +49,12 @@ impl Sysfs {
     /// CPUs present (`devices/system/cpu/present`), in numeric order; `None` if the
     /// file is missing.
     pub fn present_cpus(&self) -> Option<Vec<u32>> {
-        parse_cpu_list(&self.read("devices/system/cpu/present")?)
+        cpulist::parse(&self.read("devices/system/cpu/present")?).ok()
     }
 
     /// CPUs online (`devices/system/cpu/online`), in numeric order.
     pub fn online_cpus(&self) -> Option<Vec<u32>> {
-        parse_cpu_list(&self.read("devices/system/cpu/online")?)
+        cpulist::parse(&self.read("devices/system/cpu/online")?).ok()
     }
 
     /// A CPU's physical package (socket) id.
@@ -442,19 +400,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
-    }
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(
-            parse_cpu_list("0-3,8,10-11\n").unwrap(),
-            vec![0, 1, 2, 3, 8, 10, 11]
-        );
-        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
-        assert!(parse_cpu_list("x").is_none());
-        assert!(parse_cpu_list("3-1").is_none());
-        assert_eq!(format_cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
-        assert_eq!(format_cpu_list(&[5]), "5");
     }
 
     #[test]

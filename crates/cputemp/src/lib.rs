@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
+use perf_tools_cpu::cpuid::{CpuInfo, Vendor};
 use perf_tools_cpu::hwmon::{self, CpuTemps};
-use perf_tools_cpu::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
+use perf_tools_cpu::msr::{decode, reg, Machine, MsrError, MsrFile};
 
 /// Where temperatures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,7 +66,7 @@ pub struct Args {
     #[arg(long, value_name = "C", value_parser = perf_tools_core::cli::between::<u32>("--tjmax", 1, 150))]
     pub tjmax: Option<u32>,
     /// Seconds between lines (default: print one line now and exit)
-    #[arg(value_name = "interval", value_parser = parse_interval)]
+    #[arg(value_name = "interval", value_parser = perf_tools_core::cli::seconds("interval", 0.0, perf_tools_core::cli::ONE_YEAR))]
     pub interval: Option<f64>,
     /// Number of lines (default: until Ctrl-C when an interval is given)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
@@ -73,17 +74,6 @@ pub struct Args {
     /// Read a fake machine tree (DIR/dev/cpu, DIR/sys, DIR/proc) instead of this machine
     #[arg(long, value_name = "DIR", hide = true)]
     pub root: Option<PathBuf>,
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "interval must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("interval is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).
@@ -409,7 +399,7 @@ pub fn run(args: Args) -> Result<()> {
     if !offline.is_empty() && !args.avg {
         eprintln!(
             "cputemp: CPUs {} are offline and show -",
-            hwmon::format_cpu_list(&offline)
+            perf_tools_core::cpulist::format(&offline)
         );
     }
 
@@ -515,14 +505,5 @@ mod tests {
         assert_eq!(line(None, false, &t, &[]), "77 75 - 73");
         assert_eq!(line(Some(Some(56)), true, &t, &[]), "56 75.1");
         assert_eq!(line(Some(None), true, &[None], &[Some(80.0)]), "- - 80");
-    }
-
-    #[test]
-    fn interval_must_be_positive() {
-        assert!(parse_interval("0").is_err());
-        assert!(parse_interval("-1").is_err());
-        assert!(parse_interval("x").is_err());
-        assert!(parse_interval("inf").is_err());
-        assert_eq!(parse_interval("0.5"), Ok(0.5));
     }
 }

@@ -4,8 +4,8 @@
 //! "no temperature source" error and exit status 1.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use perf_tools_cpu::cpuid::{Cpuid, Vendor};
 use perf_tools_cpu::hwmon::{cpu_temperatures, Sysfs};
-use perf_tools_cpu::msr::{Cpuid, Vendor};
 use std::path::Path;
 use testkit::{libc, run};
 

@@ -1,6 +1,6 @@
 //! The cross-tool state-leak matrix of `tests/README.md`, rendered from test results.
 //!
-//! The leak tests (the host test `crates/docgen/tests/leak_matrix.rs` and the guest
+//! The leak tests (the host test `crates/testkit/tests/leak_matrix.rs` and the guest
 //! scripts `tests/vm/leakmatrix*.sh`) record one result per tool (or group of tools run
 //! at once) and exit path. They land as tab-separated lines in `target/leak-matrix/*.tsv`:
 //!

@@ -964,7 +964,7 @@ fn cpu_section(r: &mut Report) {
             false,
         );
     }
-    let hv = perf_tools_cpu::msr::Cpuid::for_root(Path::new(perf_tools_cpu::msr::DEFAULT_ROOT))
+    let hv = perf_tools_cpu::cpuid::Cpuid::for_root(Path::new(perf_tools_cpu::msr::DEFAULT_ROOT))
         .info()
         .ok()
         .and_then(|i| i.hypervisor);

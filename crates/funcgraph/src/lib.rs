@@ -104,16 +104,8 @@ pub fn banner(args: &Args) -> String {
         _ => String::new(),
     };
     match args.duration {
-        Some(d) => format!("Tracing \"{funcs}\"{ftext} for {} seconds...", fmt_secs(d)),
+        Some(d) => format!("Tracing \"{funcs}\"{ftext} for {d} seconds..."),
         None => format!("Tracing \"{funcs}\"{ftext}... Ctrl-C to end."),
-    }
-}
-
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
     }
 }
 

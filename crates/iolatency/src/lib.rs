@@ -69,22 +69,11 @@ pub struct Args {
     #[arg(long, exclusive = true)]
     pub check: bool,
     /// Seconds between summaries (default 1; fractions allowed)
-    #[arg(value_name = "interval", value_parser = parse_interval)]
+    #[arg(value_name = "interval", value_parser = cli::seconds("interval", 0.01, 86_400.0))]
     pub interval: Option<f64>,
     /// Number of summaries (default: until Ctrl-C)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
-}
-
-/// Parses a positive number of seconds (at least 10 ms).
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
-        Ok(_) => Err(format!(
-            "interval must be between 0.01 and 86400 seconds: {s}"
-        )),
-        Err(_) => Err(format!("interval is not a number of seconds: {s:?}")),
-    }
 }
 
 /// The clap definition (for man pages and completions).
@@ -92,17 +81,9 @@ pub fn command() -> clap::Command {
     perf_tools_core::cli::command::<Args>()
 }
 
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
-    }
-}
-
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
-    let every = fmt_secs(args.interval.unwrap_or(1.0));
+    let every = args.interval.unwrap_or(1.0);
     if args.count.is_some() {
         format!("Tracing block I/O. Output every {every} seconds.")
     } else {

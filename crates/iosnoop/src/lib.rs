@@ -324,19 +324,8 @@ pub fn banner(args: &Args) -> String {
         String::new()
     };
     match args.duration {
-        Some(d) => format!(
-            "Tracing block I/O{ftext} for {} seconds (buffered)...",
-            fmt_secs(d)
-        ),
+        Some(d) => format!("Tracing block I/O{ftext} for {d} seconds (buffered)..."),
         None => format!("Tracing block I/O{ftext}. Ctrl-C to end."),
-    }
-}
-
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
     }
 }
 

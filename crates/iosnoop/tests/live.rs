@@ -845,10 +845,12 @@ fn no_row_spans_lost_events_after_a_stall() {
         // SAFETY: kill with our child's pid.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGCONT) };
     }
     let f = fio.wait();
     std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill with our child's pid.
     unsafe { libc::kill(pid, libc::SIGINT) };
     let code = exit_code(&mut tool, T);
     let out = std::fs::read_to_string(dir.join("out")).unwrap();

@@ -681,33 +681,10 @@ impl Counters {
 fn errno_text(e: i32) -> String {
     let msg = io::Error::from_raw_os_error(e).to_string();
     let base = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    match crate::explain::errno_name(e) {
+    match crate::explain::errno_name(e).as_str() {
         "" => format!("kernel: {base}"),
         n => format!("kernel: {base} ({n})"),
     }
-}
-
-/// Raises the soft limit on open files to the hard limit, as perf does: system-wide
-/// counting needs one descriptor per event, CPU and PMU, which exceeds the usual soft
-/// limit of 1024 on large machines. Returns the new soft limit.
-pub fn raise_fd_limit() -> io::Result<libc::rlim_t> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(rl.rlim_cur)
 }
 
 /// The thread IDs of a process (`/proc/PID/task`).
@@ -769,10 +746,9 @@ mod tests {
             (1, 1, 0, 0)
         );
         // Counting only: no sampling.
-        assert_eq!(
-            (u.sample_type, unsafe { u.__bindgen_anon_1.sample_period }),
-            (0, 0)
-        );
+        // SAFETY: both members of the union are a u64; any bits are a valid value.
+        let period = unsafe { u.__bindgen_anon_1.sample_period };
+        assert_eq!((u.sample_type, period), (0, 0));
     }
 
     #[test]
@@ -882,18 +858,6 @@ mod tests {
                 run: None
             }
         );
-    }
-
-    #[test]
-    fn fd_limit_is_raised_to_the_hard_limit() {
-        let soft = raise_fd_limit().unwrap();
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit with a valid struct.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-        assert_eq!((rl.rlim_cur, rl.rlim_cur), (soft, rl.rlim_max));
     }
 
     #[test]

@@ -5,67 +5,15 @@
 //! CPUs register one PMU per core type (`cpu_core`, `cpu_atom`, `cpu_lowpower`), each with
 //! its own type number and CPU list; events must be opened on each of them.
 
-use std::fmt;
+use perf_tools_core::cpulist;
 use std::path::Path;
 
 /// Where the kernel lists PMUs.
 pub const EVENT_SOURCE_DEVICES: &str = "/sys/bus/event_source/devices";
 
-/// CPU vendor: the MSR tools' type, shared.
-pub use perf_tools_cpu::msr::Vendor;
-
-/// Vendor, display family and display model of the CPU.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CpuInfo {
-    /// Vendor.
-    pub vendor: Vendor,
-    /// Display family (base family plus extended family when the base is 0xf).
-    pub family: u32,
-    /// Display model (extended model folded in for families 6 and 0xf and above).
-    pub model: u32,
-}
-
-impl fmt::Display for CpuInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} family {:#x} model {:#x}",
-            self.vendor, self.family, self.model
-        )
-    }
-}
-
-impl CpuInfo {
-    /// Decodes CPUID leaf 0 (vendor string registers EBX, EDX, ECX) and leaf 1 EAX.
-    pub fn from_cpuid(ebx: u32, edx: u32, ecx: u32, leaf1_eax: u32) -> CpuInfo {
-        let (family, model) = perf_tools_cpu::msr::decode::family_model(leaf1_eax);
-        CpuInfo {
-            vendor: perf_tools_cpu::msr::decode::vendor(ebx, edx, ecx),
-            family,
-            model,
-        }
-    }
-
-    /// The CPU this process runs on (CPUID on x86; `Other` elsewhere).
-    pub fn detect() -> CpuInfo {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::__cpuid;
-            // SAFETY: CPUID is available on every x86_64 CPU; leaves 0 and 1 always exist.
-            #[allow(unused_unsafe)]
-            let (l0, l1) = unsafe { (__cpuid(0), __cpuid(1)) };
-            CpuInfo::from_cpuid(l0.ebx, l0.edx, l0.ecx, l1.eax)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            CpuInfo {
-                vendor: Vendor::Other(std::env::consts::ARCH.to_string()),
-                family: 0,
-                model: 0,
-            }
-        }
-    }
-}
+/// The CPU (vendor, family, model) and its vendor: `perf-tools-cpu`'s one type, used
+/// here for the event tables by model.
+pub use perf_tools_cpu::cpuid::{CpuInfo, Vendor};
 
 /// The kind of cores a PMU covers, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +114,7 @@ impl Pmus {
             };
             let cpus = std::fs::read_to_string(dir.join("cpus"))
                 .ok()
-                .and_then(|s| parse_cpu_list(s.trim()).ok());
+                .and_then(|s| cpulist::parse(&s).ok());
             core.push(CorePmu::hybrid(name, type_, cpus));
         }
         if core.is_empty() {
@@ -199,36 +147,11 @@ impl Pmus {
     }
 }
 
-/// Parses a kernel CPU list such as `0-3,8,10-11` into sorted, deduplicated CPU numbers.
-pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, String> {
-    let mut v = Vec::new();
-    if s.trim().is_empty() {
-        return Ok(v);
-    }
-    for part in s.trim().split(',') {
-        let part = part.trim();
-        let bad = || format!("invalid CPU list {s:?}: expected e.g. 0 or 0-3,8");
-        if let Some((a, b)) = part.split_once('-') {
-            let a: u32 = a.trim().parse().map_err(|_| bad())?;
-            let b: u32 = b.trim().parse().map_err(|_| bad())?;
-            if a > b || b - a > 65535 {
-                return Err(bad());
-            }
-            v.extend(a..=b);
-        } else {
-            v.push(part.parse().map_err(|_| bad())?);
-        }
-    }
-    v.sort_unstable();
-    v.dedup();
-    Ok(v)
-}
-
 /// The online CPUs (`/sys/devices/system/cpu/online`), or 0..n from the scheduler if
 /// that file is unreadable.
 pub fn online_cpus() -> Vec<u32> {
     if let Ok(s) = std::fs::read_to_string("/sys/devices/system/cpu/online") {
-        if let Ok(v) = parse_cpu_list(s.trim()) {
+        if let Ok(v) = cpulist::parse(&s) {
             if !v.is_empty() {
                 return v;
             }
@@ -241,72 +164,6 @@ pub fn online_cpus() -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn regs(vendor: &str) -> (u32, u32, u32) {
-        let b = vendor.as_bytes();
-        let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        (w(0), w(4), w(8))
-    }
-
-    #[test]
-    fn cpuid_decoding_of_real_signatures() {
-        // Skylake client (i7-6700: signature 0x506e3).
-        let (b, d, c) = regs("GenuineIntel");
-        let cpu = CpuInfo::from_cpuid(b, d, c, 0x0005_06e3);
-        assert_eq!(
-            (cpu.vendor.clone(), cpu.family, cpu.model),
-            (Vendor::Intel, 6, 0x5e)
-        );
-        // Alder Lake (0x90672): family 6 model 0x97.
-        let cpu = CpuInfo::from_cpuid(b, d, c, 0x0009_0672);
-        assert_eq!((cpu.family, cpu.model), (6, 0x97));
-        // Zen 3 EPYC Milan (0xa00f11): family 0x19 model 0x01.
-        let (b, d, c) = regs("AuthenticAMD");
-        let cpu = CpuInfo::from_cpuid(b, d, c, 0x00a0_0f11);
-        assert_eq!(
-            (cpu.vendor.clone(), cpu.family, cpu.model),
-            (Vendor::Amd, 0x19, 0x01)
-        );
-        // Zen 2 Rome (0x830f10): family 0x17 model 0x31.
-        let cpu = CpuInfo::from_cpuid(b, d, c, 0x0083_0f10);
-        assert_eq!((cpu.family, cpu.model), (0x17, 0x31));
-        let (b, d, c) = regs("HygonGenuine");
-        assert_eq!(
-            CpuInfo::from_cpuid(b, d, c, 0x0090_0f01).vendor,
-            Vendor::Hygon
-        );
-        let (b, d, c) = regs("CentaurHauls");
-        assert_eq!(
-            CpuInfo::from_cpuid(b, d, c, 0x6f1).vendor,
-            Vendor::Other("CentaurHauls".into())
-        );
-        // Unknown vendors are shown quoted, as in the MSR tools' messages.
-        assert_eq!(
-            CpuInfo::from_cpuid(b, d, c, 0x6f1).to_string(),
-            "\"CentaurHauls\" family 0x6 model 0xf"
-        );
-    }
-
-    #[test]
-    fn detect_runs_here() {
-        let cpu = CpuInfo::detect();
-        // Whatever the machine, the vendor string decodes to something printable.
-        assert!(!cpu.to_string().is_empty());
-    }
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(
-            parse_cpu_list("0-3,8,10-11").unwrap(),
-            vec![0, 1, 2, 3, 8, 10, 11]
-        );
-        assert_eq!(parse_cpu_list("1,1,0").unwrap(), vec![0, 1]);
-        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
-        assert!(parse_cpu_list("-1").is_err());
-        assert!(!online_cpus().is_empty());
-    }
 
     fn fake_sysfs(entries: &[(&str, Option<&str>, Option<&str>)]) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};

@@ -743,18 +743,10 @@ mod tests {
     use super::*;
 
     fn intel(model: u32) -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Intel,
-            family: 6,
-            model,
-        }
+        CpuInfo::new(Vendor::Intel, 6, model)
     }
     fn amd(family: u32) -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Amd,
-            family,
-            model: 1,
-        }
+        CpuInfo::new(Vendor::Amd, family, 1)
     }
     fn r(type_: u32, config: u64) -> Result<Resolved, String> {
         Ok(Resolved { type_, config })
@@ -1070,11 +1062,7 @@ mod tests {
         for f in [0x17, 0x19, 0x1a] {
             assert_eq!(code(&amd(f)), [r(4, 0x0664), r(4, 0x0164)], "{f:#x}");
         }
-        let hygon = CpuInfo {
-            vendor: Vendor::Hygon,
-            family: 0x18,
-            model: 1,
-        };
+        let hygon = CpuInfo::new(Vendor::Hygon, 0x18, 1);
         assert_eq!(code(&hygon), [r(4, 0x0664), r(4, 0x0164)]);
         // Older AMD, unknown Intel models and E-cores: not supported, never a guess.
         assert!(code(&amd(0x15)).iter().all(|x| x.is_err()));

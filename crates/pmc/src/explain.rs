@@ -32,8 +32,7 @@ impl Privileges {
     pub fn current() -> Privileges {
         Privileges {
             paranoid: paranoid(),
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            root: unsafe { libc::geteuid() } == 0,
+            root: nix::unistd::geteuid().is_root(),
             perfmon: has_capability(Capability::Perfmon) || has_capability(Capability::SysAdmin),
         }
     }
@@ -65,23 +64,11 @@ pub fn is_unsupported_errno(errno: i32) -> bool {
 }
 
 /// The errno's symbolic name, for messages people search for.
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EINVAL => "EINVAL",
-        libc::ENODEV => "ENODEV",
-        libc::ENXIO => "ENXIO",
-        libc::ESRCH => "ESRCH",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::EBUSY => "EBUSY",
-        libc::ENOSYS => "ENOSYS",
-        libc::E2BIG => "E2BIG",
-        libc::ENOMEM => "ENOMEM",
-        _ => "",
+/// Empty for a number that is no errno.
+pub fn errno_name(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => String::new(),
+        e => format!("{e:?}"),
     }
 }
 
@@ -89,7 +76,7 @@ fn strerror(errno: i32) -> String {
     let msg = std::io::Error::from_raw_os_error(errno).to_string();
     // "Permission denied (os error 13)" -> "Permission denied (EACCES)"
     let base = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    match errno_name(errno) {
+    match errno_name(errno).as_str() {
         "" => base,
         n => format!("{base} ({n})"),
     }
@@ -99,7 +86,7 @@ fn strerror(errno: i32) -> String {
 fn errno_text(errno: i32) -> String {
     let msg = std::io::Error::from_raw_os_error(errno).to_string();
     let base = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    match errno_name(errno) {
+    match errno_name(errno).as_str() {
         "" => base,
         n => format!("{n} ({base})"),
     }

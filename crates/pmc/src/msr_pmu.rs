@@ -7,7 +7,9 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::counters::{open_raw, Target};
 use std::path::{Path, PathBuf};
 
 /// The PMU as sysfs describes it.
@@ -64,25 +66,6 @@ impl fmt::Display for PerfMsrError {
 }
 
 impl std::error::Error for PerfMsrError {}
-
-/// `struct perf_event_attr` up to `config1` (PERF_ATTR_SIZE_VER0 = 64 bytes), which is
-/// all a counting event needs; the kernel accepts this size.
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttr {
-    type_: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
-}
-
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 
 impl MsrPmu {
     /// Reads `bus/event_source/devices/msr` under a sysfs root.
@@ -144,38 +127,24 @@ impl MsrPmu {
             event: event.to_string(),
             have: self.event_names(),
         })?;
-        let attr = PerfEventAttr {
+        let mut attr = perf_event_open_sys::bindings::perf_event_attr {
             type_: self.pmu_type,
-            size: std::mem::size_of::<PerfEventAttr>() as u32,
+            size: std::mem::size_of::<perf_event_open_sys::bindings::perf_event_attr>() as u32,
             config,
             ..Default::default()
         };
-        // SAFETY: attr is a valid, initialised perf_event_attr of the size it declares;
-        // the other arguments are plain integers.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_perf_event_open,
-                &attr as *const PerfEventAttr,
-                -1 as libc::pid_t,
-                cpu as libc::c_int,
-                -1 as libc::c_int,
-                PERF_FLAG_FD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::EACCES) | Some(libc::EPERM) => PerfMsrError::Permission {
+        let fd = open_raw(&mut attr, Target::Cpu(cpu), -1).map_err(|errno| {
+            let e = io::Error::from_raw_os_error(errno);
+            match errno {
+                libc::EACCES | libc::EPERM => PerfMsrError::Permission {
                     event: event.to_string(),
                     source: e,
                 },
                 _ => PerfMsrError::Other(format!(
                     "perf_event_open of msr/{event}/ on CPU {cpu}: {e}"
                 )),
-            });
-        }
-        // SAFETY: fd is a new descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+            }
+        })?;
         Ok(Counter { fd, cpu })
     }
 }
@@ -230,11 +199,6 @@ impl Counter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn attr_is_version_0_sized() {
-        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64);
-    }
 
     #[test]
     fn event_configs() {

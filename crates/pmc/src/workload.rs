@@ -9,6 +9,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{self, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{access, pipe2, AccessFlags, Pid};
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -40,21 +46,23 @@ impl std::fmt::Display for Exit {
 
 /// The usual name of a signal number.
 pub fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGHUP => "SIGHUP".into(),
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGQUIT => "SIGQUIT".into(),
-        libc::SIGILL => "SIGILL".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGFPE => "SIGFPE".into(),
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGPIPE => "SIGPIPE".into(),
-        libc::SIGALRM => "SIGALRM".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        _ => format!("signal {sig}"),
-    }
+    Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().into())
+}
+
+/// kill(2), ignoring failure (the process may be gone already).
+fn kill(pid: i32, sig: Signal) {
+    let _ = signal::kill(Pid::from_raw(pid), sig);
+}
+
+/// waitpid(2) with WNOHANG: `Ok(None)` while `pid` runs.
+fn wait_nohang(pid: i32) -> nix::Result<Option<Exit>> {
+    Ok(
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))? {
+            WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+            WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+            _ => None,
+        },
+    )
 }
 
 /// Finds a program like execvp: names with a `/` are used as given, others are searched
@@ -79,21 +87,11 @@ pub fn find_program(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 fn is_executable(p: &Path) -> bool {
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: c is a valid NUL-terminated path.
-    p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
+    p.is_file() && access(p, AccessFlags::X_OK).is_ok()
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(pipe2(OFlag::O_CLOEXEC)?)
 }
 
 /// `pidfd_open(2)` (Linux 5.3+): a descriptor that becomes readable when `pid` exits.
@@ -296,14 +294,11 @@ impl Workload {
         if self.exit.is_some() {
             return self.exit;
         }
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        if r == self.pid {
-            self.exit = Some(Exit::from_wait_status(status));
-        } else if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+        match wait_nohang(self.pid) {
+            Ok(e) => self.exit = e,
             // Reaped elsewhere: the status is unknown, but it is gone.
-            self.exit = Some(Exit::Code(-1));
+            Err(Errno::ECHILD) => self.exit = Some(Exit::Code(-1)),
+            Err(_) => {}
         }
         self.exit
     }
@@ -323,20 +318,17 @@ impl Workload {
     }
 
     /// Sends a signal to the child (if it has not been reaped).
-    pub fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: Signal) {
         if self.exit.is_none() {
-            // SAFETY: kill on our own unreaped child.
-            unsafe { libc::kill(self.pid, sig) };
+            kill(self.pid, sig);
         }
     }
 
     /// Sends `sig` to the child and to each of `others` (its descendants, found earlier).
-    fn signal_tree(&self, sig: i32, others: &[i32]) {
+    fn signal_tree(&self, sig: Signal, others: &[i32]) {
         self.signal(sig);
         for &p in others {
-            // SAFETY: kill with a PID and a signal number; the PIDs were the command's
-            // descendants a moment ago.
-            unsafe { libc::kill(p, sig) };
+            kill(p, sig);
         }
     }
 
@@ -351,16 +343,16 @@ impl Workload {
         // Found before signalling: once the shell is gone its children are re-parented
         // (to us: see prepare), and [`Workload::end_orphans`] finds them there.
         let tree = descendants(self.pid);
-        self.signal_tree(libc::SIGTERM, &tree);
+        self.signal_tree(Signal::SIGTERM, &tree);
         let exit = match self.wait_timeout(grace) {
             Some(e) => e,
             None => {
-                self.signal_tree(libc::SIGKILL, &descendants(self.pid));
+                self.signal_tree(Signal::SIGKILL, &descendants(self.pid));
                 self.wait_timeout(Duration::from_secs(5))
                     .unwrap_or(Exit::Signal(libc::SIGKILL))
             }
         };
-        self.end_orphans(libc::SIGTERM, grace.min(Duration::from_secs(1)));
+        self.end_orphans(Signal::SIGTERM, grace.min(Duration::from_secs(1)));
         reap(&tree);
         exit
     }
@@ -382,14 +374,13 @@ impl Workload {
     }
 
     /// Ends the orphans: `sig`, up to `grace` to exit, then SIGKILL; reaps them.
-    fn end_orphans(&self, sig: i32, grace: Duration) {
+    fn end_orphans(&self, sig: Signal, grace: Duration) {
         let first = self.orphans();
         if first.is_empty() {
             return;
         }
         for &p in &first {
-            // SAFETY: kill with a PID and a signal number (a leftover of the command).
-            unsafe { libc::kill(p, sig) };
+            kill(p, sig);
         }
         let deadline = Instant::now() + grace;
         loop {
@@ -401,8 +392,7 @@ impl Workload {
             }
             if Instant::now() >= deadline {
                 for &p in &left {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(p, libc::SIGKILL) };
+                    kill(p, Signal::SIGKILL);
                 }
                 reap(&left);
                 return;
@@ -418,13 +408,14 @@ fn reap(pids: &[i32]) {
     let mut left: Vec<i32> = pids.to_vec();
     while !left.is_empty() {
         left.retain(|&p| {
-            let mut st = 0;
-            // SAFETY: waitpid without blocking, with a valid status pointer; it fails
-            // (ECHILD) if p is not our child.
-            let r = unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) };
-            // 0: our child, still running. Otherwise reaped, or not ours (its own parent
-            // reaps it) unless it is still dying under a parent that is itself dying.
-            r == 0 || (r < 0 && process_alive(p))
+            // Ok(None): our child, still running. Otherwise reaped, or not ours (ECHILD:
+            // its own parent reaps it) unless it is still dying under a parent that is
+            // itself dying.
+            match wait_nohang(p) {
+                Ok(None) => true,
+                Ok(Some(_)) => false,
+                Err(_) => process_alive(p),
+            }
         });
         if Instant::now() >= deadline {
             return;
@@ -440,9 +431,9 @@ impl Drop for Workload {
         if self.try_wait().is_none() {
             self.go = None;
             let tree = descendants(self.pid);
-            self.signal_tree(libc::SIGKILL, &tree);
+            self.signal_tree(Signal::SIGKILL, &tree);
             let _ = self.wait_timeout(Duration::from_secs(5));
-            self.end_orphans(libc::SIGKILL, Duration::ZERO);
+            self.end_orphans(Signal::SIGKILL, Duration::ZERO);
             reap(&tree);
         }
     }
@@ -460,7 +451,8 @@ unsafe fn child(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
-    // SAFETY (whole body): only async-signal-safe calls on pre-fork memory.
+    // SAFETY: only async-signal-safe calls, on memory prepared before the fork (the
+    // caller's contract above), for the whole block.
     unsafe {
         // Rust ignores SIGPIPE; the command must get the default back. Handlers installed
         // by the parent are reset by exec; the signal mask is inherited, so clear it.

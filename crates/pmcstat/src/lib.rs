@@ -16,13 +16,13 @@ use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use perf_tools_core::cli;
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::{self, Shutdown};
+use perf_tools_core::{cli, cpulist};
 use perf_tools_pmc::counters::{
-    probe_hardware, raise_fd_limit, threads_of, Counters, HardwareProbe, Options, Target, Value,
+    probe_hardware, threads_of, Counters, HardwareProbe, Options, Target, Value,
 };
-use perf_tools_pmc::cpu::{online_cpus, parse_cpu_list, CpuInfo, Pmus};
+use perf_tools_pmc::cpu::{online_cpus, CpuInfo, Pmus};
 use perf_tools_pmc::event::{Event, VendorEvent};
 use perf_tools_pmc::explain::{no_pmu_message, OpenFailure};
 use perf_tools_pmc::workload::{process_alive, Exit, Workload};
@@ -74,35 +74,15 @@ pub struct Args {
     #[arg(long = "show-events")]
     pub show_events: bool,
     /// Output interval in seconds
-    #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
+    #[arg(value_name = "interval", default_value = "1", value_parser = cli::seconds("interval", 0.01, cli::ONE_YEAR))]
     pub interval: f64,
     /// Total seconds to measure (default: until Ctrl-C, or until the process or command ends)
-    #[arg(value_name = "duration", value_parser = parse_duration)]
+    #[arg(value_name = "duration", value_parser = cli::parse_duration)]
     pub duration: Option<f64>,
     /// Run and measure this command, given as exact arguments after `--` (no shell);
     /// pmcstat exits with its exit status
     #[arg(last = true, value_name = "command")]
     pub argv: Vec<String>,
-}
-
-/// Parses a positive number of seconds, at most one year.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("not a number of seconds: {s:?}")),
-    }
-}
-
-/// Parses the interval: positive seconds, at least 0.01.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    let v = parse_duration(s)?;
-    if v < 0.01 {
-        return Err(format!("must be at least 0.01 seconds: {s}"));
-    }
-    Ok(v)
 }
 
 /// The clap definition (for man pages and completions).
@@ -142,7 +122,7 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Err(cli::usage("pick one of -C, -p, -c"));
     }
     if let Some(c) = &args.cpu {
-        let list = parse_cpu_list(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
+        let list = cpulist::parse(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
         if list.is_empty() {
             return Err(cli::usage("-C: empty CPU list"));
         }
@@ -150,7 +130,7 @@ pub fn scope(args: &Args) -> Result<Scope> {
         if let Some(bad) = list.iter().find(|c| !online.contains(c)) {
             return Err(cli::usage(format!(
                 "-C: CPU {bad} is not online (online CPUs: {})",
-                cpu_list_text(&online)
+                cpulist::format(&online)
             )));
         }
         return Ok(Scope::Cpus(list));
@@ -174,24 +154,6 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Ok(Scope::Command(args.argv.clone()));
     }
     Ok(Scope::System(online_cpus()))
-}
-
-fn cpu_list_text(v: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 /// The core-PMU line of `--show-events`: what sysfs lists, checked the same way the
@@ -446,13 +408,7 @@ pub fn command_status(e: Exit) -> i32 {
 /// Runs pmcstat. Returns the exit status: the measured command's (see [`command_status`])
 /// when it ended on its own or was stopped by a signal, 0 otherwise.
 pub fn run(args: Args) -> Result<i32> {
-    let mut layout = match &args.events {
-        Some(list) => Layout::custom(list).map_err(|e| cli::usage(format!("-e: {e}")))?,
-        None => Layout::mode(args.mode),
-    };
-    if args.run_pct {
-        layout = layout.with_run_column();
-    }
+    let layout = layout_of(&args)?;
     let scope = scope(&args)?;
     let cpu = CpuInfo::detect();
     let pmus = Pmus::system();
@@ -467,71 +423,141 @@ pub fn run(args: Args) -> Result<i32> {
             bail!("no such process: PID {p} (not in /proc)");
         }
     }
-
-    // Hardware events need a hardware PMU; say so plainly where there is none.
-    let mut no_pmu_note = None;
-    if layout.needs_hardware() {
-        if let HardwareProbe::Absent(errno) = probe_hardware() {
-            let msg = no_pmu_message(&pmus, errno);
-            if layout.only_hardware() {
-                let hint = if args.events.is_none() {
-                    "\n  the software-event view works here: pmcstat -m sw (task-clock, \
-                     context-switches, cpu-migrations, page-faults)"
-                } else {
-                    "\n  software events work here: task-clock, cpu-clock, context-switches, \
-                     cpu-migrations, page-faults (or pmcstat -m sw)"
-                };
-                bail!("{msg}{hint}");
-            }
-            no_pmu_note = msg.lines().next().map(str::to_string);
-        }
-    }
+    let no_pmu_note = no_pmu_note(&args, &layout, &pmus)?;
 
     let shutdown = Shutdown::install()?;
-    // One descriptor per event, CPU and PMU: more than 1024 on large machines.
-    let _ = raise_fd_limit();
-    let mut workload = None;
-    let (targets, opts, watch) = match &scope {
-        Scope::System(cpus) | Scope::Cpus(cpus) => (
-            cpus.iter().map(|&c| Target::Cpu(c)).collect::<Vec<_>>(),
-            Options {
-                exclude_kernel: args.user,
-                ..Options::default()
-            },
-            None,
-        ),
-        Scope::Pid(p) => {
-            let tids = threads_of(*p).with_context(|| format!("listing the threads of PID {p}"))?;
-            (
-                tids.into_iter().map(Target::Task).collect(),
-                Options {
-                    inherit: true,
+    // One descriptor per event, CPU and PMU: more than 1024 on large machines (as perf
+    // does, the soft limit on open files is raised to the hard one).
+    let _ = perf_tools_core::fdreserve::raise_nofile_limit();
+    let mut what = Measured::of(&scope, &args)?;
+    let mut counters = open_counters(&layout, &what, &scope, &pmus, &cpu, &no_pmu_note)?;
+
+    let mut out = Output::stdout();
+    if let Some(p) = layout.preamble {
+        let _ = writeln!(out.buf, "{p}");
+    }
+    layout.header(&mut out.buf);
+    out.flush()?;
+
+    let wake = measure(
+        &args,
+        &layout,
+        &mut counters,
+        &mut what,
+        &shutdown,
+        &mut out,
+    )?;
+    counters.disable();
+    drop(counters);
+    Ok(end_of_run(what.workload.as_mut(), wake, &scope))
+}
+
+/// The columns: `-e` events or a `-m` mode, with `--run-pct`'s column.
+fn layout_of(args: &Args) -> Result<Layout> {
+    let layout = match &args.events {
+        Some(list) => Layout::custom(list).map_err(|e| cli::usage(format!("-e: {e}")))?,
+        None => Layout::mode(args.mode),
+    };
+    Ok(if args.run_pct {
+        layout.with_run_column()
+    } else {
+        layout
+    })
+}
+
+/// Hardware events need a hardware PMU: an error when only they were asked for and
+/// there is none, else the first line of the reason to note (`None`: a PMU exists, or
+/// no hardware event is asked for).
+fn no_pmu_note(args: &Args, layout: &Layout, pmus: &Pmus) -> Result<Option<String>> {
+    if !layout.needs_hardware() {
+        return Ok(None);
+    }
+    let HardwareProbe::Absent(errno) = probe_hardware() else {
+        return Ok(None);
+    };
+    let msg = no_pmu_message(pmus, errno);
+    if layout.only_hardware() {
+        let hint = if args.events.is_none() {
+            "\n  the software-event view works here: pmcstat -m sw (task-clock, \
+             context-switches, cpu-migrations, page-faults)"
+        } else {
+            "\n  software events work here: task-clock, cpu-clock, context-switches, \
+             cpu-migrations, page-faults (or pmcstat -m sw)"
+        };
+        bail!("{msg}{hint}");
+    }
+    Ok(msg.lines().next().map(str::to_string))
+}
+
+/// What the counters are opened on: CPUs, the threads of a PID, or a command started
+/// (stopped before exec) for the purpose.
+struct Measured {
+    targets: Vec<Target>,
+    opts: Options,
+    /// The process whose end ends the run.
+    watch: Option<i32>,
+    /// The command pmcstat runs, if any.
+    workload: Option<Workload>,
+}
+
+impl Measured {
+    fn of(scope: &Scope, args: &Args) -> Result<Measured> {
+        Ok(match scope {
+            Scope::System(cpus) | Scope::Cpus(cpus) => Measured {
+                targets: cpus.iter().map(|&c| Target::Cpu(c)).collect(),
+                opts: Options {
                     exclude_kernel: args.user,
                     ..Options::default()
                 },
-                Some(*p),
-            )
-        }
-        Scope::Command(words) => {
-            let mut w = Workload::prepare(words).map_err(|e| anyhow!(e))?;
-            if let Some(c) = &args.command {
-                w.display = c.trim().to_string();
+                watch: None,
+                workload: None,
+            },
+            Scope::Pid(p) => {
+                let tids =
+                    threads_of(*p).with_context(|| format!("listing the threads of PID {p}"))?;
+                Measured {
+                    targets: tids.into_iter().map(Target::Task).collect(),
+                    opts: Options {
+                        inherit: true,
+                        exclude_kernel: args.user,
+                        ..Options::default()
+                    },
+                    watch: Some(*p),
+                    workload: None,
+                }
             }
-            let pid = w.pid();
-            workload = Some(w);
-            (
-                vec![Target::Task(pid)],
-                Options {
-                    inherit: true,
-                    enable_on_exec: true,
-                    exclude_kernel: args.user,
-                },
-                Some(pid),
-            )
-        }
-    };
+            Scope::Command(words) => {
+                let mut w = Workload::prepare(words).map_err(|e| anyhow!(e))?;
+                if let Some(c) = &args.command {
+                    w.display = c.trim().to_string();
+                }
+                let pid = w.pid();
+                Measured {
+                    targets: vec![Target::Task(pid)],
+                    opts: Options {
+                        inherit: true,
+                        enable_on_exec: true,
+                        exclude_kernel: args.user,
+                    },
+                    watch: Some(pid),
+                    workload: Some(w),
+                }
+            }
+        })
+    }
+}
 
-    let mut counters = Counters::open(&layout.requests, &targets, &pmus, &cpu, &opts).map_err(
+/// Opens every counter; an error when none can count (saying why), else the notes on
+/// the events that cannot.
+fn open_counters(
+    layout: &Layout,
+    what: &Measured,
+    scope: &Scope,
+    pmus: &Pmus,
+    cpu: &CpuInfo,
+    no_pmu_note: &Option<String>,
+) -> Result<Counters> {
+    let counters = Counters::open(&layout.requests, &what.targets, pmus, cpu, &what.opts).map_err(
         |mut f: OpenFailure| {
             if matches!(f.errno, libc::EACCES | libc::EPERM)
                 && matches!(f.target, Target::Task(_))
@@ -551,7 +577,7 @@ pub fn run(args: Args) -> Result<i32> {
                 bail!("no such process: PID {p} exited before its counters could be opened");
             }
         }
-        report_unsupported(&counters, &cpu, &pmus, no_pmu_note.is_some());
+        report_unsupported(&counters, cpu, pmus, no_pmu_note.is_some());
         bail!(
             "none of the requested events can be counted here{}",
             no_pmu_note
@@ -560,32 +586,38 @@ pub fn run(args: Args) -> Result<i32> {
                 .unwrap_or_default()
         );
     }
-    if let Some(n) = &no_pmu_note {
+    if let Some(n) = no_pmu_note {
         eprintln!(
             "pmcstat: {n}; hardware events show {}",
             layout::NOT_SUPPORTED
         );
     }
-    report_unsupported(&counters, &cpu, &pmus, no_pmu_note.is_some());
+    report_unsupported(&counters, cpu, pmus, no_pmu_note.is_some());
+    Ok(counters)
+}
 
-    let mut out = Output::stdout();
-    if let Some(p) = layout.preamble {
-        let _ = writeln!(out.buf, "{p}");
-    }
-    layout.header(&mut out.buf);
-    out.flush()?;
-
+/// Starts counting (or the command), then prints a row per interval until the
+/// duration ends, the measured process exits, a signal comes or the output is closed:
+/// what ended it.
+fn measure(
+    args: &Args,
+    layout: &Layout,
+    counters: &mut Counters,
+    what: &mut Measured,
+    shutdown: &Shutdown,
+    out: &mut Output,
+) -> Result<Wake> {
     let start = Instant::now();
-    match workload.as_mut() {
+    match what.workload.as_mut() {
         Some(w) => w.start().map_err(|e| anyhow!(e))?,
         None => counters.enable().context("enabling the counters")?,
     }
     // Wakes the loop when the measured process ends (Linux 5.3+; polled otherwise).
-    let pid_fd = match (&workload, watch) {
+    let pid_fd = match (&what.workload, what.watch) {
         (None, Some(p)) => perf_tools_pmc::workload::pidfd_open(p),
         _ => None,
     };
-    let exit_fd = match &workload {
+    let exit_fd = match &what.workload {
         Some(w) => w.exit_fd(),
         None => pid_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
     };
@@ -596,9 +628,9 @@ pub fn run(args: Args) -> Result<i32> {
     let mut last = start;
     let mut rows = 0usize;
     let mut notes = Notes::default();
-    let wake = loop {
+    loop {
         let deadline = end.map_or(next, |e| e.min(next));
-        let wake = wait_until(&shutdown, exit_fd, watch, deadline);
+        let wake = wait_until(shutdown, exit_fd, what.watch, deadline);
         let now = Instant::now();
         let vals = counters.read().context("reading the counters")?;
         let elapsed = now.duration_since(last);
@@ -616,58 +648,60 @@ pub fn run(args: Args) -> Result<i32> {
         if wake == Wake::OutputClosed {
             // Nobody reads the rows any more: end now, quietly (exit 0, as every tool).
             out.buf.clear();
-            break wake;
+            return Ok(wake);
         }
         out.flush()?;
         if finished {
-            break wake;
+            return Ok(wake);
         }
         next += interval;
         while next <= now {
             next += interval;
         }
-    };
-    counters.disable();
-    drop(counters);
-
-    let mut status = 0;
-    if let Some(w) = workload.as_mut() {
-        let how = match wake {
-            Wake::TargetExited => w.wait_timeout(Duration::from_secs(5)),
-            // Ctrl-C reaches the command too: give it a moment to exit on its own.
-            Wake::Signal => w.wait_timeout(Duration::from_secs(1)),
-            Wake::Timer | Wake::OutputClosed => w.try_wait(),
-        };
-        let (exit, ended_by_us) = match how {
-            Some(e) => (e, false),
-            None => (w.terminate(Duration::from_secs(2)), true),
-        };
-        // The command's own status, or how a signal ended it; 0 when pmcstat ended it as
-        // asked (end of the duration) or because its output was closed.
-        status = match wake {
-            Wake::Timer | Wake::OutputClosed if ended_by_us => 0,
-            _ => command_status(exit),
-        };
-        if wake != Wake::OutputClosed {
-            eprintln!(
-                "pmcstat: command {:?} (PID {}) {}{}",
-                w.display,
-                w.pid(),
-                exit,
-                if ended_by_us {
-                    match wake {
-                        Wake::Timer => " at the end of the duration",
-                        _ => " when pmcstat was stopped",
-                    }
-                } else {
-                    ""
-                }
-            );
-        }
-    } else if let (Wake::TargetExited, Scope::Pid(p)) = (wake, &scope) {
-        eprintln!("pmcstat: PID {p} exited");
     }
-    Ok(status)
+}
+
+/// Waits for (or ends) the command pmcstat ran and reports how it ended; pmcstat's
+/// exit status: the command's own, 0 without a command.
+fn end_of_run(workload: Option<&mut Workload>, wake: Wake, scope: &Scope) -> i32 {
+    let Some(w) = workload else {
+        if let (Wake::TargetExited, Scope::Pid(p)) = (wake, scope) {
+            eprintln!("pmcstat: PID {p} exited");
+        }
+        return 0;
+    };
+    let how = match wake {
+        Wake::TargetExited => w.wait_timeout(Duration::from_secs(5)),
+        // Ctrl-C reaches the command too: give it a moment to exit on its own.
+        Wake::Signal => w.wait_timeout(Duration::from_secs(1)),
+        Wake::Timer | Wake::OutputClosed => w.try_wait(),
+    };
+    let (exit, ended_by_us) = match how {
+        Some(e) => (e, false),
+        None => (w.terminate(Duration::from_secs(2)), true),
+    };
+    if wake != Wake::OutputClosed {
+        eprintln!(
+            "pmcstat: command {:?} (PID {}) {}{}",
+            w.display,
+            w.pid(),
+            exit,
+            if ended_by_us {
+                match wake {
+                    Wake::Timer => " at the end of the duration",
+                    _ => " when pmcstat was stopped",
+                }
+            } else {
+                ""
+            }
+        );
+    }
+    // The command's own status, or how a signal ended it; 0 when pmcstat ended it as
+    // asked (end of the duration) or because its output was closed.
+    match wake {
+        Wake::Timer | Wake::OutputClosed if ended_by_us => 0,
+        _ => command_status(exit),
+    }
 }
 
 #[cfg(test)]
@@ -764,13 +798,6 @@ mod tests {
         assert!(matches!(scope(&args(&[]).unwrap()).unwrap(), Scope::System(v) if !v.is_empty()));
     }
 
-    #[test]
-    fn cpu_list_text_compresses_ranges() {
-        assert_eq!(cpu_list_text(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
-        assert_eq!(cpu_list_text(&[5]), "5");
-        assert_eq!(cpu_list_text(&[]), "");
-    }
-
     /// The event construction of every mode, per vendor, against the kernel ABI values:
     /// (name, attr type, attr config) or None where the CPU defines no such event.
     fn resolved(
@@ -786,19 +813,11 @@ mod tests {
     }
 
     fn intel(model: u32) -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Intel,
-            family: 6,
-            model,
-        }
+        CpuInfo::new(Vendor::Intel, 6, model)
     }
 
     fn zen() -> CpuInfo {
-        CpuInfo {
-            vendor: Vendor::Amd,
-            family: 0x19,
-            model: 0x01,
-        }
+        CpuInfo::new(Vendor::Amd, 0x19, 0x01)
     }
 
     #[test]

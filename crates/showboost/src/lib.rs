@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::{cli, clock::monotonic_ns};
-use perf_tools_cpu::hwmon::format_cpu_list;
-use perf_tools_cpu::msr::{decode, reg, CpuInfo, Machine, MsrError, MsrFile, Vendor};
+use perf_tools_core::{cli, clock::monotonic_ns, cpulist};
+use perf_tools_cpu::cpuid::{CpuInfo, Vendor};
+use perf_tools_cpu::msr::{decode, reg, Machine, MsrError, MsrFile};
 use perf_tools_pmc::msr_pmu::{Counter, MsrPmu};
 
 /// Which CPUs to measure.
@@ -81,7 +81,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Source::Auto, value_name = "SOURCE")]
     pub source: Source,
     /// Seconds between rows
-    #[arg(value_name = "interval", default_value = "1", value_parser = parse_interval)]
+    #[arg(value_name = "interval", default_value = "1", value_parser = cli::seconds("interval", 0.0, cli::ONE_YEAR))]
     pub interval: f64,
     /// Number of intervals to print (default: until Ctrl-C)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
@@ -100,17 +100,6 @@ pub fn parse_event_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once(',') {
         Some((m, a)) if !m.is_empty() && !a.is_empty() => Ok((m.to_string(), a.to_string())),
         _ => Err(format!("expected two event names, MPERF,APERF: {s:?}")),
-    }
-}
-
-/// Parses a positive number of seconds.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 31_536_000.0 => Ok(v),
-        Ok(_) => Err(format!(
-            "interval must be a positive number of seconds, at most one year: {s}"
-        )),
-        Err(_) => Err(format!("interval is not a number of seconds: {s:?}")),
     }
 }
 
@@ -213,19 +202,8 @@ pub fn preamble(
         s.push_str(&format!("Turbo MHz(s) : {}\n", t.join(" ")));
         s.push_str(&format!("Turbo Ratios : {}\n", r.join(" ")));
     }
-    s.push_str(&format!(
-        "{what} summary every {} seconds...\n",
-        fmt_secs(interval)
-    ));
+    s.push_str(&format!("{what} summary every {interval} seconds...\n"));
     s
-}
-
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
-    }
 }
 
 /// `cpu MHz` of a CPU from /proc/cpuinfo text, truncated to an integer.
@@ -248,15 +226,7 @@ pub fn cpuinfo_mhz(text: &str, cpu: u32) -> Option<u64> {
 
 /// Local time as HH:MM:SS.
 fn hhmmss() -> String {
-    // SAFETY: time(NULL) and localtime_r into a zeroed tm we own.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return "??:??:??".into();
-        }
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-    }
+    chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
 /// Base MHz and where it came from.
@@ -320,6 +290,9 @@ fn turbo_frequencies(info: &CpuInfo, msr: Option<&MsrFile>, base: Option<u32>) -
     decode::turbo_mhz(limit1, limit, base)
 }
 
+/// (cpu, (mperf, aperf)) per CPU; `None` for a CPU whose read failed.
+type Sample = Vec<(u32, Option<(u64, u64)>)>;
+
 /// APERF/MPERF readers for the selected CPUs.
 enum Counters {
     Msr(Vec<MsrFile>),
@@ -328,7 +301,7 @@ enum Counters {
 
 impl Counters {
     /// (cpu, mperf, aperf) per CPU; `None` for a CPU whose read failed.
-    fn sample(&self) -> Vec<(u32, Option<(u64, u64)>)> {
+    fn sample(&self) -> Sample {
         match self {
             Counters::Msr(files) => files
                 .iter()
@@ -391,70 +364,11 @@ fn open_perf(
 pub fn run(args: Args) -> Result<()> {
     let machine = Machine::open(args.root.as_deref());
     let info = machine.cpuid.info().context("reading CPUID")?;
-    let online = machine.online_cpus();
     let all = args.all || args.cpu == CpuSel::All;
-    let cpus: Vec<u32> = match (all, args.cpu) {
-        (true, _) => online.clone(),
-        (false, CpuSel::One(c)) => {
-            if !online.contains(&c) {
-                return Err(cli::usage(format!(
-                    "CPU {c} is not online (online CPUs: {})",
-                    format_cpu_list(&online)
-                )));
-            }
-            vec![c]
-        }
-        (false, CpuSel::All) => online.clone(),
-    };
-    if cpus.is_empty() {
-        bail!("no online CPUs found");
-    }
+    let cpus = selected_cpus(&args, all, machine.online_cpus())?;
     let first = cpus[0];
 
-    // Counter source.
-    let msr_result = if args.source == Source::Perf {
-        Err("not tried (--source perf)".to_string())
-    } else {
-        open_msr(&machine, &cpus)
-    };
-    let (counters, counter_desc, msr_reason) = match msr_result {
-        Ok(files) => (
-            Counters::Msr(files),
-            format!("{}/N/msr", machine.msr.root().display()),
-            None,
-        ),
-        Err(msr_reason) => {
-            let perf_result = if args.source == Source::Msr {
-                Err("not tried (--source msr)".to_string())
-            } else {
-                open_perf(&machine, &cpus, &args.perf_events)
-            };
-            match perf_result {
-                Ok(c) => (
-                    Counters::Perf(c),
-                    format!(
-                        "the perf msr PMU ({}/{} events)",
-                        args.perf_events.1, args.perf_events.0
-                    ),
-                    Some(msr_reason),
-                ),
-                Err(perf_reason) => {
-                    let cpu = format!(
-                        "CPU: {}, CPUID.06H:ECX[0] (APERF/MPERF) = {}",
-                        info.summary(),
-                        u8::from(info.aperfmperf)
-                    );
-                    let details = format!("{cpu}; MSRs: {msr_reason}; perf: {perf_reason}");
-                    if info.hypervisor.is_some() {
-                        bail!(
-                            "no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU ({details})"
-                        );
-                    }
-                    bail!("no APERF/MPERF source ({details})");
-                }
-            }
-        }
-    };
+    let (counters, counter_desc, msr_reason) = open_counters(&args, &machine, &info, &cpus)?;
     let msr0 = match &counters {
         Counters::Msr(files) => files.first(),
         Counters::Perf(_) => None,
@@ -464,77 +378,197 @@ pub fn run(args: Args) -> Result<()> {
     let set_mhz = std::fs::read_to_string(machine.proc_root.join("cpuinfo"))
         .ok()
         .and_then(|t| cpuinfo_mhz(&t, first));
-
-    let mut src = format!("showboost: APERF/MPERF from {counter_desc}");
-    if let Some(r) = &msr_reason {
-        src.push_str(&format!(" (MSRs: {r})"));
-    }
-    match &base {
-        Some((_, from)) => src.push_str(&format!("; base MHz from {from}")),
-        None => src.push_str(
-            "; base MHz unknown (no MSR, CPUID leaf 0x16 or sysfs source): UTIL and MHz show -, give --base-mhz",
-        ),
-    }
-    eprintln!("{src}");
+    eprintln!(
+        "{}",
+        sources_note(&counter_desc, msr_reason.as_deref(), &base)
+    );
 
     let shutdown = Shutdown::install()?;
     let what = if all {
-        format!("CPUs {}", format_cpu_list(&cpus))
+        format!("CPUs {}", cpulist::format(&cpus))
     } else {
         format!("CPU {first}")
     };
     let base_mhz = base.as_ref().map(|b| b.0);
     // The baseline sample (the original's first, unprinted one) is taken before the
     // header goes out, so whoever reads the header knows the interval has begun.
-    let mut last = counters.sample();
-    let mut last_ns = monotonic_ns();
+    let baseline = (counters.sample(), monotonic_ns());
     let mut out = Output::stdout();
     out.buf
         .extend_from_slice(preamble(base_mhz, set_mhz, &turbos, &what, args.interval).as_bytes());
     let _ = writeln!(out.buf);
     let _ = writeln!(out.buf, "{}", table_header(all));
     out.flush()?;
+    let sampling = Sampling {
+        counters: &counters,
+        info: &info,
+        cpus: &cpus,
+        per_cpu: all,
+        base_mhz,
+    };
+    sampling.print_rows(&args, baseline, &shutdown, &mut out)
+}
 
-    let interval = Duration::from_secs_f64(args.interval);
-    let count = args.count.unwrap_or(u64::MAX);
-    let is_msr = matches!(counters, Counters::Msr(_));
-    for n in 0..count {
-        if shutdown.sleep(interval) {
-            break;
+/// The CPUs to measure: `-C N` (which must be online), or every online CPU for `-A` /
+/// `-C all`.
+fn selected_cpus(args: &Args, all: bool, online: Vec<u32>) -> Result<Vec<u32>> {
+    let cpus = match (all, args.cpu) {
+        (false, CpuSel::One(c)) => {
+            if !online.contains(&c) {
+                return Err(cli::usage(format!(
+                    "CPU {c} is not online (online CPUs: {})",
+                    cpulist::format(&online)
+                )));
+            }
+            vec![c]
         }
-        let now = counters.sample();
-        let now_ns = monotonic_ns();
-        let elapsed = (now_ns - last_ns) as f64 / 1e9;
-        if n == 0 && is_msr && all_zero(&last) && all_zero(&now) {
-            bail!(
-                "IA32_APERF/IA32_MPERF (0xe8/0xe7) read 0 and did not advance on CPU {}: the {} returns 0 for these MSRs (CPUID.06H:ECX[0] = {}), so showboost cannot measure the clock rate here",
-                format_cpu_list(&cpus),
-                if info.hypervisor.is_some() {
-                    "hypervisor"
-                } else {
-                    "CPU"
-                },
+        _ => online,
+    };
+    if cpus.is_empty() {
+        bail!("no online CPUs found");
+    }
+    Ok(cpus)
+}
+
+/// Opens APERF/MPERF on `cpus`: MSRs first, else the perf msr PMU (as `--source`
+/// allows). Returns the counters, where they come from, and why MSRs were not used; an
+/// error naming both reasons when neither works.
+fn open_counters(
+    args: &Args,
+    machine: &Machine,
+    info: &CpuInfo,
+    cpus: &[u32],
+) -> Result<(Counters, String, Option<String>)> {
+    let msr_result = if args.source == Source::Perf {
+        Err("not tried (--source perf)".to_string())
+    } else {
+        open_msr(machine, cpus)
+    };
+    let msr_reason = match msr_result {
+        Ok(files) => {
+            let desc = format!("{}/N/msr", machine.msr.root().display());
+            return Ok((Counters::Msr(files), desc, None));
+        }
+        Err(r) => r,
+    };
+    let perf_result = if args.source == Source::Msr {
+        Err("not tried (--source msr)".to_string())
+    } else {
+        open_perf(machine, cpus, &args.perf_events)
+    };
+    match perf_result {
+        Ok(c) => Ok((
+            Counters::Perf(c),
+            format!(
+                "the perf msr PMU ({}/{} events)",
+                args.perf_events.1, args.perf_events.0
+            ),
+            Some(msr_reason),
+        )),
+        Err(perf_reason) => {
+            let cpu = format!(
+                "CPU: {}, CPUID.06H:ECX[0] (APERF/MPERF) = {}",
+                info.summary(),
                 u8::from(info.aperfmperf)
             );
+            let details = format!("{cpu}; MSRs: {msr_reason}; perf: {perf_reason}");
+            if info.hypervisor.is_some() {
+                bail!(
+                    "no APERF/MPERF source: the hypervisor does not expose APERF/MPERF through MSRs or the perf msr PMU ({details})"
+                );
+            }
+            bail!("no APERF/MPERF source ({details})");
         }
-        let time = hhmmss();
-        for ((cpu, before), (_, after)) in last.iter().zip(now.iter()) {
-            let row = match (before, after) {
-                (Some((m0, a0)), Some((m1, a1))) => compute(
-                    m1.wrapping_sub(*m0),
-                    a1.wrapping_sub(*a0),
-                    base_mhz,
-                    elapsed,
-                ),
-                _ => continue,
-            };
-            let _ = writeln!(out.buf, "{}", table_row(&time, all.then_some(*cpu), &row));
-        }
-        out.flush()?;
-        last = now;
-        last_ns = now_ns;
     }
-    Ok(())
+}
+
+/// The stderr line that says where the counters and the base frequency come from.
+fn sources_note(
+    counter_desc: &str,
+    msr_reason: Option<&str>,
+    base: &Option<(u32, String)>,
+) -> String {
+    let mut src = format!("showboost: APERF/MPERF from {counter_desc}");
+    if let Some(r) = msr_reason {
+        src.push_str(&format!(" (MSRs: {r})"));
+    }
+    match base {
+        Some((_, from)) => src.push_str(&format!("; base MHz from {from}")),
+        None => src.push_str(
+            "; base MHz unknown (no MSR, CPUID leaf 0x16 or sysfs source): UTIL and MHz show -, give --base-mhz",
+        ),
+    }
+    src
+}
+
+/// What the row loop reads and how it prints.
+struct Sampling<'a> {
+    counters: &'a Counters,
+    info: &'a CpuInfo,
+    cpus: &'a [u32],
+    /// One row per CPU with a CPU column (`-A`, `-C all`).
+    per_cpu: bool,
+    base_mhz: Option<u32>,
+}
+
+impl Sampling<'_> {
+    /// Prints a row (per CPU) every interval from the `baseline` sample (and its
+    /// monotonic time) on, `count`
+    /// times or until a signal; an error when the first interval shows MSRs that read 0
+    /// and do not advance.
+    fn print_rows(
+        &self,
+        args: &Args,
+        baseline: (Sample, u64),
+        shutdown: &Shutdown,
+        out: &mut Output,
+    ) -> Result<()> {
+        let (mut last, mut last_ns) = baseline;
+        let interval = Duration::from_secs_f64(args.interval);
+        let count = args.count.unwrap_or(u64::MAX);
+        let is_msr = matches!(self.counters, Counters::Msr(_));
+        for n in 0..count {
+            if shutdown.sleep(interval) {
+                break;
+            }
+            let now = self.counters.sample();
+            let now_ns = monotonic_ns();
+            let elapsed = (now_ns - last_ns) as f64 / 1e9;
+            if n == 0 && is_msr && all_zero(&last) && all_zero(&now) {
+                bail!(
+                    "IA32_APERF/IA32_MPERF (0xe8/0xe7) read 0 and did not advance on CPU {}: the {} returns 0 for these MSRs (CPUID.06H:ECX[0] = {}), so showboost cannot measure the clock rate here",
+                    cpulist::format(self.cpus),
+                    if self.info.hypervisor.is_some() {
+                        "hypervisor"
+                    } else {
+                        "CPU"
+                    },
+                    u8::from(self.info.aperfmperf)
+                );
+            }
+            let time = hhmmss();
+            for ((cpu, before), (_, after)) in last.iter().zip(now.iter()) {
+                let row = match (before, after) {
+                    (Some((m0, a0)), Some((m1, a1))) => compute(
+                        m1.wrapping_sub(*m0),
+                        a1.wrapping_sub(*a0),
+                        self.base_mhz,
+                        elapsed,
+                    ),
+                    _ => continue,
+                };
+                let _ = writeln!(
+                    out.buf,
+                    "{}",
+                    table_row(&time, self.per_cpu.then_some(*cpu), &row)
+                );
+            }
+            out.flush()?;
+            last = now;
+            last_ns = now_ns;
+        }
+        Ok(())
+    }
 }
 
 fn all_zero(s: &[(u32, Option<(u64, u64)>)]) -> bool {
@@ -609,6 +643,5 @@ mod tests {
         assert_eq!(parse_cpu_sel("all"), Ok(CpuSel::All));
         assert!(parse_cpu_sel("-1").is_err());
         assert!(parse_cpu_sel("x").is_err());
-        assert!(parse_interval("0").is_err());
     }
 }

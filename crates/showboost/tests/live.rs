@@ -3,7 +3,7 @@
 //! where a source exists and fails with the clear error (exit 1) where none does.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use perf_tools_cpu::msr::Cpuid;
+use perf_tools_cpu::cpuid::Cpuid;
 use perf_tools_pmc::msr_pmu::MsrPmu;
 use std::path::Path;
 use testkit::run;

@@ -3,6 +3,9 @@
 //! Live tests need root and tracefs. Where those are missing, [`live_or_skip`] prints why
 //! and the test returns early — except under CI (`CI` set), where a missing prerequisite
 //! is a failure, because CI runs as root on a kernel that has them.
+//!
+//! The crate also holds the cross-tool state-leak matrix test (`tests/leak_matrix.rs`),
+//! whose results `cargo run -p docgen -- leak-table` renders into `tests/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_machine;
@@ -20,8 +23,7 @@ use std::time::{Duration, Instant};
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Mounts tracefs if needed. Returns `true` if live tests can run; otherwise prints the
@@ -257,7 +259,9 @@ impl Running {
 
     /// Sends a signal to the tool.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill with a valid pid and signal number.
+        // Raw kill(2): nix's Signal has no real-time signals, which the exit-path tests
+        // send too.
+        // SAFETY: kill with our child's pid and a signal number.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
@@ -395,8 +399,9 @@ impl Drop for Aligned {
 pub fn direct_read(dev: &Path, offset: u64, len: usize) {
     use std::os::unix::ffi::OsStrExt;
     let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
-    // SAFETY: layout has non-zero size (len > 0 checked by from_size_align's caller use).
     let buf = Aligned {
+        // SAFETY: layout has a non-zero size (tests read at least one sector); a null
+        // result is checked below.
         ptr: unsafe { std::alloc::alloc_zeroed(layout) },
         layout,
     };
@@ -420,8 +425,7 @@ pub fn direct_read(dev: &Path, offset: u64, len: usize) {
 
 /// The calling thread's id.
 pub fn gettid() -> u32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as u32 }
+    nix::unistd::gettid().as_raw() as u32
 }
 
 /// Names the calling thread (`prctl(PR_SET_NAME)`: at most 15 bytes are kept).

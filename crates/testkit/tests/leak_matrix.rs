@@ -66,7 +66,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// Builds the tools' binaries (cheap when they are current: `cargo test --workspace` has
-/// built them already; `cargo test -p docgen` has not) and returns their directory.
+/// built them already; `cargo test -p testkit` has not) and returns their directory.
 fn build_tools(names: &[&str]) -> PathBuf {
     let dir = profile_dir();
     let target = dir.parent().unwrap();
