@@ -261,24 +261,55 @@ pub(crate) fn create_source(
                     libc.display()
                 );
             };
-            for (i, t) in targets.iter().enumerate() {
+            let mut defs = Vec::with_capacity(targets.len());
+            for t in &targets {
                 let Some(reg) = crate::elf::arg_register(t.path_arg) else {
                     bail!("no argument registers known for {}", std::env::consts::ARCH);
                 };
-                let event = format!("opensnoop_u{i}");
-                let p = Probe::create(
-                    tracefs,
-                    "uprobe_events",
-                    "p",
-                    &event,
-                    &format!(
+                defs.push((
+                    t.names.join("/"),
+                    format!(
                         "{path}:0x{:x} fn=+0({reg}):{string} ptr={reg}:x64 comm=$comm",
                         t.offset
                     ),
-                )
-                .with_context(|| format!("uprobe on {} in {path}", t.names.join("/")))?;
-                events.push((p.group().to_string(), event, Kind::UName));
+                ));
+            }
+            // One event with a probe on each function (the kernel appends probes with
+            // the same argument types to an event): turning it off waits for one
+            // grace period rather than one per function (~30 ms each, at the end).
+            let first = probes.len();
+            let event = "opensnoop_u";
+            let mut made = 0;
+            for (names, def) in &defs {
+                let p = Probe::create(tracefs, "uprobe_events", "p", event, def)
+                    .with_context(|| format!("uprobe on {names} in {path}"))?;
                 probes.push(p);
+                made += 1;
+            }
+            let group = probes.get(first).map(|p| p.group().to_string());
+            let listed = group.as_ref().map_or(0, |g| {
+                let head = format!("p:{g}/{event} ");
+                std::fs::read_to_string(tracefs.path("uprobe_events"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with(&head))
+                    .count()
+            });
+            if let (Some(g), true) = (group.as_ref(), listed == made) {
+                events.push((g.clone(), event.to_string(), Kind::UName));
+            } else {
+                // A kernel that cannot append probes to an event (before 5.2), or
+                // replaced one: an event per function.
+                for p in probes.drain(first..) {
+                    p.remove()?;
+                }
+                for (i, (names, def)) in defs.iter().enumerate() {
+                    let event = format!("opensnoop_u{i}");
+                    let p = Probe::create(tracefs, "uprobe_events", "p", &event, def)
+                        .with_context(|| format!("uprobe on {names} in {path}"))?;
+                    events.push((p.group().to_string(), event, Kind::UName));
+                    probes.push(p);
+                }
             }
             enters(&mut events);
         }
