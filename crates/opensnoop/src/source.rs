@@ -152,6 +152,28 @@ impl EventDecoder {
     }
 }
 
+/// The C library and its open functions' uprobe targets, found once: reading its ELF
+/// tables takes milliseconds, done while the kernel applies the instance's settings.
+#[derive(Debug)]
+pub(crate) struct Libc {
+    /// Where it is, if found.
+    pub path: Option<std::path::PathBuf>,
+    /// Its open functions, or why they could not be read.
+    pub targets: std::result::Result<Vec<crate::elf::Target>, String>,
+}
+
+impl Libc {
+    /// Finds the C library and reads its open functions.
+    pub fn find() -> Libc {
+        let path = crate::elf::system_libc();
+        let targets = match &path {
+            Some(p) => crate::elf::open_targets(p).map_err(|e| format!("{e:#}")),
+            None => Ok(Vec::new()),
+        };
+        Libc { path, targets }
+    }
+}
+
 /// Tries to create the probes of one source. Returns the probes and the (system, event,
 /// kind) list to enable, or an error explaining why this source is unavailable.
 pub(crate) fn create_source(
@@ -159,6 +181,7 @@ pub(crate) fn create_source(
     support: &Support,
     source: Source,
     syscalls: &[&str],
+    libc: &Libc,
     probes: &mut Vec<Probe>,
 ) -> Result<Vec<(String, String, Kind)>> {
     let string = if support.ustring { "ustring" } else { "string" };
@@ -250,15 +273,20 @@ pub(crate) fn create_source(
             if !tracefs.path("uprobe_events").exists() {
                 bail!("no uprobe_events (CONFIG_UPROBE_EVENTS)");
             }
-            let Some(libc) = crate::elf::system_libc() else {
+            let Some(libc_path) = libc.path.as_ref() else {
                 bail!("no C library found (opensnoop is not linked with one, and none is in the usual places)");
             };
-            let targets = crate::elf::open_targets(&libc)?;
-            let path = libc.to_str().filter(|p| !p.contains(char::is_whitespace));
+            let targets = match &libc.targets {
+                Ok(t) => t.clone(),
+                Err(e) => bail!("{e}"),
+            };
+            let path = libc_path
+                .to_str()
+                .filter(|p| !p.contains(char::is_whitespace));
             let Some(path) = path else {
                 bail!(
                     "the C library's path {} cannot be given to the kernel",
-                    libc.display()
+                    libc_path.display()
                 );
             };
             let mut defs = Vec::with_capacity(targets.len());

@@ -12,7 +12,7 @@
 //! never came) the source is torn down and the next one tried. The sentinel's events
 //! are drained here, never printed.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::DirBuilderExt;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use perf_tools_ftrace::reader::RawReader;
 use perf_tools_ftrace::tracefs::Tracefs;
 
 use crate::opens::Opens;
-use crate::source::{create_source, Ev, EventDecoder, Kind, Source, SYSCALLS};
+use crate::source::{create_source, Ev, EventDecoder, Kind, Libc, Source, SYSCALLS};
 
 /// The sources, best first.
 pub const ORDER: [Source; 5] = [
@@ -238,6 +238,9 @@ pub fn judge(source: Source, sentinel: &Sentinel, o: &Observed) -> Result<(), St
 /// Fields drop in declaration order: reader, instance, then probes (the kernel refuses
 /// to remove a probe still enabled in an instance).
 pub struct Live {
+    /// The instance's settings being written by another thread (see
+    /// [`Live::instance`]): joined before the instance records or is removed.
+    settings: Option<std::thread::JoinHandle<Result<()>>>,
     reader: Option<RawReader>,
     /// The instance (created by [`Live::new`]; made anew after a tear-down).
     pub inst: Option<Instance>,
@@ -252,6 +255,8 @@ pub struct Live {
     /// The open syscalls this kernel has tracepoints for.
     pub syscalls: Vec<&'static str>,
     buffer_kb: Option<u32>,
+    /// The C library's open functions (for the uprobe source).
+    libc: Option<Libc>,
     /// Events were enabled in the instance: a tear-down removes it (the next source
     /// gets a clean one).
     enabled: bool,
@@ -263,6 +268,7 @@ impl Live {
     /// kernel's default).
     pub fn new(tracefs: &Tracefs, buffer_kb: Option<u32>) -> Result<Live> {
         let mut live = Live {
+            settings: None,
             reader: None,
             inst: None,
             probes: Vec::new(),
@@ -272,6 +278,7 @@ impl Live {
             support: Support::detect(tracefs),
             syscalls: Vec::new(),
             buffer_kb,
+            libc: None,
             enabled: false,
         };
         let inst = live.instance()?;
@@ -297,16 +304,42 @@ impl Live {
             let inst = cleanup::start_instance(&self.tracefs, "opensnoop")?;
             // A new instance records at once: not before the sentinel's opens.
             inst.set_tracing_on(false)?;
-            inst.write("trace_clock", "mono")?;
-            if let Some(kb) = self.buffer_kb {
-                inst.write("buffer_size_kb", &kb.to_string())?;
+            // The clock and the buffer size each cost the kernel a grace period or
+            // more (tens of ms): written by another thread while this one sets up the
+            // source's probes and events (which record nothing with tracing off), and
+            // joined before tracing is turned on.
+            let dir = inst.dir().to_path_buf();
+            let kb = self.buffer_kb;
+            self.settings = Some(std::thread::spawn(move || {
+                let write = |rel: &str, value: &str| {
+                    let path = dir.join(rel);
+                    std::fs::write(&path, value)
+                        .with_context(|| format!("writing {value:?} to {}", path.display()))
+                };
+                write("trace_clock", "mono")?;
+                if let Some(kb) = kb {
+                    write("buffer_size_kb", &kb.to_string())?;
+                }
+                let _ = write("buffer_percent", "0");
+                Ok(())
+            }));
+            if self.libc.is_none() {
+                self.libc = Some(Libc::find());
             }
-            let _ = inst.write("buffer_percent", "0");
             self.inst = Some(inst);
         }
         match self.inst.as_ref() {
             Some(i) => Ok(i),
             None => bail!("no trace instance"),
+        }
+    }
+
+    /// Waits for the instance's settings to be written (see [`Live::instance`]).
+    fn settings_written(&mut self) -> Result<()> {
+        match self.settings.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => bail!("the thread writing the trace instance's settings panicked"),
         }
     }
 
@@ -332,6 +365,7 @@ impl Trial for Live {
             &self.support,
             source,
             &self.syscalls,
+            self.libc.get_or_insert_with(Libc::find),
             &mut self.probes,
         )?;
         // From here on the instance is the source's (a tear-down removes it).
@@ -344,6 +378,10 @@ impl Trial for Live {
         for (sys, ev, _) in &events {
             inst.enable_event(sys, ev)?;
         }
+        self.settings_written()?;
+        let Some(inst) = self.inst.as_ref() else {
+            bail!("no trace instance");
+        };
         let reader = RawReader::open(inst)?;
         inst.set_tracing_on(true)?;
         self.reader = Some(reader);
@@ -402,6 +440,12 @@ impl Trial for Live {
     }
 
     fn tear_down(&mut self) {
+        if self.enabled {
+            // The instance is removed: not while the settings are being written.
+            if let Err(e) = self.settings_written() {
+                eprintln!("warning: {e:#}");
+            }
+        }
         self.reader = None;
         if let Some(inst) = self.inst.take() {
             if let Err(e) = inst.set_tracing_on(false) {
@@ -422,6 +466,13 @@ impl Trial for Live {
         }
         self.events.clear();
         self.decoders.clear();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // The instance cannot be removed while the other thread has a file of it open.
+        let _ = self.settings_written();
     }
 }
 
