@@ -135,7 +135,9 @@ pub fn check() -> Result<Report> {
             return Ok(r);
         }
     };
-    let mut live = match Live::new(&tracefs, None) {
+    // Signals end the check in order (nothing is left in tracefs).
+    let shutdown = Shutdown::install()?;
+    let mut live = match Live::new(&tracefs, None, &shutdown) {
         Ok(l) => l,
         Err(e) => {
             let mut r = Report::new("opensnoop");
@@ -151,6 +153,9 @@ pub fn check() -> Result<Report> {
     };
     let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
     live.tear_down();
+    if live.interrupted() {
+        bail!("interrupted");
+    }
     let syscalls = std::mem::take(&mut live.syscalls);
     // Removes the instance if the last source tried kept it.
     drop(live);
@@ -194,8 +199,13 @@ pub fn run(args: Args) -> Result<i32> {
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     // The instance and the chosen source's probes (removed in that order on every path).
-    let mut live = Live::new(&tracefs, Some(args.buffer_kb))?;
+    let mut live = Live::new(&tracefs, Some(args.buffer_kb), &shutdown)?;
     let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
+    if live.interrupted() {
+        // Ended (or the output closed) before the header: the run's kernel state is
+        // removed as `live` drops.
+        return Ok(0);
+    }
     let syscalls = live.syscalls.clone();
     if args.verbose {
         if let Some(source) = choice.source {

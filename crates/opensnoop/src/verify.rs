@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use perf_tools_core::check::{Report, Status};
 use perf_tools_core::output::escape;
+use perf_tools_core::signals::{Shutdown, Wake};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::probe::{Probe, Support};
@@ -121,6 +122,11 @@ pub trait Trial {
     fn observe(&mut self, sentinel: &Sentinel) -> Result<Observed>;
     /// Removes what [`Trial::set_up`] created.
     fn tear_down(&mut self);
+    /// True if a wait was cut short by a shutdown signal (or the reader of standard
+    /// output going away): no further source is tried.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
 /// Why a source was not used.
@@ -162,6 +168,13 @@ pub fn choose(trial: &mut impl Trial, sentinel: &Sentinel, order: &[Source]) -> 
         }
         let verdict = match trial.observe(sentinel) {
             Ok(o) => judge(source, sentinel, &o),
+            Err(_) if trial.interrupted() => {
+                trial.tear_down();
+                return Choice {
+                    source: None,
+                    rejected,
+                };
+            }
             Err(e) => Err(one_line(&e)),
         };
         match verdict {
@@ -237,7 +250,10 @@ pub fn judge(source: Source, sentinel: &Sentinel, o: &Observed) -> Result<(), St
 /// The kernel's side: a private instance and the probes of one source at a time.
 /// Fields drop in declaration order: reader, instance, then probes (the kernel refuses
 /// to remove a probe still enabled in an instance).
-pub struct Live {
+pub struct Live<'a> {
+    /// Ends the wait for the sentinel's events early.
+    shutdown: &'a Shutdown,
+    interrupted: bool,
     /// The instance's settings being written by another thread (see
     /// [`Live::instance`]): joined before the instance records or is removed.
     settings: Option<std::thread::JoinHandle<Result<()>>>,
@@ -262,12 +278,18 @@ pub struct Live {
     enabled: bool,
 }
 
-impl Live {
+impl<'a> Live<'a> {
     /// Creates the instance (removing stale state of killed runs first) and finds the
     /// open syscalls' tracepoints. `buffer_kb`: the per-CPU buffer size (`None`: the
     /// kernel's default).
-    pub fn new(tracefs: &Tracefs, buffer_kb: Option<u32>) -> Result<Live> {
+    pub fn new(
+        tracefs: &Tracefs,
+        buffer_kb: Option<u32>,
+        shutdown: &'a Shutdown,
+    ) -> Result<Live<'a>> {
         let mut live = Live {
+            shutdown,
+            interrupted: false,
             settings: None,
             reader: None,
             inst: None,
@@ -357,7 +379,7 @@ impl Live {
     }
 }
 
-impl Trial for Live {
+impl Trial for Live<'_> {
     fn set_up(&mut self, source: Source) -> Result<()> {
         self.instance()?;
         let events = create_source(
@@ -408,6 +430,8 @@ impl Trial for Live {
         let mut events: Vec<(u64, Ev)> = Vec::new();
         let deadline = Instant::now() + WAIT;
         let decoders = &self.decoders;
+        let shutdown = self.shutdown;
+        let mut interrupted = false;
         loop {
             reader.drain(|_, ts, payload| {
                 let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
@@ -428,15 +452,28 @@ impl Trial for Live {
                     .iter()
                     .any(|(_, e)| e.kind == Kind::Exit && e.ret == ret)
             };
-            if (exits(ok_fd) && exits(-i64::from(libc::ENOENT))) || Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if (exits(ok_fd) && exits(-i64::from(libc::ENOENT))) || left.is_zero() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Until a buffer has data (buffer_percent is 0), or the deadline.
+            if reader.wait(shutdown, left) != Wake::Ready {
+                interrupted = true;
+                break;
+            }
         }
         drop(f);
+        if interrupted {
+            self.interrupted = true;
+            bail!("interrupted");
+        }
         // This thread's events may come from several CPUs.
         events.sort_by_key(|(ts, _)| *ts);
         Ok(Observed { ok_fd, events })
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted
     }
 
     fn tear_down(&mut self) {
@@ -469,7 +506,7 @@ impl Trial for Live {
     }
 }
 
-impl Drop for Live {
+impl Drop for Live<'_> {
     fn drop(&mut self) {
         // The instance cannot be removed while the other thread has a file of it open.
         let _ = self.settings_written();
@@ -733,5 +770,35 @@ print fmt: \"0x%lx\", REC->ret\n";
         let dir = a.dir.clone().unwrap();
         drop(a);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_shutdown_during_the_wait_ends_the_choice_without_trying_further_sources() {
+        #[derive(Default)]
+        struct Interrupted {
+            set_up: Vec<Source>,
+            torn_down: usize,
+        }
+        impl Trial for Interrupted {
+            fn set_up(&mut self, s: Source) -> Result<()> {
+                self.set_up.push(s);
+                Ok(())
+            }
+            fn observe(&mut self, _: &Sentinel) -> Result<Observed> {
+                bail!("interrupted")
+            }
+            fn tear_down(&mut self) {
+                self.torn_down += 1;
+            }
+            fn interrupted(&self) -> bool {
+                true
+            }
+        }
+        let mut t = Interrupted::default();
+        let c = choose(&mut t, &Sentinel::new(), &ORDER);
+        assert_eq!(c.source, None);
+        assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+        assert_eq!(t.set_up, vec![Source::Eprobe]);
+        assert_eq!(t.torn_down, 1);
     }
 }
