@@ -121,6 +121,11 @@ fn check_target(args: &Args) -> Result<()> {
 /// doctor's row for opensnoop): every source is set up and checked with opensnoop's own
 /// opens as a run would, then removed again.
 pub fn check() -> Result<Report> {
+    check_with(None)
+}
+
+/// [`check`], its wait for opensnoop's own opens ended early by `shutdown` (`--check`).
+fn check_with(shutdown: Option<&Shutdown>) -> Result<Report> {
     let tracefs = match Tracefs::open() {
         Ok(t) => t,
         Err(e) => {
@@ -135,9 +140,7 @@ pub fn check() -> Result<Report> {
             return Ok(r);
         }
     };
-    // Signals end the check in order (nothing is left in tracefs).
-    let shutdown = Shutdown::install()?;
-    let mut live = match Live::new(&tracefs, None, &shutdown) {
+    let mut live = match Live::new(&tracefs, None, shutdown) {
         Ok(l) => l,
         Err(e) => {
             let mut r = Report::new("opensnoop");
@@ -180,7 +183,9 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     if args.check {
-        let r = check()?;
+        // Signals end the check in order (nothing is left in tracefs).
+        let shutdown = Shutdown::install()?;
+        let r = check_with(Some(&shutdown))?;
         print!("{}", r.render());
         return Ok(r.exit_code());
     }
@@ -199,7 +204,7 @@ pub fn run(args: Args) -> Result<i32> {
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     // The instance and the chosen source's probes (removed in that order on every path).
-    let mut live = Live::new(&tracefs, Some(args.buffer_kb), &shutdown)?;
+    let mut live = Live::new(&tracefs, Some(args.buffer_kb), Some(&shutdown))?;
     let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
     if live.interrupted() {
         // Ended (or the output closed) before the header: the run's kernel state is

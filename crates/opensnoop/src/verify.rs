@@ -251,8 +251,9 @@ pub fn judge(source: Source, sentinel: &Sentinel, o: &Observed) -> Result<(), St
 /// Fields drop in declaration order: reader, instance, then probes (the kernel refuses
 /// to remove a probe still enabled in an instance).
 pub struct Live<'a> {
-    /// Ends the wait for the sentinel's events early.
-    shutdown: &'a Shutdown,
+    /// Ends the wait for the sentinel's events early (`None`: the caller handles its
+    /// signals itself, e.g. the doctor calling [`crate::check`]; the wait then polls).
+    shutdown: Option<&'a Shutdown>,
     interrupted: bool,
     /// The instance's settings being written by another thread (see
     /// [`Live::instance`]): joined before the instance records or is removed.
@@ -285,7 +286,7 @@ impl<'a> Live<'a> {
     pub fn new(
         tracefs: &Tracefs,
         buffer_kb: Option<u32>,
-        shutdown: &'a Shutdown,
+        shutdown: Option<&'a Shutdown>,
     ) -> Result<Live<'a>> {
         let mut live = Live {
             shutdown,
@@ -456,10 +457,15 @@ impl Trial for Live<'_> {
             if (exits(ok_fd) && exits(-i64::from(libc::ENOENT))) || left.is_zero() {
                 break;
             }
-            // Until a buffer has data (buffer_percent is 0), or the deadline.
-            if reader.wait(shutdown, left) != Wake::Ready {
-                interrupted = true;
-                break;
+            match shutdown {
+                // Until a buffer has data (buffer_percent is 0), or the deadline.
+                Some(s) => {
+                    if reader.wait(s, left) != Wake::Ready {
+                        interrupted = true;
+                        break;
+                    }
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(1))),
             }
         }
         drop(f);
