@@ -88,6 +88,15 @@ done
 check_no_grep "streaming: no row of opensnoop itself" '.' awk -v p="$pc" 'NR > 2 && $2 == p' /tmp/osC2.out
 check_no_grep "no (fault) names (streaming, -d)" 'fault' cat /tmp/osC1.out /tmp/osC2.out
 
+# An empty run explains itself in one stderr line naming the filter; a run that printed
+# rows and left nothing out prints no account.
+cat_known /tmp/osN.out &
+opensnoop -d 3 -n no-such-process-name >/tmp/osN.out 2>/tmp/osN.err
+wait
+cat /tmp/osN.err
+check_file_grep "empty run: the account names the filter" '^opensnoop: 0 rows: ([0-9,]+) traced, \1 left out by -n no-such-process-name(, [0-9,]+ opens by the suite.s own tools hidden \(--include-suite shows them\))? \(filter -n no-such-process-name\); 0 lost$' /tmp/osN.err
+check_no_grep "a run with rows prints no account" ' lost' cat /tmp/osC1.err
+
 # --check: what it would use, why, exit 0, and nothing left in tracefs.
 opensnoop --check >/tmp/osX.out 2>&1
 rc=$?

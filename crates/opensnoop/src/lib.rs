@@ -25,8 +25,7 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::Probe;
 use perf_tools_ftrace::reader::RawReader;
-use perf_tools_ftrace::session::Session;
-use perf_tools_ftrace::session::StreamEnd;
+use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
 mod elf;
@@ -122,6 +121,11 @@ fn check_target(args: &Args) -> Result<()> {
 /// doctor's row for opensnoop): every source is set up and checked with opensnoop's own
 /// opens as a run would, then removed again.
 pub fn check() -> Result<Report> {
+    check_with(None)
+}
+
+/// [`check`], its wait for opensnoop's own opens ended early by `shutdown` (`--check`).
+fn check_with(shutdown: Option<&Shutdown>) -> Result<Report> {
     let tracefs = match Tracefs::open() {
         Ok(t) => t,
         Err(e) => {
@@ -136,7 +140,7 @@ pub fn check() -> Result<Report> {
             return Ok(r);
         }
     };
-    let mut live = match Live::new(&tracefs, None) {
+    let mut live = match Live::new(&tracefs, None, shutdown) {
         Ok(l) => l,
         Err(e) => {
             let mut r = Report::new("opensnoop");
@@ -152,6 +156,9 @@ pub fn check() -> Result<Report> {
     };
     let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
     live.tear_down();
+    if live.interrupted() {
+        bail!("interrupted");
+    }
     let syscalls = std::mem::take(&mut live.syscalls);
     // Removes the instance if the last source tried kept it.
     drop(live);
@@ -176,7 +183,9 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     if args.check {
-        let r = check()?;
+        // Signals end the check in order (nothing is left in tracefs).
+        let shutdown = Shutdown::install()?;
+        let r = check_with(Some(&shutdown))?;
         print!("{}", r.render());
         return Ok(r.exit_code());
     }
@@ -195,8 +204,13 @@ pub fn run(args: Args) -> Result<i32> {
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     // The instance and the chosen source's probes (removed in that order on every path).
-    let mut live = Live::new(&tracefs, Some(args.buffer_kb))?;
+    let mut live = Live::new(&tracefs, Some(args.buffer_kb), Some(&shutdown))?;
     let choice = verify::choose(&mut live, &Sentinel::new(), &verify::ORDER);
+    if live.interrupted() {
+        // Ended (or the output closed) before the header: the run's kernel state is
+        // removed as `live` drops.
+        return Ok(0);
+    }
     let syscalls = live.syscalls.clone();
     if args.verbose {
         if let Some(source) = choice.source {
@@ -292,6 +306,9 @@ pub fn run(args: Args) -> Result<i32> {
     // thread's process id (threads of one process reuse each other's closed fds).
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
+    // For the end-of-run account: rows printed, opens traced (past the filters in the
+    // kernel), left out here by -x, -n or the filename regex, and hidden as the suite's.
+    let mut tally = Tally::default();
     let poll = Duration::from_millis(100);
     let end = session.stream(&shutdown, args.duration, poll, |reader, inst, turn| {
         let watermark = turn.clock;
@@ -386,13 +403,17 @@ pub fn run(args: Args) -> Result<i32> {
                 let Some(p) = opens.exit(ev.tid, !source.resolves_from_proc()) else {
                     return;
                 };
-                if args.failed && ev.ret >= 0 {
-                    return;
-                }
                 if let Some(want) = args.pid {
+                    // A thread of another process (the kernel's -p filter follows forks
+                    // too): part of what -p leaves out.
                     if tgid_cached(&mut tgids, ev.tid).is_some_and(|t| t != want) {
                         return;
                     }
+                }
+                tally.traced += 1;
+                if args.failed && ev.ret >= 0 {
+                    tally.left_out += 1;
+                    return;
                 }
                 let (comm, probe_comm) = match p.comm {
                     // Only a plausible comm (decoding of $comm differs across kernels).
@@ -437,10 +458,13 @@ pub fn run(args: Args) -> Result<i32> {
                 .unwrap_or_else(|| b"<...>".to_vec());
             if let Some(ex) = exclusion.as_mut() {
                 if ex.hides(d.tid, &comm) {
+                    tally.traced = tally.traced.saturating_sub(1);
+                    tally.suite += 1;
                     continue;
                 }
             }
             if name_re.as_ref().is_some_and(|re| !re.is_match(&comm)) {
+                tally.left_out += 1;
                 continue;
             }
             // Uprobes miss opens that bypass the C library: those are resolved as in
@@ -482,9 +506,11 @@ pub fn run(args: Args) -> Result<i32> {
             if let Some(re) = &file_re {
                 let known = src != SRC_REUSED && src != SRC_CLOSED && src != SRC_FAILED;
                 if !known || !re.is_match(&file) {
+                    tally.left_out += 1;
                     continue;
                 }
             }
+            tally.rows += 1;
             row(
                 &mut out.buf,
                 args.time.then_some(d.ts),
@@ -518,17 +544,75 @@ pub fn run(args: Args) -> Result<i32> {
         session.finish()?;
         return Ok(0);
     }
-    let lost = session.lost_events().max(lost);
-    session.finish()?;
-    for p in probes.drain(..) {
-        p.remove()?;
-    }
-    let _ = writeln!(out.buf, "\nEnding tracing...");
-    out.flush()?;
-    if lost > 0 {
-        eprintln!("WARNING: {lost} events lost in total; rows may be missing");
-    }
+    session.end_run(
+        &mut out,
+        EndOfRun {
+            lost_reported: lost,
+            note_on_stderr: false,
+            loss_effect: "rows may be missing".into(),
+            account: Some(account(&args, &tally)),
+        },
+        || {
+            for p in probes.drain(..) {
+                p.remove()?;
+            }
+            Ok(())
+        },
+    )?;
     Ok(0)
+}
+
+/// What a run traced and printed, for its end-of-run account.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Rows printed.
+    rows: u64,
+    /// Opens traced: returned in the events (past the filters in the kernel), not the
+    /// suite's, and begun after tracing did.
+    traced: u64,
+    /// Of those, left out by -x, -n or the filename regex.
+    left_out: u64,
+    /// Opens of the suite's other tools, hidden (--include-suite shows them).
+    suite: u64,
+}
+
+/// The end-of-run account of a run: printed if it printed no rows or a filter here left
+/// some out.
+fn account(args: &Args, t: &Tally) -> RunAccount {
+    let mut a = RunAccount::new("opensnoop", "rows");
+    a.rows = t.rows;
+    a.left_out = t.left_out;
+    if t.traced == 0 {
+        a.notes.push(if args.pid.is_some() || args.tid.is_some() {
+            "no open by the target was traced".to_string()
+        } else if t.suite > 0 {
+            "no other open was traced".to_string()
+        } else {
+            "no open was traced".to_string()
+        });
+    }
+    if t.suite > 0 {
+        a.notes.push(format!(
+            "{} opens by the suite's own tools hidden (--include-suite shows them)",
+            perf_tools_ftrace::session::thousands(t.suite)
+        ));
+    }
+    if let Some(p) = args.pid {
+        a.filter(format!("-p {p}"), true);
+    }
+    if let Some(t) = args.tid {
+        a.filter(format!("-L {t}"), true);
+    }
+    if let Some(n) = &args.name {
+        a.filter(format!("-n {n}"), false);
+    }
+    if args.failed {
+        a.filter("-x", false);
+    }
+    if let Some(f) = &args.filename {
+        a.filter(format!("filename {f}"), false);
+    }
+    a
 }
 
 #[cfg(test)]
@@ -549,5 +633,55 @@ mod tests {
             let e = Args::try_parse_from(argv).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{argv:?}");
         }
+    }
+
+    #[test]
+    fn the_account_names_the_filters_and_where_they_apply() {
+        let args = Args::try_parse_from(["opensnoop", "-d", "1", "-n", "nope"]).unwrap();
+        let t = Tally {
+            rows: 0,
+            traced: 1204,
+            left_out: 1204,
+            suite: 0,
+        };
+        assert_eq!(
+            account(&args, &t).line().unwrap(),
+            "opensnoop: 0 rows: 1,204 traced, 1,204 left out by -n nope (filter -n nope); 0 lost"
+        );
+        let args = Args::try_parse_from(["opensnoop", "-x", "-p", "42", "conf"]).unwrap();
+        let t = Tally {
+            rows: 0,
+            traced: 0,
+            left_out: 0,
+            suite: 0,
+        };
+        assert_eq!(
+            account(&args, &t).line().unwrap(),
+            "opensnoop: 0 rows: no open by the target was traced (filters -p 42 -x filename conf); 0 lost; -p 42 filtered in the kernel, which does not count what it leaves out: run without it (or with --check) to see what it excludes"
+        );
+    }
+
+    #[test]
+    fn a_run_with_rows_and_nothing_left_out_has_no_account() {
+        let args = Args::try_parse_from(["opensnoop", "-n", "cat"]).unwrap();
+        let t = Tally {
+            rows: 3,
+            traced: 5,
+            left_out: 0,
+            suite: 2,
+        };
+        assert_eq!(account(&args, &t).line(), None);
+        // Nothing but the suite's opens: said so, with how to see them.
+        let args = Args::try_parse_from(["opensnoop"]).unwrap();
+        let t = Tally {
+            rows: 0,
+            traced: 0,
+            left_out: 0,
+            suite: 7,
+        };
+        assert_eq!(
+            account(&args, &t).line().unwrap(),
+            "opensnoop: 0 rows: no other open was traced, 7 opens by the suite's own tools hidden (--include-suite shows them); 0 lost"
+        );
     }
 }

@@ -152,6 +152,28 @@ impl EventDecoder {
     }
 }
 
+/// The C library and its open functions' uprobe targets, found once: reading its ELF
+/// tables takes milliseconds, done while the kernel applies the instance's settings.
+#[derive(Debug)]
+pub(crate) struct Libc {
+    /// Where it is, if found.
+    pub path: Option<std::path::PathBuf>,
+    /// Its open functions, or why they could not be read.
+    pub targets: std::result::Result<Vec<crate::elf::Target>, String>,
+}
+
+impl Libc {
+    /// Finds the C library and reads its open functions.
+    pub fn find() -> Libc {
+        let path = crate::elf::system_libc();
+        let targets = match &path {
+            Some(p) => crate::elf::open_targets(p).map_err(|e| format!("{e:#}")),
+            None => Ok(Vec::new()),
+        };
+        Libc { path, targets }
+    }
+}
+
 /// Tries to create the probes of one source. Returns the probes and the (system, event,
 /// kind) list to enable, or an error explaining why this source is unavailable.
 pub(crate) fn create_source(
@@ -159,6 +181,7 @@ pub(crate) fn create_source(
     support: &Support,
     source: Source,
     syscalls: &[&str],
+    libc: &Libc,
     probes: &mut Vec<Probe>,
 ) -> Result<Vec<(String, String, Kind)>> {
     let string = if support.ustring { "ustring" } else { "string" };
@@ -250,35 +273,71 @@ pub(crate) fn create_source(
             if !tracefs.path("uprobe_events").exists() {
                 bail!("no uprobe_events (CONFIG_UPROBE_EVENTS)");
             }
-            let Some(libc) = crate::elf::system_libc() else {
+            let Some(libc_path) = libc.path.as_ref() else {
                 bail!("no C library found (opensnoop is not linked with one, and none is in the usual places)");
             };
-            let targets = crate::elf::open_targets(&libc)?;
-            let path = libc.to_str().filter(|p| !p.contains(char::is_whitespace));
+            let targets = match &libc.targets {
+                Ok(t) => t.clone(),
+                Err(e) => bail!("{e}"),
+            };
+            let path = libc_path
+                .to_str()
+                .filter(|p| !p.contains(char::is_whitespace));
             let Some(path) = path else {
                 bail!(
                     "the C library's path {} cannot be given to the kernel",
-                    libc.display()
+                    libc_path.display()
                 );
             };
-            for (i, t) in targets.iter().enumerate() {
+            let mut defs = Vec::with_capacity(targets.len());
+            for t in &targets {
                 let Some(reg) = crate::elf::arg_register(t.path_arg) else {
                     bail!("no argument registers known for {}", std::env::consts::ARCH);
                 };
-                let event = format!("opensnoop_u{i}");
-                let p = Probe::create(
-                    tracefs,
-                    "uprobe_events",
-                    "p",
-                    &event,
-                    &format!(
+                defs.push((
+                    t.names.join("/"),
+                    format!(
                         "{path}:0x{:x} fn=+0({reg}):{string} ptr={reg}:x64 comm=$comm",
                         t.offset
                     ),
-                )
-                .with_context(|| format!("uprobe on {} in {path}", t.names.join("/")))?;
-                events.push((p.group().to_string(), event, Kind::UName));
+                ));
+            }
+            // One event with a probe on each function (the kernel appends probes with
+            // the same argument types to an event): turning it off waits for one
+            // grace period rather than one per function (~30 ms each, at the end).
+            let first = probes.len();
+            let event = "opensnoop_u";
+            let mut made = 0;
+            for (names, def) in &defs {
+                let p = Probe::create(tracefs, "uprobe_events", "p", event, def)
+                    .with_context(|| format!("uprobe on {names} in {path}"))?;
                 probes.push(p);
+                made += 1;
+            }
+            let group = probes.get(first).map(|p| p.group().to_string());
+            let listed = group.as_ref().map_or(0, |g| {
+                let head = format!("p:{g}/{event} ");
+                std::fs::read_to_string(tracefs.path("uprobe_events"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with(&head))
+                    .count()
+            });
+            if let (Some(g), true) = (group.as_ref(), listed == made) {
+                events.push((g.clone(), event.to_string(), Kind::UName));
+            } else {
+                // A kernel that cannot append probes to an event (before 5.2), or
+                // replaced one: an event per function.
+                for p in probes.drain(first..) {
+                    p.remove()?;
+                }
+                for (i, (names, def)) in defs.iter().enumerate() {
+                    let event = format!("opensnoop_u{i}");
+                    let p = Probe::create(tracefs, "uprobe_events", "p", &event, def)
+                        .with_context(|| format!("uprobe on {names} in {path}"))?;
+                    events.push((p.group().to_string(), event, Kind::UName));
+                    probes.push(p);
+                }
             }
             enters(&mut events);
         }

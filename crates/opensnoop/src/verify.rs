@@ -12,13 +12,14 @@
 //! never came) the source is torn down and the next one tried. The sentinel's events
 //! are drained here, never printed.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::DirBuilderExt;
 use std::time::{Duration, Instant};
 
 use perf_tools_core::check::{Report, Status};
 use perf_tools_core::output::escape;
+use perf_tools_core::signals::{Shutdown, Wake};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::probe::{Probe, Support};
@@ -26,7 +27,7 @@ use perf_tools_ftrace::reader::RawReader;
 use perf_tools_ftrace::tracefs::Tracefs;
 
 use crate::opens::Opens;
-use crate::source::{create_source, Ev, EventDecoder, Kind, Source, SYSCALLS};
+use crate::source::{create_source, Ev, EventDecoder, Kind, Libc, Source, SYSCALLS};
 
 /// The sources, best first.
 pub const ORDER: [Source; 5] = [
@@ -121,6 +122,11 @@ pub trait Trial {
     fn observe(&mut self, sentinel: &Sentinel) -> Result<Observed>;
     /// Removes what [`Trial::set_up`] created.
     fn tear_down(&mut self);
+    /// True if a wait was cut short by a shutdown signal (or the reader of standard
+    /// output going away): no further source is tried.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
 /// Why a source was not used.
@@ -162,6 +168,13 @@ pub fn choose(trial: &mut impl Trial, sentinel: &Sentinel, order: &[Source]) -> 
         }
         let verdict = match trial.observe(sentinel) {
             Ok(o) => judge(source, sentinel, &o),
+            Err(_) if trial.interrupted() => {
+                trial.tear_down();
+                return Choice {
+                    source: None,
+                    rejected,
+                };
+            }
             Err(e) => Err(one_line(&e)),
         };
         match verdict {
@@ -237,7 +250,14 @@ pub fn judge(source: Source, sentinel: &Sentinel, o: &Observed) -> Result<(), St
 /// The kernel's side: a private instance and the probes of one source at a time.
 /// Fields drop in declaration order: reader, instance, then probes (the kernel refuses
 /// to remove a probe still enabled in an instance).
-pub struct Live {
+pub struct Live<'a> {
+    /// Ends the wait for the sentinel's events early (`None`: the caller handles its
+    /// signals itself, e.g. the doctor calling [`crate::check`]; the wait then polls).
+    shutdown: Option<&'a Shutdown>,
+    interrupted: bool,
+    /// The instance's settings being written by another thread (see
+    /// [`Live::instance`]): joined before the instance records or is removed.
+    settings: Option<std::thread::JoinHandle<Result<()>>>,
     reader: Option<RawReader>,
     /// The instance (created by [`Live::new`]; made anew after a tear-down).
     pub inst: Option<Instance>,
@@ -252,17 +272,26 @@ pub struct Live {
     /// The open syscalls this kernel has tracepoints for.
     pub syscalls: Vec<&'static str>,
     buffer_kb: Option<u32>,
+    /// The C library's open functions (for the uprobe source).
+    libc: Option<Libc>,
     /// Events were enabled in the instance: a tear-down removes it (the next source
     /// gets a clean one).
     enabled: bool,
 }
 
-impl Live {
+impl<'a> Live<'a> {
     /// Creates the instance (removing stale state of killed runs first) and finds the
     /// open syscalls' tracepoints. `buffer_kb`: the per-CPU buffer size (`None`: the
     /// kernel's default).
-    pub fn new(tracefs: &Tracefs, buffer_kb: Option<u32>) -> Result<Live> {
+    pub fn new(
+        tracefs: &Tracefs,
+        buffer_kb: Option<u32>,
+        shutdown: Option<&'a Shutdown>,
+    ) -> Result<Live<'a>> {
         let mut live = Live {
+            shutdown,
+            interrupted: false,
+            settings: None,
             reader: None,
             inst: None,
             probes: Vec::new(),
@@ -272,6 +301,7 @@ impl Live {
             support: Support::detect(tracefs),
             syscalls: Vec::new(),
             buffer_kb,
+            libc: None,
             enabled: false,
         };
         let inst = live.instance()?;
@@ -297,16 +327,42 @@ impl Live {
             let inst = cleanup::start_instance(&self.tracefs, "opensnoop")?;
             // A new instance records at once: not before the sentinel's opens.
             inst.set_tracing_on(false)?;
-            inst.write("trace_clock", "mono")?;
-            if let Some(kb) = self.buffer_kb {
-                inst.write("buffer_size_kb", &kb.to_string())?;
+            // The clock and the buffer size each cost the kernel a grace period or
+            // more (tens of ms): written by another thread while this one sets up the
+            // source's probes and events (which record nothing with tracing off), and
+            // joined before tracing is turned on.
+            let dir = inst.dir().to_path_buf();
+            let kb = self.buffer_kb;
+            self.settings = Some(std::thread::spawn(move || {
+                let write = |rel: &str, value: &str| {
+                    let path = dir.join(rel);
+                    std::fs::write(&path, value)
+                        .with_context(|| format!("writing {value:?} to {}", path.display()))
+                };
+                write("trace_clock", "mono")?;
+                if let Some(kb) = kb {
+                    write("buffer_size_kb", &kb.to_string())?;
+                }
+                let _ = write("buffer_percent", "0");
+                Ok(())
+            }));
+            if self.libc.is_none() {
+                self.libc = Some(Libc::find());
             }
-            let _ = inst.write("buffer_percent", "0");
             self.inst = Some(inst);
         }
         match self.inst.as_ref() {
             Some(i) => Ok(i),
             None => bail!("no trace instance"),
+        }
+    }
+
+    /// Waits for the instance's settings to be written (see [`Live::instance`]).
+    fn settings_written(&mut self) -> Result<()> {
+        match self.settings.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => bail!("the thread writing the trace instance's settings panicked"),
         }
     }
 
@@ -324,7 +380,7 @@ impl Live {
     }
 }
 
-impl Trial for Live {
+impl Trial for Live<'_> {
     fn set_up(&mut self, source: Source) -> Result<()> {
         self.instance()?;
         let events = create_source(
@@ -332,6 +388,7 @@ impl Trial for Live {
             &self.support,
             source,
             &self.syscalls,
+            self.libc.get_or_insert_with(Libc::find),
             &mut self.probes,
         )?;
         // From here on the instance is the source's (a tear-down removes it).
@@ -344,6 +401,10 @@ impl Trial for Live {
         for (sys, ev, _) in &events {
             inst.enable_event(sys, ev)?;
         }
+        self.settings_written()?;
+        let Some(inst) = self.inst.as_ref() else {
+            bail!("no trace instance");
+        };
         let reader = RawReader::open(inst)?;
         inst.set_tracing_on(true)?;
         self.reader = Some(reader);
@@ -370,6 +431,8 @@ impl Trial for Live {
         let mut events: Vec<(u64, Ev)> = Vec::new();
         let deadline = Instant::now() + WAIT;
         let decoders = &self.decoders;
+        let shutdown = self.shutdown;
+        let mut interrupted = false;
         loop {
             reader.drain(|_, ts, payload| {
                 let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
@@ -390,18 +453,42 @@ impl Trial for Live {
                     .iter()
                     .any(|(_, e)| e.kind == Kind::Exit && e.ret == ret)
             };
-            if (exits(ok_fd) && exits(-i64::from(libc::ENOENT))) || Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if (exits(ok_fd) && exits(-i64::from(libc::ENOENT))) || left.is_zero() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            match shutdown {
+                // Until a buffer has data (buffer_percent is 0), or the deadline.
+                Some(s) => {
+                    if reader.wait(s, left) != Wake::Ready {
+                        interrupted = true;
+                        break;
+                    }
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(1))),
+            }
         }
         drop(f);
+        if interrupted {
+            self.interrupted = true;
+            bail!("interrupted");
+        }
         // This thread's events may come from several CPUs.
         events.sort_by_key(|(ts, _)| *ts);
         Ok(Observed { ok_fd, events })
     }
 
+    fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
     fn tear_down(&mut self) {
+        if self.enabled {
+            // The instance is removed: not while the settings are being written.
+            if let Err(e) = self.settings_written() {
+                eprintln!("warning: {e:#}");
+            }
+        }
         self.reader = None;
         if let Some(inst) = self.inst.take() {
             if let Err(e) = inst.set_tracing_on(false) {
@@ -422,6 +509,13 @@ impl Trial for Live {
         }
         self.events.clear();
         self.decoders.clear();
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        // The instance cannot be removed while the other thread has a file of it open.
+        let _ = self.settings_written();
     }
 }
 
@@ -682,5 +776,35 @@ print fmt: \"0x%lx\", REC->ret\n";
         let dir = a.dir.clone().unwrap();
         drop(a);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_shutdown_during_the_wait_ends_the_choice_without_trying_further_sources() {
+        #[derive(Default)]
+        struct Interrupted {
+            set_up: Vec<Source>,
+            torn_down: usize,
+        }
+        impl Trial for Interrupted {
+            fn set_up(&mut self, s: Source) -> Result<()> {
+                self.set_up.push(s);
+                Ok(())
+            }
+            fn observe(&mut self, _: &Sentinel) -> Result<Observed> {
+                bail!("interrupted")
+            }
+            fn tear_down(&mut self) {
+                self.torn_down += 1;
+            }
+            fn interrupted(&self) -> bool {
+                true
+            }
+        }
+        let mut t = Interrupted::default();
+        let c = choose(&mut t, &Sentinel::new(), &ORDER);
+        assert_eq!(c.source, None);
+        assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+        assert_eq!(t.set_up, vec![Source::Eprobe]);
+        assert_eq!(t.torn_down, 1);
     }
 }

@@ -62,6 +62,12 @@ fn rows_of(r: &Running, tid: u32) -> Vec<Vec<String>> {
 
 /// Runs opensnoop with `args` (plus `-p <this process>` if `pid_arg`) around the opens.
 fn trace(args: &[&str], pid_arg: bool) -> (Running, Opened) {
+    let (r, o, _) = trace_err(args, pid_arg);
+    (r, o)
+}
+
+/// [`trace`], also returning opensnoop's stderr.
+fn trace_err(args: &[&str], pid_arg: bool) -> (Running, Opened, String) {
     let me = std::process::id().to_string();
     let mut a: Vec<&str> = args.to_vec();
     if pid_arg {
@@ -80,7 +86,7 @@ fn trace(args: &[&str], pid_arg: bool) -> (Running, Opened) {
         !instance_of("opensnoop", r.child.id()),
         "instance left behind"
     );
-    (r, o)
+    (r, o, err)
 }
 
 #[test]
@@ -520,4 +526,82 @@ fn check_without_privilege_says_it_cannot_run_and_how_to_fix_it() {
     assert!(out.starts_with("opensnoop: cannot run\n"), "{out}");
     assert!(out.contains("  tracefs  no "), "{out}");
     assert!(out.contains("fix: run as root"), "{out}");
+}
+
+/// The end-of-run account line on stderr (`opensnoop: N rows...; N lost...`), if any.
+fn account_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.starts_with("opensnoop: ") && l.contains(" lost"))
+        .collect()
+}
+
+#[test]
+fn an_empty_run_names_the_filter_that_left_everything_out() {
+    if !live_or_skip("an_empty_run_names_the_filter_that_left_everything_out") {
+        return;
+    }
+    let mut r = spawn(BIN, &["-d", "1", "-n", "no-such-process-name"]);
+    r.wait_for("FILE", T);
+    // Opens that are traced for certain (this process is not one of the suite's).
+    for _ in 0..3 {
+        let _ = std::fs::File::open("/etc/hostname").unwrap();
+    }
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r.seen.last().map(String::as_str), Some("Ending tracing..."));
+    let rows: Vec<&String> = r
+        .seen
+        .iter()
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Tracing ")
+                && !l.contains("FILE")
+                && *l != "Ending tracing..."
+        })
+        .collect();
+    assert!(rows.is_empty(), "{rows:?}");
+    let lines = account_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    let re = regex::Regex::new(
+        r"^opensnoop: 0 rows: ([0-9,]+) traced, ([0-9,]+) left out by -n no-such-process-name(, [0-9,]+ opens by the suite's own tools hidden \(--include-suite shows them\))? \(filter -n no-such-process-name\); 0 lost$",
+    )
+    .unwrap();
+    let c = re
+        .captures(lines[0])
+        .unwrap_or_else(|| panic!("{}", lines[0]));
+    assert_eq!(&c[1], &c[2], "{}", lines[0]);
+    let n: u64 = c[1].replace(',', "").parse().unwrap();
+    assert!(n >= 3, "{}", lines[0]);
+}
+
+#[test]
+fn a_run_that_printed_rows_and_left_nothing_out_prints_no_account() {
+    if !live_or_skip("a_run_that_printed_rows_and_left_nothing_out_prints_no_account") {
+        return;
+    }
+    let (r, o, err) = trace_err(&[], true);
+    assert!(!rows_of(&r, o.tid).is_empty(), "{:?}", r.seen);
+    assert!(account_lines(&err).is_empty(), "{err}");
+}
+
+#[test]
+fn rows_left_out_by_x_are_counted_and_the_pid_filter_named() {
+    if !live_or_skip("rows_left_out_by_x_are_counted_and_the_pid_filter_named") {
+        return;
+    }
+    let me = std::process::id();
+    let (r, o, err) = trace_err(&["-x"], true);
+    assert!(!rows_of(&r, o.tid).is_empty(), "{:?}", r.seen);
+    let lines = account_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    let re = regex::Regex::new(&format!(
+        r"^opensnoop: ([0-9,]+) rows: ([0-9,]+) traced, ([0-9,]+) left out by -x \(filters -p {me} -x\); 0 lost; -p {me} filtered in the kernel, which does not count what it leaves out: run without it \(or with --check\) to see what it excludes$"
+    ))
+    .unwrap();
+    let c = re
+        .captures(lines[0])
+        .unwrap_or_else(|| panic!("{}", lines[0]));
+    let n = |i: usize| c[i].replace(',', "").parse::<u64>().unwrap();
+    assert_eq!(n(1) + n(3), n(2), "{}", lines[0]);
+    assert!(n(3) >= 1, "the open of /etc/hostname: {}", lines[0]);
 }
