@@ -108,13 +108,22 @@ candidates() {
 # (linux-image-* a metapackage of a few KB), its linux-binary-* (the image, at
 # usr/lib/modules/<ver>/vmlinuz), linux-modules-* (the modules, .ko.xz) and
 # linux-base-* (modules.builtin, modules.order, config) of the same version.
-# Fails when one of those has no candidate of that version.
+# Fails when a linux-binary-* or linux-modules-* part has no candidate of that version.
+# A linux-base-* part is optional: transitional images (e.g. 6.18.15+deb13) depend on
+# one the registry no longer carries while holding the image, modules and
+# modules.builtin themselves; if the kernel really needs it, the checks below (no
+# vmlinuz, no modules) say so.
 parts() {
   local dep v
   echo "$1=$2"
   while read -r dep; do
     v=$(apt-cache "${APT_OPTS[@]}" policy "$dep" | awk '/^  Candidate:/ { print $2 }')
-    [ "$v" = "$2" ] || return 1
+    if [ "$v" != "$2" ]; then
+      case "$dep" in
+        linux-base-*) note "$1 $2: $dep of that version is not available; going on without it"; continue ;;
+        *) return 1 ;;
+      esac
+    fi
     echo "$dep=$v"
   done < <(apt-cache "${APT_OPTS[@]}" show "$1=$2" 2>/dev/null | sed -n 's/^Depends: //p' | head -n 1 |
            tr ',' '\n' | sed -n 's/^ *\(linux-\(binary\|modules\|base\)-[^ ]*\) (= [^)]*)$/\1/p')
