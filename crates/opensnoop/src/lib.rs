@@ -185,9 +185,8 @@ pub fn run(args: Args) -> Result<i32> {
     if args.check {
         // Signals end the check in order (nothing is left in tracefs).
         let shutdown = Shutdown::install()?;
-        let r = check_with(Some(&shutdown))?;
-        print!("{}", r.render());
-        return Ok(r.exit_code());
+        check_with(Some(&shutdown))?.print_check()?;
+        return Ok(0);
     }
     let name_re = match &args.name {
         Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),

@@ -36,19 +36,8 @@ pub fn banner(args: &Args) -> String {
         ftext.push_str(&format!(" for filenames containing \"{f}\""));
     }
     match args.duration {
-        Some(d) => format!(
-            "Tracing open()s{ftext} for {} seconds (buffered)...",
-            fmt_secs(d)
-        ),
+        Some(d) => format!("Tracing open()s{ftext} for {d} seconds (buffered)..."),
         None => format!("Tracing open()s{ftext}. Ctrl-C to end."),
-    }
-}
-
-fn fmt_secs(d: f64) -> String {
-    if d.fract() == 0.0 {
-        format!("{}", d as u64)
-    } else {
-        format!("{d}")
     }
 }
 
