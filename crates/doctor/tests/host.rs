@@ -4,8 +4,6 @@
 //! The expectations are this machine's facts, exactly.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
-
 const BIN: &str = env!("CARGO_BIN_EXE_perf-tools-doctor");
 
 /// The table row of `key` (first in the output): (status word, detail), and the fix line
@@ -41,12 +39,7 @@ fn left_behind(pid: u32) -> Vec<String> {
             v.push(format!("instance {tool}-{pid}"));
         }
     }
-    for f in ["dynamic_events", "kprobe_events", "uprobe_events"] {
-        let text = std::fs::read_to_string(Path::new(testkit::TRACEFS).join(f)).unwrap_or_default();
-        if text.contains(&format!("ptrs_{pid}/")) {
-            v.push(format!("{f}: {text}"));
-        }
-    }
+    v.extend(testkit::probes_of(pid));
     v
 }
 

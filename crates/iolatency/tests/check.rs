@@ -23,9 +23,6 @@ fn check_gives_this_hosts_verdict_and_leaves_nothing() {
         !testkit::instance_of("iolatency", pid),
         "instance left behind"
     );
-    for f in ["dynamic_events", "kprobe_events", "uprobe_events"] {
-        let text = std::fs::read_to_string(std::path::Path::new(testkit::TRACEFS).join(f))
-            .unwrap_or_default();
-        assert!(!text.contains(&format!("ptrs_{pid}/")), "{f}: {text}");
-    }
+    let left = testkit::probes_of(pid);
+    assert!(left.is_empty(), "probes left behind: {left:?}");
 }

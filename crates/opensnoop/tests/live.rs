@@ -484,8 +484,8 @@ fn check_says_what_it_would_use_and_leaves_nothing_behind() {
         "{out}"
     );
     assert!(!instance_of("opensnoop", pid), "instance left behind");
-    let probes = std::fs::read_to_string("/sys/kernel/tracing/dynamic_events").unwrap_or_default();
-    assert!(!probes.contains(&format!("ptrs_{pid}/")), "{probes}");
+    let left = testkit::probes_of(pid);
+    assert!(left.is_empty(), "probes left behind: {left:?}");
     // It cannot be combined with a run.
     let (code, _, _) = testkit::run(BIN, &["--check", "-d", "1"]);
     assert_eq!(code, 2);

@@ -79,6 +79,23 @@ pub fn instance_of(tool: &str, pid: u32) -> bool {
         .exists()
 }
 
+/// The probe definitions of this suite's process `pid` (group `ptrs_<pid>`) still listed
+/// in `dynamic_events`, `kprobe_events` or `uprobe_events`, each as `file: line`: empty
+/// when the process left no probe behind.
+pub fn probes_of(pid: u32) -> Vec<String> {
+    let group = format!("ptrs_{pid}/");
+    let mut v = Vec::new();
+    for f in ["dynamic_events", "kprobe_events", "uprobe_events"] {
+        let text = std::fs::read_to_string(Path::new(TRACEFS).join(f)).unwrap_or_default();
+        v.extend(
+            text.lines()
+                .filter(|l| l.contains(&group))
+                .map(|l| format!("{f}: {l}")),
+        );
+    }
+    v
+}
+
 /// Events enabled in the top-level instance (`set_event`).
 pub fn top_level_enabled_events() -> String {
     std::fs::read_to_string(Path::new(TRACEFS).join("set_event")).unwrap_or_default()
