@@ -16,7 +16,7 @@ leftovers() {
 # The kernel release as an extended regex (Debian's contain '+').
 release=$(uname -r | sed 's/[.+]/\\&/g')
 
-perf-tools-doctor >/tmp/doc.out 2>/tmp/doc.err
+perf-tools-doctor --all >/tmp/doc.out 2>/tmp/doc.err
 rc=$?
 cat /tmp/doc.out /tmp/doc.err
 check "exits 0" test "$rc" -eq 0
@@ -61,6 +61,12 @@ check_file_grep "iosnoop can run" '^  iosnoop +yes +block_rq_issue/block_rq_comp
 check_file_grep "kprobe can run" '^  kprobe +yes +kprobes through dynamic_events$' /tmp/doc.out
 check_file_grep "funcgraph can run" '^  funcgraph +(yes +function_graph in a private instance|degraded +function_graph at the top level)' /tmp/doc.out
 check_file_grep "showboost can run (MSRs)" '^  showboost +yes +MSRs through /dev/cpu/N/msr$' /tmp/doc.out
+
+# The default: what is missing, with fixes, then the verdicts; one screen.
+perf-tools-doctor >/tmp/brief.out 2>&1
+check_file_grep "default: the missing facts" '^MISSING \([0-9]+ of [0-9]+ facts; the other [0-9]+ are yes' /tmp/brief.out
+check_file_grep "default: the verdicts" '^  iosnoop +yes ' /tmp/brief.out
+check "default: one screen (at most 50 lines)" test "$(wc -l </tmp/brief.out)" -le 50
 
 perf-tools-doctor --json >/tmp/doc.json 2>/tmp/doc.err
 rc=$?

@@ -59,7 +59,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "kprobe --check",
         ],
     ),
-    ("perf-tools-doctor", &["perf-tools-doctor [--json]"]),
+    ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
 ];
 
 fn expected(tool: &str) -> Vec<String> {

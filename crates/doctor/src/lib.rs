@@ -1,6 +1,8 @@
 //! perf-tools-doctor: what this host can trace, and how to fix what it cannot.
 //!
-//! One screen, as a table: tracefs (mount, lockdown, tracing_on, instances, buffer
+//! One screen by default: the facts that are not `yes`, each with its fix, then one
+//! verdict per tool ([`render_brief`]). `--all` prints the whole table ([`render`]):
+//! tracefs (mount, lockdown, tracing_on, instances, buffer
 //! sizes), dynamic probes (kprobes, uprobes, event probes, fprobes, fetch syntax), tracers
 //! (function, function_graph at the top level and in an instance, set_ftrace_filter, hist
 //! triggers, synthetic events), the events the tools need (block with its layout,
@@ -31,9 +33,13 @@ pub use facts::{Facts, Section};
     version,
     about = "Show what this host can trace with perf-tools-rs, and how to fix what it cannot",
     long_about = None,
-    after_help = "Examples:\n  perf-tools-doctor          # the table (yes/degraded/no, with fixes)\n  perf-tools-doctor --json   # the same facts as one JSON object\n\nSee the perf-tools-doctor(8) man page for more."
+    after_help = "Examples:\n  perf-tools-doctor          # what is missing (with fixes) and a verdict per tool\n  perf-tools-doctor --all    # every fact, with what was found\n  perf-tools-doctor --json   # the same facts as one JSON object\n\nSee the perf-tools-doctor(8) man page for more."
 )]
 pub struct Args {
+    /// Print every fact with what was found (the whole table), not only what is missing
+    #[arg(short = 'a', long, conflicts_with = "json")]
+    pub all: bool,
+
     /// Print the facts and verdicts as one JSON object (field names documented in the man page)
     #[arg(long)]
     pub json: bool,
@@ -56,7 +62,13 @@ pub fn run(args: Args) -> Result<()> {
         let v = json(&facts, &reports);
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        out.write_all(render(&facts, &reports, perf_tools_core::output::use_color()).as_bytes())?;
+        let color = perf_tools_core::output::use_color();
+        let text = if args.all {
+            render(&facts, &reports, color)
+        } else {
+            render_brief(&facts, &reports, color)
+        };
+        out.write_all(text.as_bytes())?;
     }
     out.flush()?;
     Ok(())
@@ -74,20 +86,84 @@ fn word(s: Status, color: bool, width: usize) -> String {
     }
 }
 
-/// The table: one block per section (`KEY STATUS DETAIL`, a `fix:` line under each fact
+/// The width of the first column: the longest fact or tool name.
+fn key_width(facts: &Facts) -> usize {
+    facts
+        .sections
+        .iter()
+        .flat_map(|x| x.facts.items.iter().map(|i| i.name.len()))
+        .chain(tools::TOOLS.iter().map(|t| t.len()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The one-screen answer (the default): the facts that are not `yes`, one line each
+/// with their fix (`KEY STATUS fix: ...`, or the detail when there is no fix), a line
+/// that counts the facts that are fine, then one line per tool (`TOOL VERDICT USES`)
+/// with, under a tool that is not `yes`, the fix of its first missing item. The
+/// verdicts come last: they stay on the screen.
+pub fn render_brief(facts: &Facts, reports: &[Report], color: bool) -> String {
+    let mut s = String::new();
+    let arch = std::env::consts::ARCH;
+    let _ = writeln!(s, "perf-tools-doctor: Linux {} ({arch})", facts.kernel);
+    let kw = key_width(facts);
+    let all: Vec<_> = facts.sections.iter().flat_map(|x| &x.facts.items).collect();
+    let missing: Vec<_> = all.iter().filter(|i| i.status != Status::Yes).collect();
+    let _ = writeln!(
+        s,
+        "\nMISSING ({} of {} facts; the other {} are yes: perf-tools-doctor --all shows each)",
+        missing.len(),
+        all.len(),
+        all.len() - missing.len()
+    );
+    for i in &missing {
+        let what = if i.fix.is_empty() {
+            i.detail.clone()
+        } else {
+            format!("fix: {}", i.fix)
+        };
+        let _ = writeln!(s, "  {:<kw$}  {}  {what}", i.name, word(i.status, color, 8));
+    }
+    if missing.is_empty() {
+        let _ = writeln!(s, "  nothing");
+    }
+    let _ = writeln!(s, "\nTOOLS");
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "  {:<kw$}  {}  {}",
+            r.tool,
+            word(r.verdict(), color, 8),
+            uses(r)
+        );
+        let first = r
+            .items
+            .iter()
+            .find(|i| i.status != Status::Yes && !i.fix.is_empty());
+        if let Some(i) = first {
+            let _ = writeln!(s, "  {:<kw$}  {:<8}  fix: {}", "", "", i.fix);
+        }
+    }
+    s
+}
+
+/// What a tool would use, or in two words whether it can run at all.
+fn uses(r: &Report) -> &str {
+    match (r.uses.as_str(), r.verdict()) {
+        ("", Status::No) => "cannot run",
+        ("", _) => "can run",
+        (u, _) => u,
+    }
+}
+
+/// The whole table (`--all`): one block per section (`KEY STATUS DETAIL`, a `fix:` line under each fact
 /// that is not `yes` and has one), then the tools (`TOOL VERDICT USES`, each missing
 /// item's fix under it). Status words are coloured when `color` is set.
 pub fn render(facts: &Facts, reports: &[Report], color: bool) -> String {
     let mut s = String::new();
     let arch = std::env::consts::ARCH;
     let _ = writeln!(s, "perf-tools-doctor: Linux {} ({arch})", facts.kernel);
-    let kw = facts
-        .sections
-        .iter()
-        .flat_map(|x| x.facts.items.iter().map(|i| i.name.len()))
-        .chain(tools::TOOLS.iter().map(|t| t.len()))
-        .max()
-        .unwrap_or(0);
+    let kw = key_width(facts);
     for sec in &facts.sections {
         let _ = writeln!(s, "\n{}", sec.title);
         for i in &sec.facts.items {
@@ -105,17 +181,12 @@ pub fn render(facts: &Facts, reports: &[Report], color: bool) -> String {
     }
     let _ = writeln!(s, "\nTOOLS");
     for r in reports {
-        let uses = match (r.uses.as_str(), r.verdict()) {
-            ("", Status::No) => "cannot run",
-            ("", _) => "can run",
-            (u, _) => u,
-        };
         let _ = writeln!(
             s,
             "  {:<kw$}  {}  {}",
             r.tool,
             word(r.verdict(), color, 8),
-            uses
+            uses(r)
         );
         for i in r.items.iter().filter(|i| i.status != Status::Yes) {
             let _ = writeln!(s, "  {:<kw$}  {:<8}  {}: {}", "", "", i.name, i.detail);

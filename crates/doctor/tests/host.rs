@@ -48,7 +48,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
     if !testkit::live_or_skip("perf-tools-doctor table") {
         return;
     }
-    let (code, out, err, pid) = testkit::run_pid(BIN, &[]);
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--all"]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("error"), "{err}");
     assert!(!out.contains('\x1b'), "colour in a pipe:\n{out}");
@@ -162,6 +162,82 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
     assert_eq!(row(tools, "pmcstat").1, "software events only (-m sw)");
 }
 
+#[test]
+fn default_is_one_screen_of_what_is_missing_and_the_verdicts() {
+    if !testkit::live_or_skip("perf-tools-doctor brief") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(left_behind(pid), Vec::<String>::new());
+    assert!(out.starts_with("perf-tools-doctor: Linux 6.18."), "{out}");
+    // This machine's missing facts, each with its fix on the same line; no fact that
+    // is yes.
+    let missing = out
+        .split("\nMISSING (")
+        .nth(1)
+        .and_then(|m| m.split("\nTOOLS\n").next())
+        .unwrap_or_else(|| panic!("no MISSING section:\n{out}"));
+    // "N of M facts; the other M-N are yes ...", then exactly N rows.
+    let mut lines = missing.lines();
+    let first = lines.next().unwrap();
+    let nums: Vec<usize> = first
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 3, "{first}");
+    assert_eq!(nums[0] + nums[2], nums[1], "{first}");
+    assert_eq!(
+        lines.filter(|l| !l.is_empty()).count(),
+        nums[0],
+        "{missing}"
+    );
+    for (key, fix) in [
+        ("kprobe_events", "CONFIG_KPROBE_EVENTS=y"),
+        ("eprobes", "CONFIG_EPROBE_EVENTS=y"),
+        ("function_graph", "CONFIG_FUNCTION_GRAPH_TRACER=y"),
+        ("msr_device", "CONFIG_X86_MSR=y"),
+        ("hw_pmu", "virtual PMU"),
+    ] {
+        let (status, detail, _) = row(missing, key);
+        assert_eq!(status, "no", "{key}");
+        assert!(
+            detail.starts_with("fix: ") && detail.contains(fix),
+            "{key}: {detail}"
+        );
+    }
+    for key in ["mount", "instances", "uprobe_events", "block_rq_issue"] {
+        assert!(
+            !missing
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{key} "))),
+            "{key} is yes here, not missing:\n{missing}"
+        );
+    }
+    let tools = out.split("\nTOOLS\n").nth(1).unwrap();
+    assert_eq!(row(tools, "iosnoop").0, "yes");
+    assert_eq!(
+        row(tools, "funcgraph"),
+        (
+            "no",
+            "nothing: this kernel has no function_graph tracer",
+            Some("use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y (most distribution kernels are)")
+        )
+    );
+    // One screen: far shorter than the whole table.
+    let (_, all, _, _) = testkit::run_pid(BIN, &["--all"]);
+    assert!(
+        out.lines().count() <= 50,
+        "{} lines:\n{out}",
+        out.lines().count()
+    );
+    assert!(
+        out.lines().count() * 2 < all.lines().count() + 20,
+        "{out}\n---\n{all}"
+    );
+}
+
 /// The `--json` keys documented in the man page's JSON section, per section.
 fn documented_keys() -> Vec<(String, Vec<String>)> {
     let roff = include_str!("../../../man/src/perf-tools-doctor.roff");
@@ -253,7 +329,7 @@ fn without_privilege_says_what_it_could_not_check() {
     if !testkit::live_or_skip("perf-tools-doctor as nobody") {
         return;
     }
-    let (code, out, err) = testkit::run_as_nobody(BIN, &[]);
+    let (code, out, err) = testkit::run_as_nobody(BIN, &["--all"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(row(&out, "mount"), ("yes", "/sys/kernel/tracing", None));
     assert_eq!(
