@@ -45,6 +45,26 @@ fn a_closed_output_a_full_disk_a_panic_and_sigkill_leave_nothing() {
     if !live_or_skip("a_closed_output_a_full_disk_a_panic_and_sigkill_leave_nothing") {
         return;
     }
+    // The reader of standard output goes away (`syscount | head -1`): a quiet end.
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!instance_of("syscount", pid));
+
     // Standard output on /dev/full: the banner, written once tracing is on, fails.
     let full = std::fs::OpenOptions::new()
         .write(true)
