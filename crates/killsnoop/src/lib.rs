@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(short = 't')]
     pub time: bool,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
-    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 1024, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
+    #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
@@ -341,7 +341,11 @@ fn setup(
 ) -> Result<(Instance, Vec<Decoder>, Vec<&'static str>)> {
     let inst = cleanup::start_instance(tracefs, "killsnoop")?;
     inst.ensure("trace_clock", "mono")?;
+    // 64 KiB sub-buffers (6.8+) cut the reads per event; the reader is woken when a
+    // quarter of a buffer is full, not only every poll interval.
+    let _ = inst.ensure("buffer_subbuf_size_kb", "64");
     inst.ensure("buffer_size_kb", &buffer_kb.to_string())?;
+    let _ = inst.ensure("buffer_percent", "25");
     let _ = inst.write("options/record-cmd", "1");
     let mut decoders = Vec::new();
     let mut traced = Vec::new();

@@ -284,11 +284,22 @@ fn setup(
     pids: Option<&[u32]>,
 ) -> Result<(Instance, RawDecoder, SyscallNames)> {
     let inst = cleanup::start_instance(tracefs, "syscount")?;
+    let (dec, names) = configure(&inst, buffer_kb, filter, pids)?;
+    Ok((inst, dec, names))
+}
+
+/// [`setup`] of an instance already created.
+fn configure(
+    inst: &Instance,
+    buffer_kb: u32,
+    filter: Option<&str>,
+    pids: Option<&[u32]>,
+) -> Result<(RawDecoder, SyscallNames)> {
     inst.ensure("trace_clock", "mono")?;
     let _ = inst.ensure("buffer_subbuf_size_kb", "64");
     inst.ensure("buffer_size_kb", &buffer_kb.to_string())?;
     let _ = inst.ensure("buffer_percent", "25");
-    let dec = RawDecoder::load(&inst)
+    let dec = RawDecoder::load(inst)
         .map_err(|e| anyhow::anyhow!("{e:#} (a kernel with CONFIG_FTRACE_SYSCALLS=y has it)"))?;
     if let Some(pids) = pids {
         let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -302,10 +313,10 @@ fn setup(
     // they are looked up (absent on old kernels: /proc only then).
     let _ = inst.write("options/record-cmd", "1");
     let _ = inst.write("options/record-tgid", "1");
-    let mut names = SyscallNames::load(&inst)?;
+    let mut names = SyscallNames::load(inst)?;
     inst.enable_event("raw_syscalls", "sys_enter")?;
-    names.enable_all(&inst)?;
-    Ok((inst, dec, names))
+    names.enable_all(inst)?;
+    Ok((dec, names))
 }
 
 /// Reads every event buffered now: counts raw enters, learns names from the others.
@@ -583,13 +594,13 @@ pub fn check() -> Result<Report> {
     let hist = tracefs.path("events/raw_syscalls/sys_enter/hist").exists();
     r.item(
         "hist triggers",
-        if hist { Status::Yes } else { Status::Degraded },
+        Status::Yes,
         if hist {
-            "present; syscount still counts in user space (every event read from the raw buffers)"
+            "present, not used yet: every event is read from the raw buffers and counted in user space"
         } else {
-            "absent (no events/raw_syscalls/sys_enter/hist): every event is read and counted in user space"
+            "absent (no events/raw_syscalls/sys_enter/hist; not used anyway): every event is read from the raw buffers and counted in user space"
         },
-        if hist { "" } else { "a kernel with CONFIG_HIST_TRIGGERS=y would allow counting in the kernel" },
+        "",
         false,
     );
     let Some(inst) = perf_tools_ftrace::check::instance(&tracefs, "syscount", &mut r) else {
@@ -608,8 +619,7 @@ pub fn check() -> Result<Report> {
     {
         return Ok(r);
     }
-    drop(inst);
-    match canary(&tracefs) {
+    match canary(inst) {
         Ok((counted, named, events)) => {
             let nr = libc::SYS_getppid;
             let ok = counted == CANARIES as u64;
@@ -646,10 +656,11 @@ pub fn check() -> Result<Report> {
 
 /// Counts this thread's own `getppid` calls in a private instance: (counted, the name the
 /// kernel gave the number, how many enter events it has).
-fn canary(tracefs: &Tracefs) -> Result<(u64, Option<String>, usize)> {
+fn canary(inst: Instance) -> Result<(u64, Option<String>, usize)> {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-    let (inst, dec, mut names) = setup(tracefs, 64, Some(&format!("common_pid == {tid}")), None)?;
+    // set_event_pid (not a filter) so that the name events are this thread's too.
+    let (dec, mut names) = configure(&inst, 64, None, Some(&[tid]))?;
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     for _ in 0..CANARIES {
