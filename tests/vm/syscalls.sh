@@ -1,0 +1,39 @@
+# VM test of syscount and killsnoop on stock kernels: both read syscall tracepoints only
+# (raw_syscalls:sys_enter; syscalls:sys_enter/exit_kill, tkill, tgkill), whose layouts,
+# the kernel's saved_cmdlines/saved_tgids and instance options (record-tgid, 64 KiB
+# sub-buffers) differ with age. Checks: each --check verifies with its own calls (3
+# getppid counted exactly and named by the kernel; kill/tgkill of signal 0 paired with
+# their results); syscount -c of a command counts its one execve; killsnoop shows a
+# busybox `kill -USR1` of a sleep with sender, target, signal name and result; nothing
+# is left in tracefs.
+# needs: syscount killsnoop
+# timeout: 120
+# shellcheck shell=sh source=tests/vm/lib.sh
+. /vm/lib.sh
+
+left() { ls "$T/instances" | grep -E '^(syscount|killsnoop)-' || true; }
+
+check_grep "syscount --check: 3 getppid counted, named" '3 of 3 getppid calls.*counted' syscount --check
+cp "$VM_CHECK_OUT" /tmp/sc-check.out
+check_file_grep "syscount --check: the kernel names the number" 'syscall [0-9]+ is getppid' /tmp/sc-check.out
+check_grep "syscount -c command: its execve counted once" '^execve +1$' syscount -c /bin/true
+cp "$VM_CHECK_OUT" /tmp/sc-cmd.out
+check_file_grep "syscount -c command: banner" '^Tracing while running: "/bin/true"\.\.\.$' /tmp/sc-cmd.out
+check_grep "killsnoop --check: own signal-0 calls paired" '2 of killsnoop.s own signal-0 calls' killsnoop --check
+
+killsnoop -s > /tmp/ks.out 2> /tmp/ks.err &
+kp=$!
+if wait_line /tmp/ks.out RETURN; then
+  sleep 30 &
+  sp=$!
+  kill -USR1 "$sp"
+  wait "$sp" 2>/dev/null
+  wait_line /tmp/ks.out SIGUSR1 10
+fi
+kill -INT "$kp"
+wait "$kp"
+me=$(cat /proc/$$/comm)
+check_file_grep "killsnoop: sender, target, name, result" "^$me +$$ +$sp +SIGUSR1 +0 *\$" /tmp/ks.out
+check_file_grep "killsnoop: ends in order" '^Ending tracing\.\.\.$' /tmp/ks.out
+check_no_grep "no instance left" '.' left
+vm_finish
