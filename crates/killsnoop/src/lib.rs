@@ -340,6 +340,8 @@ fn setup(
     only_tid: Option<u32>,
 ) -> Result<(Instance, Vec<Decoder>, Vec<&'static str>)> {
     let inst = cleanup::start_instance(tracefs, "killsnoop")?;
+    // A new instance records from the start: nothing until the caller turns it on.
+    inst.set_tracing_on(false)?;
     inst.ensure("trace_clock", "mono")?;
     // 64 KiB sub-buffers (6.8+) cut the reads per event; the reader is woken when a
     // quarter of a buffer is full, not only every poll interval.

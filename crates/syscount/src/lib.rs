@@ -2,10 +2,11 @@
 //!
 //! A port of perf-tools' `syscount` with the same options, banner, header lines and
 //! columns (sorted by count, ascending, as the original's `sort -n`). Every syscall is
-//! counted from `raw_syscalls:sys_enter`, read from the raw per-CPU buffers of a private
-//! trace instance and decoded by the kernel's format file; syscall names come from the
-//! running kernel's `syscalls:sys_enter_*` events ([`names`]). Nothing is left in
-//! tracefs on any exit path.
+//! counted from `raw_syscalls:sys_enter` in a private trace instance: for `-c` of the
+//! whole system or a command by a hist trigger in the kernel where it has them
+//! ([`hist`]), else read from the raw per-CPU buffers and decoded by the kernel's format
+//! file, with syscall names from the running kernel's `syscalls:sys_enter_*` events
+//! ([`names`]). Nothing is left in tracefs on any exit path.
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -24,6 +25,7 @@ use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session};
 use perf_tools_ftrace::tracefs::Tracefs;
 
+pub mod hist;
 pub mod names;
 mod workload;
 
@@ -295,6 +297,9 @@ fn configure(
     filter: Option<&str>,
     pids: Option<&[u32]>,
 ) -> Result<(RawDecoder, SyscallNames)> {
+    // A new instance records from the start: nothing until the caller turns it on (the
+    // writes below are syscalls too).
+    inst.set_tracing_on(false)?;
     inst.ensure("trace_clock", "mono")?;
     let _ = inst.ensure("buffer_subbuf_size_kb", "64");
     inst.ensure("buffer_size_kb", &buffer_kb.to_string())?;
@@ -403,6 +408,21 @@ pub fn run(args: Args) -> Result<()> {
         }
         Target::Command(w) => (Some(vec![w.pid()]), None),
     };
+    // -c of the whole system or of a command: counted in the kernel where it can.
+    if mode == Mode::Syscall
+        && args.pid.is_none()
+        && tracefs.path(hist::HIST).exists()
+        && run_hist(
+            &args,
+            &mut target,
+            &tracefs,
+            &shutdown,
+            filter.as_deref(),
+            pids.as_deref(),
+        )?
+    {
+        return Ok(());
+    }
     let (inst, dec, mut names) =
         setup(&tracefs, args.buffer_kb, filter.as_deref(), pids.as_deref())?;
     inst.set_tracing_on(true)?;
@@ -432,11 +452,7 @@ pub fn run(args: Args) -> Result<()> {
         if wake == Wake::OutputClosed {
             output_closed = true;
         }
-        let target_done = match &mut target {
-            Target::All => false,
-            Target::Pid(p) => !perf_tools_ftrace::owner::pid_alive(*p),
-            Target::Command(w) => w.exited(),
-        };
+        let target_done = target_done(&mut target);
         let last = output_closed
             || wake == Wake::Shutdown
             || target_done
@@ -579,6 +595,148 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Whether the target is done (the process or command exited).
+fn target_done(target: &mut Target) -> bool {
+    match target {
+        Target::All => false,
+        Target::Pid(p) => !perf_tools_ftrace::owner::pid_alive(*p),
+        Target::Command(w) => w.exited(),
+    }
+}
+
+/// `-c` counted in the kernel by a hist trigger ([`hist`]). Returns false, having
+/// removed what it created and said why on stderr, if the kernel refuses the trigger
+/// (the caller then counts in user space).
+fn run_hist(
+    args: &Args,
+    target: &mut Target,
+    tracefs: &Tracefs,
+    shutdown: &Shutdown,
+    filter: Option<&str>,
+    pids: Option<&[u32]>,
+) -> Result<bool> {
+    let inst = cleanup::start_instance(tracefs, "syscount")?;
+    if let Some(pids) = pids {
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        inst.write("set_event_pid", &list.join(" "))?;
+        inst.write("options/event-fork", "1")?;
+    }
+    let trigger = match hist::Trigger::set(&inst, filter) {
+        Ok(t) => t,
+        Err(e) => {
+            inst.remove()?;
+            eprintln!("syscount: note: the kernel refused the hist trigger ({e:#}): counting in user space");
+            return Ok(false);
+        }
+    };
+    let mut out = Output::stdout();
+    let _ = writeln!(out.buf, "{}", banner(args));
+    out.flush()?;
+    if let Target::Command(w) = target {
+        w.start()?;
+    }
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let poll = Duration::from_millis(100);
+    let mut checked = Instant::now();
+    loop {
+        let timeout = deadline.map_or(poll, |dl| {
+            poll.min(dl.saturating_duration_since(Instant::now()))
+        });
+        match shutdown.wait(&[], timeout) {
+            Wake::OutputClosed => {
+                trigger.remove(&inst)?;
+                inst.remove()?;
+                return Ok(true);
+            }
+            Wake::Shutdown => break,
+            Wake::Ready => {}
+        }
+        if target_done(target) || deadline.is_some_and(|dl| Instant::now() >= dl) {
+            break;
+        }
+        if checked.elapsed() >= Duration::from_secs(1) {
+            checked = Instant::now();
+            if !trigger.present(&inst) {
+                bail!(
+                    "another process removed this run's hist trigger in {}: the counts would be incomplete, so the run ends here",
+                    inst.dir().display()
+                );
+            }
+        }
+    }
+    if !trigger.present(&inst) {
+        bail!(
+            "another process removed this run's hist trigger in {}: the counts would be incomplete",
+            inst.dir().display()
+        );
+    }
+    let (counts, dropped) = trigger.read(&inst)?;
+    trigger.remove(&inst)?;
+    inst.remove()?;
+    eprintln!("\nEnding tracing...");
+    let mut shown: HashMap<Key, u64> = HashMap::new();
+    let mut unnamed = Vec::new();
+    let mut total = 0;
+    for (nr, (name, n)) in counts {
+        total += n;
+        let syscall = name.unwrap_or_else(|| {
+            unnamed.push(nr);
+            names::unnamed(nr)
+        });
+        *shown
+            .entry(Key {
+                pid: 0,
+                comm: Vec::new(),
+                syscall,
+            })
+            .or_insert(0) += n;
+    }
+    let rows = render(Mode::Syscall, &shown, args.top);
+    if dropped > 0 {
+        eprintln!("WARNING: {dropped} syscalls not counted: the kernel's table was full; the counts are too low");
+    }
+    if total == 0 {
+        let mut account = RunAccount::new("syscount", "rows");
+        account.notes.push(match target {
+            Target::Command(_) => "the command made no syscall".to_string(),
+            _ => "no syscall was counted".to_string(),
+        });
+        account.lost = dropped;
+        if let Some(line) = account.line() {
+            eprintln!("{line}");
+        }
+    }
+    let _ = write!(out.buf, "{}", Mode::Syscall.header());
+    for r in &rows {
+        let _ = writeln!(out.buf, "{r}");
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(true);
+        }
+        return Err(e.into());
+    }
+    if !unnamed.is_empty() {
+        unnamed.sort_unstable();
+        eprintln!(
+            "note: the kernel has no name for syscall numbers {} (shown as nr_N)",
+            unnamed
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Target::Command(w) = target {
+        if let Some(n) = w.describe_exit() {
+            eprintln!("note: {n}");
+        }
+    }
+    Ok(true)
+}
+
 /// How many canary syscalls `--check` makes.
 const CANARIES: usize = 3;
 
@@ -591,18 +749,19 @@ pub fn check() -> Result<Report> {
     let Some(tracefs) = perf_tools_ftrace::check::tracefs(&mut r) else {
         return Ok(r);
     };
-    let hist = tracefs.path("events/raw_syscalls/sys_enter/hist").exists();
-    r.item(
-        "hist triggers",
-        Status::Yes,
-        if hist {
-            "present, not used yet: every event is read from the raw buffers and counted in user space"
-        } else {
-            "absent (no events/raw_syscalls/sys_enter/hist; not used anyway): every event is read from the raw buffers and counted in user space"
-        },
-        "",
-        false,
-    );
+    let hist = tracefs.path(hist::HIST).exists();
+    if hist {
+        r.uses = "raw_syscalls:sys_enter: -c of all or of a command counted in the kernel by a hist trigger, the rest in user space from the raw buffers".into();
+    }
+    if !hist {
+        r.item(
+            "hist triggers",
+            Status::Yes,
+            "absent (no events/raw_syscalls/sys_enter/hist): every syscall is read from the raw buffers and counted in user space",
+            "",
+            false,
+        );
+    }
     let Some(inst) = perf_tools_ftrace::check::instance(&tracefs, "syscount", &mut r) else {
         return Ok(r);
     };
@@ -649,9 +808,61 @@ pub fn check() -> Result<Report> {
                 "run as root on a kernel with CONFIG_FTRACE_SYSCALLS=y",
                 true,
             );
+            return Ok(r);
+        }
+    }
+    if hist {
+        let nr = libc::SYS_getppid;
+        match hist_canary(&tracefs) {
+            Ok((n, name)) if n == CANARIES as u64 && name.as_deref() == Some("getppid") => {
+                r.item(
+                    "hist triggers",
+                    Status::Yes,
+                    format!("-c counts in the kernel: a hist trigger counted {n} of {CANARIES} getppid calls of syscount's own, named by the kernel"),
+                    "",
+                    false,
+                );
+            }
+            Ok((n, name)) => {
+                r.item(
+                    "hist triggers",
+                    Status::Degraded,
+                    format!("a hist trigger counted {n} of {CANARIES} getppid calls (syscall {nr} named {name:?}): -c counts in user space instead"),
+                    "report this kernel as a bug of perf-tools-rs",
+                    false,
+                );
+            }
+            Err(e) => {
+                r.item(
+                    "hist triggers",
+                    Status::Degraded,
+                    format!("present, but {e:#}: -c counts in user space instead"),
+                    "",
+                    false,
+                );
+            }
         }
     }
     Ok(r)
+}
+
+/// Counts this thread's own `getppid` calls with a hist trigger in a private instance:
+/// (count, the kernel's name for the number).
+fn hist_canary(tracefs: &Tracefs) -> Result<(u64, Option<String>)> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    let inst = cleanup::start_instance(tracefs, "syscount")?;
+    let trigger = hist::Trigger::set(&inst, Some(&format!("common_pid == {tid}")))?;
+    for _ in 0..CANARIES {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    let (counts, _) = trigger.read(&inst)?;
+    trigger.remove(&inst)?;
+    inst.remove()?;
+    Ok(counts
+        .get(&libc::SYS_getppid)
+        .map_or((0, None), |(name, n)| (*n, name.clone())))
 }
 
 /// Counts this thread's own `getppid` calls in a private instance: (counted, the name the
