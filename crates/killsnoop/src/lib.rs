@@ -434,7 +434,13 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     if let Some(p) = args.pid {
-        perf_tools_core::target::require_thread(p)?;
+        // The target of the signals: a process, or a thread (tkill, tgkill).
+        if perf_tools_core::target::Procfs::default()
+            .tgid_of(p)
+            .is_none()
+        {
+            bail!("no process or thread with PID {p} (not in /proc): -p takes the PID the signals are sent to, which must exist when killsnoop starts");
+        }
     }
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;

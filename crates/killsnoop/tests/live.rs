@@ -163,7 +163,10 @@ fn exit_paths_leave_nothing() {
     // A target that does not exist: a clear error before anything is created.
     let (code, _, err, pid) = testkit::run_pid(BIN, &["-p", "4999999"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no thread with TID 4999999"), "{err}");
+    assert!(
+        err.contains("no process or thread with PID 4999999"),
+        "{err}"
+    );
     assert!(!instance_of("killsnoop", pid));
     // SIGKILL leaves the instance; --cleanup removes it.
     let mut r = start(&[]);
