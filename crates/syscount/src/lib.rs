@@ -579,7 +579,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut v: Vec<i64> = unnamed.into_iter().collect();
         v.sort_unstable();
         eprintln!(
-            "note: syscall numbers {} have no syscalls:sys_enter_* tracepoint that fired on this kernel (syscalls without one, or 32-bit compat calls): shown as nr_N",
+            "note: syscall numbers {} have no syscalls:sys_enter_* tracepoint that fired on this kernel (syscalls without one): shown as nr_N",
             v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
         );
     }

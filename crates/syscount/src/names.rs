@@ -5,8 +5,9 @@
 //! a run counts, the enter events of syscalls not yet named are enabled next to it: the
 //! first event of each names its number, and the event is then turned off again. The
 //! names are the kernel's own, for its architecture, never a list compiled in. A number
-//! no enter event ever named (a syscall without a tracepoint, a 32-bit compat call)
-//! is shown as `nr_N`.
+//! no enter event ever named (a syscall without a tracepoint) is shown as `nr_N`. The
+//! raw event does not say whether a call was a 32-bit compat one (other numbers): those
+//! are counted under the native name of their number (a documented limit).
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
