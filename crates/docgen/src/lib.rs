@@ -63,6 +63,16 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/opensnoop.roff"),
         },
         Tool {
+            name: "syscount",
+            command: syscount::command,
+            sections: include_str!("../../../man/src/syscount.roff"),
+        },
+        Tool {
+            name: "killsnoop",
+            command: killsnoop::command,
+            sections: include_str!("../../../man/src/killsnoop.roff"),
+        },
+        Tool {
             name: "kprobe",
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),

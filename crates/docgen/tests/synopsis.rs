@@ -52,6 +52,22 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "syscount",
+        &[
+            "syscount [-cv] [-p PID | -d seconds] [-t top] [--buffer-kb KiB] [command...]",
+            "syscount --cleanup",
+            "syscount --check",
+        ],
+    ),
+    (
+        "killsnoop",
+        &[
+            "killsnoop [-st] [-d secs] [-n name | -p PID] [--buffer-kb KiB]",
+            "killsnoop --cleanup",
+            "killsnoop --check",
+        ],
+    ),
+    (
         "kprobe",
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
@@ -181,6 +197,8 @@ fn usage_errors_print_the_whole_usage() {
         ("kprobe", &["-p", "1"][..]),
         ("pmcstat", &["-m", "ipc", "-e", "cycles"][..]),
         ("iolatency", &["--cleanup", "1"][..]),
+        ("syscount", &["-p", "1", "-d", "2"][..]),
+        ("killsnoop", &["-p", "1", "-n", "x"][..]),
     ] {
         let t = docgen::tools()
             .into_iter()

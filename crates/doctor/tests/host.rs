@@ -138,6 +138,8 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("iosnoop", "yes"),
         ("iolatency", "yes"),
         ("opensnoop", "degraded"),
+        ("syscount", "yes"),
+        ("killsnoop", "yes"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
@@ -301,10 +303,12 @@ fn json_has_exactly_the_documented_fields() {
             "funcgraph",
             "iolatency",
             "iosnoop",
+            "killsnoop",
             "kprobe",
             "opensnoop",
             "pmcstat",
-            "showboost"
+            "showboost",
+            "syscount"
         ]
     );
     for (name, t) in tools {
@@ -349,7 +353,15 @@ fn without_privilege_says_what_it_could_not_check() {
         )
     );
     let tools = &out[out.find("\nTOOLS\n").expect("TOOLS section")..];
-    for tool in ["iosnoop", "iolatency", "opensnoop", "funcgraph", "kprobe"] {
+    for tool in [
+        "iosnoop",
+        "iolatency",
+        "opensnoop",
+        "syscount",
+        "killsnoop",
+        "funcgraph",
+        "kprobe",
+    ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");
     }
     assert!(

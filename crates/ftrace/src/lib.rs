@@ -11,10 +11,12 @@
 //!   order; [`session`]: an instance with its readers, the checks that its state holds and
 //!   the end of a run ([`session::RunAccount`]); [`text_pipe`]: the kernel's text
 //!   rendering (`trace_pipe`), for what has no binary decoder.
+//! * [`comm`]: process names for events that carry none.
 //! * [`check`]: the tracefs part of every tool's `--check` and of perf-tools-doctor.
 
 pub mod check;
 pub mod cleanup;
+pub mod comm;
 pub mod format;
 pub mod instance;
 pub mod lastresort;

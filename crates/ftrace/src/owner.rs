@@ -14,6 +14,8 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "funcgraph",
     "kprobe",
+    "syscount",
+    "killsnoop",
     "perf-tools-doctor",
 ];
 

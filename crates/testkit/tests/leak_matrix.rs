@@ -529,6 +529,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "iosnoop",
         "iolatency",
         "opensnoop",
+        "syscount",
+        "killsnoop",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -577,6 +579,27 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
+    // Syscall tracepoints only: the same on every kernel (no VM rows).
+    let full_stdout = |name: &'static str, run: &[&str], finite: &[&str], ready| {
+        Tool {
+        name,
+        bin: bins.join(name),
+        run: strings(run),
+        finite: strings(finite),
+        ready,
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["-d", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    }
+    };
+    let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
+    let killsnoop = full_stdout("killsnoop", &[], &["-d", "0.5"], "Tracing kill()s");
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -653,6 +676,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&iosnoop],
         vec![&iolatency],
         vec![&opensnoop],
+        vec![&syscount],
+        vec![&killsnoop],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],

@@ -1,0 +1,169 @@
+//! Live tests: syscount counts a helper's known number of `getppid` calls exactly, run
+//! as a command and followed with `-p`; the other layouts and `-t`.
+//! They need root and tracefs; elsewhere they print why they skip.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use testkit::{instance_of, live_or_skip, spawn_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syscount");
+const T: Duration = Duration::from_secs(20);
+const CALLS: usize = 4321;
+
+/// Not a test: the workload. This test binary, run with `--ignored --exact
+/// getppid_helper` and `SYSCOUNT_GETPPID=N`, makes N getppid calls (after a byte on
+/// stdin if `SYSCOUNT_WAIT` is set) and exits.
+#[test]
+#[ignore]
+fn getppid_helper() {
+    let Some(n) = std::env::var("SYSCOUNT_GETPPID").ok() else {
+        return;
+    };
+    if std::env::var_os("SYSCOUNT_WAIT").is_some() {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte from stdin into our buffer.
+        unsafe { testkit::libc::read(0, b.as_mut_ptr().cast(), 1) };
+    }
+    for _ in 0..n.parse::<usize>().unwrap() {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { testkit::libc::syscall(testkit::libc::SYS_getppid) };
+    }
+}
+
+fn helper_argv() -> Vec<String> {
+    vec![
+        std::env::current_exe().unwrap().display().to_string(),
+        "--ignored".into(),
+        "--exact".into(),
+        "getppid_helper".into(),
+        "--test-threads=1".into(),
+        "-q".into(),
+    ]
+}
+
+/// The count of the row whose columns before COUNT are `cols`.
+fn count_of(out: &str, cols: &[&str]) -> Option<u64> {
+    out.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.len() == cols.len() + 1 && w[..cols.len()] == *cols)
+            .then(|| w[cols.len()].parse().unwrap())
+    })
+}
+
+#[test]
+fn counts_a_commands_getppid_calls_exactly() {
+    if !live_or_skip("counts_a_commands_getppid_calls_exactly") {
+        return;
+    }
+    let o = Command::new(BIN)
+        .arg("-c")
+        .args(helper_argv())
+        .env("SYSCOUNT_GETPPID", CALLS.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.starts_with("Tracing while running: \""), "{out}");
+    assert!(out.contains("\nSYSCALL              COUNT\n"), "{out}");
+    assert_eq!(
+        count_of(&out, &["getppid"]),
+        Some(CALLS as u64),
+        "{out}\n{err}"
+    );
+    // The command's exec is counted: tracing was on before it ran.
+    assert_eq!(count_of(&out, &["execve"]), Some(1), "{out}");
+    assert!(!err.contains("lost"), "{err}");
+}
+
+#[test]
+fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
+    if !live_or_skip("counts_a_pids_getppid_calls_exactly_by_pid_and_name") {
+        return;
+    }
+    let argv = helper_argv();
+    let mut helper = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("SYSCOUNT_GETPPID", CALLS.to_string())
+        .env("SYSCOUNT_WAIT", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hp = helper.id();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-cv", "-p", &hp.to_string()]);
+    let mut r = spawn_command(cmd);
+    r.wait_for("Tracing PID", T);
+    assert!(instance_of("syscount", r.child.id()));
+    helper.stdin.take().unwrap().write_all(b"x").unwrap();
+    helper.wait().unwrap();
+    let (code, err) = r.finish(T);
+    let out = r.seen.join("\n");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        r.seen.get(1).map(String::as_str),
+        Some("PID    COMM             SYSCALL              COUNT"),
+        "{out}"
+    );
+    // The helper's test thread is named after the test.
+    assert_eq!(
+        count_of(&out, &[&hp.to_string(), "getppid_helper", "getppid"]),
+        Some(CALLS as u64),
+        "{out}\n{err}"
+    );
+    assert!(!instance_of("syscount", r.child.id()));
+}
+
+#[test]
+fn top_keeps_the_largest_counts_of_the_process_name_layout() {
+    if !live_or_skip("top_keeps_the_largest_counts_of_the_process_name_layout") {
+        return;
+    }
+    let (code, out, err) = testkit::run(BIN, &["-t", "3", "-d", "0.5"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Tracing for 0.5 seconds. Top 3 only...");
+    assert_eq!(lines[1], "COMM                COUNT");
+    assert!(lines.len() <= 5, "{out}");
+    let counts: Vec<u64> = lines[2..]
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{out}");
+}
+
+#[test]
+fn a_dead_pid_or_a_missing_command_is_a_clear_error() {
+    if !live_or_skip("a_dead_pid_or_a_missing_command_is_a_clear_error") {
+        return;
+    }
+    let (code, _, err, pid) = testkit::run_pid(BIN, &["-p", "4999999"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no process with PID 4999999"), "{err}");
+    assert!(!instance_of("syscount", pid));
+    let (code, _, err, pid) = testkit::run_pid(BIN, &["-c", "/nonexistent/syscount-cmd"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot run \"/nonexistent/syscount-cmd\""),
+        "{err}"
+    );
+    assert!(!instance_of("syscount", pid));
+}
+
+#[test]
+fn check_counts_its_own_canaries_and_leaves_nothing() {
+    if !live_or_skip("check_counts_its_own_canaries_and_leaves_nothing") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("3 of 3 getppid calls"), "{out}");
+    assert!(out.contains("is getppid"), "{out}");
+    assert!(!instance_of("syscount", pid));
+}
