@@ -13,6 +13,8 @@
 //! * [`cpulist`]: kernel CPU lists (`0-3,8`): the one parser and formatter.
 //! * [`clock`]: CLOCK_MONOTONIC; [`fault`]: the injected-panic point of cleanup tests.
 //! * [`check`]: the report of every tool's `--check` and of `perf-tools-doctor`.
+//! * [`workload`]: a command forked and held before exec until the tool is ready to watch
+//!   it (pmcstat's counters, syscount's trace), then followed to its end.
 //!
 //! The tracing engine lives in `perf-tools-ftrace`, block I/O in `perf-tools-block`, CPU
 //! registers in `perf-tools-cpu` and performance counters in `perf-tools-pmc`.
@@ -28,3 +30,4 @@ pub mod privilege;
 pub mod signals;
 pub mod spill;
 pub mod target;
+pub mod workload;

@@ -9,7 +9,6 @@
 //!   `<not supported>` and `<not counted>` kept apart from zero;
 //! * [`explain`]: refusals explained with perf_event_paranoid and CAP_PERFMON, and the
 //!   "no hardware PMU" message for VMs;
-//! * [`workload`]: a command forked and held before exec until its counters are attached;
 //! * [`msr_pmu`]: the perf `msr` PMU (APERF/MPERF/TSC) for frequency without `/dev/cpu/*/msr`.
 
 pub mod counters;
@@ -17,4 +16,3 @@ pub mod cpu;
 pub mod event;
 pub mod explain;
 pub mod msr_pmu;
-pub mod workload;

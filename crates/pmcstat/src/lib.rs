@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::{self, Shutdown};
+use perf_tools_core::workload::{process_alive, Exit, Workload};
 use perf_tools_core::{cli, cpulist};
 use perf_tools_pmc::counters::{
     probe_hardware, threads_of, Counters, HardwareProbe, Options, Target, Value,
@@ -25,7 +26,6 @@ use perf_tools_pmc::counters::{
 use perf_tools_pmc::cpu::{online_cpus, CpuInfo, Pmus};
 use perf_tools_pmc::event::{Event, VendorEvent};
 use perf_tools_pmc::explain::{no_pmu_message, OpenFailure};
-use perf_tools_pmc::workload::{process_alive, Exit, Workload};
 
 pub use layout::{Layout, Mode};
 
@@ -614,7 +614,7 @@ fn measure(
     }
     // Wakes the loop when the measured process ends (Linux 5.3+; polled otherwise).
     let pid_fd = match (&what.workload, what.watch) {
-        (None, Some(p)) => perf_tools_pmc::workload::pidfd_open(p),
+        (None, Some(p)) => perf_tools_core::workload::pidfd_open(p),
         _ => None,
     };
     let exit_fd = match &what.workload {

@@ -27,10 +27,9 @@ use perf_tools_ftrace::tracefs::Tracefs;
 
 pub mod hist;
 pub mod names;
-mod workload;
 
 use names::SyscallNames;
-use workload::Workload;
+use perf_tools_core::workload::{Exit, Workload};
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -393,7 +392,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut target = if let Some(p) = args.pid {
         Target::Pid(p)
     } else if !args.command.is_empty() {
-        Target::Command(Workload::prepare(&args.command)?)
+        Target::Command(Workload::prepare(&args.command).map_err(anyhow::Error::msg)?)
     } else {
         Target::All
     };
@@ -406,7 +405,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             (Some(t), None)
         }
-        Target::Command(w) => (Some(vec![w.pid()]), None),
+        Target::Command(w) => (Some(vec![w.pid() as u32]), None),
     };
     // -c of the whole system or of a command: counted in the kernel where it can.
     if mode == Mode::Syscall
@@ -431,7 +430,7 @@ pub fn run(args: Args) -> Result<()> {
     let _ = writeln!(out.buf, "{}", banner(&args));
     out.flush()?;
     if let Target::Command(w) = &mut target {
-        w.start()?;
+        w.start().map_err(anyhow::Error::msg)?;
     }
 
     let need_tid = mode.by_thread() || args.pid.is_some();
@@ -551,8 +550,8 @@ pub fn run(args: Args) -> Result<()> {
             Target::Command(_) => "the command made no syscall".to_string(),
         });
     }
-    let exit_note = match &target {
-        Target::Command(w) => w.describe_exit(),
+    let exit_note = match &mut target {
+        Target::Command(w) => describe_exit(w),
         _ => None,
     };
     session.end_run(
@@ -595,12 +594,21 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// How the command ended, for a note on stderr: nothing if it exited with status 0 (or
+/// has not been reaped).
+fn describe_exit(w: &mut Workload) -> Option<String> {
+    match w.try_wait()? {
+        Exit::Code(0) => None,
+        e => Some(format!("the command {e}")),
+    }
+}
+
 /// Whether the target is done (the process or command exited).
 fn target_done(target: &mut Target) -> bool {
     match target {
         Target::All => false,
         Target::Pid(p) => !perf_tools_ftrace::owner::pid_alive(*p),
-        Target::Command(w) => w.exited(),
+        Target::Command(w) => w.try_wait().is_some(),
     }
 }
 
@@ -633,7 +641,7 @@ fn run_hist(
     let _ = writeln!(out.buf, "{}", banner(args));
     out.flush()?;
     if let Target::Command(w) = target {
-        w.start()?;
+        w.start().map_err(anyhow::Error::msg)?;
     }
     let deadline = args
         .duration
@@ -730,7 +738,7 @@ fn run_hist(
         );
     }
     if let Target::Command(w) = target {
-        if let Some(n) = w.describe_exit() {
+        if let Some(n) = describe_exit(w) {
             eprintln!("note: {n}");
         }
     }

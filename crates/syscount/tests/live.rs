@@ -82,6 +82,25 @@ fn counts_a_commands_getppid_calls_exactly() {
 }
 
 #[test]
+fn a_command_found_in_path_makes_one_execve() {
+    if !live_or_skip("a_command_found_in_path_makes_one_execve") {
+        return;
+    }
+    // PATH searched before the fork: the failed execve()s of a search through
+    // directories without `true` are not the command's (they were counted once).
+    let path = "/nonexistent/a:/nonexistent/b:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let o = Command::new(BIN)
+        .args(["-c", "true"])
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(count_of(&out, &["execve"]), Some(1), "{out}");
+}
+
+#[test]
 fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
     if !live_or_skip("counts_a_pids_getppid_calls_exactly_by_pid_and_name") {
         return;

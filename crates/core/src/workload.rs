@@ -1,6 +1,9 @@
-//! A command to measure: forked, held before exec until its counters are attached
-//! (`enable_on_exec` then starts them exactly at exec), executed as the argument vector
-//! given (callers that want a shell pass `sh -c CMD`), waited for, and never left behind.
+//! A command to measure: forked, held before exec until the tool is ready to watch it
+//! (pmcstat's counters are attached, with `enable_on_exec` starting them exactly at
+//! exec; syscount's trace filtered on its pid is on), the program found in PATH before
+//! the fork (so no failed `execve` of a PATH search is traced), executed as the
+//! argument vector given (callers that want a shell pass `sh -c CMD`), waited for, and
+//! never left behind.
 
 use std::ffi::{CString, OsStr};
 use std::io;
