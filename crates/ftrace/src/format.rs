@@ -58,6 +58,20 @@ impl Field {
         Some(to_i64(raw, self.size, self.signed))
     }
 
+    /// Reads a string a dynamic probe fetched (`:string`, `:ustring`): `None` if the
+    /// kernel could not fetch it (it then stores a zero-length string, which it prints
+    /// as `(fault)`; a string that was fetched, even an empty one, has at least its
+    /// NUL). Fields that are not dynamic strings read as with [`Field::read_bytes`].
+    pub fn read_fetched_string<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
+        if matches!(self.location, Location::DataLoc | Location::RelLoc) && self.size == 4 {
+            let word = read_uint(payload, self.offset, 4)?;
+            if word >> 16 == 0 {
+                return None;
+            }
+        }
+        Some(self.read_bytes(payload))
+    }
+
     /// Returns the bytes of a string or dynamic array field, without the trailing NUL
     /// and anything after it. Out-of-range locators yield an empty slice.
     pub fn read_bytes<'a>(&self, payload: &'a [u8]) -> &'a [u8] {

@@ -11,8 +11,11 @@
 //!   order; [`session`]: an instance with its readers, the checks that its state holds and
 //!   the end of a run ([`session::RunAccount`]); [`text_pipe`]: the kernel's text
 //!   rendering (`trace_pipe`), for what has no binary decoder.
+//! * [`canary`]: sources chosen best first, each verified with a known action of the
+//!   tool's own.
 //! * [`check`]: the tracefs part of every tool's `--check` and of perf-tools-doctor.
 
+pub mod canary;
 pub mod check;
 pub mod cleanup;
 pub mod format;
