@@ -138,6 +138,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("iosnoop", "yes"),
         ("iolatency", "yes"),
         ("opensnoop", "degraded"),
+        ("execsnoop", "degraded"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
@@ -222,6 +223,7 @@ fn json_has_exactly_the_documented_fields() {
         names,
         [
             "cputemp",
+            "execsnoop",
             "funcgraph",
             "iolatency",
             "iosnoop",
@@ -246,6 +248,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
 }
 
 #[test]
@@ -273,7 +276,14 @@ fn without_privilege_says_what_it_could_not_check() {
         )
     );
     let tools = &out[out.find("\nTOOLS\n").expect("TOOLS section")..];
-    for tool in ["iosnoop", "iolatency", "opensnoop", "funcgraph", "kprobe"] {
+    for tool in [
+        "iosnoop",
+        "iolatency",
+        "opensnoop",
+        "execsnoop",
+        "funcgraph",
+        "kprobe",
+    ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");
     }
     assert!(

@@ -69,8 +69,8 @@ pub struct Args {
     /// better sources are not used, and show each row's source in a SRC column before ARGS
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// Also show the processes the suite's other running tools start (their own, and
-    /// other copies of execsnoop's canaries), hidden by default
+    /// Also show the execs of the suite's other running tools and of the processes they
+    /// start (such as another execsnoop's canary), hidden by default
     #[arg(long = "include-suite")]
     pub include_suite: bool,
     /// Only show processes whose name (the exec'd file's base name, as ps shows it)
@@ -419,7 +419,7 @@ pub fn run(args: Args) -> Result<i32> {
         }
         for p in pending {
             let r = execs::resolve(p, &changes, argc, source);
-            if suite.hides(r.pid, r.ppid) {
+            if suite.hides(r.pid, r.ppid, &r.filename) {
                 tally.traced = tally.traced.saturating_sub(1);
                 tally.suite += 1;
                 continue;

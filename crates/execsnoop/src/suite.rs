@@ -1,6 +1,7 @@
 //! Which execs are hidden: those of the suite's running tools (processes that own a
 //! perf-tools-rs trace instance) and of the processes they start, such as another
 //! execsnoop's canary, unless `--include-suite`; execsnoop's own always.
+//! A process whose parent runs this very executable (another execsnoop) is hidden too.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use perf_tools_ftrace::tracefs::Tracefs;
 pub(crate) struct Suite {
     tracefs: Tracefs,
     me: u32,
+    /// This executable (device, inode): a process it runs is another execsnoop, whose
+    /// children (canaries) are hidden even between its instances.
+    exe: Option<(u64, u64)>,
     others: bool,
     pids: BTreeSet<u32>,
     checked: Instant,
@@ -24,6 +28,7 @@ impl Suite {
         let mut s = Suite {
             tracefs: tracefs.clone(),
             me: std::process::id(),
+            exe: file_id("/proc/self/exe"),
             others,
             pids: BTreeSet::new(),
             checked: Instant::now(),
@@ -55,8 +60,19 @@ impl Suite {
         })
     }
 
-    /// Whether the exec of `pid`, child of `ppid`, is hidden.
-    pub fn hides(&mut self, pid: u32, ppid: Option<u32>) -> bool {
+    /// Whether the exec of `pid`, child of `ppid`, of file `filename`, is hidden.
+    pub fn hides(&mut self, pid: u32, ppid: Option<u32>, filename: &[u8]) -> bool {
+        // An execsnoop's canary, known by its link even when its parent is not known.
+        if let Some(owner) = crate::verify::canary_owner(filename) {
+            if owner == self.me
+                || (self.others
+                    && (self.pids.contains(&owner)
+                        || self.owns_instance(owner)
+                        || file_id(&format!("/proc/{owner}/exe")) == self.exe))
+            {
+                return true;
+            }
+        }
         let mut ids = vec![pid];
         ids.extend(ppid);
         if ids.iter().any(|p| self.pids.contains(p)) {
@@ -66,8 +82,16 @@ impl Suite {
             self.refresh();
             return true;
         }
-        false
+        self.others
+            && self.exe.is_some()
+            && ppid.is_some_and(|p| file_id(&format!("/proc/{p}/exe")) == self.exe)
     }
+}
+
+/// The device and inode of a file (following symlinks such as `/proc/PID/exe`).
+fn file_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]
@@ -90,13 +114,21 @@ mod tests {
         let mut own = Suite::new(&tf, false);
         let _ = child.kill();
         let _ = child.wait();
-        assert!(s.hides(other, Some(1)));
-        assert!(s.hides(4_999_998, Some(other)));
-        assert!(s.hides(4_999_998, Some(me)));
-        assert!(!s.hides(4_999_998, Some(1)));
-        assert!(!s.hides(4_999_998, None));
-        assert!(own.hides(4_999_998, Some(me)));
-        assert!(!own.hides(4_999_998, Some(other)));
+        let sh = b"/bin/sh";
+        assert!(s.hides(other, Some(1), sh));
+        assert!(s.hides(4_999_998, Some(other), sh));
+        assert!(s.hides(4_999_998, Some(me), sh));
+        assert!(!s.hides(4_999_998, Some(1), sh));
+        assert!(!s.hides(4_999_998, None, sh));
+        assert!(own.hides(4_999_998, Some(me), sh));
+        assert!(!own.hides(4_999_998, Some(other), sh));
+        // Canaries of a live suite tool (or of this run) by their link, parent unknown;
+        // not those of a process that is no tool.
+        let canary = |p: u32| format!("/tmp/execsnoop-{p}-0123456789abcdef/canary");
+        assert!(s.hides(4_999_998, None, canary(other).as_bytes()));
+        assert!(own.hides(4_999_998, None, canary(me).as_bytes()));
+        assert!(!own.hides(4_999_998, None, canary(other).as_bytes()));
+        assert!(!s.hides(4_999_998, None, canary(1).as_bytes()));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -40,48 +40,99 @@ pub const WAIT: Duration = Duration::from_millis(500);
 pub const SHELL: &str = "/bin/sh";
 
 /// The canary: an exec of [`SHELL`] with arguments unique to the run, that waits for
-/// its standard input to close (so that /proc/PID/cmdline can be read).
+/// its standard input to close (so that /proc/PID/cmdline can be read). It is exec'd
+/// through a symbolic link `TMPDIR/execsnoop-PID-RANDOM/canary` (in a directory only
+/// root can enter, removed with [`CanaryDir`]), so that other execsnoops recognise it
+/// by its file name ([`canary_owner`]) even when they cannot know its parent; with no
+/// writable temporary directory, [`SHELL`] itself.
 #[derive(Debug, Clone)]
 pub struct Canary {
-    /// Its argv.
+    /// The file exec'd.
+    pub path: String,
+    /// Its argv (argv[0] is `sh`: a multi-call shell such as busybox picks its applet
+    /// by it).
     pub argv: Vec<String>,
 }
 
+/// The private directory of a [`Canary`]'s link, removed when dropped.
+#[derive(Debug, Default)]
+pub struct CanaryDir(Option<std::path::PathBuf>);
+
+impl Drop for CanaryDir {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 impl Canary {
-    /// The canary of this run.
-    pub fn new() -> Canary {
+    /// The canary of this run, and the directory of its link.
+    pub fn new() -> (Canary, CanaryDir) {
+        use std::hash::{BuildHasher, Hasher};
+        use std::os::unix::fs::DirBuilderExt;
         let pid = std::process::id();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        Canary {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        let random = format!("{:016x}", h.finish());
+        let dir = std::env::temp_dir().join(format!("execsnoop-{pid}-{random}"));
+        let link = dir.join("canary");
+        let made = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| std::os::unix::fs::symlink(SHELL, &link));
+        let (path, guard) = match (made, link.to_str()) {
+            (Ok(()), Some(l)) if !l.contains(char::is_whitespace) => {
+                (l.to_string(), CanaryDir(Some(dir)))
+            }
+            _ => {
+                let _ = std::fs::remove_dir_all(&dir);
+                (SHELL.to_string(), CanaryDir(None))
+            }
+        };
+        let canary = Canary {
+            path,
             argv: vec![
-                SHELL.into(),
+                "sh".into(),
                 "-c".into(),
                 "read x".into(),
-                format!("execsnoop-canary-{pid}-{nanos:08x}"),
+                format!("execsnoop-canary-{pid}-{random}"),
                 "two words".into(),
             ],
-        }
+        };
+        (canary, guard)
     }
 
     /// Starts it.
     pub fn start(&self) -> Result<Child> {
-        Command::new(&self.argv[0])
+        use std::os::unix::process::CommandExt;
+        Command::new(&self.path)
+            .arg0(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting the canary exec of {SHELL}"))
+            .with_context(|| format!("starting the canary exec of {}", self.path))
     }
 }
 
-impl Default for Canary {
-    fn default() -> Self {
-        Canary::new()
+/// If `filename` is the link of an execsnoop's canary (`.../execsnoop-PID-RANDOM/canary`),
+/// the PID of that execsnoop.
+pub fn canary_owner(filename: &[u8]) -> Option<u32> {
+    let rest = filename.strip_suffix(b"/canary")?;
+    let dir = rest.rsplit(|&b| b == b'/').next()?;
+    let dir = std::str::from_utf8(dir).ok()?.strip_prefix("execsnoop-")?;
+    let (pid, random) = dir.split_once('-')?;
+    if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
     }
+    pid.parse().ok()
 }
 
 /// What a source showed of the canary.
@@ -127,7 +178,7 @@ pub fn judge(
             WAIT.as_millis()
         ));
     };
-    if d.filename != SHELL.as_bytes() {
+    if d.filename != canary.path.as_bytes() {
         return Err(format!(
             "its own canary exec's file name read back as {}",
             escape(&d.filename)
@@ -205,6 +256,8 @@ pub struct Live<'a> {
     argc: usize,
     canary: Canary,
     enabled: bool,
+    /// Dropped last: the canary's link, after the canary ended.
+    _canary_dir: CanaryDir,
 }
 
 impl<'a> Live<'a> {
@@ -216,6 +269,7 @@ impl<'a> Live<'a> {
         argc: usize,
         shutdown: Option<&'a Shutdown>,
     ) -> Result<Live<'a>> {
+        let (canary, canary_dir) = Canary::new();
         let mut live = Live {
             shutdown,
             interrupted: false,
@@ -229,8 +283,9 @@ impl<'a> Live<'a> {
             support: Support::detect(tracefs),
             buffer_kb,
             argc,
-            canary: Canary::new(),
+            canary,
             enabled: false,
+            _canary_dir: canary_dir,
         };
         let inst = live.instance()?;
         if !inst.dir().join("events/sched/sched_process_exec").is_dir() {
@@ -527,6 +582,7 @@ mod tests {
     type Fetch = ([u64; 3], [Option<&'static [u8]>; 3]);
 
     struct Fake {
+        path: String,
         fetch: fn(Source) -> Fetch,
         unavailable: Vec<Source>,
         up: Option<Source>,
@@ -562,7 +618,7 @@ mod tests {
                 Ev::Exec {
                     pid: 500,
                     old_pid: 500,
-                    filename: SHELL.as_bytes().to_vec(),
+                    filename: self.path.as_bytes().to_vec(),
                 },
             ));
             Ok(Observed { pid: 500, events })
@@ -573,7 +629,8 @@ mod tests {
     }
 
     fn choose_with(k: &mut Fake) -> Choice<Source> {
-        let canary = Canary::new();
+        let (canary, _dir) = Canary::new();
+        k.path = canary.path.clone();
         perf_tools_ftrace::canary::choose(k, &ORDER, |s, o| {
             judge(s, &canary, 1, o, &FakeProc(canary.clone()))
         })
@@ -582,11 +639,12 @@ mod tests {
     #[test]
     fn a_source_whose_fetch_returns_fault_is_torn_down_and_the_next_one_used() {
         let mut k = Fake {
+            path: String::new(),
             fetch: |s| {
                 if s == Source::Eprobe {
-                    ([1, 2, 3], [Some(b"/bin/sh"), None, None])
+                    ([1, 2, 3], [Some(b"sh"), None, None])
                 } else {
-                    ([1, 2, 3], [Some(b"/bin/sh"), Some(b"-c"), Some(b"read x")])
+                    ([1, 2, 3], [Some(b"sh"), Some(b"-c"), Some(b"read x")])
                 }
             },
             unavailable: Vec::new(),
@@ -607,8 +665,9 @@ mod tests {
     #[test]
     fn wrong_arguments_fall_back_to_proc_and_no_source_cannot_run() {
         let mut k = Fake {
+            path: String::new(),
             fetch: |s| match s {
-                Source::Eprobe => ([1, 2, 0], [Some(b"/bin/sh"), Some(b"-x"), None]),
+                Source::Eprobe => ([1, 2, 0], [Some(b"sh"), Some(b"-x"), None]),
                 _ => ([0, 0, 0], [None, None, None]),
             },
             unavailable: Vec::new(),
@@ -618,11 +677,12 @@ mod tests {
         let c = choose_with(&mut k);
         assert_eq!(c.source, Some(Source::Proc));
         let why: Vec<&str> = c.rejected.iter().map(|r| r.why.as_str()).collect();
-        assert!(why[0].contains("read back as \"/bin/sh -x\""), "{why:?}");
+        assert!(why[0].contains("read back as \"sh -x\""), "{why:?}");
         assert!(why[1].contains("(fault)"), "{why:?}");
         let r = report(&c);
         assert_eq!((r.verdict(), r.exit_code()), (Status::Degraded, 0));
         let mut k = Fake {
+            path: String::new(),
             fetch: |_| ([0, 0, 0], [None, None, None]),
             unavailable: ORDER.to_vec(),
             up: None,
@@ -640,7 +700,7 @@ mod tests {
 
     #[test]
     fn an_exec_that_never_comes_or_a_wrong_parent_is_a_rejection() {
-        let canary = Canary::new();
+        let (canary, _dir) = Canary::new();
         let o = Observed {
             pid: 500,
             events: Vec::new(),
@@ -662,12 +722,35 @@ mod tests {
                     Ev::Exec {
                         pid: 500,
                         old_pid: 500,
-                        filename: SHELL.as_bytes().to_vec(),
+                        filename: canary.path.as_bytes().to_vec(),
                     },
                 ),
             ],
         };
         let e = judge(Source::Proc, &canary, 8, &o, &FakeProc(canary.clone())).unwrap_err();
         assert!(e.contains("parent"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod canary_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_canary_is_a_private_link_its_owner_is_read_from_and_removed_after() {
+        let (c, dir) = Canary::new();
+        let me = std::process::id();
+        assert_eq!(canary_owner(c.path.as_bytes()), Some(me), "{c:?}");
+        assert_eq!(std::fs::read_link(&c.path).unwrap().to_str(), Some(SHELL));
+        let d = dir.0.clone().unwrap();
+        drop(dir);
+        assert!(!d.exists());
+        assert_eq!(
+            canary_owner(b"/tmp/execsnoop-12-0123456789abcdef/canary"),
+            Some(12)
+        );
+        assert_eq!(canary_owner(b"/tmp/execsnoop-12-0123/canary"), None);
+        assert_eq!(canary_owner(b"/bin/sh"), None);
     }
 }

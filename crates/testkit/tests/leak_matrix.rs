@@ -529,6 +529,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "iosnoop",
         "iolatency",
         "opensnoop",
+        "execsnoop",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -567,6 +568,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         run: vec![],
         finite: strings(&["-d", "0.5"]),
         ready: "Tracing open()s",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["-d", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let execsnoop = Tool {
+        name: "execsnoop",
+        bin: bins.join("execsnoop"),
+        run: vec![],
+        finite: strings(&["-d", "0.5"]),
+        ready: "Tracing exec()s",
         error: ErrorRun {
             stdout_full: true,
             args: strings(&["-d", "1"]),
@@ -653,6 +670,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&iosnoop],
         vec![&iolatency],
         vec![&opensnoop],
+        vec![&execsnoop],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
