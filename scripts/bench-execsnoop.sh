@@ -27,15 +27,18 @@ work=$(mktemp -d /tmp/bench-execsnoop.XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 # storm TAG: LOOPS loops of /bin/true TAG-i, EXECS in all; prints the loops' pids first.
 storm() {
-  local per=$((execs / loops)) l
+  local per=$((execs / loops)) l kids=()
   for l in $(seq "$loops"); do
     ( echo "$BASHPID" >> "$work/storm.pids"
       for ((i = 0; i < per; i++)); do /bin/true "$1-$l"; done ) &
+    kids+=($!)
   done
-  wait
+  # Only the loops: the tracer is a child of this shell too.
+  wait "${kids[@]}"
 }
 
 # measure NAME CMD...: runs CMD (a tracer writing rows to $work/NAME.out) during a storm.

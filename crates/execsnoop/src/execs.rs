@@ -257,8 +257,30 @@ impl Procfs for RealProc {
     }
 }
 
+/// The process (Tgid) of threads that forked, as read from /proc, and when: a thread's
+/// process does not change while it lives, so a read is reused for its later forks as
+/// long as [`Changes`] shows no exit or exec of that thread between the read and the
+/// fork ([`resolve`] checks the whole window again). Entries live [`TGID_TTL`].
+#[derive(Debug, Default)]
+pub struct Tgids(HashMap<u32, (u32, u64)>);
+
+/// How long a read of a thread's Tgid is reused (well within what [`Changes`] keeps).
+pub const TGID_TTL: u64 = 5_000_000_000;
+
+impl Tgids {
+    /// Forgets reads made before `ts`.
+    pub fn trim(&mut self, ts: u64) {
+        self.0.retain(|_, (_, at)| *at >= ts);
+    }
+}
+
 /// Does the /proc reads `draft` needs, now (as soon as its event was read).
-pub fn read_proc(draft: Draft, proc: &impl Procfs) -> Pending {
+pub fn read_proc(
+    draft: Draft,
+    proc: &impl Procfs,
+    tgids: &mut Tgids,
+    changes: &Changes,
+) -> Pending {
     let cmdline = match &draft.fetched {
         Some(Fetched::Args(..)) => None,
         _ => {
@@ -269,14 +291,35 @@ pub fn read_proc(draft: Draft, proc: &impl Procfs) -> Pending {
             })
         }
     };
-    let (value, from_fork) = match draft.parent {
-        Some((tid, _)) => (proc.status(tid, "Tgid"), true),
-        None => (proc.status(draft.pid, "PPid"), false),
+    let ppid = match draft.parent {
+        Some((tid, fork_ts)) => match tgids.0.get(&tid) {
+            Some(&(tgid, at))
+                if fork_ts.saturating_sub(at) < TGID_TTL
+                    && !changes.changed(tid, at.min(fork_ts), at.max(fork_ts)) =>
+            {
+                Read {
+                    value: Some(tgid),
+                    read_at: at,
+                }
+            }
+            _ => {
+                let value = proc.status(tid, "Tgid");
+                let read_at = perf_tools_core::clock::monotonic_ns();
+                if let Some(v) = value {
+                    tgids.0.insert(tid, (v, read_at));
+                }
+                Read { value, read_at }
+            }
+        },
+        None => {
+            let value = proc.status(draft.pid, "PPid");
+            Read {
+                value,
+                read_at: perf_tools_core::clock::monotonic_ns(),
+            }
+        }
     };
-    let ppid = Read {
-        value,
-        read_at: perf_tools_core::clock::monotonic_ns(),
-    };
+    let from_fork = draft.parent.is_some();
     Pending {
         draft,
         cmdline,
@@ -321,9 +364,15 @@ pub fn resolve(p: Pending, changes: &Changes, argc: usize, source: Source) -> Ro
         (_, None) => (ArgsText::Unknown, SRC_PROC),
     };
     let ppid = match (p.ppid.value, p.from_fork, d.parent) {
-        // The forking thread's process: unless that thread exited (its id could have
-        // been reused) before the read.
-        (Some(v), true, Some((tid, fork_ts))) if !changes.changed(tid, fork_ts, p.ppid.read_at) => {
+        // The forking thread's process: unless that thread exited or exec'd (its id
+        // could have been reused) between the fork and the read.
+        (Some(v), true, Some((tid, fork_ts)))
+            if !changes.changed(
+                tid,
+                fork_ts.min(p.ppid.read_at),
+                fork_ts.max(p.ppid.read_at),
+            ) =>
+        {
             Some(v)
         }
         // The parent now: unless the process changed, or any process exited (its
@@ -395,7 +444,12 @@ mod tests {
         ch.note(3, &ev);
         let d = e.event(3, ev).unwrap();
         let proc = FakeProc(HashMap::new(), HashMap::from([((11, "Tgid".into()), 10)]));
-        let r = resolve(read_proc(d, &proc), &ch, 8, Source::Eprobe);
+        let r = resolve(
+            read_proc(d, &proc, &mut Tgids::default(), &ch),
+            &ch,
+            8,
+            Source::Eprobe,
+        );
         assert_eq!(r.ppid, Some(10));
         assert_eq!(
             r.args,
@@ -420,7 +474,7 @@ mod tests {
             HashMap::from([(30, b"ls\0-l\0a\0".to_vec())]),
             HashMap::from([((30, "PPid".into()), 7)]),
         );
-        let p = read_proc(d, &proc);
+        let p = read_proc(d, &proc, &mut Tgids::default(), &ch);
         let r = resolve(p.clone(), &ch, 1, Source::Proc);
         assert_eq!(
             r.args,
@@ -447,8 +501,54 @@ mod tests {
         assert_eq!((r.args, r.ppid), (ArgsText::Unknown, None));
         // Nothing to read: the process is gone.
         let d = Execs::default().event(10, exec(31)).unwrap();
-        let r = resolve(read_proc(d, &proc), &ch, 8, Source::Proc);
+        let r = resolve(
+            read_proc(d, &proc, &mut Tgids::default(), &ch),
+            &ch,
+            8,
+            Source::Proc,
+        );
         assert_eq!((r.args, r.ppid), (ArgsText::Exited, None));
+    }
+
+    #[test]
+    fn a_parent_threads_process_is_read_once_and_reused_while_the_thread_lives() {
+        let proc = FakeProc(HashMap::new(), HashMap::from([((11, "Tgid".into()), 10)]));
+        let none = FakeProc(HashMap::new(), HashMap::new());
+        let mut tgids = Tgids::default();
+        let mut ch = Changes::default();
+        let now = perf_tools_core::clock::monotonic_ns();
+        let draft = |fork_ts: u64, pid: u32| Draft {
+            ts: fork_ts + 1,
+            pid,
+            filename: b"/bin/ls".to_vec(),
+            fetched: Some(Fetched::Args(vec![b"ls".to_vec()], false)),
+            parent: Some((11, fork_ts)),
+        };
+        let r = resolve(
+            read_proc(draft(now, 20), &proc, &mut tgids, &ch),
+            &ch,
+            8,
+            Source::Eprobe,
+        );
+        assert_eq!(r.ppid, Some(10));
+        // Reused: /proc is not read again.
+        let later = perf_tools_core::clock::monotonic_ns();
+        let r = resolve(
+            read_proc(draft(later, 21), &none, &mut tgids, &ch),
+            &ch,
+            8,
+            Source::Eprobe,
+        );
+        assert_eq!(r.ppid, Some(10));
+        // The thread exited after the read: its id may be another thread's now.
+        ch.note(later + 2, &Ev::Exit { pid: 11 });
+        let r = resolve(
+            read_proc(draft(later + 3, 22), &none, &mut tgids, &ch),
+            &ch,
+            8,
+            Source::Eprobe,
+        );
+        assert_eq!(r.ppid, None);
     }
 
     #[test]

@@ -329,6 +329,7 @@ pub fn run(args: Args) -> Result<i32> {
     let mut execs = Execs::default();
     execs.reexec = args.reexec;
     let mut changes = Changes::default();
+    let mut tgids = execs::Tgids::default();
     let mut merger: Merger<Ev> = Merger::new();
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
@@ -409,7 +410,7 @@ pub fn run(args: Args) -> Result<i32> {
                 tally.left_out += 1;
                 continue;
             }
-            pending.push(execs::read_proc(d, &RealProc));
+            pending.push(execs::read_proc(d, &RealProc, &mut tgids, &changes));
         }
         if !pending.is_empty() && !turn.last {
             // Everything up to the reads, so that each read can be checked against it.
@@ -429,6 +430,9 @@ pub fn run(args: Args) -> Result<i32> {
         }
         let keep = watermark.min(perf_tools_core::clock::monotonic_ns()).saturating_sub(10_000_000_000);
         changes.trim(keep);
+        tgids.trim(
+            perf_tools_core::clock::monotonic_ns().saturating_sub(execs::TGID_TTL),
+        );
         execs.trim(keep.saturating_sub(50_000_000_000));
         if streaming || turn.last {
             out.flush()?;

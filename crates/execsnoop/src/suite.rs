@@ -1,7 +1,7 @@
 //! Which execs are hidden: those of the suite's running tools (processes that own a
 //! perf-tools-rs trace instance) and of the processes they start, such as another
 //! execsnoop's canary, unless `--include-suite`; execsnoop's own always.
-//! A process whose parent runs this very executable (another execsnoop) is hidden too.
+//! A canary is recognised by its file name, whose directory names its execsnoop.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -10,8 +10,8 @@ use perf_tools_ftrace::instance::instance_name;
 use perf_tools_ftrace::owner::{live_owner_pids, TOOLS};
 use perf_tools_ftrace::tracefs::Tracefs;
 
-/// The suite's running tools, listed again at most once a second, and at once when a
-/// row's process or parent owns an instance not yet listed.
+/// The suite's running tools, listed again once a second, and another execsnoop's
+/// canary by its link.
 pub(crate) struct Suite {
     tracefs: Tracefs,
     me: u32,
@@ -73,18 +73,10 @@ impl Suite {
                 return true;
             }
         }
-        let mut ids = vec![pid];
-        ids.extend(ppid);
-        if ids.iter().any(|p| self.pids.contains(p)) {
-            return true;
-        }
-        if self.others && ids.iter().any(|&p| self.owns_instance(p)) {
-            self.refresh();
-            return true;
-        }
-        self.others
-            && self.exe.is_some()
-            && ppid.is_some_and(|p| file_id(&format!("/proc/{p}/exe")) == self.exe)
+        // The suite's tools, listed at most a second ago (a check per row would cost
+        // a dozen stats per exec; the suite's tools start no processes but the
+        // canaries, which are recognised above).
+        self.pids.contains(&pid) || ppid.is_some_and(|p| self.pids.contains(&p))
     }
 }
 
@@ -118,6 +110,7 @@ mod tests {
         assert!(s.hides(other, Some(1), sh));
         assert!(s.hides(4_999_998, Some(other), sh));
         assert!(s.hides(4_999_998, Some(me), sh));
+        assert!(!s.hides(4_999_997, Some(4_999_998), sh));
         assert!(!s.hides(4_999_998, Some(1), sh));
         assert!(!s.hides(4_999_998, None, sh));
         assert!(own.hides(4_999_998, Some(me), sh));

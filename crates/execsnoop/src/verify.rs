@@ -196,7 +196,13 @@ pub fn judge(
             Some(Fetched::Args(..)) => {}
         }
     }
-    let row = execs::resolve(execs::read_proc(d, proc), &changes, argc, source);
+    let mut tgids = execs::Tgids::default();
+    let row = execs::resolve(
+        execs::read_proc(d, proc, &mut tgids, &changes),
+        &changes,
+        argc,
+        source,
+    );
     let want: Vec<Vec<u8>> = canary
         .argv
         .iter()
