@@ -106,12 +106,24 @@ pub struct Draft {
     pub fetched: Option<Fetched>,
     /// The thread that forked it and when, if that fork was traced.
     pub parent: Option<(u32, u64)>,
+    /// That thread's process, if the events tell (its creation or exec was traced).
+    pub parent_tgid: Option<u32>,
 }
+
+/// `CLONE_THREAD`: the new task is a thread of its creator's process.
+const CLONE_THREAD: u64 = 0x0001_0000;
+/// `CLONE_PARENT`: the new task's parent is its creator's parent.
+const CLONE_PARENT: u64 = 0x0000_8000;
 
 /// The events' pairing state.
 #[derive(Debug, Default)]
 pub struct Execs {
-    forks: HashMap<u32, (u32, u64)>,
+    /// Child -> (the thread that forked it, when, that thread's process if known then).
+    forks: HashMap<u32, (u32, u64, Option<u32>)>,
+    /// The process of threads whose creation (or exec) was traced.
+    tgid_of: HashMap<u32, u32>,
+    /// Tasks created with CLONE_PARENT: their parent is not the thread that forked.
+    clone_parent: HashSet<u32>,
     pending: HashMap<u32, (u64, Fetched)>,
     seen: HashSet<u32>,
     /// Show re-execs (`-r`).
@@ -125,13 +137,38 @@ impl Execs {
     pub fn event(&mut self, ts: u64, ev: Ev) -> Option<Draft> {
         match ev {
             Ev::Fork { parent, child } => {
-                self.forks.insert(child, (parent, ts));
+                // The forking thread's process as the events know it now: it may exit
+                // before its child execs.
+                let tgid = self.tgid_of.get(&parent).copied();
+                self.forks.insert(child, (parent, ts, tgid));
                 self.seen.remove(&child);
                 self.pending.remove(&child);
+            }
+            Ev::NewTask {
+                parent,
+                child,
+                flags,
+            } => {
+                let tgid = if flags & CLONE_THREAD != 0 {
+                    self.tgid_of.get(&parent).copied()
+                } else {
+                    Some(child)
+                };
+                match tgid {
+                    Some(t) => self.tgid_of.insert(child, t),
+                    None => self.tgid_of.remove(&child),
+                };
+                if flags & CLONE_PARENT != 0 {
+                    self.clone_parent.insert(child);
+                } else {
+                    self.clone_parent.remove(&child);
+                }
             }
             Ev::Exit { pid } => {
                 self.forks.remove(&pid);
                 self.pending.remove(&pid);
+                self.tgid_of.remove(&pid);
+                self.clone_parent.remove(&pid);
             }
             Ev::Args { tid, args } => {
                 self.pending.insert(tid, (ts, args));
@@ -139,9 +176,11 @@ impl Execs {
             Ev::Gap { until } => {
                 // Lost events may hold exits (the pid reused since), forks and entry
                 // probes: nothing remembered from before the gap is used after it.
-                self.forks.retain(|_, (_, t)| *t > until);
+                self.forks.retain(|_, (_, t, _)| *t > until);
                 self.pending.retain(|_, (t, _)| *t > until);
                 self.seen.clear();
+                self.tgid_of.clear();
+                self.clone_parent.clear();
             }
             Ev::Exec {
                 pid,
@@ -149,14 +188,22 @@ impl Execs {
                 filename,
             } => {
                 let fetched = self.pending.remove(&old_pid).map(|(_, f)| f);
-                let parent = self
+                let fork = self
                     .forks
                     .get(&old_pid)
                     .or_else(|| self.forks.get(&pid))
-                    .copied();
+                    .copied()
+                    .filter(|_| {
+                        !self.clone_parent.contains(&old_pid) && !self.clone_parent.contains(&pid)
+                    });
+                let parent = fork.map(|(t, ts, _)| (t, ts));
+                let parent_tgid = fork.and_then(|(_, _, g)| g);
+                // After an exec the process is `pid`, its only thread.
+                self.tgid_of.remove(&old_pid);
+                self.tgid_of.insert(pid, pid);
                 if old_pid != pid {
-                    if let Some(p) = parent {
-                        self.forks.insert(pid, p);
+                    if let Some(f) = fork {
+                        self.forks.insert(pid, f);
                     }
                 }
                 if !self.seen.insert(pid) && !self.reexec {
@@ -169,6 +216,7 @@ impl Execs {
                     filename,
                     fetched,
                     parent,
+                    parent_tgid,
                 });
             }
         }
@@ -178,10 +226,14 @@ impl Execs {
     /// Forgets forks and probe events older than `ts` whose exec never came (thread
     /// creations, failed execs), keeping the tables small.
     pub fn trim(&mut self, ts: u64) {
-        self.forks.retain(|_, (_, t)| *t >= ts);
+        self.forks.retain(|_, (_, t, _)| *t >= ts);
         self.pending.retain(|_, (t, _)| *t >= ts);
         if self.seen.len() > 1_000_000 {
             self.seen.clear();
+        }
+        if self.tgid_of.len() > 1_000_000 {
+            self.tgid_of.clear();
+            self.clone_parent.clear();
         }
     }
 }
@@ -364,6 +416,7 @@ pub fn resolve(p: Pending, changes: &Changes, argc: usize, source: Source) -> Ro
         (_, None) => (ArgsText::Unknown, SRC_PROC),
     };
     let ppid = match (p.ppid.value, p.from_fork, d.parent) {
+        _ if d.parent_tgid.is_some() => d.parent_tgid,
         // The forking thread's process: unless that thread exited or exec'd (its id
         // could have been reused) between the fork and the read.
         (Some(v), true, Some((tid, fork_ts)))
@@ -523,6 +576,7 @@ mod tests {
             filename: b"/bin/ls".to_vec(),
             fetched: Some(Fetched::Args(vec![b"ls".to_vec()], false)),
             parent: Some((11, fork_ts)),
+            parent_tgid: None,
         };
         let r = resolve(
             read_proc(draft(now, 20), &proc, &mut tgids, &ch),
@@ -549,6 +603,91 @@ mod tests {
             Source::Eprobe,
         );
         assert_eq!(r.ppid, None);
+    }
+
+    #[test]
+    fn the_parents_process_comes_from_the_events_when_they_tell() {
+        let none = FakeProc(HashMap::new(), HashMap::new());
+        let ch = Changes::default();
+        let mut e = Execs::default();
+        // Process 10 (created during tracing) starts thread 11; 11 forks 20; 20 execs.
+        e.event(
+            1,
+            Ev::NewTask {
+                parent: 9,
+                child: 10,
+                flags: 0x11,
+            },
+        );
+        e.event(
+            2,
+            Ev::NewTask {
+                parent: 10,
+                child: 11,
+                flags: CLONE_THREAD | 0x100,
+            },
+        );
+        e.event(
+            3,
+            Ev::NewTask {
+                parent: 11,
+                child: 20,
+                flags: 0x11,
+            },
+        );
+        e.event(
+            3,
+            Ev::Fork {
+                parent: 11,
+                child: 20,
+            },
+        );
+        let d = e.event(4, exec(20)).unwrap();
+        assert_eq!(d.parent_tgid, Some(10));
+        let r = resolve(
+            read_proc(d, &none, &mut Tgids::default(), &ch),
+            &ch,
+            8,
+            Source::Proc,
+        );
+        assert_eq!(r.ppid, Some(10));
+        // CLONE_PARENT: the forking thread is not the parent.
+        e.event(
+            5,
+            Ev::NewTask {
+                parent: 11,
+                child: 21,
+                flags: CLONE_PARENT,
+            },
+        );
+        e.event(
+            5,
+            Ev::Fork {
+                parent: 11,
+                child: 21,
+            },
+        );
+        let d = e.event(6, exec(21)).unwrap();
+        assert_eq!((d.parent, d.parent_tgid), (None, None));
+        // A lost stretch of events forgets what the events told.
+        e.event(
+            7,
+            Ev::NewTask {
+                parent: 11,
+                child: 22,
+                flags: 0x11,
+            },
+        );
+        e.event(
+            7,
+            Ev::Fork {
+                parent: 11,
+                child: 22,
+            },
+        );
+        e.event(8, Ev::Gap { until: 8 });
+        let d = e.event(9, exec(22)).unwrap();
+        assert_eq!((d.parent, d.parent_tgid), (None, None));
     }
 
     #[test]

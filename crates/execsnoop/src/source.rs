@@ -60,6 +60,8 @@ pub enum Kind {
     Fork,
     /// A thread exited.
     Exit,
+    /// `task:task_newtask`: a new task and its clone flags (thread or process).
+    NewTask,
     /// A probe at exec entry with the file name and arguments.
     Args,
 }
@@ -94,6 +96,15 @@ pub enum Ev {
         parent: u32,
         /// The new thread or process.
         child: u32,
+    },
+    /// `task_newtask`.
+    NewTask {
+        /// The thread that created it.
+        parent: u32,
+        /// The new task.
+        child: u32,
+        /// Its clone flags.
+        flags: u64,
     },
     /// `sched_process_exit`.
     Exit {
@@ -150,6 +161,11 @@ impl EventDecoder {
                 d.b = Some(fmt.require("child_pid")?);
             }
             Kind::Exit => d.a = Some(fmt.require("pid")?),
+            Kind::NewTask => {
+                d.a = Some(fmt.require("common_pid")?);
+                d.b = Some(fmt.require("pid")?);
+                d.name = Some(fmt.require("clone_flags")?);
+            }
             Kind::Args => {
                 d.a = Some(fmt.require("common_pid")?);
                 let mut i = 0;
@@ -186,6 +202,11 @@ impl EventDecoder {
                 child: int(&self.b)?,
             },
             Kind::Exit => Ev::Exit { pid: int(&self.a)? },
+            Kind::NewTask => Ev::NewTask {
+                parent: int(&self.a)?,
+                child: int(&self.b)?,
+                flags: self.name.as_ref()?.read_u64(payload)?,
+            },
             Kind::Args => {
                 let tid = int(&self.a)?;
                 let mut args = Vec::new();
@@ -273,6 +294,10 @@ pub fn create_source(
         .iter()
         .map(|(e, k)| ("sched".to_string(), e.to_string(), *k))
         .collect();
+    // Tells threads from processes, for parents known from the events alone.
+    if has("task", "task_newtask") {
+        events.push(("task".into(), "task_newtask".into(), Kind::NewTask));
+    }
     match source {
         Source::Eprobe => {
             if !support.dynamic_events {
@@ -382,6 +407,20 @@ pub(crate) mod tests {
             Ev::Fork {
                 parent: 7,
                 child: 8
+            }
+        );
+        let f = fixture("task_newtask");
+        let d = EventDecoder::new(&f, Kind::NewTask).unwrap();
+        let mut p = vec![0u8; 42];
+        p[4..8].copy_from_slice(&5i32.to_ne_bytes());
+        p[8..12].copy_from_slice(&6i32.to_ne_bytes());
+        p[32..40].copy_from_slice(&0x10000u64.to_ne_bytes());
+        assert_eq!(
+            d.decode(&p).unwrap(),
+            Ev::NewTask {
+                parent: 5,
+                child: 6,
+                flags: 0x10000
             }
         );
         let f = fixture("sched_process_exit");

@@ -416,6 +416,7 @@ impl Trial<Source> for Live<'_> {
                     } => *p == pid || *old_pid == pid,
                     Ev::Fork { parent, child } => *child == pid || *parent == me,
                     Ev::Exit { pid: p } => *p == pid,
+                    Ev::NewTask { parent, child, .. } => *child == pid || *parent == me,
                     Ev::Args { tid, .. } => *tid == pid,
                     Ev::Gap { .. } => true,
                 };

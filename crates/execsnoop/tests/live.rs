@@ -232,3 +232,35 @@ fn usage_errors_exit_2() {
         assert_eq!(code, 2, "{a:?}: {err}");
     }
 }
+
+#[test]
+fn the_parent_is_known_from_the_events_even_when_it_exited_at_once() {
+    if !live_or_skip("the_parent_is_known_from_the_events_even_when_it_exited_at_once") {
+        return;
+    }
+    let tok = token("orphan");
+    let mut parent = String::new();
+    let (r, _) = trace(&[], "ARGS", || {
+        // P (sh -c '... &') starts C in the background and exits at once; the outer
+        // shell prints P's pid.
+        let o = Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("/bin/sh -c '/bin/sh -c \"sleep 0.5; true\" {tok} &' & echo $!"),
+            ])
+            .output()
+            .unwrap();
+        parent = String::from_utf8(o.stdout).unwrap().trim().to_string();
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    let row = r
+        .seen
+        .iter()
+        .find(|l| l.ends_with(&format!("sleep 0.5; true {tok}")))
+        .unwrap_or_else(|| panic!("no row of the child: {:?}", r.seen));
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some(parent.as_str()),
+        "{row}"
+    );
+}
