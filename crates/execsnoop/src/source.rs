@@ -280,6 +280,22 @@ fn syscall_functions() -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// A rejected probe in one line: the definition (36 fetch arguments) is left out; the
+/// kernel's error_log entry, if it wrote one, is kept.
+fn short_rejection(e: anyhow::Error, what: &str) -> anyhow::Error {
+    match e.downcast_ref::<perf_tools_ftrace::probe::ProbeError>() {
+        Some(p) => {
+            let log = p
+                .log
+                .as_ref()
+                .map(|l| format!(": {}", l.message))
+                .unwrap_or_default();
+            anyhow::anyhow!("the kernel rejected {what} ({}){log}", p.os_error)
+        }
+        None => e,
+    }
+}
+
 /// Creates the probes of one source (pushed onto `probes`). Returns the (system, event,
 /// kind) list to enable, or an error explaining why this source is unavailable.
 pub fn create_source(
@@ -320,7 +336,10 @@ pub fn create_source(
                     "syscalls.sys_enter_{call}{}",
                     argv_fetches("$argv", argc, "ustring")
                 );
-                let p = Probe::create(tracefs, "dynamic_events", "e", &name, &def)?;
+                let p =
+                    Probe::create(tracefs, "dynamic_events", "e", &name, &def).map_err(|e| {
+                        short_rejection(e, &format!("an event probe on syscalls.sys_enter_{call}"))
+                    })?;
                 events.push((p.group().to_string(), name, Kind::Args));
                 probes.push(p);
                 made += 1;
@@ -350,7 +369,9 @@ pub fn create_source(
                     "execsnoop_execveat"
                 };
                 let def = format!("{func}{}", argv_fetches(argv, argc, "ustring"));
-                match Probe::create(tracefs, support.kprobe_control(), "p", name, &def) {
+                match Probe::create(tracefs, support.kprobe_control(), "p", name, &def)
+                    .map_err(|e| short_rejection(e, &format!("a kprobe on {func}")))
+                {
                     Ok(p) => {
                         events.push((p.group().to_string(), p.event().to_string(), Kind::Args));
                         probes.push(p);

@@ -522,7 +522,7 @@ pub fn report(choice: &Choice<Source>) -> Report {
     r.item(
         "sched tracepoints",
         Status::Yes,
-        "sched_process_exec, sched_process_fork, sched_process_exit",
+        "sched_process_exec, sched_process_fork, sched_process_exit (and task_newtask where present)",
         "",
         true,
     );
