@@ -330,6 +330,7 @@ pub fn run(args: Args) -> Result<i32> {
     execs.reexec = args.reexec;
     let mut changes = Changes::default();
     let mut tgids = execs::Tgids::default();
+    let mut last_trim = 0u64;
     let mut merger: Merger<Ev> = Merger::new();
     let streaming = args.duration.is_none();
     let mut lost = 0u64;
@@ -428,12 +429,17 @@ pub fn run(args: Args) -> Result<i32> {
             tally.rows += 1;
             row(&mut out.buf, args.time, args.verbose, &r);
         }
-        let keep = watermark.min(perf_tools_core::clock::monotonic_ns()).saturating_sub(10_000_000_000);
-        changes.trim(keep);
-        tgids.trim(
-            perf_tools_core::clock::monotonic_ns().saturating_sub(execs::TGID_TTL),
-        );
-        execs.trim(keep.saturating_sub(50_000_000_000));
+        // Forget old history once a second (each trim walks its tables): the changes
+        // of the last 10 s (reads are checked over milliseconds, reused Tgids over 5 s),
+        // forks and probe events whose exec has not come within a minute.
+        let now = perf_tools_core::clock::monotonic_ns();
+        if now.saturating_sub(last_trim) >= 1_000_000_000 {
+            last_trim = now;
+            let keep = watermark.min(now).saturating_sub(10_000_000_000);
+            changes.trim(keep);
+            tgids.trim(now.saturating_sub(execs::TGID_TTL));
+            execs.trim(keep.saturating_sub(50_000_000_000));
+        }
         if streaming || turn.last {
             out.flush()?;
         }
