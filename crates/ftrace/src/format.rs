@@ -324,6 +324,21 @@ fn parse_field(line: &str) -> Result<Field, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_fetch_fault_is_a_zero_length_string_and_an_empty_string_is_not() {
+        let f = EventFormat::parse(
+            "name: p\nID: 9\nformat:\n\tfield:__data_loc char[] a;\toffset:8;\tsize:4;\tsigned:1;\n\nprint fmt: \"\"\n",
+        )
+        .unwrap();
+        let a = f.field("a").unwrap();
+        let mut p = vec![0u8; 12];
+        p[8..12].copy_from_slice(&12u32.to_ne_bytes());
+        assert_eq!(a.read_fetched_string(&p), None);
+        p[8..12].copy_from_slice(&((1u32 << 16) | 12).to_ne_bytes());
+        p.push(0);
+        assert_eq!(a.read_fetched_string(&p), Some(&b""[..]));
+    }
     use super::*;
 
     const ISSUE_618: &str = include_str!("../../../tests/fixtures/formats/6.18/block_rq_issue");
