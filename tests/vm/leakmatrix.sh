@@ -7,7 +7,7 @@
 # tracing state, has its matrix on the host only (crates/testkit/tests/leak_matrix.rs).
 # needs: kprobe opensnoop execsnoop iosnoop iolatency showboost cputemp
 # sets: smoke
-# timeout: 300
+# timeout: 360
 # One vCPU: enabling probes and syscall tracepoints live-patches kernel text, and QEMU
 # TCG with 2 vCPUs sometimes oopses on that (int3 in syscall_trace_enter, seen on 6.12
 # with kprobe + opensnoop), as it does for function_graph (see funcgraph.sh).
