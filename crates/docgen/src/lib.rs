@@ -73,6 +73,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/killsnoop.roff"),
         },
         Tool {
+            name: "execsnoop",
+            command: execsnoop::command,
+            sections: include_str!("../../../man/src/execsnoop.roff"),
+        },
+        Tool {
             name: "kprobe",
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),

@@ -68,6 +68,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "execsnoop",
+        &[
+            "execsnoop [-rtv] [-a argc] [-d secs] [--include-suite] [--buffer-kb KiB] [name]",
+            "execsnoop --cleanup",
+            "execsnoop --check",
+        ],
+    ),
+    (
         "kprobe",
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",

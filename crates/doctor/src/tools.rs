@@ -2,7 +2,7 @@
 //!
 //! The tracing tools answer for themselves through their libraries' `check()` (the same
 //! function as their `--check`: opensnoop verifies its file-name source with sentinel
-//! opens). For cputemp, showboost and pmcstat the verdict is derived here from the
+//! opens, execsnoop its argument source with a canary exec). For cputemp, showboost and pmcstat the verdict is derived here from the
 //! host's [`Facts`].
 
 use perf_tools_core::check::{Report, Status};
@@ -16,6 +16,7 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "syscount",
     "killsnoop",
+    "execsnoop",
     "funcgraph",
     "kprobe",
     "cputemp",
@@ -46,6 +47,7 @@ pub fn report(tool: &str, facts: &Facts) -> Report {
         "opensnoop" => from_check(tool, opensnoop::check()),
         "syscount" => from_check(tool, syscount::check()),
         "killsnoop" => from_check(tool, killsnoop::check()),
+        "execsnoop" => from_check(tool, execsnoop::check()),
         "cputemp" => cputemp(facts),
         "showboost" => showboost(facts),
         "pmcstat" => pmcstat(facts),

@@ -140,6 +140,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("opensnoop", "degraded"),
         ("syscount", "yes"),
         ("killsnoop", "yes"),
+        ("execsnoop", "degraded"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
@@ -300,6 +301,7 @@ fn json_has_exactly_the_documented_fields() {
         names,
         [
             "cputemp",
+            "execsnoop",
             "funcgraph",
             "iolatency",
             "iosnoop",
@@ -326,6 +328,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
 }
 
 #[test]
@@ -359,6 +362,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "opensnoop",
         "syscount",
         "killsnoop",
+        "execsnoop",
         "funcgraph",
         "kprobe",
     ] {

@@ -12,6 +12,7 @@ pub const TOOLS: &[&str] = &[
     "iosnoop",
     "iolatency",
     "opensnoop",
+    "execsnoop",
     "funcgraph",
     "kprobe",
     "syscount",

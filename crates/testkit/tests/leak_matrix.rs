@@ -531,6 +531,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "opensnoop",
         "syscount",
         "killsnoop",
+        "execsnoop",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -579,7 +580,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
-    // Syscall tracepoints only: the same on every kernel (no VM rows).
+    // Tools whose error run is standard output on /dev/full (syscount and killsnoop use
+    // syscall tracepoints only, the same on every kernel: no VM rows; execsnoop has them).
     let full_stdout = |name: &'static str, run: &[&str], finite: &[&str], ready| {
         Tool {
         name,
@@ -600,6 +602,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     };
     let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
     let killsnoop = full_stdout("killsnoop", &[], &["-d", "0.5"], "Tracing kill()s");
+    let execsnoop = full_stdout("execsnoop", &[], &["-d", "0.5"], "Tracing exec()s");
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -678,6 +681,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&opensnoop],
         vec![&syscount],
         vec![&killsnoop],
+        vec![&execsnoop],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
