@@ -14,6 +14,7 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "funcgraph",
     "kprobe",
+    "tcpretrans",
     "perf-tools-doctor",
 ];
 
