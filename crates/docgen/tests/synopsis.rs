@@ -59,6 +59,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "kprobe --check",
         ],
     ),
+    (
+        "tcpretrans",
+        &[
+            "tcpretrans [-ls] [--duration seconds] [--buffer-kb KiB]",
+            "tcpretrans --cleanup",
+            "tcpretrans --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [--json]"]),
 ];
 

@@ -228,7 +228,8 @@ fn json_has_exactly_the_documented_fields() {
             "kprobe",
             "opensnoop",
             "pmcstat",
-            "showboost"
+            "showboost",
+            "tcpretrans"
         ]
     );
     for (name, t) in tools {
@@ -246,6 +247,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn read_format(tracefs: &Tracefs, rel: &str) -> Result<EventFormat> {
 }
 
 /// The fix when the tracepoint is missing.
-const NO_TRACEPOINT_FIX: &str = "use Linux 4.16+ built with CONFIG_INET=y and CONFIG_EVENT_TRACING=y (the tcp:tcp_retransmit_skb tracepoint); on older kernels use the original perf-tools tcpretrans (kprobes)";
+const NO_TRACEPOINT_FIX: &str = "use Linux 4.15+ built with CONFIG_INET=y and CONFIG_EVENT_TRACING=y (the tcp:tcp_retransmit_skb tracepoint); on older kernels use the original perf-tools tcpretrans (kprobes)";
 
 fn layouts(tracefs: &Tracefs, stacks: bool) -> Result<Layouts> {
     if !tracefs.has_event("tcp", "tcp_retransmit_skb") {
