@@ -146,6 +146,8 @@ struct Pipeline {
     waiting: Vec<Option<(u64, Held)>>,
     undecoded: u64,
     orphan_stacks: u64,
+    /// The watermark of the last round of the current drain.
+    last_watermark: u64,
 }
 
 impl Pipeline {
@@ -203,20 +205,25 @@ impl Pipeline {
     }
 
     /// Events up to this time may be released: the oldest retransmit still waiting for
-    /// its stack holds the rest back, unless it has waited longer than `patience`
-    /// before `clock` (then its stack is not coming).
-    fn watermark(&mut self, watermark: u64, clock: u64, patience: u64) -> u64 {
-        let mut w = watermark;
+    /// its stack holds the rest back.
+    fn hold(&self, watermark: u64) -> u64 {
+        self.waiting
+            .iter()
+            .flatten()
+            .map(|(ts, _)| ts.saturating_sub(1))
+            .fold(watermark, u64::min)
+    }
+
+    /// After a whole drain (every CPU read up to the present): a retransmit still
+    /// waiting that was recorded more than `patience` before `clock` gets no stack (its
+    /// stack record was lost); it goes on without one. Not between the rounds of a
+    /// drain: there, an old retransmit's stack may be in the CPU's next page.
+    fn expire(&mut self, clock: u64, patience: u64) {
         for cpu in 0..self.waiting.len() {
-            if let Some((ts, _)) = &self.waiting[cpu] {
-                if ts.saturating_add(patience) < clock {
-                    self.settle(cpu as u32);
-                } else {
-                    w = w.min(ts.saturating_sub(1));
-                }
+            if matches!(&self.waiting[cpu], Some((ts, _)) if ts.saturating_add(patience) < clock) {
+                self.settle(cpu as u32);
             }
         }
-        w
     }
 
     fn settle_all(&mut self) {
@@ -465,6 +472,7 @@ pub fn run(args: Args) -> Result<()> {
         waiting: Vec::new(),
         undecoded: 0,
         orphan_stacks: 0,
+        last_watermark: 0,
     };
     let mut clock = WallClock::new();
     let mut lost_reported = 0u64;
@@ -508,10 +516,14 @@ pub fn run(args: Args) -> Result<()> {
                 |p, cpu, ts, payload| p.push(cpu, ts, payload),
                 |p, gap| p.settle(gap.cpu),
                 |p, watermark| {
-                    let w = p.watermark(watermark, batch.clock, 500_000_000);
+                    p.last_watermark = watermark;
+                    let w = p.hold(watermark);
                     p.merger.release(w, |ts, h| print(&mut out.buf, ts, h));
                 },
             );
+            pipe.expire(batch.clock, 500_000_000);
+            let w = pipe.hold(pipe.last_watermark);
+            pipe.merger.release(w, |ts, h| print(&mut out.buf, ts, h));
             if batch.last {
                 pipe.settle_all();
                 pipe.merger
@@ -534,6 +546,12 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     if end == StreamEnd::OutputClosed {
         return session.finish();
+    }
+    if std::env::var_os("PT_DEBUG").is_some() {
+        eprintln!(
+            "debug: rows {rows} undecoded {} stacks without a retransmit {}",
+            pipe.undecoded, pipe.orphan_stacks
+        );
     }
     let mut account = RunAccount::new(TOOL, "rows");
     account.rows = rows;
@@ -602,6 +620,74 @@ mod tests {
             "05:16:44 3375   10.150.18.225:53874  R> 10.105.152.3:6001    ESTABLISHED \n\
              05:16:45 0      [::1]:40000          L> [::1]:9              -           \n"
         );
+    }
+
+    fn pipeline() -> (Pipeline, Vec<u8>, Vec<u8>) {
+        let fmt = |name: &str| {
+            EventFormat::parse(
+                &std::fs::read_to_string(format!(
+                    "{}/../../tests/fixtures/formats/6.18/{name}",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .unwrap(),
+            )
+            .unwrap()
+        };
+        let (rf, sf) = (fmt("tcp_retransmit_skb"), fmt("kernel_stack"));
+        let mut ev = vec![0u8; 80];
+        ev[..2].copy_from_slice(&rf.id.to_ne_bytes());
+        let fam = rf.field("family").unwrap().offset;
+        ev[fam..fam + 2].copy_from_slice(&2u16.to_ne_bytes());
+        let mut st = vec![0u8; 16 + 3 * 8];
+        st[..2].copy_from_slice(&sf.id.to_ne_bytes());
+        st[8..12].copy_from_slice(&3i32.to_ne_bytes());
+        let p = Pipeline {
+            layouts: Layouts {
+                retrans: RetransLayout::new(&rf).unwrap(),
+                stack: Some(StackLayout::new(&sf).unwrap()),
+            },
+            merger: Merger::new(),
+            waiting: Vec::new(),
+            undecoded: 0,
+            orphan_stacks: 0,
+            last_watermark: 0,
+        };
+        (p, ev, st)
+    }
+
+    fn released(p: &mut Pipeline, w: u64) -> Vec<(u64, bool)> {
+        let mut v = Vec::new();
+        p.merger
+            .release(w, |ts, h| v.push((ts, h.frames.is_some())));
+        v
+    }
+
+    #[test]
+    fn a_stack_in_the_next_page_still_pairs_however_old_the_event() {
+        let (mut p, ev, st) = pipeline();
+        let sec = 1_000_000_000;
+        // Read long after it happened (the reader was starved): the event ends one page...
+        p.push(1, 5 * sec, &ev);
+        let w = p.hold(u64::MAX);
+        assert!(w < 5 * sec, "held back while waiting for its stack");
+        assert!(released(&mut p, w).is_empty());
+        // ...its stack starts the next, read in the next round of the same drain.
+        p.push(1, 5 * sec + 10, &st);
+        let w = p.hold(u64::MAX);
+        assert_eq!(released(&mut p, w), [(5 * sec, true)]);
+        assert_eq!(p.orphan_stacks, 0);
+        // After a whole drain, a retransmit whose stack never came goes on without one;
+        // a recent one keeps waiting.
+        p.push(0, 6 * sec, &ev);
+        p.push(1, 7 * sec, &ev);
+        p.expire(7 * sec + sec / 10, sec / 2);
+        let w = p.hold(u64::MAX);
+        assert_eq!(released(&mut p, w), [(6 * sec, false)]);
+        // A stack record with no retransmit before it is counted, not paired.
+        p.push(0, 8 * sec, &st);
+        assert_eq!(p.orphan_stacks, 1);
+        p.settle_all();
+        assert_eq!(released(&mut p, u64::MAX), [(7 * sec, false)]);
     }
 
     #[test]

@@ -306,11 +306,11 @@ fn tail_loss_probes_are_marked_and_stacks_printed() {
             blocks.push((c[3].to_string(), Vec::new()));
         }
     }
-    let text = r.seen.join("\n");
+    let text = format!("{}\nstderr: {err}", r.seen.join("\n"));
     assert!(blocks.len() >= 2, "{text}\nstderr: {err}");
     // The first retransmit of an idle connection with SACK is the tail loss probe, sent
     // from tcp_send_loss_probe; the ones after it come from the retransmission timer.
-    assert_eq!(blocks[0].0, "L>", "{text}");
+    assert_eq!(blocks[0].0, "L>", "{text}\nstderr: {err}");
     assert!(
         blocks[0].1.iter().any(|f| f == "tcp_send_loss_probe"),
         "{text}"

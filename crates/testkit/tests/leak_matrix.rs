@@ -529,6 +529,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "iosnoop",
         "iolatency",
         "opensnoop",
+        "tcpretrans",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -570,6 +571,23 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         error: ErrorRun {
             stdout_full: true,
             args: strings(&["-d", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    // With -ls: the stack option is set in its instance too (and must go with it).
+    let tcpretrans = Tool {
+        name: "tcpretrans",
+        bin: bins.join("tcpretrans"),
+        run: strings(&["-ls"]),
+        finite: strings(&["-ls", "--duration", "0.5"]),
+        ready: "RADDR:RPORT",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["-ls", "--duration", "1"]),
             expect: "No space left on device",
             how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
         },
@@ -653,6 +671,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&iosnoop],
         vec![&iolatency],
         vec![&opensnoop],
+        vec![&tcpretrans],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
