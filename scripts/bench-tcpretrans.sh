@@ -90,6 +90,7 @@ while ! grep -q ready "$work/server.out" 2>/dev/null; do sleep 0.1; done
 "$bin" "$@" > "${BENCH_OUT:-$work/rows.txt}" 2> "$work/err.txt" &
 pid=$!
 while ! grep -q RADDR "${BENCH_OUT:-$work/rows.txt}" 2>/dev/null; do sleep 0.05; done
+# shellcheck disable=SC2016 # awk's own variables
 segs() { ip netns exec "$A" awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RetransSegs") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 before=$(segs)
 ip netns exec "$A" python3 "$work/client.py" "$conns" "$secs" > "$work/client.out" &

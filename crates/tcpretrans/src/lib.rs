@@ -146,6 +146,8 @@ struct Pipeline {
     waiting: Vec<Option<(u64, Held)>>,
     undecoded: u64,
     orphan_stacks: u64,
+    /// Retransmits that went on without a stack record.
+    stackless: u64,
     /// The watermark of the last round of the current drain.
     last_watermark: u64,
 }
@@ -159,9 +161,10 @@ impl Pipeline {
         &mut self.waiting[cpu]
     }
 
-    /// Moves CPU `cpu`'s waiting retransmit (if any) to the merge, as it is.
+    /// Moves CPU `cpu`'s waiting retransmit (if any) to the merge, without a stack.
     fn settle(&mut self, cpu: u32) {
         if let Some((ts, h)) = self.slot(cpu).take() {
+            self.stackless += 1;
             self.merger.push(cpu as usize, ts, h);
         }
     }
@@ -472,6 +475,7 @@ pub fn run(args: Args) -> Result<()> {
         waiting: Vec::new(),
         undecoded: 0,
         orphan_stacks: 0,
+        stackless: 0,
         last_watermark: 0,
     };
     let mut clock = WallClock::new();
@@ -549,8 +553,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     if std::env::var_os("PT_DEBUG").is_some() {
         eprintln!(
-            "debug: rows {rows} undecoded {} stacks without a retransmit {}",
-            pipe.undecoded, pipe.orphan_stacks
+            "debug: rows {rows} undecoded {} stacks without a retransmit {} retransmits without a stack {}",
+            pipe.undecoded, pipe.orphan_stacks, pipe.stackless
         );
     }
     let mut account = RunAccount::new(TOOL, "rows");
@@ -577,9 +581,16 @@ pub fn run(args: Args) -> Result<()> {
         },
         || Ok(()),
     )?;
-    if undecided > 0 {
+    let stackless = pipe.stackless;
+    if stackless > 0 && want_stacks {
         eprintln!(
-            "note: {undecided} retransmits came without a kernel stack (lost with other events): shown as R>, though some may have been tail loss probes"
+            "note: {stackless} retransmits came without a kernel stack record ({} stack records came without a retransmit){}",
+            pipe.orphan_stacks,
+            if undecided > 0 {
+                ": shown as R>, though some may have been tail loss probes"
+            } else {
+                ""
+            }
         );
     }
     if args.tlp {
@@ -650,6 +661,7 @@ mod tests {
             waiting: Vec::new(),
             undecoded: 0,
             orphan_stacks: 0,
+            stackless: 0,
             last_watermark: 0,
         };
         (p, ev, st)
@@ -683,6 +695,7 @@ mod tests {
         p.expire(7 * sec + sec / 10, sec / 2);
         let w = p.hold(u64::MAX);
         assert_eq!(released(&mut p, w), [(6 * sec, false)]);
+        assert_eq!(p.stackless, 1);
         // A stack record with no retransmit before it is counted, not paired.
         p.push(0, 8 * sec, &st);
         assert_eq!(p.orphan_stacks, 1);

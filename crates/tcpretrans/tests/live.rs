@@ -197,14 +197,18 @@ fn provoke(
 ) -> (SocketAddr, SocketAddr, i32, String) {
     let (mut client, mut server, local, remote) = pair.connect(v6);
     pair.drop_to_server(v6, true);
-    client.write_all(b"retransmit me").unwrap();
+    // Three segments in flight: the probe timeout is then 2 x RTT (at least 10 ms), well
+    // before the 200 ms RTO, so the first retransmit is a tail loss probe. (With one
+    // segment in flight it waits 200 ms more, and the RTO may come first.)
+    let data = vec![b'x'; 4000];
+    client.write_all(&data).unwrap();
     std::thread::sleep(hold);
     pair.drop_to_server(v6, false);
     // The retransmission that follows gets through: the server reads the data.
     server.set_read_timeout(Some(T)).unwrap();
-    let mut buf = [0u8; 13];
+    let mut buf = vec![0u8; 4000];
     server.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"retransmit me");
+    assert_eq!(buf, data);
     // Rows reach the output within a poll interval.
     let (l, rr) = (local, remote);
     r.collect_until(Duration::from_secs(3), |seen| {
@@ -279,19 +283,20 @@ fn ipv6_retransmits_show_exact_addresses_ports_and_state() {
     check_rows(true);
 }
 
-#[test]
-fn tail_loss_probes_are_marked_and_stacks_printed() {
-    if !live_or_skip("tail_loss_probes_are_marked_and_stacks_printed") {
-        return;
-    }
-    let Some(pair) = NetPair::new() else { return };
+/// One `-ls` run with a provoked retransmit: each row of the connection with its stack
+/// frames, the output and stderr.
+/// A row's `--` column and its stack frames.
+type Block = (String, Vec<String>);
+
+fn tlp_run() -> Option<(Vec<Block>, String, String)> {
+    let pair = NetPair::new()?;
     let mut r = start(&["-ls"]);
     let pid = r.child.id();
     let (local, remote, code, err) = provoke(&pair, &mut r, false, Duration::from_millis(700));
     assert_eq!(code, 0, "stderr: {err}");
-    // Each row of this connection with the stack lines that follow it.
+    assert!(!instance_of("tcpretrans", pid), "instance left behind");
     let (l, rr) = (local.to_string(), remote.to_string());
-    let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     let mut ours = false;
     for line in &r.seen {
         if let Some(frame) = line.strip_prefix(" => ") {
@@ -306,28 +311,72 @@ fn tail_loss_probes_are_marked_and_stacks_printed() {
             blocks.push((c[3].to_string(), Vec::new()));
         }
     }
-    let text = format!("{}\nstderr: {err}", r.seen.join("\n"));
-    assert!(blocks.len() >= 2, "{text}\nstderr: {err}");
+    Some((blocks, r.seen.join("\n"), err))
+}
+
+#[test]
+fn tail_loss_probes_are_marked_and_stacks_printed() {
+    if !live_or_skip("tail_loss_probes_are_marked_and_stacks_printed") {
+        return;
+    }
+    // Rarely (seen about once in 20 runs here, under load) the kernel's stack records of
+    // a run's first retransmits do not come: tcpretrans then says so, and the run is
+    // tried again (at most three times) to check the loss probe.
+    let mut tries = 0;
+    let (blocks, text) = loop {
+        tries += 1;
+        let Some((blocks, out, err)) = tlp_run() else {
+            return;
+        };
+        let text = format!("{out}\nstderr: {err}");
+        assert!(blocks.len() >= 2, "{text}");
+        assert!(
+            err.contains("retransmits were tail loss probes (L>)"),
+            "{err}"
+        );
+        if blocks[0].1 == ["(no stack recorded)"] && tries < 3 {
+            assert_eq!(blocks[0].0, "R>", "{text}");
+            assert!(err.contains("came without a kernel stack record"), "{text}");
+            eprintln!("no stack for the first retransmit; again:\n{text}");
+            continue;
+        }
+        break (blocks, text);
+    };
     // The first retransmit of an idle connection with SACK is the tail loss probe, sent
-    // from tcp_send_loss_probe; the ones after it come from the retransmission timer.
-    assert_eq!(blocks[0].0, "L>", "{text}\nstderr: {err}");
+    // from tcp_send_loss_probe; the ones after it come from the retransmission timer
+    // or, once the path is back, from the ACK that asks for the rest
+    // (tcp_xmit_retransmit_queue, maybe with a compiler suffix such as ".part.0").
+    assert_eq!(blocks[0].0, "L>", "{text}");
     assert!(
         blocks[0].1.iter().any(|f| f == "tcp_send_loss_probe"),
         "{text}"
     );
+    assert!(
+        blocks[1..]
+            .iter()
+            .any(|(_, frames)| frames.iter().any(|f| f == "tcp_retransmit_timer")),
+        "{text}"
+    );
     for (kind, frames) in &blocks[1..] {
         assert_eq!(kind, "R>", "{text}");
-        assert!(frames.iter().any(|f| f == "tcp_retransmit_timer"), "{text}");
+        if frames == &["(no stack recorded)"] {
+            continue;
+        }
+        assert!(
+            frames
+                .iter()
+                .any(|f| f == "tcp_retransmit_timer" || f.starts_with("tcp_xmit_retransmit_queue")),
+            "{text}"
+        );
         assert!(!frames.iter().any(|f| f == "tcp_send_loss_probe"), "{text}");
     }
     for (_, frames) in &blocks {
-        assert!(frames.iter().any(|f| f == "__tcp_retransmit_skb"), "{text}");
+        assert!(
+            frames == &["(no stack recorded)"]
+                || frames.iter().any(|f| f == "__tcp_retransmit_skb"),
+            "{text}"
+        );
     }
-    assert!(
-        err.contains("retransmits were tail loss probes (L>)"),
-        "{err}"
-    );
-    assert!(!instance_of("tcpretrans", pid), "instance left behind");
 }
 
 #[test]
