@@ -83,6 +83,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/kprobe.roff"),
         },
         Tool {
+            name: "tcpretrans",
+            command: tcpretrans::command,
+            sections: include_str!("../../../man/src/tcpretrans.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

@@ -83,6 +83,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "kprobe --check",
         ],
     ),
+    (
+        "tcpretrans",
+        &[
+            "tcpretrans [-ls] [--duration seconds] [--buffer-kb KiB]",
+            "tcpretrans --cleanup",
+            "tcpretrans --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
 ];
 

@@ -310,7 +310,8 @@ fn json_has_exactly_the_documented_fields() {
             "opensnoop",
             "pmcstat",
             "showboost",
-            "syscount"
+            "syscount",
+            "tcpretrans"
         ]
     );
     for (name, t) in tools {
@@ -329,6 +330,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
 }
 
 #[test]

@@ -532,6 +532,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "syscount",
         "killsnoop",
         "execsnoop",
+        "tcpretrans",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -603,6 +604,23 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
     let killsnoop = full_stdout("killsnoop", &[], &["-d", "0.5"], "Tracing kill()s");
     let execsnoop = full_stdout("execsnoop", &[], &["-d", "0.5"], "Tracing exec()s");
+    // With -ls: the stack option is set in its instance too (and must go with it).
+    let tcpretrans = Tool {
+        name: "tcpretrans",
+        bin: bins.join("tcpretrans"),
+        run: strings(&["-ls"]),
+        finite: strings(&["-ls", "--duration", "0.5"]),
+        ready: "RADDR:RPORT",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["-ls", "--duration", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -682,6 +700,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&syscount],
         vec![&killsnoop],
         vec![&execsnoop],
+        vec![&tcpretrans],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
