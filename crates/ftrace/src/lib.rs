@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod cleanup;
+pub mod elf;
 pub mod format;
 pub mod instance;
 pub mod lastresort;

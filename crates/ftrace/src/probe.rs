@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::owner::pid_alive;
+
+pub mod faults;
+pub mod render;
+pub mod run;
 use crate::tracefs::Tracefs;
 
 /// Prefix of the event group of every probe this suite creates: `ptrs_<pid>`.
