@@ -249,15 +249,15 @@ pub fn system_libc() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// The register that holds argument `n` (1 or 2) at a function's entry, in the kernel's
-/// fetch-argument syntax, on this architecture.
+/// The register that holds integer argument `n` (1-based) at a function's entry, in the
+/// kernel's fetch-argument syntax, on this architecture (the C calling convention).
 pub fn arg_register(n: u8) -> Option<&'static str> {
     let regs: &[&str] = if cfg!(target_arch = "x86_64") {
-        &["%di", "%si"]
+        &["%di", "%si", "%dx", "%cx", "%r8", "%r9"]
     } else if cfg!(target_arch = "aarch64") {
-        &["%x0", "%x1"]
+        &["%x0", "%x1", "%x2", "%x3", "%x4", "%x5", "%x6", "%x7"]
     } else if cfg!(target_arch = "riscv64") {
-        &["%a0", "%a1"]
+        &["%a0", "%a1", "%a2", "%a3", "%a4", "%a5", "%a6", "%a7"]
     } else {
         &[]
     };

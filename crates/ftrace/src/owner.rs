@@ -14,6 +14,7 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "funcgraph",
     "kprobe",
+    "uprobe",
     "perf-tools-doctor",
 ];
 
