@@ -304,7 +304,8 @@ fn json_has_exactly_the_documented_fields() {
             "kprobe",
             "opensnoop",
             "pmcstat",
-            "showboost"
+            "showboost",
+            "uprobe"
         ]
     );
     for (name, t) in tools {
@@ -322,6 +323,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["uprobe"]["verdict"], "yes");
 }
 
 #[test]

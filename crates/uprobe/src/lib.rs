@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration, conflicts_with = "view")]
     pub duration: Option<f64>,
     /// List the functions of this executable or library (path, program or library name), then exit
-    #[arg(short = 'l', value_name = "target", conflicts_with_all = ["definition", "duration", "view", "pid", "tid", "stack", "headers"])]
+    #[arg(short = 'l', value_name = "target", exclusive = true)]
     pub list: Option<String>,
     /// Only trace this process (all its threads, also ones created later)
     #[arg(short = 'p', value_name = "PID", conflicts_with = "tid")]
@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(short = 's')]
     pub stack: bool,
     /// Probe definition: p:[alias] target:symbol[+offset] [args], r:... for the return; target:0xoffset for an offset
-    #[arg(value_name = "uprobe_definition", required_unless_present = "list")]
+    #[arg(value_name = "uprobe_definition", required = true)]
     pub definition: Option<String>,
     /// Optional ftrace filter expression, e.g. 'file == 0'
     #[arg(value_name = "filter")]

@@ -98,7 +98,8 @@ impl FaultWatch {
         let names: Vec<&str> = all.iter().map(|a| a.0.as_str()).collect();
         let reason = match all[0].1 {
             Some(Fetch::Kernel) => "it is fetched with :string, which reads kernel memory: if the pointer comes from user space (a system call's argument, such as a file name), use :ustring",
-            Some(Fetch::User) => "it is fetched with :ustring, which reads user memory: if the pointer is a kernel one, use :string; if it is a user pointer, its page was not resident when the probe fired (probe a later point, after the data was written)",
+            Some(Fetch::User) if self.tool == "kprobe" => "it is fetched with :ustring, which reads user memory: if the pointer is a kernel one, use :string; if it is a user pointer, its page was not resident when the probe fired (kprobes cannot fault pages in: probe a later point, after the kernel copied the data)",
+            Some(Fetch::User) => "it is fetched with :ustring, which reads user memory: check that the argument is a pointer to a string (the register or $argN of the right argument, at the function's entry) and that its page is resident when the probe fires",
             None => "check the fetch: :string reads kernel memory, :ustring user memory, and a user page that is not resident reads as a fault",
         };
         Some(format!(
