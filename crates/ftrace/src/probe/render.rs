@@ -1104,4 +1104,84 @@ mod tests {
         assert_eq!(s.matches('\n').count(), 1, "{s:?}");
         assert!(s.starts_with("            x\\ny-77      [003] .....     3.000000: open: (0) dfd=0 fn=\"/tmp/\\e]0;pwned\\x07\\nroot-1"), "{s:?}");
     }
+
+    /// A uprobe, a uretprobe and user stacks captured on 6.18 (scripts/capture-uprobe.sh):
+    /// ordinary lines equal the kernel's text byte for byte; strings with a newline and
+    /// an escape stay on one escaped line.
+    #[test]
+    fn user_space_probes_and_stacks_render_as_the_kernel_prints_them() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/uprobe/6.18/"
+        );
+        let read = |n: &str| std::fs::read_to_string(format!("{dir}{n}")).unwrap();
+        let entry = ProbeEvent::new(&read("entry.format"), None, false)
+            .unwrap()
+            .user_space();
+        let ret = ProbeEvent::new(&read("ret.format"), None, false)
+            .unwrap()
+            .user_space();
+        let stack = StackEvent::new(&read("user_stack.format")).unwrap();
+        let mut ctx = Context::new(
+            Style::from_header(&read("header.txt")).unwrap(),
+            Symbols::default(),
+        );
+        ctx.read_proc = false;
+        let page = std::fs::read(format!("{dir}calls.bin")).unwrap();
+        let mut out = Vec::new();
+        let mut pids = Vec::new();
+        decode_page(&page, &PageLayout::X86_64_4K, |ts, p| {
+            let id = u16::from_ne_bytes([p[0], p[1]]);
+            let pid = i32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
+            if !pids.contains(&pid) {
+                // The capture's program is named "p" (its comm, as /proc would give).
+                ctx.set_comm(pid, b"p");
+                pids.push(pid);
+            }
+            if id == entry.id {
+                entry.render(&mut out, &mut ctx, 0, ts, p);
+            } else if id == ret.id {
+                ret.render(&mut out, &mut ctx, 0, ts, p);
+            } else if id == stack.id {
+                stack.render(&mut out, &mut ctx, Some(Some(b"p")), 0, ts, p);
+            } else {
+                panic!("unknown id {id}");
+            }
+        })
+        .unwrap();
+        let ours = String::from_utf8(out).unwrap();
+        let kernel = read("calls.txt");
+        // 5 calls: entry and return, each a line and a stack of 3 lines.
+        assert_eq!(ours.lines().count(), 40, "{ours}");
+        let (ordinary, hostile): (Vec<&str>, Vec<&str>) =
+            ours.lines().partition(|l| !l.contains('\\'));
+        let mut at = 0;
+        for l in &ordinary {
+            let k: Vec<&str> = kernel.lines().collect();
+            let pos = k[at..]
+                .iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("not in the kernel's text:\n{l}"));
+            at += pos + 1;
+        }
+        assert_eq!(
+            hostile.len(),
+            2,
+            "the two strings with control characters: {hostile:?}"
+        );
+        assert!(
+            hostile[0].ends_with(") a=0x4 s=\"ev\\nfake\\e[31m\""),
+            "{}",
+            hostile[0]
+        );
+        assert!(
+            hostile[1].ends_with(") a=0x5 s=\"x\\ny\""),
+            "{}",
+            hostile[1]
+        );
+        assert!(ours
+            .lines()
+            .any(|l| l.contains(": ret: (0x") && l.contains(" <- 0x") && l.ends_with(" ret=0x82")));
+        assert!(ours.lines().any(|l| l.ends_with(": <user stack trace>")));
+    }
 }
