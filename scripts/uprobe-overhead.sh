@@ -42,6 +42,6 @@ base=$(cpu)
 read -r rec own lines < <(probed)
 read -r filt ownf _ < <(probed 'common_pid == 0')
 per() { echo "scale=3; ($1 - $base) * 1000000000 / $N" | bc; }
-echo "loop of $N calls: $base s CPU without a probe"
+echo "loop of $N calls: $base s CPU without a probe (0: below one clock tick, $((1000 / $(getconf CLK_TCK))) ms)"
 echo "probed, every hit printed: $rec s (+$(per "$rec") ns per hit; uprobe itself $own s for $lines lines)"
 echo "probed, filter drops all: $filt s (+$(per "$filt") ns per hit; uprobe itself $ownf s)"
