@@ -37,6 +37,18 @@ pub fn dynamic_functions(elf: &[u8]) -> Result<Vec<(String, u64)>> {
 /// Defined functions of the chosen symbol tables: (name, file offset), sorted by name,
 /// each (name, offset) once.
 pub fn functions(elf: &[u8], tables: Tables) -> Result<Vec<(String, u64)>> {
+    symbols(elf, tables, 2)
+}
+
+/// Indirect functions (`STT_GNU_IFUNC`: `strlen`, `memcpy` in glibc) of the chosen tables:
+/// their address is that of a resolver run once by the dynamic linker, which picks the
+/// implementation the program calls; probing it shows nothing of the calls.
+pub fn indirect_functions(elf: &[u8], tables: Tables) -> Result<Vec<(String, u64)>> {
+    symbols(elf, tables, 10)
+}
+
+/// Defined symbols of type `sym_type` (2 `STT_FUNC`, 10 `STT_GNU_IFUNC`).
+fn symbols(elf: &[u8], tables: Tables, sym_type: u8) -> Result<Vec<(String, u64)>> {
     if elf.get(..4) != Some(b"\x7fELF") {
         bail!("not an ELF file");
     }
@@ -94,7 +106,7 @@ pub fn functions(elf: &[u8], tables: Tables) -> Result<Vec<(String, u64)>> {
             let shndx = u16_at(sym, 6).ok_or_else(bad)?;
             let value = u64_at(sym, 8).ok_or_else(bad)?;
             // STT_FUNC, defined here (an IFUNC's address is its resolver's: skipped).
-            if info & 0xf != 2 || shndx == 0 || value == 0 {
+            if info & 0xf != sym_type || shndx == 0 || value == 0 {
                 continue;
             }
             let Some(name) = strtab.get(name_off..).and_then(|s| {

@@ -314,14 +314,37 @@ pub fn resolve_place(path: &Path, place: &Place, force: bool) -> Result<(u64, bo
                 .filter(|(n, _)| n == name)
                 .map(|(_, o)| *o)
                 .collect();
+            let indirect = || {
+                std::fs::read(path)
+                    .ok()
+                    .and_then(|b| elf::indirect_functions(&b, elf::Tables::All).ok())
+                    .is_some_and(|f| f.iter().any(|(n, _)| n == name))
+            };
             match found.first() {
                 Some(&o) => {
+                    if indirect() {
+                        eprintln!("WARNING: {} also has an indirect (GNU IFUNC) {name}, another version of it: programs linked against the current version call the implementation that one chooses, which this probe does not see (0 hits then)", path.display());
+                    }
                     if found.iter().any(|&x| x != o) {
                         eprintln!("WARNING: {} has {} functions named {name}; probing the first, at 0x{o:x} (give an offset to choose)", path.display(), found.len());
                     }
                     Ok((o + offset, *offset == 0))
                 }
                 None => {
+                    if indirect() {
+                        let like: Vec<&str> = funcs
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .filter(|n| n.contains(name.as_str()))
+                            .take(8)
+                            .collect();
+                        let hint = if like.is_empty() {
+                            "the file names none of them: probe a caller, or find the implementation's offset (perf probe, gdb) and use -F with it".to_string()
+                        } else {
+                            format!("functions named like it here: {}", like.join(", "))
+                        };
+                        bail!("{name} in {} is an indirect function (GNU IFUNC): the dynamic linker runs it once to choose an implementation (e.g. one for this CPU's vector instructions), and programs call that implementation instead; {hint}", path.display());
+                    }
                     let mut msg = format!("no function \"{name}\" in {}", path.display());
                     let near = closest(&funcs, name);
                     if !near.is_empty() {

@@ -270,6 +270,20 @@ fn listing_and_errors() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("p: or r:"), "{err}");
 
+    // An indirect function (glibc's strlen) is explained, not probed uselessly.
+    let libc = perf_tools_ftrace::elf::system_libc().unwrap();
+    let ifuncs = perf_tools_ftrace::elf::indirect_functions(
+        &std::fs::read(&libc).unwrap(),
+        perf_tools_ftrace::elf::Tables::All,
+    )
+    .unwrap_or_default();
+    if let Some((f, _)) = ifuncs.iter().find(|(n, _)| n == "strlen") {
+        let (code, _, err, pid) = run_pid(BIN, &[&format!("p:libc:{f}")]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("is an indirect function (GNU IFUNC)"), "{err}");
+        assert_clean(pid);
+    }
+
     // -v: the format of the probe, then nothing left.
     let (code, out, err, pid) = run_pid(BIN, &["-v", &format!("p:{p}:probed $arg1")]);
     assert_eq!(code, 0, "{err}");
