@@ -38,21 +38,50 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// Compiles [`PROG`] as `name` in a directory of this test run; `None` (skip) without
-/// a C compiler.
-fn build(name: &str) -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("uprobe-live-{}", std::process::id()));
+/// A compiled [`PROG`] in a directory of its own, removed when dropped.
+struct Prog {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl Drop for Prog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl std::ops::Deref for Prog {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.exe
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Prog {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.exe.as_os_str()
+    }
+}
+
+/// Compiles [`PROG`] as `name` in a directory of this test; `None` (skip) without a C
+/// compiler.
+fn build(name: &str) -> Option<Prog> {
+    let dir = std::env::temp_dir().join(format!("uprobe-live-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join(format!("{name}.c"));
     std::fs::write(&src, PROG).unwrap();
     let exe = dir.join(name);
+    let prog = Prog {
+        dir,
+        exe: exe.clone(),
+    };
     match Command::new("cc")
         .args(["-O1", "-o"])
         .arg(&exe)
         .arg(&src)
         .status()
     {
-        Ok(s) if s.success() => Some(exe),
+        Ok(s) if s.success() => Some(prog),
         Ok(s) => panic!("cc failed: {s}"),
         Err(e) => {
             eprintln!("SKIPPED: no C compiler (cc: {e})");
