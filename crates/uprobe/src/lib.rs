@@ -438,14 +438,20 @@ fn list(target: &str) -> Result<()> {
     names.sort_unstable();
     names.dedup();
     let mut out = Output::stdout();
-    for n in names {
-        let _ = writeln!(out.buf, "{}", escape(n.as_bytes()));
-        if out.buf.len() > 64 * 1024 && out.flush().is_err() {
-            return Ok(()); // the reader went away
+    let write = || -> std::io::Result<()> {
+        for n in names {
+            let _ = writeln!(out.buf, "{}", escape(n.as_bytes()));
+            if out.buf.len() > 64 * 1024 {
+                out.flush()?;
+            }
         }
+        out.flush()
+    };
+    match write() {
+        // The reader went away (uprobe -l libc | head): nothing more to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
-    let _ = out.flush();
-    Ok(())
 }
 
 /// What uprobe would use on this host and whether it can run (`--check`, and its row in
