@@ -154,6 +154,51 @@ pub const LIBRARY_DIRS: &[&str] = &[
     "/usr/local/lib",
 ];
 
+/// The library directories `ldconfig` walks: those listed in `conf` (`/etc/ld.so.conf`),
+/// following its `include` lines (a file, or a directory's `*.conf` files).
+pub fn ld_so_conf_dirs(conf: &Path, depth: u32) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let Ok(text) = std::fs::read_to_string(conf) else {
+        return dirs;
+    };
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pat) = line.strip_prefix("include").map(str::trim) {
+            if depth > 4 || pat.is_empty() {
+                continue;
+            }
+            let pat = Path::new(pat);
+            let files: Vec<PathBuf> = match pat.file_name().and_then(|n| n.to_str()) {
+                Some(n) if n.contains('*') => {
+                    let (pre, suf) = n.split_once('*').unwrap_or((n, ""));
+                    let dir = pat.parent().unwrap_or(Path::new("/"));
+                    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                        .map(|rd| {
+                            rd.filter_map(|e| e.ok())
+                                .map(|e| e.path())
+                                .filter(|p| {
+                                    p.file_name()
+                                        .and_then(|f| f.to_str())
+                                        .is_some_and(|f| f.starts_with(pre) && f.ends_with(suf))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    v.sort();
+                    v
+                }
+                _ => vec![pat.to_path_buf()],
+            };
+            for f in files {
+                dirs.extend(ld_so_conf_dirs(&f, depth + 1));
+            }
+        } else if line.starts_with('/') {
+            dirs.push(PathBuf::from(line));
+        }
+    }
+    dirs
+}
+
 /// True if the file name `file` is a shared library called `name`: the part before the
 /// first `.` is `name` and it is a `.so` (`libc.so.6`, `libc-2.31.so` for `libc`).
 pub fn is_library_named(file: &str, name: &str) -> bool {
@@ -167,8 +212,9 @@ pub fn is_library_named(file: &str, name: &str) -> bool {
 
 /// Where the shared library called `name` (`libc`, `libpthread`) is: `libc` is the C
 /// library the system's programs use ([`system_libc`]); others are looked up in this
-/// process's mappings, then in [`LIBRARY_DIRS`] (a versioned `libX.so.N` before a bare
-/// `libX.so`, the development link).
+/// process's mappings, then in the directories of `/etc/ld.so.conf` (as `ldconfig` finds
+/// them) and [`LIBRARY_DIRS`] (a versioned `libX.so.N` before a bare `libX.so`, the
+/// development link).
 pub fn find_library(name: &str) -> Option<PathBuf> {
     if name == "libc" {
         return system_libc();
@@ -188,7 +234,13 @@ pub fn find_library(name: &str) -> Option<PathBuf> {
             }
         }
     }
-    for dir in LIBRARY_DIRS {
+    let mut dirs = ld_so_conf_dirs(Path::new("/etc/ld.so.conf"), 0);
+    for d in LIBRARY_DIRS {
+        if !dirs.iter().any(|x| x == Path::new(d)) {
+            dirs.push(PathBuf::from(d));
+        }
+    }
+    for dir in &dirs {
         let Ok(rd) = std::fs::read_dir(dir) else {
             continue;
         };
@@ -291,6 +343,22 @@ mod tests {
         h[4] = 2;
         // A 64-bit header with no sections at all.
         assert!(dynamic_functions(&h).is_err());
+    }
+
+    #[test]
+    fn ld_so_conf_includes_are_followed() {
+        let dir = std::env::temp_dir().join(format!("ptrs-ldconf-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        std::fs::write(
+            dir.join("ld.so.conf"),
+            format!("/opt/a # comment\ninclude {}/d/*.conf\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::write(dir.join("d/x.conf"), "# none\n/opt/b\n").unwrap();
+        std::fs::write(dir.join("d/y.txt"), "/opt/not\n").unwrap();
+        let d = ld_so_conf_dirs(&dir.join("ld.so.conf"), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(d, [PathBuf::from("/opt/a"), PathBuf::from("/opt/b")]);
     }
 
     #[test]

@@ -245,7 +245,7 @@ pub fn resolve_target(target: &str) -> Result<PathBuf> {
         p
     } else {
         bail!(
-            "\"{target}\" is neither a program in $PATH nor a library in {} or this process's mappings: give a full path",
+            "\"{target}\" is neither a program in $PATH nor a library in this process's mappings, the directories of /etc/ld.so.conf or {}: give a full path",
             elf::LIBRARY_DIRS.join(", ")
         );
     };
