@@ -88,6 +88,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/tcpretrans.roff"),
         },
         Tool {
+            name: "uprobe",
+            command: uprobe::command,
+            sections: include_str!("../../../man/src/uprobe.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

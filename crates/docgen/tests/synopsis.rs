@@ -91,6 +91,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "tcpretrans --check",
         ],
     ),
+    (
+        "uprobe",
+        &[
+            "uprobe [-FHs] [-d secs | -v] [-p PID | -L TID] uprobe_definition [filter]",
+            "uprobe -l target",
+            "uprobe --cleanup",
+            "uprobe --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
 ];
 
@@ -211,6 +220,7 @@ fn usage_errors_print_the_whole_usage() {
         ("funcgraph", &["-m", "3"][..]),
         ("kprobe", &["-d", "1", "-v", "p:vfs_read"][..]),
         ("kprobe", &["-p", "1"][..]),
+        ("uprobe", &["-l", "libc", "p:libc:sleep"][..]),
         ("pmcstat", &["-m", "ipc", "-e", "cycles"][..]),
         ("iolatency", &["--cleanup", "1"][..]),
         ("syscount", &["-p", "1", "-d", "2"][..]),

@@ -311,7 +311,8 @@ fn json_has_exactly_the_documented_fields() {
             "pmcstat",
             "showboost",
             "syscount",
-            "tcpretrans"
+            "tcpretrans",
+            "uprobe"
         ]
     );
     for (name, t) in tools {
@@ -331,6 +332,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
+    assert_eq!(v["tools"]["uprobe"]["verdict"], "yes");
 }
 
 #[test]

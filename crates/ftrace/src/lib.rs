@@ -20,6 +20,7 @@ pub mod canary;
 pub mod check;
 pub mod cleanup;
 pub mod comm;
+pub mod elf;
 pub mod format;
 pub mod instance;
 pub mod lastresort;

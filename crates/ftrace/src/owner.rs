@@ -18,6 +18,7 @@ pub const TOOLS: &[&str] = &[
     "syscount",
     "killsnoop",
     "tcpretrans",
+    "uprobe",
     "perf-tools-doctor",
 ];
 

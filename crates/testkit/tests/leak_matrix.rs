@@ -533,6 +533,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "killsnoop",
         "execsnoop",
         "tcpretrans",
+        "uprobe",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -621,6 +622,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
+    let uprobe = Tool {
+        name: "uprobe",
+        bin: bins.join("uprobe"),
+        run: strings(&["p:libc:getpid"]),
+        finite: strings(&["-d", "0.5", "p:libc:getpid"]),
+        ready: "Tracing uprobe getpid",
+        error: ErrorRun {
+            stdout_full: false,
+            args: strings(&["p:libc:getpid", "nosuch_field == 1"]),
+            expect: "the kernel rejected the filter",
+            how: "a filter on a field the probe lacks: the kernel rejects it (EINVAL) after the probe and the instance are created",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -701,6 +718,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&killsnoop],
         vec![&execsnoop],
         vec![&tcpretrans],
+        vec![&uprobe],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
