@@ -14,6 +14,8 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "funcgraph",
     "kprobe",
+    "bitesize",
+    "tpoint",
     "perf-tools-doctor",
 ];
 
