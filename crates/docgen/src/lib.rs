@@ -68,6 +68,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/kprobe.roff"),
         },
         Tool {
+            name: "bitesize",
+            command: bitesize::command,
+            sections: include_str!("../../../man/src/bitesize.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

@@ -59,6 +59,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "kprobe --check",
         ],
     ),
+    (
+        "bitesize",
+        &[
+            "bitesize [-b buckets] [-d device] [--per-process] [--buffer-kb KiB] [seconds]",
+            "bitesize --cleanup",
+            "bitesize --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [--json]"]),
 ];
 

@@ -221,6 +221,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(
         names,
         [
+            "bitesize",
             "cputemp",
             "funcgraph",
             "iolatency",
@@ -245,6 +246,7 @@ fn json_has_exactly_the_documented_fields() {
     }
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
+    assert_eq!(v["tools"]["bitesize"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
 }
 

@@ -532,6 +532,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "pmcstat",
         "cputemp",
         "showboost",
+        "bitesize",
     ];
     let bins = build_tools(&names);
     let tmp = std::env::temp_dir().join(format!("ptrs-leak-matrix-{}", std::process::id()));
@@ -572,6 +573,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
             args: strings(&["-d", "1"]),
             expect: "No space left on device",
             how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let bitesize = Tool {
+        name: "bitesize",
+        bin: bins.join("bitesize"),
+        run: vec![],
+        finite: strings(&["0.5"]),
+        ready: "Tracing block I/O size",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
         },
         panic: true,
         cleanup: true,
@@ -656,6 +673,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
+        vec![&bitesize],
         vec![&iosnoop, &iolatency, &opensnoop],
     ];
     for row in &rows {
