@@ -67,6 +67,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "bitesize --check",
         ],
     ),
+    (
+        "tpoint",
+        &[
+            "tpoint [-Hs] [-d secs | -v] [-p PID | -L TID] [--buffer-kb KiB] tracepoint [filter]",
+            "tpoint -l",
+            "tpoint --cleanup",
+            "tpoint --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [--json]"]),
 ];
 

@@ -229,7 +229,8 @@ fn json_has_exactly_the_documented_fields() {
             "kprobe",
             "opensnoop",
             "pmcstat",
-            "showboost"
+            "showboost",
+            "tpoint"
         ]
     );
     for (name, t) in tools {
@@ -247,6 +248,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["bitesize"]["verdict"], "yes");
+    assert_eq!(v["tools"]["tpoint"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
 }
 

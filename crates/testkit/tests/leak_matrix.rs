@@ -533,6 +533,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "cputemp",
         "showboost",
         "bitesize",
+        "tpoint",
     ];
     let bins = build_tools(&names);
     let tmp = std::env::temp_dir().join(format!("ptrs-leak-matrix-{}", std::process::id()));
@@ -589,6 +590,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
             args: strings(&["1"]),
             expect: "No space left on device",
             how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let tpoint = Tool {
+        name: "tpoint",
+        bin: bins.join("tpoint"),
+        run: strings(&["block:block_rq_issue"]),
+        finite: strings(&["-d", "0.5", "block:block_rq_issue"]),
+        ready: "Tracing block:block_rq_issue",
+        error: ErrorRun {
+            stdout_full: false,
+            args: strings(&["-d", "1", "block:block_rq_issue", "no_such_field == 1"]),
+            expect: "the kernel rejected the filter",
+            how: "a filter on a field the event does not have: the kernel rejects it (EINVAL) after the instance is created",
         },
         panic: true,
         cleanup: true,
@@ -674,6 +691,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&cputemp],
         vec![&showboost],
         vec![&bitesize],
+        vec![&tpoint],
         vec![&iosnoop, &iolatency, &opensnoop],
     ];
     for row in &rows {
