@@ -80,7 +80,7 @@ if [ -n "$orig" ]; then
   sleep 1
   cpid=$(pgrep -s "$pid" -x cat || true)
   ns=0; [ -n "$cpid" ] && ns=$(cpu_ns "$cpid")
-  kill -TERM ${cpid:-} 2>/dev/null || kill -TERM -- "-$pid"; wait "$pid" || true; pid=
+  kill -TERM "${cpid:-}" 2>/dev/null || kill -TERM -- "-$pid"; wait "$pid" || true; pid=
   printed=$(grep -c 'sys_read(' "$work/orig.txt" || true)
   olost=$(grep -o 'LOST [0-9]* EVENTS' "$work/orig.txt" | awk '{ n += $2 } END { print n + 0 }')
   echo "original: dd $secs s; printed $printed; lost $olost (its [LOST] lines; it reports nothing else); cat trace_pipe CPU $(python3 -c "print(round($ns/1e9,3))") s = $(python3 -c "print(round($ns/max($printed,1)/1e3,3))") us per printed event"
