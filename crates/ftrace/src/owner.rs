@@ -19,6 +19,8 @@ pub const TOOLS: &[&str] = &[
     "killsnoop",
     "tcpretrans",
     "uprobe",
+    "bitesize",
+    "tpoint",
     "perf-tools-doctor",
 ];
 
