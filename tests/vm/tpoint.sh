@@ -4,6 +4,8 @@
 # options differ between kernels).
 # Run: scripts/vm/run.sh --kernel 5.10 --bin "$(scripts/vm/build-static.sh -p tpoint)" tests/vm/tpoint.sh
 # needs: tpoint
+# The kernel renders the text itself; the oldest kernel shows its layout and stacks.
+# kernels: 5.10
 # timeout: 120
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
