@@ -16,6 +16,7 @@ pub const TOOLS: &[&str] = &[
     "kprobe",
     "syscount",
     "killsnoop",
+    "perf-stat-hist",
     "perf-tools-doctor",
 ];
 
