@@ -73,6 +73,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/killsnoop.roff"),
         },
         Tool {
+            name: "perf-stat-hist",
+            command: perf_stat_hist::command,
+            sections: include_str!("../../../man/src/perf-stat-hist.roff"),
+        },
+        Tool {
             name: "kprobe",
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),

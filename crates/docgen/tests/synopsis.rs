@@ -68,6 +68,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "perf-stat-hist",
+        &[
+            "perf-stat-hist [-b buckets | -P power] [-m max] [-f filter] [--buffer-kb KiB] tracepoint variable [seconds]",
+            "perf-stat-hist --cleanup",
+            "perf-stat-hist --check",
+        ],
+    ),
+    (
         "kprobe",
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
@@ -199,6 +207,7 @@ fn usage_errors_print_the_whole_usage() {
         ("iolatency", &["--cleanup", "1"][..]),
         ("syscount", &["-p", "1", "-d", "2"][..]),
         ("killsnoop", &["-p", "1", "-n", "x"][..]),
+        ("perf-stat-hist", &["-b", "1", "-P", "2", "a:b", "c"][..]),
     ] {
         let t = docgen::tools()
             .into_iter()

@@ -43,22 +43,17 @@ pub struct Args {
     #[arg(short = 'P', value_name = "power", value_parser = cli::at_least::<u64>("-P power", 2))]
     pub power: Option<u64>,
     /// Largest bucket point of a power-of histogram (default 1048576)
-    #[arg(
-        short = 'm',
-        value_name = "max",
-        default_value_t = 1_048_576,
-        conflicts_with = "buckets"
-    )]
-    pub max: u64,
+    #[arg(short = 'm', value_name = "max")]
+    pub max: Option<u64>,
     /// Count only the events this tracepoint filter keeps (applied in the kernel), e.g.
     /// 'rwbs == "WS"'
     #[arg(short = 'f', value_name = "filter")]
     pub filter: Option<String>,
     /// The tracepoint, as system:event (e.g. syscalls:sys_enter_read)
-    #[arg(value_name = "tracepoint", required_unless_present_any = ["cleanup", "check"])]
+    #[arg(value_name = "tracepoint", required = true)]
     pub tracepoint: Option<String>,
     /// The numeric field of the tracepoint to summarize (see its format file)
-    #[arg(value_name = "variable", required_unless_present_any = ["cleanup", "check"])]
+    #[arg(value_name = "variable", required = true)]
     pub variable: Option<String>,
     /// Trace for this many seconds (default: until Ctrl-C)
     #[arg(value_name = "seconds", value_parser = cli::parse_duration)]
@@ -342,10 +337,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     split_tracepoint(tp)?;
     let (points, power) = match &args.buckets {
+        Some(_) if args.max.is_some() => {
+            return Err(cli::usage(
+                "-m sets the largest point of a power-of histogram: with -b, make it the last bucket point",
+            ))
+        }
         Some(b) => (parse_buckets(b)?, None),
         None => {
             let p = args.power.unwrap_or(4);
-            (power_buckets(p, args.max), Some(p))
+            (power_buckets(p, args.max.unwrap_or(1_048_576)), Some(p))
         }
     };
     let mut hist = Hist::new(points);
@@ -391,14 +391,9 @@ pub fn run(args: Args) -> Result<()> {
         account.filter(format!("-f {f}"), true);
     }
     if hist.total() == 0 {
-        account.notes.push(format!(
-            "no {tp} event{} fired while tracing",
-            if args.filter.is_some() {
-                " that the filter keeps"
-            } else {
-                ""
-            }
-        ));
+        account
+            .notes
+            .push(format!("no {tp} event fired while tracing"));
     }
     if let Some(line) = account.line() {
         eprintln!("{line}");

@@ -162,7 +162,7 @@ fn a_duration_ends_the_run_and_an_empty_run_says_why() {
         "{out}"
     );
     assert!(
-        err.contains("no syscalls:sys_enter_read event that the filter keeps fired"),
+        err.contains("no syscalls:sys_enter_read event fired while tracing"),
         "{err}"
     );
 }

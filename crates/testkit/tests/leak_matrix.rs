@@ -531,6 +531,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "opensnoop",
         "syscount",
         "killsnoop",
+        "perf-stat-hist",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -600,6 +601,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     };
     let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
     let killsnoop = full_stdout("killsnoop", &[], &["-d", "0.5"], "Tracing kill()s");
+    let psh = Tool {
+        name: "perf-stat-hist",
+        bin: bins.join("perf-stat-hist"),
+        run: strings(&["syscalls:sys_enter_read", "count"]),
+        finite: strings(&["syscalls:sys_enter_read", "count", "0.5"]),
+        ready: "Tracing syscalls:sys_enter_read",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["syscalls:sys_enter_read", "count", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -678,6 +695,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&opensnoop],
         vec![&syscount],
         vec![&killsnoop],
+        vec![&psh],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
