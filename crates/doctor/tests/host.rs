@@ -140,6 +140,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("opensnoop", "degraded"),
         ("syscount", "yes"),
         ("killsnoop", "yes"),
+        ("perf-stat-hist", "yes"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
@@ -306,6 +307,7 @@ fn json_has_exactly_the_documented_fields() {
             "killsnoop",
             "kprobe",
             "opensnoop",
+            "perf-stat-hist",
             "pmcstat",
             "showboost",
             "syscount"
@@ -359,6 +361,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "opensnoop",
         "syscount",
         "killsnoop",
+        "perf-stat-hist",
         "funcgraph",
         "kprobe",
     ] {
