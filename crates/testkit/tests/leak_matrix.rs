@@ -522,6 +522,7 @@ fn new_matrix(tmp: &Path) -> Matrix {
 #[test]
 fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = testkit::tracefs_lock();
     if !testkit::live_or_skip("no_tool_leaves_tracing_state_behind_on_any_exit_path") {
         return;
     }
@@ -732,6 +733,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
 #[test]
 fn a_leaking_tool_fails_its_cell() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = testkit::tracefs_lock();
     if !testkit::live_or_skip("a_leaking_tool_fails_its_cell") {
         return;
     }
