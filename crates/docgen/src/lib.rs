@@ -78,6 +78,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/perf-stat-hist.roff"),
         },
         Tool {
+            name: "reset-ftrace",
+            command: reset_ftrace::command,
+            sections: include_str!("../../../man/src/reset-ftrace.roff"),
+        },
+        Tool {
             name: "kprobe",
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),

@@ -76,6 +76,10 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "reset-ftrace",
+        &["reset-ftrace [-fq]", "reset-ftrace --check"],
+    ),
+    (
         "kprobe",
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",

@@ -309,6 +309,7 @@ fn json_has_exactly_the_documented_fields() {
             "opensnoop",
             "perf-stat-hist",
             "pmcstat",
+            "reset-ftrace",
             "showboost",
             "syscount"
         ]
@@ -362,6 +363,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "syscount",
         "killsnoop",
         "perf-stat-hist",
+        "reset-ftrace",
         "funcgraph",
         "kprobe",
     ] {

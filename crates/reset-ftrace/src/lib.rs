@@ -40,8 +40,8 @@ pub struct Args {
     /// Quiet: reset, but say nothing
     #[arg(short = 'q')]
     pub quiet: bool,
-    /// Say what would be reset and what would make reset-ftrace refuse, change
-    /// nothing, then exit: 0 if it would reset without -f, 1 if not
+    /// Say what would be reset and what would make reset-ftrace refuse without -f
+    /// ("degraded"), change nothing, then exit: 0 if it can reset, 1 if not
     #[arg(long, exclusive = true)]
     pub check: bool,
 }
@@ -423,8 +423,13 @@ pub fn run(args: Args) -> Result<()> {
     let blockers = plan.blockers();
     if !blockers.is_empty() && !args.force {
         bail!(
-            "not resetting: it would disturb what is not stale:\n  {}\nrerun with -f to reset anyway (live runs of perf-tools-rs keep their instances and probes; the probes above not made by this suite are removed)",
-            blockers.join("\n  ")
+            "not resetting: it would disturb what is not stale:\n  {}\nrerun with -f to reset anyway (live runs of perf-tools-rs keep their instances and probes{})",
+            blockers.join("\n  "),
+            if plan.user_probes.is_empty() {
+                ""
+            } else {
+                "; the probes above not made by this suite are removed"
+            }
         );
     }
     let mut out = std::io::stdout().lock();
@@ -457,8 +462,9 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// What reset-ftrace would do here (`--check`): the changes, and what makes it refuse
-/// without `-f`. Changes nothing.
+/// What reset-ftrace would do here (`--check`, and its row in perf-tools-doctor): the
+/// changes, and what makes it refuse without `-f` (then "degraded": it needs `-f`).
+/// Changes nothing.
 pub fn check() -> Result<Report> {
     let mut r = Report::new("reset-ftrace");
     r.uses = "the top-level tracefs files (current_tracer, filters, events, options, buffer size, probes)".into();
@@ -485,10 +491,11 @@ pub fn check() -> Result<Report> {
     let blockers = plan.blockers();
     r.item(
         "in use",
+        // It can still reset with -f: degraded, not "cannot run".
         if blockers.is_empty() {
             Status::Yes
         } else {
-            Status::No
+            Status::Degraded
         },
         if blockers.is_empty() {
             "nothing live would be disturbed".to_string()
@@ -496,7 +503,7 @@ pub fn check() -> Result<Report> {
             blockers.join("; ")
         },
         "wait for those runs to end, or use -f (live runs keep their instances; user-made probes are removed)",
-        true,
+        false,
     );
     Ok(r)
 }

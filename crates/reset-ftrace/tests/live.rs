@@ -174,7 +174,7 @@ fn check_and_usage() {
         return;
     }
     let (code, out, err) = run(BIN, &["--check"]);
-    assert!(code == 0 || code == 1, "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("in use"), "{out}");
     let (code, _, err) = run(BIN, &["-x"]);
     assert_eq!(code, 2, "{err}");
