@@ -229,3 +229,63 @@ fn signals_end_the_run_with_the_histogram_and_leave_nothing() {
     assert_eq!(code, 0, "{err}");
     assert!(!instance_of("perf-stat-hist", pid), "{out}");
 }
+
+#[test]
+fn lost_events_are_reported_and_make_the_counts_a_lower_bound() {
+    if !live_or_skip("lost_events_are_reported_and_make_the_counts_a_lower_bound") {
+        return;
+    }
+    // The tool is stopped while a thread makes more reads than its smallest buffer
+    // holds: the kernel overwrites (and counts) the oldest.
+    const N: u64 = 200_000;
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let mut f = std::fs::File::open("/dev/zero").unwrap();
+        let mut buf = [0u8; 64];
+        tid_tx.send(gettid()).unwrap();
+        go_rx.recv().unwrap();
+        for _ in 0..N {
+            f.read_exact(&mut buf[..7]).unwrap();
+        }
+    });
+    let tid = tid_rx.recv().unwrap();
+    let filter = format!("common_pid == {tid}");
+    let mut r = start(&[
+        "--buffer-kb",
+        "64",
+        "-b",
+        "7 8",
+        "-f",
+        &filter,
+        "syscalls:sys_enter_read",
+        "count",
+    ]);
+    r.signal(libc::SIGSTOP);
+    go_tx.send(()).unwrap();
+    worker.join().unwrap();
+    r.signal(libc::SIGCONT);
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let counted: u64 = r
+        .seen
+        .iter()
+        .find(|l| l.contains(" 7 -> 7 "))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lost: u64 = err
+        .split("WARNING: ")
+        .nth(1)
+        .and_then(|w| w.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no loss warning: {err}"))
+        .parse()
+        .unwrap();
+    assert!(err.contains("every count is a lower bound"), "{err}");
+    assert!(counted < N && lost > 0, "counted {counted}, lost {lost}");
+    // Every read was either counted or counted as lost.
+    assert_eq!(counted + lost, N, "{err}\n{:?}", r.seen);
+}
