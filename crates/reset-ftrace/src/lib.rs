@@ -161,6 +161,21 @@ fn one_line(text: &str) -> String {
     }
 }
 
+/// The command that removes the trigger shown as `line` in a `trigger` file:
+/// `hist:keys=pid:vals=hitcount:sort=hitcount:size=2048 [active]` ->
+/// `!hist:keys=pid:vals=hitcount:sort=hitcount:size=2048`, `traceoff:unlimited` ->
+/// `!traceoff`.
+pub fn trigger_removal(line: &str) -> String {
+    let mut t = line.trim();
+    for suffix in [" [active]", " [paused]"] {
+        t = t.strip_suffix(suffix).unwrap_or(t);
+    }
+    let t = t.strip_suffix(":unlimited").unwrap_or(t);
+    // A filter after the trigger (" if ...") is not part of what identifies it.
+    let t = t.split(" if ").next().unwrap_or(t).trim();
+    format!("!{t}")
+}
+
 /// The buffer size (KiB, as `buffer_size_kb` shows it) the kernel starts with:
 /// `bytes` in whole sub-buffers of `subbuf_kb` KiB less their 16-byte header.
 pub fn default_buffer_kb(bytes: u64, subbuf_kb: u64) -> u64 {
@@ -225,11 +240,22 @@ pub fn plan(tracefs: &Tracefs, state_dir: &Path, cmdline: &str) -> Plan {
     // Event filters of the top level.
     if let Ok(systems) = fs::read_dir(tracefs.path("events")) {
         let mut filters = Vec::new();
+        let mut triggers = Vec::new();
         for s in systems.flatten().filter(|e| e.path().is_dir()) {
             let Ok(events) = fs::read_dir(s.path()) else {
                 continue;
             };
             for e in events.flatten() {
+                let tr = e.path().join("trigger");
+                if let Ok(text) = read_file(&tr) {
+                    let rel = tr
+                        .strip_prefix(tracefs.root())
+                        .map(|r| r.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    for l in list_lines(&text) {
+                        triggers.push((rel.clone(), l.to_string()));
+                    }
+                }
                 let f = e.path().join("filter");
                 if let Ok(text) = read_file(&f) {
                     let t = text.trim();
@@ -246,6 +272,10 @@ pub fn plan(tracefs: &Tracefs, state_dir: &Path, cmdline: &str) -> Plan {
         filters.sort();
         for (rel, t) in filters {
             set(&rel, &t, "0", "none");
+        }
+        triggers.sort();
+        for (rel, t) in triggers {
+            set(&rel, &t, &trigger_removal(&t), "(removed)");
         }
     }
     if let Some(t) = read("tracing_thresh") {
@@ -380,7 +410,9 @@ fn apply(tracefs: &Tracefs, plan: &Plan, force: bool) -> (Vec<String>, Vec<Strin
                         }
                     })
                     .unwrap_or_else(|_| c.after.clone());
-                let now = if c.rel == "events/enable" {
+                let now = if c.rel.ends_with("/trigger") {
+                    "(removed)".to_string()
+                } else if c.rel == "events/enable" {
                     "0 (all events off)".to_string()
                 } else if c.rel == "trace_clock" {
                     "local".to_string()
@@ -512,6 +544,18 @@ pub fn check() -> Result<Report> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn triggers_are_removed_by_their_own_text() {
+        assert_eq!(
+            trigger_removal(
+                "hist:keys=common_pid.execname:vals=hitcount:sort=hitcount:size=2048 [active]"
+            ),
+            "!hist:keys=common_pid.execname:vals=hitcount:sort=hitcount:size=2048"
+        );
+        assert_eq!(trigger_removal("traceoff:unlimited"), "!traceoff");
+        assert_eq!(trigger_removal("traceoff:3 if pid == 1"), "!traceoff:3");
+    }
 
     #[test]
     fn default_buffer_size_is_what_the_kernel_shows() {

@@ -1,5 +1,5 @@
 //! Live test: reset-ftrace against a dirty top level staged here (an event enabled, an
-//! event filter, tracing_thresh, buffer_size_kb, a stale `instances/iosnoop-<dead pid>`
+//! event filter and trigger, tracing_thresh, buffer_size_kb, a stale `instances/iosnoop-<dead pid>`
 //! and a stale uprobe group `ptrs_<dead pid>`): everything is put back and each change is
 //! listed; with a live run's instance present it refuses without -f and leaves that
 //! instance alone with -f. The staged state is restored by a guard on every path, and
@@ -42,6 +42,7 @@ fn dead_pid() -> u32 {
 
 const EVENT: &str = "events/syscalls/sys_enter_getppid/enable";
 const FILTER: &str = "events/syscalls/sys_enter_getpid/filter";
+const TRIGGER: &str = "events/syscalls/sys_enter_getpid/trigger";
 
 /// Everything the test staged, put back on drop (also when an assertion fails).
 struct Staged {
@@ -57,6 +58,7 @@ impl Drop for Staged {
     fn drop(&mut self) {
         let _ = fs::write(t(EVENT), "0");
         let _ = fs::write(t(FILTER), "0");
+        let _ = fs::write(t(TRIGGER), "!traceon");
         if let Some(v) = &self.thresh {
             let _ = fs::write(t("tracing_thresh"), v);
         }
@@ -93,6 +95,8 @@ fn a_staged_dirty_top_level_is_reset_and_each_change_listed() {
     // The staged state.
     fs::write(t(EVENT), "1").unwrap();
     fs::write(t(FILTER), "common_pid == 1").unwrap();
+    // A harmless trigger (tracing is on anyway).
+    fs::write(t(TRIGGER), "traceon").unwrap();
     if s.thresh.is_some() {
         fs::write(t("tracing_thresh"), "100").unwrap();
     }
@@ -139,6 +143,15 @@ fn a_staged_dirty_top_level_is_reset_and_each_change_listed() {
         "{out}"
     );
     assert!(has(&format!("{FILTER}: common_pid == 1 -> none")), "{out}");
+    assert!(
+        has(&format!("{TRIGGER}: traceon:unlimited -> (removed)")),
+        "{out}"
+    );
+    assert!(
+        !read(TRIGGER).lines().any(|l| !l.starts_with('#')),
+        "{}",
+        read(TRIGGER)
+    );
     if s.thresh.is_some() {
         assert!(has("tracing_thresh: 100 -> 0"), "{out}");
         assert_eq!(read("tracing_thresh"), "0");
