@@ -1,13 +1,13 @@
-# State-leak matrix, guest half (tests/README.md): kprobe, opensnoop, iosnoop,
-# iolatency, showboost and cputemp, and kprobe + opensnoop at once, end by
+# State-leak matrix, guest half (tests/README.md): kprobe, opensnoop, execsnoop,
+# iosnoop, iolatency, showboost and cputemp, and kprobe + opensnoop at once, end by
 # every exit path (normal end, SIGINT, SIGTERM, SIGHUP, a closed pipe, an error and a
 # panic after setup, SIGKILL and a second run, SIGKILL and --cleanup); the tracefs
 # snapshot after each must equal the one before (lm_row in lib.sh). funcgraph has its
 # own script (leakmatrix-funcgraph.sh: it needs one vCPU). pmcstat, which touches no
 # tracing state, has its matrix on the host only (crates/testkit/tests/leak_matrix.rs).
-# needs: kprobe opensnoop iosnoop iolatency showboost cputemp
+# needs: kprobe opensnoop execsnoop iosnoop iolatency showboost cputemp
 # sets: smoke
-# timeout: 300
+# timeout: 360
 # One vCPU: enabling probes and syscall tracepoints live-patches kernel text, and QEMU
 # TCG with 2 vCPUs sometimes oopses on that (int3 in syscall_trace_enter, seen on 6.12
 # with kprobe + opensnoop), as it does for function_graph (see funcgraph.sh).
@@ -59,6 +59,12 @@ opensnoop_err="-d 1" opensnoop_errout=/dev/full opensnoop_errpat='No space left 
 opensnoop_how="standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)"
 opensnoop_panic=1 opensnoop_cleanup=1 opensnoop_state=1
 
+# execsnoop's source differs by kernel (event probes, kprobes, or the tracepoint alone).
+execsnoop_run="" execsnoop_ready='^Tracing exec' execsnoop_fin="-d 0.5"
+execsnoop_err="-d 1" execsnoop_errout=/dev/full execsnoop_errpat='No space left on device'
+execsnoop_how="standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)"
+execsnoop_panic=1 execsnoop_cleanup=1 execsnoop_state=1
+
 iosnoop_run="" iosnoop_ready='^Tracing block I/O' iosnoop_fin="0.5"
 iosnoop_err='-i "$LM_LONG" 1' iosnoop_errpat='rejected the filter'
 iosnoop_how="a 4090-character \`-i\` glob: the kernel rejects the event filter (EINVAL) after the instance is created"
@@ -88,6 +94,7 @@ tracefs_triggers >/tmp/lm.triggers
 lm_watchdog_start
 lm_row kprobe
 lm_row opensnoop
+lm_row execsnoop
 lm_row iosnoop
 lm_row iolatency
 lm_row showboost

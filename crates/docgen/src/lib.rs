@@ -83,9 +83,24 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/reset-ftrace.roff"),
         },
         Tool {
+            name: "execsnoop",
+            command: execsnoop::command,
+            sections: include_str!("../../../man/src/execsnoop.roff"),
+        },
+        Tool {
             name: "kprobe",
             command: kprobe::command,
             sections: include_str!("../../../man/src/kprobe.roff"),
+        },
+        Tool {
+            name: "tcpretrans",
+            command: tcpretrans::command,
+            sections: include_str!("../../../man/src/tcpretrans.roff"),
+        },
+        Tool {
+            name: "uprobe",
+            command: uprobe::command,
+            sections: include_str!("../../../man/src/uprobe.roff"),
         },
         Tool {
             name: "perf-tools-doctor",

@@ -80,11 +80,36 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &["reset-ftrace [-fq]", "reset-ftrace --check"],
     ),
     (
+        "execsnoop",
+        &[
+            "execsnoop [-rtv] [-a argc] [-d secs] [--include-suite] [--buffer-kb KiB] [name]",
+            "execsnoop --cleanup",
+            "execsnoop --check",
+        ],
+    ),
+    (
         "kprobe",
         &[
             "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
             "kprobe --cleanup",
             "kprobe --check",
+        ],
+    ),
+    (
+        "tcpretrans",
+        &[
+            "tcpretrans [-ls] [--duration seconds] [--buffer-kb KiB]",
+            "tcpretrans --cleanup",
+            "tcpretrans --check",
+        ],
+    ),
+    (
+        "uprobe",
+        &[
+            "uprobe [-FHs] [-d secs | -v] [-p PID | -L TID] uprobe_definition [filter]",
+            "uprobe -l target",
+            "uprobe --cleanup",
+            "uprobe --check",
         ],
     ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
@@ -207,6 +232,7 @@ fn usage_errors_print_the_whole_usage() {
         ("funcgraph", &["-m", "3"][..]),
         ("kprobe", &["-d", "1", "-v", "p:vfs_read"][..]),
         ("kprobe", &["-p", "1"][..]),
+        ("uprobe", &["-l", "libc", "p:libc:sleep"][..]),
         ("pmcstat", &["-m", "ipc", "-e", "cycles"][..]),
         ("iolatency", &["--cleanup", "1"][..]),
         ("syscount", &["-p", "1", "-d", "2"][..]),

@@ -2,7 +2,7 @@
 //!
 //! The tracing tools answer for themselves through their libraries' `check()` (the same
 //! function as their `--check`: opensnoop verifies its file-name source with sentinel
-//! opens). For cputemp, showboost and pmcstat the verdict is derived here from the
+//! opens, execsnoop its argument source with a canary exec). For cputemp, showboost and pmcstat the verdict is derived here from the
 //! host's [`Facts`].
 
 use perf_tools_core::check::{Report, Status};
@@ -18,8 +18,11 @@ pub const TOOLS: &[&str] = &[
     "killsnoop",
     "perf-stat-hist",
     "reset-ftrace",
+    "execsnoop",
     "funcgraph",
     "kprobe",
+    "tcpretrans",
+    "uprobe",
     "cputemp",
     "showboost",
     "pmcstat",
@@ -45,11 +48,14 @@ pub fn report(tool: &str, facts: &Facts) -> Report {
         "iolatency" => from_check(tool, iolatency::check()),
         "funcgraph" => from_check(tool, funcgraph::check()),
         "kprobe" => from_check(tool, kprobe::check()),
+        "uprobe" => from_check(tool, uprobe::check()),
         "opensnoop" => from_check(tool, opensnoop::check()),
         "syscount" => from_check(tool, syscount::check()),
         "killsnoop" => from_check(tool, killsnoop::check()),
         "perf-stat-hist" => from_check(tool, perf_stat_hist::check()),
         "reset-ftrace" => from_check(tool, reset_ftrace::check()),
+        "execsnoop" => from_check(tool, execsnoop::check()),
+        "tcpretrans" => from_check(tool, tcpretrans::check()),
         "cputemp" => cputemp(facts),
         "showboost" => showboost(facts),
         "pmcstat" => pmcstat(facts),

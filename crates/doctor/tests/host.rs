@@ -141,6 +141,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("syscount", "yes"),
         ("killsnoop", "yes"),
         ("perf-stat-hist", "yes"),
+        ("execsnoop", "degraded"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
@@ -301,6 +302,7 @@ fn json_has_exactly_the_documented_fields() {
         names,
         [
             "cputemp",
+            "execsnoop",
             "funcgraph",
             "iolatency",
             "iosnoop",
@@ -311,7 +313,9 @@ fn json_has_exactly_the_documented_fields() {
             "pmcstat",
             "reset-ftrace",
             "showboost",
-            "syscount"
+            "syscount",
+            "tcpretrans",
+            "uprobe"
         ]
     );
     for (name, t) in tools {
@@ -329,6 +333,9 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
+    assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
+    assert_eq!(v["tools"]["uprobe"]["verdict"], "yes");
 }
 
 #[test]
@@ -364,6 +371,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "killsnoop",
         "perf-stat-hist",
         "reset-ftrace",
+        "execsnoop",
         "funcgraph",
         "kprobe",
     ] {

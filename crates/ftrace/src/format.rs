@@ -58,6 +58,20 @@ impl Field {
         Some(to_i64(raw, self.size, self.signed))
     }
 
+    /// Reads a string a dynamic probe fetched (`:string`, `:ustring`): `None` if the
+    /// kernel could not fetch it (it then stores a zero-length string, which it prints
+    /// as `(fault)`; a string that was fetched, even an empty one, has at least its
+    /// NUL). Fields that are not dynamic strings read as with [`Field::read_bytes`].
+    pub fn read_fetched_string<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
+        if matches!(self.location, Location::DataLoc | Location::RelLoc) && self.size == 4 {
+            let word = read_uint(payload, self.offset, 4)?;
+            if word >> 16 == 0 {
+                return None;
+            }
+        }
+        Some(self.read_bytes(payload))
+    }
+
     /// Returns the bytes of a string or dynamic array field, without the trailing NUL
     /// and anything after it. Out-of-range locators yield an empty slice.
     pub fn read_bytes<'a>(&self, payload: &'a [u8]) -> &'a [u8] {
@@ -310,6 +324,21 @@ fn parse_field(line: &str) -> Result<Field, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_fetch_fault_is_a_zero_length_string_and_an_empty_string_is_not() {
+        let f = EventFormat::parse(
+            "name: p\nID: 9\nformat:\n\tfield:__data_loc char[] a;\toffset:8;\tsize:4;\tsigned:1;\n\nprint fmt: \"\"\n",
+        )
+        .unwrap();
+        let a = f.field("a").unwrap();
+        let mut p = vec![0u8; 12];
+        p[8..12].copy_from_slice(&12u32.to_ne_bytes());
+        assert_eq!(a.read_fetched_string(&p), None);
+        p[8..12].copy_from_slice(&((1u32 << 16) | 12).to_ne_bytes());
+        p.push(0);
+        assert_eq!(a.read_fetched_string(&p), Some(&b""[..]));
+    }
     use super::*;
 
     const ISSUE_618: &str = include_str!("../../../tests/fixtures/formats/6.18/block_rq_issue");

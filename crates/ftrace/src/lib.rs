@@ -12,11 +12,15 @@
 //!   the end of a run ([`session::RunAccount`]); [`text_pipe`]: the kernel's text
 //!   rendering (`trace_pipe`), for what has no binary decoder.
 //! * [`comm`]: process names for events that carry none.
+//! * [`canary`]: sources chosen best first, each verified with a known action of the
+//!   tool's own.
 //! * [`check`]: the tracefs part of every tool's `--check` and of perf-tools-doctor.
 
+pub mod canary;
 pub mod check;
 pub mod cleanup;
 pub mod comm;
+pub mod elf;
 pub mod format;
 pub mod instance;
 pub mod lastresort;

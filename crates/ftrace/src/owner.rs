@@ -12,11 +12,14 @@ pub const TOOLS: &[&str] = &[
     "iosnoop",
     "iolatency",
     "opensnoop",
+    "execsnoop",
     "funcgraph",
     "kprobe",
     "syscount",
     "killsnoop",
     "perf-stat-hist",
+    "tcpretrans",
+    "uprobe",
     "perf-tools-doctor",
 ];
 

@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::owner::pid_alive;
+
+pub mod faults;
+pub mod render;
+pub mod run;
 use crate::tracefs::Tracefs;
 
 /// Prefix of the event group of every probe this suite creates: `ptrs_<pid>`.
@@ -76,6 +80,8 @@ pub struct Support {
     pub dynamic_events: bool,
     /// `kprobe_events` exists (CONFIG_KPROBE_EVENTS).
     pub kprobes: bool,
+    /// `uprobe_events` exists (CONFIG_UPROBE_EVENTS).
+    pub uprobes: bool,
     /// `README` documents the `ustring` fetch type (Linux 5.5+).
     pub ustring: bool,
     /// `README` documents `$arg<N>` (Linux 4.20+).
@@ -89,6 +95,7 @@ impl Support {
         Support {
             dynamic_events: tracefs.path("dynamic_events").exists(),
             kprobes: tracefs.path("kprobe_events").exists(),
+            uprobes: tracefs.path("uprobe_events").exists(),
             ustring: readme.contains("ustring"),
             args: readme.contains("$arg<N>"),
         }
@@ -102,6 +109,18 @@ impl Support {
             "kprobe_events"
         }
     }
+}
+
+/// Fails with an explanation naming CONFIG_UPROBE_EVENTS unless uprobes are available.
+pub fn require_uprobes(tracefs: &Tracefs) -> Result<Support> {
+    let s = Support::detect(tracefs);
+    if !s.uprobes {
+        bail!(
+            "this kernel has no uprobe events ({} does not exist): it was built without CONFIG_UPROBE_EVENTS; use a kernel with CONFIG_UPROBES=y and CONFIG_UPROBE_EVENTS=y",
+            tracefs.path("uprobe_events").display()
+        );
+    }
+    Ok(s)
 }
 
 /// Fails with an explanation naming CONFIG_KPROBE_EVENTS unless kprobes are available.
@@ -393,20 +412,25 @@ pub fn remove_stale(tracefs: &Tracefs) -> Vec<String> {
     removed
 }
 
-/// A hint for a rejected definition that uses architecture-specific registers.
-pub fn register_hint(definition: &str) -> Option<String> {
-    if !definition.contains('%') {
-        return None;
-    }
-    let arch = std::env::consts::ARCH;
-    let regs = match arch {
+/// This architecture's argument and return-value registers, in the fetch syntax.
+pub fn register_names() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "%di %si %dx %cx %r8 %r9 (arguments 1-6), %ax (return value)",
         "aarch64" => "%x0..%x7 (arguments 1-8), %x0 (return value)",
         "riscv64" => "%a0..%a7 (arguments), %a0 (return value)",
         "s390x" => "%r2..%r6 (arguments), %r2 (return value)",
         "powerpc64" => "%r3..%r10 (arguments), %r3 (return value)",
         _ => "see Documentation/trace/kprobetrace.rst for this architecture",
-    };
+    }
+}
+
+/// A hint for a rejected definition that uses architecture-specific registers.
+pub fn register_hint(definition: &str) -> Option<String> {
+    if !definition.contains('%') {
+        return None;
+    }
+    let arch = std::env::consts::ARCH;
+    let regs = register_names();
     Some(format!(
         "hint: register names are architecture-specific (this is {arch}: {regs}); the portable forms are $arg1, $arg2, ... and $retval (Linux 4.20+)"
     ))

@@ -11,25 +11,19 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use perf_tools_core::cli;
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target;
 use perf_tools_ftrace::cleanup;
-use perf_tools_ftrace::instance::Instance;
-use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::{self, Probe, ProbeError};
-use perf_tools_ftrace::session::{RunAccount, Session, StreamEnd};
-use perf_tools_ftrace::text_pipe::{self, TextPipe};
+use perf_tools_ftrace::session::StreamEnd;
 use perf_tools_ftrace::tracefs::Tracefs;
 
-pub mod faults;
-pub mod render;
-
-use faults::FaultWatch;
+use perf_tools_ftrace::probe::run;
+pub use perf_tools_ftrace::probe::{faults, render};
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -301,18 +295,17 @@ pub fn run(args: Args) -> Result<()> {
     // Reading /proc/kallsyms takes tens of ms of CPU: done meanwhile, while the
     // instance's settings wait on the kernel (RCU grace periods).
     let symbols = std::thread::spawn(render::Symbols::load);
-    let inst = setup_instance(&tracefs, &args, &p)?;
-    let decoders = decoders(&tracefs, &args, &p, &inst, with_comm);
+    let spec = spec(&args, &def);
+    let inst = run::setup_instance(&tracefs, &spec, &p)?;
+    let decoders = run::decoders(&tracefs, &spec, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
     let mut out = Output::stdout();
-    let traced = match decoders {
-        Some(d) => {
-            let syms = symbols.join().unwrap_or_default();
-            trace_binary(&args, &def, &shutdown, inst, &mut out, p.event(), d, syms)?
-        }
-        None => trace_text(&args, &shutdown, inst, &mut out, p.event())?,
+    let syms = match decoders {
+        Some(_) => symbols.join().unwrap_or_default(),
+        None => render::Symbols::default(),
     };
+    let traced = run::trace(&spec, &shutdown, inst, &mut out, p.event(), decoders, syms)?;
     if traced.end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly (the instance is gone).
         return p.remove();
@@ -333,7 +326,7 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
         }
     }
-    if let Some(line) = account(&args, &traced, counts.map(|c| c.0)).line() {
+    if let Some(line) = run::account(&spec, &traced, counts.map(|c| c.0)).line() {
         eprintln!("{line}");
     }
     Ok(())
@@ -373,7 +366,7 @@ fn create_probe(
     let attempt = if view {
         None
     } else {
-        create(&format!("{COMM_ARG}=$comm")).ok()
+        create(&format!("{}=$comm", run::COMM_ARG)).ok()
     };
     let with_comm = attempt.is_some();
     match attempt.map_or_else(|| create(""), Ok) {
@@ -389,389 +382,20 @@ fn create_probe(
     }
 }
 
-/// The private instance with the trace clock, the filters (the user's, `-L`, and
-/// kprobe's own activity left out), `-p`'s PID list and `-s`'s stack traces.
-fn setup_instance(tracefs: &Tracefs, args: &Args, p: &Probe) -> Result<Instance> {
-    let inst = cleanup::start_instance(tracefs, "kprobe")?;
-    inst.ensure("trace_clock", "mono")?;
-    let (group, event) = (p.group(), p.event());
-    let mut filter = args.filter.clone().unwrap_or_default();
-    if let Some(t) = args.tid {
-        filter = if filter.is_empty() {
-            format!("common_pid == {t}")
-        } else {
-            format!("({filter}) && common_pid == {t}")
-        };
+/// The shared run description of these options.
+fn spec<'a>(args: &'a Args, def: &'a Definition) -> run::Spec<'a> {
+    run::Spec {
+        tool: "kprobe",
+        user: false,
+        filter: args.filter.as_deref(),
+        pid: args.pid,
+        tid: args.tid,
+        stack: args.stack,
+        headers: args.headers,
+        duration: args.duration,
+        fetch_args: &def.args,
+        banner_detail: String::new(),
     }
-    if !filter.is_empty() {
-        // Set the user's expression alone first, so a rejection points into their text.
-        inst.set_filter(group, event, &filter)?;
-    }
-    if args.tid.is_none() && args.pid.is_none() {
-        // Leave out kprobe's own activity (its tracefs reads and writes).
-        let me = std::process::id();
-        filter = if filter.is_empty() {
-            format!("common_pid != {me}")
-        } else {
-            format!("({filter}) && common_pid != {me}")
-        };
-        inst.set_filter(group, event, &filter)?;
-    }
-    if let Some(pid) = args.pid {
-        let tids: Vec<String> = target::Procfs::default()
-            .threads_of(pid)
-            .iter()
-            .map(u32::to_string)
-            .collect();
-        if tids.is_empty() {
-            bail!("no process with PID {pid} (it exited after kprobe started)");
-        }
-        inst.write("options/event-fork", "1")?;
-        inst.write("set_event_pid", &tids.join(" "))?;
-    }
-    if args.stack {
-        inst.write("options/stacktrace", "1")?;
-    }
-    Ok(inst)
-}
-
-/// What decodes the probe's binary records.
-struct Decoders {
-    layout: render::ProbeEvent,
-    stack: Option<render::StackEvent>,
-    style: render::Style,
-}
-
-/// The decoders of the probe's records (and of stack records with `-s`), or `None`
-/// with a warning: kprobe then prints the kernel's text, unescaped.
-fn decoders(
-    tracefs: &Tracefs,
-    args: &Args,
-    p: &Probe,
-    inst: &Instance,
-    with_comm: bool,
-) -> Option<Decoders> {
-    // The column legend of the kernel's text output (read while the buffer is empty).
-    let style = inst
-        .read("trace")
-        .ok()
-        .and_then(|t| render::Style::from_header(&t))
-        .unwrap_or_default();
-    let layout = p
-        .format(tracefs)
-        .map_err(|e| e.to_string())
-        .and_then(|text| render::ProbeEvent::new(&text, with_comm.then_some(COMM_ARG), true));
-    let stack = if args.stack {
-        perf_tools_ftrace::tracefs::read_file(&tracefs.path("events/ftrace/kernel_stack/format"))
-            .map_err(|e| format!("reading events/ftrace/kernel_stack/format: {e}"))
-            .and_then(|t| render::StackEvent::new(&t))
-            .map(Some)
-    } else {
-        Ok(None)
-    };
-    match (layout, stack) {
-        (Ok(layout), Ok(stack)) => Some(Decoders {
-            layout,
-            stack,
-            style,
-        }),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("WARNING: cannot decode this probe's records ({e}); printing the kernel's text output, in which names from user space are NOT escaped");
-            None
-        }
-    }
-}
-
-/// How tracing went: how it ended, the event lines printed and the events lost. The
-/// instance is removed by then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Traced {
-    end: StreamEnd,
-    lines: u64,
-    lost: u64,
-}
-
-/// The end-of-run account: why a run printed no line, from the probe's hit count
-/// (`kprobe_profile`, before any filter) when there is one.
-fn account(args: &Args, traced: &Traced, hits: Option<u64>) -> RunAccount {
-    let mut a = RunAccount::new("kprobe", "lines");
-    a.rows = traced.lines;
-    a.lost = traced.lost;
-    if let Some(f) = &args.filter {
-        a.filter(format!("'{f}'"), true);
-    }
-    if let Some(p) = args.pid {
-        a.filter(format!("-p {p}"), true);
-    }
-    if let Some(t) = args.tid {
-        a.filter(format!("-L {t}"), true);
-    }
-    match hits {
-        Some(h) => a.seen.push((
-            h,
-            "probe hits before any filter, kprobe's own included".to_string(),
-        )),
-        None => a
-            .notes
-            .push("the probe's hit count is unknown (no kprobe_profile entry)".to_string()),
-    }
-    a
-}
-
-/// The hidden argument that records the task's comm with each event.
-const COMM_ARG: &str = "__ptrs_comm";
-
-/// Counts the event lines of the kernel's text (not stack lines, not `#` headers).
-fn event_lines(text: &[u8]) -> u64 {
-    text.split(|&b| b == b'\n')
-        .filter(|l| {
-            let t = l.trim_ascii_start();
-            !t.is_empty() && !t.starts_with(b"#") && !t.starts_with(b"=>") && !t.starts_with(b"<")
-        })
-        .count() as u64
-}
-
-/// Streams (or, with `-d`, collects) the kernel's text rendering of the instance's
-/// events: used only when the probe's records cannot be decoded.
-fn trace_text(
-    args: &Args,
-    shutdown: &Shutdown,
-    inst: Instance,
-    out: &mut Output,
-    event: &str,
-) -> Result<Traced> {
-    let mut traced = Traced {
-        end: StreamEnd::Finished,
-        lines: 0,
-        lost: 0,
-    };
-    match args.duration {
-        Some(d) => {
-            let _ = writeln!(
-                out.buf,
-                "Tracing kprobe {event} for {d} seconds (buffered)..."
-            );
-            out.flush()?;
-            shutdown.sleep(Duration::from_secs_f64(d));
-            inst.set_tracing_on(false)?;
-            let text = inst.read("trace")?;
-            for l in text.lines() {
-                if l.starts_with('#') && !args.headers {
-                    continue;
-                }
-                let _ = writeln!(out.buf, "{l}");
-            }
-            traced.lines = event_lines(text.as_bytes());
-            traced.lost = text_pipe::lost_markers(text.as_bytes()).1;
-            out.flush()?;
-        }
-        None => {
-            let _ = writeln!(out.buf, "Tracing kprobe {event}. Ctrl-C to end.");
-            if args.headers {
-                for l in inst.read("trace")?.lines().filter(|l| l.starts_with('#')) {
-                    let _ = writeln!(out.buf, "{l}");
-                }
-            }
-            out.flush()?;
-            let mut pipe = TextPipe::open(inst.dir())?;
-            let mut partial: Vec<u8> = Vec::new();
-            traced.end = pipe.stream(
-                shutdown,
-                Duration::from_millis(100),
-                || inst.set_tracing_on(false),
-                |text, last| {
-                    partial.extend_from_slice(text);
-                    let end = if last {
-                        Some(partial.len())
-                    } else {
-                        partial.iter().rposition(|&b| b == b'\n').map(|e| e + 1)
-                    };
-                    if let Some(end) = end {
-                        for l in partial[..end].split(|&b| b == b'\n') {
-                            if l.windows(5).any(|w| w == b"LOST ") {
-                                eprintln!("WARNING: {}", String::from_utf8_lossy(l));
-                            }
-                        }
-                        traced.lines += event_lines(&partial[..end]);
-                        traced.lost += text_pipe::lost_markers(&partial[..end]).1;
-                        out.buf.extend_from_slice(&partial[..end]);
-                        partial.drain(..end);
-                    }
-                    out.flush()?;
-                    Ok(())
-                },
-            )?;
-        }
-    }
-    inst.remove()?;
-    Ok(traced)
-}
-
-/// Reads the `#` header lines at the top of the instance's `trace` file (the kernel's
-/// column legend and entry counts), without rendering the rest of the buffer.
-fn header_lines(inst: &Instance) -> Vec<String> {
-    let mut text = Vec::new();
-    if let Ok(f) = std::fs::File::open(inst.dir().join("trace")) {
-        let _ = f.take(16 * 1024).read_to_end(&mut text);
-    }
-    String::from_utf8_lossy(&text)
-        .lines()
-        .take_while(|l| l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Renders the probe's records (and their stack records) as the kernel's text output
-/// would, names escaped, in time order across CPUs; watches the string fetches.
-struct Lines {
-    dec: Decoders,
-    ctx: render::Context,
-    /// The comm of the last probe record per CPU, for the stack record that follows it.
-    last_comm: Vec<(i32, Option<Vec<u8>>)>,
-    merger: Merger<Vec<u8>>,
-    watch: FaultWatch,
-    /// Probe event lines rendered.
-    events: u64,
-}
-
-impl Lines {
-    fn new(dec: Decoders, def: &Definition, start: u64, syms: render::Symbols) -> Lines {
-        let ctx = render::Context::new(dec.style, syms);
-        if ctx.syms.is_empty() {
-            eprintln!("WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): code addresses are printed in hex");
-        }
-        let watch = FaultWatch::new(
-            &dec.layout.string_args(),
-            &faults::string_fetches(&def.args),
-            start,
-        );
-        Lines {
-            dec,
-            ctx,
-            last_comm: Vec::new(),
-            merger: Merger::new(),
-            watch,
-            events: 0,
-        }
-    }
-
-    fn event(&mut self, cpu: u32, ts: u64, payload: &[u8]) {
-        let Some(id) = payload.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
-            return;
-        };
-        let mut line = Vec::with_capacity(160);
-        let pid = payload
-            .get(4..8)
-            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        let slot = cpu as usize;
-        if slot >= self.last_comm.len() {
-            self.last_comm.resize(slot + 1, (-1, None));
-        }
-        let layout = &self.dec.layout;
-        if id == layout.id {
-            layout.render(&mut line, &mut self.ctx, cpu, ts, payload);
-            self.last_comm[slot] = (pid, layout.comm(payload).map(<[u8]>::to_vec));
-            self.watch.record(ts, layout.string_faults(payload));
-            self.events += 1;
-        } else if let Some(st) = self.dec.stack.as_ref().filter(|s| s.id == id) {
-            let comm = match &self.last_comm[slot] {
-                (p, c) if *p == pid && layout.has_comm() => Some(c.as_deref()),
-                _ => None,
-            };
-            st.render(&mut line, &mut self.ctx, comm, cpu, ts, payload);
-        } else {
-            return;
-        }
-        self.merger.push(slot, ts, line);
-    }
-
-    /// Moves the lines up to `upto` into `out`, and says once if every string fetch of
-    /// the first second faulted (`end`: the run is over).
-    fn release(&mut self, upto: u64, out: &mut Vec<u8>, end: bool) {
-        self.merger.release(upto, |_, l| out.extend_from_slice(l));
-        // Every event up to `upto` has been read: the window is judged once it has.
-        if let Some(w) = self.watch.verdict(upto, end) {
-            eprintln!("{w}");
-        }
-    }
-}
-
-/// Decodes the probe's records from the per-CPU binary buffers and prints them
-/// ([`Lines`]), live or (with `-d`) after the duration.
-#[allow(clippy::too_many_arguments)]
-fn trace_binary(
-    args: &Args,
-    def: &Definition,
-    shutdown: &Shutdown,
-    inst: Instance,
-    out: &mut Output,
-    event: &str,
-    dec: Decoders,
-    syms: render::Symbols,
-) -> Result<Traced> {
-    let mut session = Session::start(inst)?;
-    let mut lines = Lines::new(dec, def, perf_tools_core::clock::monotonic_ns(), syms);
-    let mut lost_in_pages = 0;
-    let mut warn_lost = |n: u64| {
-        lost_in_pages += n;
-        if n > 0 {
-            eprintln!("WARNING: {n} events lost: the kernel buffer overflowed");
-        }
-    };
-    let end = match args.duration {
-        Some(d) => {
-            let _ = writeln!(
-                out.buf,
-                "Tracing kprobe {event} for {d} seconds (buffered)..."
-            );
-            out.flush()?;
-            shutdown.sleep(Duration::from_secs_f64(d));
-            session.instance.set_tracing_on(false)?;
-            if args.headers {
-                for l in header_lines(&session.instance) {
-                    let _ = writeln!(out.buf, "{l}");
-                }
-            }
-            loop {
-                let stats = session.reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
-                warn_lost(stats.missed);
-                if stats.pages == 0 {
-                    break;
-                }
-            }
-            lines.release(u64::MAX, &mut out.buf, true);
-            out.flush()?;
-            StreamEnd::Finished
-        }
-        None => {
-            let _ = writeln!(out.buf, "Tracing kprobe {event}. Ctrl-C to end.");
-            if args.headers {
-                for l in header_lines(&session.instance) {
-                    let _ = writeln!(out.buf, "{l}");
-                }
-            }
-            out.flush()?;
-            session.stream(
-                shutdown,
-                None,
-                Duration::from_millis(100),
-                |reader, _, turn| {
-                    let stats = reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
-                    warn_lost(stats.missed);
-                    lines.release(turn.clock, &mut out.buf, turn.last);
-                    out.flush()?;
-                    Ok(())
-                },
-            )?
-        }
-    };
-    let lost = session.lost_events().max(lost_in_pages);
-    session.finish()?;
-    Ok(Traced {
-        end,
-        lines: lines.events,
-        lost,
-    })
 }
 
 #[cfg(test)]
@@ -829,28 +453,6 @@ mod tests {
         let p = "  ptrs_1/myret                                           10               3\n";
         assert_eq!(profile_counts(p, "myret"), Some((10, 3)));
         assert_eq!(profile_counts(p, "other"), None);
-    }
-
-    #[test]
-    fn an_empty_run_explains_itself_with_the_probe_hits() {
-        let a = Args::parse_from(["kprobe", "-p", "91", "p:vfs_read", "count > 4096"]);
-        let t = Traced {
-            end: StreamEnd::Finished,
-            lines: 0,
-            lost: 0,
-        };
-        assert_eq!(
-            account(&a, &t, Some(1204)).line().unwrap(),
-            "kprobe: 0 lines: 1,204 probe hits before any filter, kprobe's own included (filters 'count > 4096' -p 91); 0 lost"
-        );
-        let t = Traced { lines: 5, ..t };
-        assert_eq!(account(&a, &t, Some(1204)).line(), None);
-    }
-
-    #[test]
-    fn counts_event_lines_of_the_kernel_text() {
-        let text = b"# tracer: nop\n            cat-1  [000] .....  1.0: p_vfs_read_0: (vfs_read+0x0/0x10)\n => vfs_read\n => ksys_read\n            cat-1  [000] .....  1.1: p_vfs_read_0: (vfs_read+0x0/0x10)\n";
-        assert_eq!(event_lines(text), 2);
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! The C library's open functions: where they are in the libc file the system uses, for
-//! uprobes ([`crate::source::Source::Uprobe`]).
-//!
-//! The ELF dynamic symbol table is read directly (64-bit little-endian files only, the
-//! layout of x86_64 and aarch64): each function's address is turned into a file offset
-//! through the program header of the loadable segment that holds it, which is what a
-//! uprobe definition (`PATH:0xOFFSET`) takes.
+//! uprobes ([`crate::source::Source::Uprobe`]). The ELF reading is
+//! [`perf_tools_ftrace::elf`]'s.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use perf_tools_ftrace::elf::dynamic_functions;
+pub use perf_tools_ftrace::elf::{arg_register, system_libc};
 
 /// The open functions of the C library, and which argument holds the path (1 or 2).
 /// Aliases (`open`/`open64`/`__open`, `openat`/`openat64`) share an address and get
@@ -39,95 +38,6 @@ pub struct Target {
     pub path_arg: u8,
     /// The names of [`OPEN_FUNCTIONS`] at this address.
     pub names: Vec<String>,
-}
-
-fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
-
-/// Defined functions of the dynamic symbol table: (name, file offset).
-pub fn dynamic_functions(elf: &[u8]) -> Result<Vec<(String, u64)>> {
-    if elf.get(..4) != Some(b"\x7fELF") {
-        bail!("not an ELF file");
-    }
-    if elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
-        bail!("not a 64-bit little-endian ELF file");
-    }
-    let bad = || anyhow::anyhow!("truncated or malformed ELF header");
-    let phoff = u64_at(elf, 0x20).ok_or_else(bad)? as usize;
-    let shoff = u64_at(elf, 0x28).ok_or_else(bad)? as usize;
-    let phentsize = u16_at(elf, 0x36).ok_or_else(bad)? as usize;
-    let phnum = u16_at(elf, 0x38).ok_or_else(bad)? as usize;
-    let shentsize = u16_at(elf, 0x3a).ok_or_else(bad)? as usize;
-    let shnum = u16_at(elf, 0x3c).ok_or_else(bad)? as usize;
-    // Loadable segments: (vaddr, file offset, file size).
-    let mut loads = Vec::new();
-    for i in 0..phnum {
-        let p = phoff + i * phentsize;
-        if u32_at(elf, p) == Some(1) {
-            let off = u64_at(elf, p + 8).ok_or_else(bad)?;
-            let vaddr = u64_at(elf, p + 16).ok_or_else(bad)?;
-            let filesz = u64_at(elf, p + 32).ok_or_else(bad)?;
-            loads.push((vaddr, off, filesz));
-        }
-    }
-    let section = |i: usize| -> Option<(u32, u64, u64, u32, u64)> {
-        let s = shoff + i * shentsize;
-        Some((
-            u32_at(elf, s + 4)?,  // type
-            u64_at(elf, s + 24)?, // offset
-            u64_at(elf, s + 32)?, // size
-            u32_at(elf, s + 40)?, // link
-            u64_at(elf, s + 56)?, // entsize
-        ))
-    };
-    let mut out = Vec::new();
-    for i in 0..shnum {
-        let Some((11, off, size, link, entsize)) = section(i) else {
-            continue; // SHT_DYNSYM only
-        };
-        let (_, stroff, strsize, _, _) = section(link as usize).ok_or_else(bad)?;
-        let strtab = elf
-            .get(stroff as usize..(stroff + strsize) as usize)
-            .ok_or_else(bad)?;
-        let entsize = if entsize == 0 { 24 } else { entsize as usize };
-        let syms = elf
-            .get(off as usize..(off + size) as usize)
-            .ok_or_else(bad)?;
-        for sym in syms.chunks_exact(entsize) {
-            let name_off = u32_at(sym, 0).ok_or_else(bad)? as usize;
-            let info = sym[4];
-            let shndx = u16_at(sym, 6).ok_or_else(bad)?;
-            let value = u64_at(sym, 8).ok_or_else(bad)?;
-            // STT_FUNC, defined here (an IFUNC's address is its resolver's: skipped).
-            if info & 0xf != 2 || shndx == 0 || value == 0 {
-                continue;
-            }
-            let Some(name) = strtab.get(name_off..).and_then(|s| {
-                let end = s.iter().position(|&b| b == 0)?;
-                std::str::from_utf8(&s[..end]).ok()
-            }) else {
-                continue;
-            };
-            let Some(&(vaddr, foff, _)) = loads
-                .iter()
-                .find(|(va, _, sz)| value >= *va && value < va + sz)
-            else {
-                continue;
-            };
-            out.push((name.to_string(), value - vaddr + foff));
-        }
-    }
-    if out.is_empty() {
-        bail!("no dynamic symbol table (.dynsym) with functions");
-    }
-    Ok(out)
 }
 
 /// The places to probe in the C library at `path`: one [`Target`] per address of the
@@ -167,86 +77,10 @@ pub fn open_targets(path: &Path) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
-/// True if `name` is the file name of a GNU or musl C library (`libc.so.6`,
-/// `libc-2.31.so`, `libc.musl-x86_64.so.1`).
-fn is_libc_name(name: &str) -> bool {
-    name == "libc.so.6"
-        || (name.starts_with("libc-") && name.ends_with(".so"))
-        || name.starts_with("libc.musl-")
-}
-
-/// The C library the system's programs use: the one this (dynamically linked) process
-/// has mapped, else the first of the usual places that exists.
-pub fn system_libc() -> Option<PathBuf> {
-    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-        for line in maps.lines() {
-            let Some(path) = line.split_whitespace().nth(5) else {
-                continue;
-            };
-            let p = Path::new(path);
-            if p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_libc_name)
-                && p.is_file()
-            {
-                return Some(p.to_path_buf());
-            }
-        }
-    }
-    [
-        "/lib/x86_64-linux-gnu/libc.so.6",
-        "/lib/aarch64-linux-gnu/libc.so.6",
-        "/lib64/libc.so.6",
-        "/usr/lib64/libc.so.6",
-        "/usr/lib/libc.so.6",
-        "/lib/libc.so.6",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-}
-
-/// The register that holds argument `n` (1 or 2) at a function's entry, in the kernel's
-/// fetch-argument syntax, on this architecture.
-pub fn arg_register(n: u8) -> Option<&'static str> {
-    let regs: &[&str] = if cfg!(target_arch = "x86_64") {
-        &["%di", "%si"]
-    } else if cfg!(target_arch = "aarch64") {
-        &["%x0", "%x1"]
-    } else if cfg!(target_arch = "riscv64") {
-        &["%a0", "%a1"]
-    } else {
-        &[]
-    };
-    regs.get(usize::from(n).checked_sub(1)?).copied()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn rejects_what_is_not_a_64_bit_little_endian_elf_file() {
-        assert!(dynamic_functions(b"#!/bin/sh\n").is_err());
-        let mut h = b"\x7fELF".to_vec();
-        h.extend([1, 1, 1, 0]); // 32-bit
-        h.resize(64, 0);
-        assert!(dynamic_functions(&h).is_err());
-        h[4] = 2;
-        // A 64-bit header with no sections at all.
-        assert!(dynamic_functions(&h).is_err());
-    }
-
-    #[test]
-    fn libc_names() {
-        for n in ["libc.so.6", "libc-2.31.so", "libc.musl-x86_64.so.1"] {
-            assert!(is_libc_name(n), "{n}");
-        }
-        for n in ["libcrypt.so.1", "libc.so", "libcap.so.2", "glibc.so.6"] {
-            assert!(!is_libc_name(n), "{n}");
-        }
-    }
 
     /// Host test: on this system's C library the functions agree with its own symbol
     /// addresses (open and open64 one target, openat another, with the right argument).

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use perf_tools_core::check::{Report, Status};
 use perf_tools_core::output::escape;
 use perf_tools_core::signals::{Shutdown, Wake};
+use perf_tools_ftrace::canary;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::probe::{Probe, Support};
@@ -130,74 +131,39 @@ pub trait Trial {
 }
 
 /// Why a source was not used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    /// The source.
-    pub source: Source,
-    /// True if it could be set up but failed the sentinel check.
-    pub verified: bool,
-    /// Why, in one line.
-    pub why: String,
-}
+pub type Rejected = canary::Rejected<Source>;
 
 /// The outcome of [`choose`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
-    /// The source in use (still set up), if any works.
-    pub source: Option<Source>,
-    /// The better sources not used, and why.
-    pub rejected: Vec<Rejected>,
+pub type Choice = canary::Choice<Source>;
+
+/// A [`Trial`] with the sentinel it opens: the shape [`canary::choose`] drives.
+struct WithSentinel<'a, T: Trial> {
+    trial: &'a mut T,
+    sentinel: &'a Sentinel,
 }
 
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+impl<T: Trial> canary::Trial<Source> for WithSentinel<'_, T> {
+    type Observed = Observed;
+    fn set_up(&mut self, source: Source) -> Result<()> {
+        self.trial.set_up(source)
+    }
+    fn observe(&mut self) -> Result<Observed> {
+        self.trial.observe(self.sentinel)
+    }
+    fn tear_down(&mut self) {
+        self.trial.tear_down()
+    }
+    fn interrupted(&self) -> bool {
+        self.trial.interrupted()
+    }
 }
 
-/// Tries `order` until a source passes the sentinel check; leaves that one set up.
+/// Tries `order` until a source passes the sentinel check ([`judge`]); leaves that one
+/// set up (the suite's one source-choice loop, [`canary::choose`]).
 pub fn choose(trial: &mut impl Trial, sentinel: &Sentinel, order: &[Source]) -> Choice {
-    let mut rejected = Vec::new();
-    for &source in order {
-        if let Err(e) = trial.set_up(source) {
-            trial.tear_down();
-            rejected.push(Rejected {
-                source,
-                verified: false,
-                why: one_line(&e),
-            });
-            continue;
-        }
-        let verdict = match trial.observe(sentinel) {
-            Ok(o) => judge(source, sentinel, &o),
-            Err(_) if trial.interrupted() => {
-                trial.tear_down();
-                return Choice {
-                    source: None,
-                    rejected,
-                };
-            }
-            Err(e) => Err(one_line(&e)),
-        };
-        match verdict {
-            Ok(()) => {
-                return Choice {
-                    source: Some(source),
-                    rejected,
-                }
-            }
-            Err(why) => {
-                trial.tear_down();
-                rejected.push(Rejected {
-                    source,
-                    verified: true,
-                    why,
-                });
-            }
-        }
-    }
-    Choice {
-        source: None,
-        rejected,
-    }
+    canary::choose(&mut WithSentinel { trial, sentinel }, order, |s, o| {
+        judge(s, sentinel, o)
+    })
 }
 
 /// Whether `source` showed the sentinel's opens right: `Err` says what was wrong.

@@ -533,6 +533,9 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "syscount",
         "killsnoop",
         "perf-stat-hist",
+        "execsnoop",
+        "tcpretrans",
+        "uprobe",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -581,7 +584,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
-    // Syscall tracepoints only: the same on every kernel (no VM rows).
+    // Tools whose error run is standard output on /dev/full (syscount and killsnoop use
+    // syscall tracepoints only, the same on every kernel: no VM rows; execsnoop has them).
     let full_stdout = |name: &'static str, run: &[&str], finite: &[&str], ready| {
         Tool {
         name,
@@ -613,6 +617,40 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
             args: strings(&["syscalls:sys_enter_read", "count", "1"]),
             expect: "No space left on device",
             how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let execsnoop = full_stdout("execsnoop", &[], &["-d", "0.5"], "Tracing exec()s");
+    // With -ls: the stack option is set in its instance too (and must go with it).
+    let tcpretrans = Tool {
+        name: "tcpretrans",
+        bin: bins.join("tcpretrans"),
+        run: strings(&["-ls"]),
+        finite: strings(&["-ls", "--duration", "0.5"]),
+        ready: "RADDR:RPORT",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["-ls", "--duration", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let uprobe = Tool {
+        name: "uprobe",
+        bin: bins.join("uprobe"),
+        run: strings(&["p:libc:getpid"]),
+        finite: strings(&["-d", "0.5", "p:libc:getpid"]),
+        ready: "Tracing uprobe getpid",
+        error: ErrorRun {
+            stdout_full: false,
+            args: strings(&["p:libc:getpid", "nosuch_field == 1"]),
+            expect: "the kernel rejected the filter",
+            how: "a filter on a field the probe lacks: the kernel rejects it (EINVAL) after the probe and the instance are created",
         },
         panic: true,
         cleanup: true,
@@ -697,6 +735,9 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&syscount],
         vec![&killsnoop],
         vec![&psh],
+        vec![&execsnoop],
+        vec![&tcpretrans],
+        vec![&uprobe],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],

@@ -1,5 +1,5 @@
 //! Never silently print faults: when a `string`/`ustring` fetch of the user's probe read
-//! nothing (`(fault)`) in every event of the first second, kprobe says so once on stderr,
+//! nothing (`(fault)`) in every event of the first second, the tool says so once on stderr,
 //! with the likely reason.
 
 /// How a string argument is fetched, from the probe definition's `name=fetch:type`.
@@ -38,6 +38,8 @@ pub struct FaultWatch {
     /// End of the window (trace clock, ns).
     until: u64,
     done: bool,
+    /// The tool named in the warning.
+    tool: &'static str,
 }
 
 /// How long the watch looks at events.
@@ -46,7 +48,12 @@ pub const WINDOW_NS: u64 = 1_000_000_000;
 impl FaultWatch {
     /// Watches `names` (the probe's string arguments, in record order) over events up to
     /// `start + WINDOW_NS`; `fetches` gives their fetch types from the definition.
-    pub fn new(names: &[String], fetches: &[(String, Fetch)], start: u64) -> FaultWatch {
+    pub fn new(
+        tool: &'static str,
+        names: &[String],
+        fetches: &[(String, Fetch)],
+        start: u64,
+    ) -> FaultWatch {
         FaultWatch {
             args: names
                 .iter()
@@ -58,6 +65,7 @@ impl FaultWatch {
             events: 0,
             until: start.saturating_add(WINDOW_NS),
             done: names.is_empty(),
+            tool,
         }
     }
 
@@ -90,11 +98,13 @@ impl FaultWatch {
         let names: Vec<&str> = all.iter().map(|a| a.0.as_str()).collect();
         let reason = match all[0].1 {
             Some(Fetch::Kernel) => "it is fetched with :string, which reads kernel memory: if the pointer comes from user space (a system call's argument, such as a file name), use :ustring",
-            Some(Fetch::User) => "it is fetched with :ustring, which reads user memory: if the pointer is a kernel one, use :string; if it is a user pointer, its page was not resident when the probe fired (kprobes cannot fault pages in: probe a later point, after the kernel copied the data)",
+            Some(Fetch::User) if self.tool == "kprobe" => "it is fetched with :ustring, which reads user memory: if the pointer is a kernel one, use :string; if it is a user pointer, its page was not resident when the probe fired (kprobes cannot fault pages in: probe a later point, after the kernel copied the data)",
+            Some(Fetch::User) => "it is fetched with :ustring, which reads user memory: check that the argument is a pointer to a string (the register or $argN of the right argument, at the function's entry) and that its page is resident when the probe fires",
             None => "check the fetch: :string reads kernel memory, :ustring user memory, and a user page that is not resident reads as a fault",
         };
         Some(format!(
-            "kprobe: WARNING: {} printed (fault) in every one of the {n} events of the first second: the fetch read nothing; {reason}",
+            "{}: WARNING: {} printed (fault) in every one of the {n} events of the first second: the fetch read nothing; {reason}",
+            self.tool,
             names.join(", ")
         ))
     }
@@ -118,7 +128,7 @@ mod tests {
 
     fn watch(fetch: &str) -> FaultWatch {
         let names = vec!["fn".to_string(), "k".to_string()];
-        FaultWatch::new(&names, &string_fetches(fetch), 1_000)
+        FaultWatch::new("kprobe", &names, &string_fetches(fetch), 1_000)
     }
 
     #[test]
@@ -161,7 +171,7 @@ mod tests {
         assert_eq!(w.verdict(u64::MAX, true), None);
         let mut w = watch("fn=+0($arg2):ustring");
         assert_eq!(w.verdict(u64::MAX, true), None, "no events: nothing to say");
-        let mut w = FaultWatch::new(&[], &[], 0);
+        let mut w = FaultWatch::new("kprobe", &[], &[], 0);
         w.record(1, std::iter::empty());
         assert_eq!(w.verdict(u64::MAX, true), None);
     }

@@ -1,4 +1,4 @@
-//! Rendering kprobe and kretprobe events decoded from the binary ring buffer as the
+//! Rendering kprobe, kretprobe, uprobe and uretprobe events decoded from the binary ring buffer as the
 //! kernel's own text output prints them (`trace_pipe`), with every string that came from
 //! user space (the task's comm, `string`/`ustring` arguments, `char` arguments) escaped by
 //! the suite's one rule ([`perf_tools_core::output::escape_into`]).
@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::format::{EventFormat, Field, Location};
 use perf_tools_core::output::escape_into;
-use perf_tools_ftrace::format::{EventFormat, Field, Location};
 
 /// The columns of the line context, from the instance's `trace` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +317,9 @@ pub struct ProbeEvent {
     flags: Field,
     preempt: Field,
     pid: Field,
+    /// A uprobe/uretprobe: code addresses print as `0x%lx`, as the kernel prints them
+    /// (user addresses have no kernel symbol).
+    user: bool,
 }
 
 impl ProbeEvent {
@@ -395,7 +398,14 @@ impl ProbeEvent {
             flags: field("common_flags")?,
             preempt: field("common_preempt_count")?,
             pid: field("common_pid")?,
+            user: false,
         })
+    }
+
+    /// The same layout for a uprobe or uretprobe: addresses print as `0x%lx`.
+    pub fn user_space(mut self) -> Self {
+        self.user = true;
+        self
     }
 
     /// The task's comm recorded in a record of this event (`None`: the event has no comm
@@ -443,11 +453,19 @@ impl ProbeEvent {
         out.extend_from_slice(self.name.as_bytes());
         out.extend_from_slice(b": (");
         let ip = self.ip.read_u64(payload).unwrap_or(0);
-        ctx.syms.render(out, ip, true);
+        if self.user {
+            let _ = write!(HexOut(out), "0x{ip:x}");
+        } else {
+            ctx.syms.render(out, ip, true);
+        }
         if let Some(func) = &self.func {
             out.extend_from_slice(b" <- ");
-            ctx.syms
-                .render(out, func.read_u64(payload).unwrap_or(0), false);
+            let f = func.read_u64(payload).unwrap_or(0);
+            if self.user {
+                let _ = write!(HexOut(out), "0x{f:x}");
+            } else {
+                ctx.syms.render(out, f, false);
+            }
         }
         out.push(b')');
         for a in &self.args {
@@ -748,7 +766,8 @@ fn lat_flags(out: &mut Vec<u8>, f: u8, pc: u8, cols: usize) {
     }
 }
 
-/// The kernel's stack-trace records (`options/stacktrace`, event `ftrace/kernel_stack`).
+/// The kernel's stack-trace records: kernel stacks (`options/stacktrace`, event
+/// `ftrace/kernel_stack`) or user stacks (`options/userstacktrace`, `ftrace/user_stack`).
 #[derive(Debug, Clone)]
 pub struct StackEvent {
     /// The event id.
@@ -757,20 +776,26 @@ pub struct StackEvent {
     flags: Field,
     preempt: Field,
     pid: Field,
+    /// `user_stack`: raw user addresses, printed as the kernel does.
+    user: bool,
 }
 
 impl StackEvent {
-    /// Builds the layout from `events/ftrace/kernel_stack/format`.
+    /// Builds the layout from `events/ftrace/kernel_stack/format` or
+    /// `events/ftrace/user_stack/format`.
     pub fn new(format_text: &str) -> Result<Self, String> {
         let fmt = EventFormat::parse(format_text).map_err(|e| e.to_string())?;
         let field = |n: &str| {
             fmt.field(n)
                 .cloned()
-                .ok_or_else(|| format!("kernel_stack has no field {n}"))
+                .ok_or_else(|| format!("{} has no field {n}", fmt.name))
         };
         let caller = field("caller")?;
         if caller.size % 8 != 0 || caller.array_len.is_none() {
-            return Err("kernel_stack's caller is not an array of 64-bit addresses".into());
+            return Err(format!(
+                "{}'s caller is not an array of 64-bit addresses",
+                fmt.name
+            ));
         }
         Ok(StackEvent {
             id: fmt.id,
@@ -778,11 +803,13 @@ impl StackEvent {
             flags: field("common_flags")?,
             preempt: field("common_preempt_count")?,
             pid: field("common_pid")?,
+            user: fmt.name == "user_stack",
         })
     }
 
-    /// Appends `<stack trace>` and one ` => symbol` line per frame. `comm` is the comm of
-    /// the probe event just before on the same CPU (the stack record has none).
+    /// Appends `<stack trace>` (`<user stack trace>`) and one ` => ` line per frame.
+    /// `comm` is the comm of the probe event just before on the same CPU (the stack record
+    /// has none).
     pub fn render(
         &self,
         out: &mut Vec<u8>,
@@ -802,18 +829,27 @@ impl StackEvent {
             ts,
             payload,
         );
-        out.extend_from_slice(b"<stack trace>\n");
-        // As the kernel: every entry up to the record's end or the first ULONG_MAX.
+        out.extend_from_slice(if self.user {
+            b"<user stack trace>\n".as_slice()
+        } else {
+            b"<stack trace>\n".as_slice()
+        });
+        // As the kernel: every entry up to the record's end or the first ULONG_MAX (and,
+        // for user stacks, the first 0).
         let mut off = self.caller;
         while let Some(w) = payload.get(off..off + 8) {
             let mut a = [0u8; 8];
             a.copy_from_slice(w);
             let addr = u64::from_ne_bytes(a);
-            if addr == u64::MAX {
+            if addr == u64::MAX || (self.user && addr == 0) {
                 break;
             }
-            out.extend_from_slice(b" => ");
-            ctx.syms.render(out, addr, false);
+            if self.user {
+                let _ = write!(HexOut(out), " =>  <{addr:016x}>");
+            } else {
+                out.extend_from_slice(b" => ");
+                ctx.syms.render(out, addr, false);
+            }
             out.push(b'\n');
             off += 8;
         }
@@ -823,7 +859,7 @@ impl StackEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perf_tools_ftrace::ringbuf::{decode_page, PageBuilder, PageLayout};
+    use crate::ringbuf::{decode_page, PageBuilder, PageLayout};
 
     const KERNELS: [&str; 3] = ["5.10", "6.1", "6.12"];
 
@@ -1067,5 +1103,85 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert_eq!(s.matches('\n').count(), 1, "{s:?}");
         assert!(s.starts_with("            x\\ny-77      [003] .....     3.000000: open: (0) dfd=0 fn=\"/tmp/\\e]0;pwned\\x07\\nroot-1"), "{s:?}");
+    }
+
+    /// A uprobe, a uretprobe and user stacks captured on 6.18 (scripts/capture-uprobe.sh):
+    /// ordinary lines equal the kernel's text byte for byte; strings with a newline and
+    /// an escape stay on one escaped line.
+    #[test]
+    fn user_space_probes_and_stacks_render_as_the_kernel_prints_them() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/uprobe/6.18/"
+        );
+        let read = |n: &str| std::fs::read_to_string(format!("{dir}{n}")).unwrap();
+        let entry = ProbeEvent::new(&read("entry.format"), None, false)
+            .unwrap()
+            .user_space();
+        let ret = ProbeEvent::new(&read("ret.format"), None, false)
+            .unwrap()
+            .user_space();
+        let stack = StackEvent::new(&read("user_stack.format")).unwrap();
+        let mut ctx = Context::new(
+            Style::from_header(&read("header.txt")).unwrap(),
+            Symbols::default(),
+        );
+        ctx.read_proc = false;
+        let page = std::fs::read(format!("{dir}calls.bin")).unwrap();
+        let mut out = Vec::new();
+        let mut pids = Vec::new();
+        decode_page(&page, &PageLayout::X86_64_4K, |ts, p| {
+            let id = u16::from_ne_bytes([p[0], p[1]]);
+            let pid = i32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
+            if !pids.contains(&pid) {
+                // The capture's program is named "p" (its comm, as /proc would give).
+                ctx.set_comm(pid, b"p");
+                pids.push(pid);
+            }
+            if id == entry.id {
+                entry.render(&mut out, &mut ctx, 0, ts, p);
+            } else if id == ret.id {
+                ret.render(&mut out, &mut ctx, 0, ts, p);
+            } else if id == stack.id {
+                stack.render(&mut out, &mut ctx, Some(Some(b"p")), 0, ts, p);
+            } else {
+                panic!("unknown id {id}");
+            }
+        })
+        .unwrap();
+        let ours = String::from_utf8(out).unwrap();
+        let kernel = read("calls.txt");
+        // 5 calls: entry and return, each a line and a stack of 3 lines.
+        assert_eq!(ours.lines().count(), 40, "{ours}");
+        let (ordinary, hostile): (Vec<&str>, Vec<&str>) =
+            ours.lines().partition(|l| !l.contains('\\'));
+        let mut at = 0;
+        for l in &ordinary {
+            let k: Vec<&str> = kernel.lines().collect();
+            let pos = k[at..]
+                .iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("not in the kernel's text:\n{l}"));
+            at += pos + 1;
+        }
+        assert_eq!(
+            hostile.len(),
+            2,
+            "the two strings with control characters: {hostile:?}"
+        );
+        assert!(
+            hostile[0].ends_with(") a=0x4 s=\"ev\\nfake\\e[31m\""),
+            "{}",
+            hostile[0]
+        );
+        assert!(
+            hostile[1].ends_with(") a=0x5 s=\"x\\ny\""),
+            "{}",
+            hostile[1]
+        );
+        assert!(ours
+            .lines()
+            .any(|l| l.contains(": ret: (0x") && l.contains(" <- 0x") && l.ends_with(" ret=0x82")));
+        assert!(ours.lines().any(|l| l.ends_with(": <user stack trace>")));
     }
 }
