@@ -103,6 +103,16 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/uprobe.roff"),
         },
         Tool {
+            name: "bitesize",
+            command: bitesize::command,
+            sections: include_str!("../../../man/src/bitesize.roff"),
+        },
+        Tool {
+            name: "tpoint",
+            command: tpoint::command,
+            sections: include_str!("../../../man/src/tpoint.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

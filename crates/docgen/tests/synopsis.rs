@@ -112,6 +112,23 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "uprobe --check",
         ],
     ),
+    (
+        "bitesize",
+        &[
+            "bitesize [-b buckets] [-d device] [--per-process] [--buffer-kb KiB] [seconds]",
+            "bitesize --cleanup",
+            "bitesize --check",
+        ],
+    ),
+    (
+        "tpoint",
+        &[
+            "tpoint [-Hs] [-d secs | -v] [-p PID | -L TID] [--buffer-kb KiB] tracepoint [filter]",
+            "tpoint -l",
+            "tpoint --cleanup",
+            "tpoint --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
 ];
 

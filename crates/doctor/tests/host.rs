@@ -301,6 +301,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(
         names,
         [
+            "bitesize",
             "cputemp",
             "execsnoop",
             "funcgraph",
@@ -315,6 +316,7 @@ fn json_has_exactly_the_documented_fields() {
             "showboost",
             "syscount",
             "tcpretrans",
+            "tpoint",
             "uprobe"
         ]
     );
@@ -332,6 +334,8 @@ fn json_has_exactly_the_documented_fields() {
     }
     assert_eq!(v["tools"]["kprobe"]["verdict"], "no");
     assert_eq!(v["tools"]["iosnoop"]["verdict"], "yes");
+    assert_eq!(v["tools"]["bitesize"]["verdict"], "yes");
+    assert_eq!(v["tools"]["tpoint"]["verdict"], "yes");
     assert_eq!(v["tools"]["opensnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");

@@ -20,6 +20,8 @@ pub const TOOLS: &[&str] = &[
     "perf-stat-hist",
     "tcpretrans",
     "uprobe",
+    "bitesize",
+    "tpoint",
     "perf-tools-doctor",
 ];
 

@@ -59,6 +59,50 @@ impl TextPipe {
         Ok(out.len() - start)
     }
 
+    /// Reads exactly one entry of the trace, as the kernel rendered it, and appends it
+    /// to `out`; returns false (appending nothing) when the pipe holds nothing now.
+    ///
+    /// A read of `trace_pipe` renders entries into the reader's page-sized buffer until
+    /// it holds at least as many bytes as were asked for, then hands out the rest of
+    /// that buffer on the next reads before rendering anything new. So a one-byte read
+    /// renders exactly one entry (with the `CPU:N [LOST M EVENTS]` line before it, if
+    /// events were lost there) and the next read returns the rest of it: the entry's
+    /// bounds come from the kernel, not from newlines, which text from user space (a
+    /// task name, a string field) may contain. Two reads per entry: for tools that
+    /// must show the kernel's own text for any event, at event rates where that is
+    /// affordable.
+    pub fn read_entry(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let mut first = [0u8; 1];
+        match self.file.read(&mut first) {
+            Ok(0) => return Ok(false),
+            Ok(_) => out.push(first[0]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+        }
+        // The rest of the entry: at most a page, returned by one read.
+        let mut rest = [0u8; 4096];
+        loop {
+            match self.file.read(&mut rest) {
+                Ok(n) => {
+                    out.extend_from_slice(&rest[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading {}", self.path.display()))
+                }
+            }
+        }
+    }
+
+    /// The pipe's file descriptor, to wait on it.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// The read loop: waits for text (at most `poll`), hands each read to
     /// `on_text(text, last)` until a shutdown signal arrives or standard output's reader
     /// goes away. At a shutdown it calls `stop_tracing`, then hands on everything still

@@ -287,11 +287,11 @@ pub fn parse_retrans_segs(text: &str) -> Option<u64> {
 }
 
 /// Kernel symbols for `-s` and `-l`, with the reason they cannot serve `-l`.
-fn symbols(args: &Args) -> Result<Option<kprobe::render::Symbols>> {
+fn symbols(args: &Args) -> Result<Option<perf_tools_ftrace::probe::render::Symbols>> {
     if !args.stacks && !args.tlp {
         return Ok(None);
     }
-    let syms = kprobe::render::Symbols::load();
+    let syms = perf_tools_ftrace::probe::render::Symbols::load();
     if args.tlp {
         if syms.is_empty() {
             return Err(anyhow!("-l needs kernel symbol addresses to find {TLP_FUNCTION} in each retransmit's stack, and /proc/kallsyms shows none (kernel.kptr_restrict=2, or not root); fix: run as root with `sysctl kernel.kptr_restrict=1`, or run without -l"));
@@ -306,7 +306,7 @@ fn symbols(args: &Args) -> Result<Option<kprobe::render::Symbols>> {
 }
 
 /// True if `/proc/kallsyms` (as loaded) has the tail-loss-probe function.
-fn tlp_known(syms: &kprobe::render::Symbols) -> bool {
+fn tlp_known(syms: &perf_tools_ftrace::probe::render::Symbols) -> bool {
     // The symbol table is by address; its names are searched once, here.
     std::fs::read_to_string("/proc/kallsyms")
         .ok()
@@ -324,7 +324,7 @@ fn tlp_known(syms: &kprobe::render::Symbols) -> bool {
 }
 
 /// Is this stack a tail loss probe's?
-fn is_tlp(syms: &kprobe::render::Symbols, frames: &[u64]) -> bool {
+fn is_tlp(syms: &perf_tools_ftrace::probe::render::Symbols, frames: &[u64]) -> bool {
     frames
         .iter()
         .any(|&a| syms.lookup(a).is_some_and(|(n, ..)| n == TLP_FUNCTION))
@@ -388,7 +388,7 @@ pub fn check() -> Result<Report> {
             false,
         );
     }
-    let syms = kprobe::render::Symbols::load();
+    let syms = perf_tools_ftrace::probe::render::Symbols::load();
     let tlp = !syms.is_empty() && tlp_known(&syms);
     report.item(
         "kernel symbols",

@@ -536,6 +536,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "execsnoop",
         "tcpretrans",
         "uprobe",
+        "bitesize",
+        "tpoint",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -656,6 +658,38 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
+    let bitesize = Tool {
+        name: "bitesize",
+        bin: bins.join("bitesize"),
+        run: vec![],
+        finite: strings(&["0.5"]),
+        ready: "Tracing block I/O size",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let tpoint = Tool {
+        name: "tpoint",
+        bin: bins.join("tpoint"),
+        run: strings(&["block:block_rq_issue"]),
+        finite: strings(&["-d", "0.5", "block:block_rq_issue"]),
+        ready: "Tracing block:block_rq_issue",
+        error: ErrorRun {
+            stdout_full: false,
+            args: strings(&["-d", "1", "block:block_rq_issue", "no_such_field == 1"]),
+            expect: "the kernel rejected the filter",
+            how: "a filter on a field the event does not have: the kernel rejects it (EINVAL) after the instance is created",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -738,6 +772,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&execsnoop],
         vec![&tcpretrans],
         vec![&uprobe],
+        vec![&bitesize],
+        vec![&tpoint],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
