@@ -73,6 +73,16 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/killsnoop.roff"),
         },
         Tool {
+            name: "perf-stat-hist",
+            command: perf_stat_hist::command,
+            sections: include_str!("../../../man/src/perf-stat-hist.roff"),
+        },
+        Tool {
+            name: "reset-ftrace",
+            command: reset_ftrace::command,
+            sections: include_str!("../../../man/src/reset-ftrace.roff"),
+        },
+        Tool {
             name: "execsnoop",
             command: execsnoop::command,
             sections: include_str!("../../../man/src/execsnoop.roff"),

@@ -68,6 +68,18 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "perf-stat-hist",
+        &[
+            "perf-stat-hist [-b buckets | -P power] [-m max] [-f filter] [--buffer-kb KiB] tracepoint variable [seconds]",
+            "perf-stat-hist --cleanup",
+            "perf-stat-hist --check",
+        ],
+    ),
+    (
+        "reset-ftrace",
+        &["reset-ftrace [-fq]", "reset-ftrace --check"],
+    ),
+    (
         "execsnoop",
         &[
             "execsnoop [-rtv] [-a argc] [-d secs] [--include-suite] [--buffer-kb KiB] [name]",
@@ -242,6 +254,7 @@ fn usage_errors_print_the_whole_usage() {
         ("iolatency", &["--cleanup", "1"][..]),
         ("syscount", &["-p", "1", "-d", "2"][..]),
         ("killsnoop", &["-p", "1", "-n", "x"][..]),
+        ("perf-stat-hist", &["-b", "1", "-P", "2", "a:b", "c"][..]),
     ] {
         let t = docgen::tools()
             .into_iter()

@@ -286,8 +286,8 @@ mod tests {
         assert_eq!(
             plain,
             format!(
-                // Keys are padded to the longest key or tool name (10: "tcpretrans").
-                "perf-tools-doctor: Linux 6.1.0-test ({arch})\n\nTRACEFS\n  mount       yes       /sys/kernel/tracing\n  lockdown    no        confidentiality\n                        fix: boot with lockdown=none\n\nTOOLS\n  kprobe      no        nothing\n                        kprobe events: absent\n                          fix: CONFIG_KPROBE_EVENTS=y\n"
+                // Keys are padded to the longest key or tool name (14: "perf-stat-hist").
+                "perf-tools-doctor: Linux 6.1.0-test ({arch})\n\nTRACEFS\n  mount           yes       /sys/kernel/tracing\n  lockdown        no        confidentiality\n                            fix: boot with lockdown=none\n\nTOOLS\n  kprobe          no        nothing\n                            kprobe events: absent\n                              fix: CONFIG_KPROBE_EVENTS=y\n"
             )
         );
         let col = render(&f, &t, true);

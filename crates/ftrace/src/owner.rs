@@ -17,6 +17,7 @@ pub const TOOLS: &[&str] = &[
     "kprobe",
     "syscount",
     "killsnoop",
+    "perf-stat-hist",
     "tcpretrans",
     "uprobe",
     "bitesize",

@@ -452,3 +452,25 @@ pub fn set_thread_name(name: &[u8]) {
     let r = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
     assert_eq!(r, 0, "prctl(PR_SET_NAME)");
 }
+
+/// The lock of the tests that change or snapshot the global tracefs state (the top
+/// level, `instances/`, the probe lists): held across processes (an exclusive `flock`
+/// on a file in the temporary directory, released when the returned file is dropped or
+/// the process dies), so a test that stages a dirty top level (reset-ftrace's) and a
+/// test that compares snapshots (the leak matrix) never overlap, whichever crates they
+/// are in.
+pub fn tracefs_lock() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let path = std::env::temp_dir().join("perf-tools-rs-tracefs-tests.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    // SAFETY: flock on a valid open file descriptor; it blocks until the lock is free.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    f
+}

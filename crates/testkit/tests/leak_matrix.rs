@@ -522,6 +522,7 @@ fn new_matrix(tmp: &Path) -> Matrix {
 #[test]
 fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = testkit::tracefs_lock();
     if !testkit::live_or_skip("no_tool_leaves_tracing_state_behind_on_any_exit_path") {
         return;
     }
@@ -531,6 +532,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "opensnoop",
         "syscount",
         "killsnoop",
+        "perf-stat-hist",
         "execsnoop",
         "tcpretrans",
         "uprobe",
@@ -606,6 +608,22 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
     };
     let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
     let killsnoop = full_stdout("killsnoop", &[], &["-d", "0.5"], "Tracing kill()s");
+    let psh = Tool {
+        name: "perf-stat-hist",
+        bin: bins.join("perf-stat-hist"),
+        run: strings(&["syscalls:sys_enter_read", "count"]),
+        finite: strings(&["syscalls:sys_enter_read", "count", "0.5"]),
+        ready: "Tracing syscalls:sys_enter_read",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["syscalls:sys_enter_read", "count", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the banner, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let execsnoop = full_stdout("execsnoop", &[], &["-d", "0.5"], "Tracing exec()s");
     // With -ls: the stack option is set in its instance too (and must go with it).
     let tcpretrans = Tool {
@@ -750,6 +768,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&opensnoop],
         vec![&syscount],
         vec![&killsnoop],
+        vec![&psh],
         vec![&execsnoop],
         vec![&tcpretrans],
         vec![&uprobe],
@@ -791,6 +810,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
 #[test]
 fn a_leaking_tool_fails_its_cell() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = testkit::tracefs_lock();
     if !testkit::live_or_skip("a_leaking_tool_fails_its_cell") {
         return;
     }
