@@ -5,6 +5,7 @@
 # once show neither's canary; --check names the source; nothing of ours is left.
 # Run: scripts/vm/test.sh --no-build --kernel 6.1 execsnoop
 # needs: execsnoop
+# sets: pinned
 # timeout: 150
 # One vCPU: kprobes live-patch kernel text (see opensnoop.sh).
 # smp: 1

@@ -6,7 +6,7 @@
 # own script (leakmatrix-funcgraph.sh: it needs one vCPU). pmcstat, which touches no
 # tracing state, has its matrix on the host only (crates/testkit/tests/leak_matrix.rs).
 # needs: kprobe opensnoop execsnoop iosnoop iolatency showboost cputemp
-# sets: smoke
+# sets: pinned
 # timeout: 360
 # One vCPU: enabling probes and syscall tracepoints live-patches kernel text, and QEMU
 # TCG with 2 vCPUs sometimes oopses on that (int3 in syscall_trace_enter, seen on 6.12
