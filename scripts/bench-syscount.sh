@@ -23,7 +23,7 @@ cargo build --release -q -p "$tool"
 bin=$PWD/target/release/$tool
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 
-work=$(mktemp -d /tmp/bench-$tool.XXXXXX)
+work=$(mktemp -d "/tmp/bench-$tool.XXXXXX")
 cleanup() { [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 cat > "$work/storm.c" <<'C'
@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
 }
 C
 cc -O2 -o "$work/storm" "$work/storm.c"
-kind=getppid; [ "$tool" = killsnoop ] && kind=kill
+kind=getppid; [ "$tool" = killsnoop ] && kind="kill"
 total=$((calls * procs))
 now() { date +%s.%N; }
 base0=$(now); "$work/storm" "$kind" "$calls" "$procs"; base1=$(now)

@@ -13,7 +13,7 @@
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 
-left() { ls "$T/instances" | grep -E '^(syscount|killsnoop)-' || true; }
+left() { for _i in "$T"/instances/syscount-* "$T"/instances/killsnoop-*; do [ -e "$_i" ] && echo "${_i##*/}"; done; true; }
 
 check_grep "syscount --check: 3 getppid counted, named" '3 of 3 getppid calls.*counted' syscount --check
 cp "$VM_CHECK_OUT" /tmp/sc-check.out
