@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use perf_tools_core::check::{Report, Status};
 use perf_tools_core::output::escape;
 use perf_tools_core::signals::{Shutdown, Wake};
-use perf_tools_ftrace::canary::{Choice, Rejected, Trial};
+use perf_tools_ftrace::canary::{self, Choice, Rejected, Trial};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::probe::{Probe, Support};
@@ -467,22 +467,7 @@ impl Trial<Source> for Live<'_> {
     fn tear_down(&mut self) {
         self.end_canary();
         self.reader = None;
-        if let Some(inst) = self.inst.take() {
-            if let Err(e) = inst.set_tracing_on(false) {
-                eprintln!("warning: {e:#}");
-            }
-            if !self.enabled {
-                self.inst = Some(inst);
-            } else if let Err(e) = inst.remove() {
-                eprintln!("warning: {e:#}");
-            }
-        }
-        self.enabled = false;
-        for p in self.probes.drain(..) {
-            if let Err(e) = p.remove() {
-                eprintln!("warning: {e:#}");
-            }
-        }
+        canary::tear_down_setup(&mut self.inst, &mut self.enabled, &mut self.probes);
         self.events.clear();
         self.decoders.clear();
     }

@@ -103,6 +103,34 @@ pub fn choose<S: Copy, T: Trial<S>>(
     }
 }
 
+/// Undoes what a [`Trial::set_up`] made in the kernel, the same way in every tool: tracing
+/// off in the instance; the instance itself kept for the next source if nothing was
+/// enabled in it (`enabled` false), removed otherwise (the next source gets a fresh one);
+/// then the source's probes removed.
+/// Failures are warnings: the next source, or the run's end, is still tried.
+pub fn tear_down_setup(
+    inst: &mut Option<crate::instance::Instance>,
+    enabled: &mut bool,
+    probes: &mut Vec<crate::probe::Probe>,
+) {
+    if let Some(i) = inst.take() {
+        if let Err(e) = i.set_tracing_on(false) {
+            eprintln!("warning: {e:#}");
+        }
+        if !*enabled {
+            *inst = Some(i);
+        } else if let Err(e) = i.remove() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    *enabled = false;
+    for p in probes.drain(..) {
+        if let Err(e) = p.remove() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -456,23 +456,7 @@ impl Trial for Live<'_> {
             }
         }
         self.reader = None;
-        if let Some(inst) = self.inst.take() {
-            if let Err(e) = inst.set_tracing_on(false) {
-                eprintln!("warning: {e:#}");
-            }
-            if !self.enabled {
-                // Nothing was enabled: keep it for the next source.
-                self.inst = Some(inst);
-            } else if let Err(e) = inst.remove() {
-                eprintln!("warning: {e:#}");
-            }
-        }
-        self.enabled = false;
-        for p in self.probes.drain(..) {
-            if let Err(e) = p.remove() {
-                eprintln!("warning: {e:#}");
-            }
-        }
+        canary::tear_down_setup(&mut self.inst, &mut self.enabled, &mut self.probes);
         self.events.clear();
         self.decoders.clear();
     }
