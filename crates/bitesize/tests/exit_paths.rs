@@ -6,15 +6,6 @@
 use std::time::Duration;
 use testkit::{instance_of, libc, live_or_skip, run, spawn, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_bitesize");
 const T: Duration = Duration::from_secs(10);
 
@@ -34,7 +25,7 @@ fn assert_clean(pid: u32) {
 
 #[test]
 fn signals_end_the_run_with_the_histogram_and_clean_up() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("bitesize_signals_end_the_run_with_the_histogram_and_clean_up") {
         return;
     }
@@ -58,7 +49,7 @@ fn signals_end_the_run_with_the_histogram_and_clean_up() {
 
 #[test]
 fn a_closed_pipe_ends_the_run_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("bitesize_a_closed_pipe_ends_the_run_cleanly") {
         return;
     }
@@ -81,7 +72,7 @@ fn a_closed_pipe_ends_the_run_cleanly() {
 
 #[test]
 fn a_panic_after_setup_still_removes_the_instance() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("bitesize_a_panic_after_setup_still_removes_the_instance") {
         return;
     }
@@ -102,7 +93,7 @@ fn a_panic_after_setup_still_removes_the_instance() {
 
 #[test]
 fn sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("bitesize_sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run") {
         return;
     }
@@ -134,7 +125,7 @@ fn sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run() {
 
 #[test]
 fn a_filter_replaced_by_another_process_ends_the_run_with_an_error() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("bitesize_a_filter_replaced_by_another_process_ends_the_run_with_an_error") {
         return;
     }

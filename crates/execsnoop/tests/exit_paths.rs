@@ -9,15 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use testkit::{instance_of, libc, live_or_skip, probes_of, spawn, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_execsnoop");
 const T: Duration = Duration::from_secs(10);
 
@@ -37,7 +28,7 @@ fn start(args: &[&str]) -> Running {
 
 #[test]
 fn signals_end_the_run_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("signals_end_the_run_cleanly") {
         return;
     }
@@ -55,7 +46,7 @@ fn signals_end_the_run_cleanly() {
 
 #[test]
 fn the_duration_ends_the_run_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("the_duration_ends_the_run_cleanly") {
         return;
     }
@@ -71,7 +62,7 @@ fn the_duration_ends_the_run_cleanly() {
 
 #[test]
 fn a_closed_pipe_ends_the_run_quietly_and_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_closed_pipe_ends_the_run_quietly_and_cleanly") {
         return;
     }
@@ -114,7 +105,7 @@ fn a_closed_pipe_ends_the_run_quietly_and_cleanly() {
 
 #[test]
 fn tracing_turned_off_by_another_process_is_an_error_and_cleaned_up() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tracing_turned_off_by_another_process_is_an_error_and_cleaned_up") {
         return;
     }
@@ -130,7 +121,7 @@ fn tracing_turned_off_by_another_process_is_an_error_and_cleaned_up() {
 
 #[test]
 fn a_killed_run_is_cleaned_up_by_cleanup_and_by_a_later_run() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_killed_run_is_cleaned_up_by_cleanup_and_by_a_later_run") {
         return;
     }

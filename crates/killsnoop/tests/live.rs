@@ -7,15 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use testkit::{instance_of, libc, live_or_skip, spawn_command, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_killsnoop");
 const T: Duration = Duration::from_secs(10);
 
@@ -29,7 +20,7 @@ fn start(args: &[&str]) -> Running {
 
 #[test]
 fn a_known_kill_is_shown_with_sender_target_signal_and_result() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_known_kill_is_shown_with_sender_target_signal_and_result") {
         return;
     }
@@ -86,7 +77,7 @@ fn a_known_kill_is_shown_with_sender_target_signal_and_result() {
 
 #[test]
 fn a_failed_kill_shows_its_error_and_a_name_filter_keeps_the_sender() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_failed_kill_shows_its_error_and_a_name_filter_keeps_the_sender") {
         return;
     }
@@ -124,7 +115,7 @@ fn a_failed_kill_shows_its_error_and_a_name_filter_keeps_the_sender() {
 
 #[test]
 fn exit_paths_leave_nothing() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("exit_paths_leave_nothing") {
         return;
     }

@@ -10,15 +10,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 use testkit::{gettid, instance_of, libc, live_or_skip, run, spawn_command, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_perf-stat-hist");
 const T: Duration = Duration::from_secs(10);
 
@@ -80,7 +71,7 @@ fn histogram_of_known_reads(args: &[&str]) -> (Vec<(String, u64)>, String, Runni
 
 #[test]
 fn known_reads_are_counted_exactly_in_power_of_4_buckets() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("known_reads_are_counted_exactly_in_power_of_4_buckets") {
         return;
     }
@@ -125,7 +116,7 @@ fn known_reads_are_counted_exactly_in_power_of_4_buckets() {
 
 #[test]
 fn known_reads_are_counted_exactly_in_given_buckets() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("known_reads_are_counted_exactly_in_given_buckets") {
         return;
     }
@@ -150,7 +141,7 @@ fn known_reads_are_counted_exactly_in_given_buckets() {
 
 #[test]
 fn a_duration_ends_the_run_and_an_empty_run_says_why() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_duration_ends_the_run_and_an_empty_run_says_why") {
         return;
     }
@@ -181,7 +172,7 @@ fn a_duration_ends_the_run_and_an_empty_run_says_why() {
 
 #[test]
 fn cant_errors_say_why_and_what_to_do() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("cant_errors_say_why_and_what_to_do") {
         return;
     }
@@ -211,7 +202,7 @@ fn cant_errors_say_why_and_what_to_do() {
 
 #[test]
 fn signals_end_the_run_with_the_histogram_and_leave_nothing() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("signals_end_the_run_with_the_histogram_and_leave_nothing") {
         return;
     }
@@ -246,7 +237,7 @@ fn signals_end_the_run_with_the_histogram_and_leave_nothing() {
 
 #[test]
 fn lost_events_are_reported_and_make_the_counts_a_lower_bound() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("lost_events_are_reported_and_make_the_counts_a_lower_bound") {
         return;
     }

@@ -7,15 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use testkit::{instance_of, libc, live_or_skip, spawn_command, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_syscount");
 const T: Duration = Duration::from_secs(10);
 
@@ -29,7 +20,7 @@ fn start(args: &[&str]) -> Running {
 
 #[test]
 fn signals_end_the_run_with_counts_and_leave_nothing() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("signals_end_the_run_with_counts_and_leave_nothing") {
         return;
     }
@@ -52,7 +43,7 @@ fn signals_end_the_run_with_counts_and_leave_nothing() {
 
 #[test]
 fn a_closed_output_a_full_disk_a_panic_and_sigkill_leave_nothing() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_closed_output_a_full_disk_a_panic_and_sigkill_leave_nothing") {
         return;
     }

@@ -13,15 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::{instance_of, libc, live_or_skip, spawn_command, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_tcpretrans");
 const T: Duration = Duration::from_secs(10);
 
@@ -46,7 +37,7 @@ fn assert_clean(pid: u32) {
 
 #[test]
 fn the_duration_and_every_catchable_terminating_signal_end_the_run_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("the_duration_and_every_catchable_terminating_signal_end_the_run_cleanly") {
         return;
     }
@@ -79,7 +70,7 @@ fn the_duration_and_every_catchable_terminating_signal_end_the_run_cleanly() {
 
 #[test]
 fn a_hangup_ignored_at_start_stays_ignored_like_nohup() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_hangup_ignored_at_start_stays_ignored_like_nohup") {
         return;
     }
@@ -107,7 +98,7 @@ fn a_hangup_ignored_at_start_stays_ignored_like_nohup() {
 
 #[test]
 fn a_closed_output_pipe_ends_the_run_quietly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_closed_output_pipe_ends_the_run_quietly") {
         return;
     }
@@ -140,7 +131,7 @@ fn a_closed_output_pipe_ends_the_run_quietly() {
 
 #[test]
 fn errors_after_setup_and_a_panic_leave_nothing() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("errors_after_setup_and_a_panic_leave_nothing") {
         return;
     }
@@ -174,7 +165,7 @@ fn errors_after_setup_and_a_panic_leave_nothing() {
 
 #[test]
 fn output_past_the_file_size_limit_is_an_error_not_a_leak() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("output_past_the_file_size_limit_is_an_error_not_a_leak") {
         return;
     }
@@ -207,7 +198,7 @@ fn output_past_the_file_size_limit_is_an_error_not_a_leak() {
 
 #[test]
 fn tracing_turned_off_by_another_process_ends_the_run_with_an_error() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tracing_turned_off_by_another_process_ends_the_run_with_an_error") {
         return;
     }
@@ -224,7 +215,7 @@ fn tracing_turned_off_by_another_process_ends_the_run_with_an_error() {
 
 #[test]
 fn a_killed_run_is_removed_by_the_next_run_or_by_cleanup() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("a_killed_run_is_removed_by_the_next_run_or_by_cleanup") {
         return;
     }

@@ -474,3 +474,13 @@ pub fn tracefs_lock() -> std::fs::File {
     assert_eq!(rc, 0, "flock {}", path.display());
     f
 }
+
+/// The lock of tests that must not overlap another test of the same test binary: every
+/// run of a tool removes what a killed run left behind when it starts, so a test that
+/// kills a run and then checks that `--cleanup` (or the next run) removes the leftover
+/// takes it, as do the other tests of its file. Each test binary links its own copy of
+/// this crate, so the lock is per test file (the files run one after another anyway).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

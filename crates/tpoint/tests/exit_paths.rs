@@ -6,15 +6,6 @@
 use std::time::Duration;
 use testkit::{instance_of, libc, live_or_skip, run, spawn, Running};
 
-/// The tests of this file run one at a time: every run removes what a killed run left
-/// behind when it starts, so a test that kills a run and then checks that `--cleanup` (or
-/// the next run) removes the leftover must not overlap another test's run.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const BIN: &str = env!("CARGO_BIN_EXE_tpoint");
 const T: Duration = Duration::from_secs(10);
 /// A filter no I/O matches (device 7,255): the run only sets up, waits and ends.
@@ -35,7 +26,7 @@ fn assert_clean(pid: u32) {
 
 #[test]
 fn signals_end_the_run_and_clean_up() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tpoint_signals_end_the_run_and_clean_up") {
         return;
     }
@@ -59,7 +50,7 @@ fn signals_end_the_run_and_clean_up() {
 
 #[test]
 fn a_closed_pipe_ends_the_run_cleanly() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tpoint_a_closed_pipe_ends_the_run_cleanly") {
         return;
     }
@@ -82,7 +73,7 @@ fn a_closed_pipe_ends_the_run_cleanly() {
 
 #[test]
 fn a_panic_after_setup_still_removes_the_instance() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tpoint_a_panic_after_setup_still_removes_the_instance") {
         return;
     }
@@ -103,7 +94,7 @@ fn a_panic_after_setup_still_removes_the_instance() {
 
 #[test]
 fn sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tpoint_sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run") {
         return;
     }
@@ -135,7 +126,7 @@ fn sigkill_leftover_is_removed_by_cleanup_and_by_the_next_run() {
 
 #[test]
 fn a_filter_replaced_by_another_process_ends_the_run_with_an_error() {
-    let _serial = serial();
+    let _serial = testkit::serial();
     if !live_or_skip("tpoint_a_filter_replaced_by_another_process_ends_the_run_with_an_error") {
         return;
     }
