@@ -165,6 +165,15 @@ for b in "${bins[@]}"; do
   fi
 done
 
+# The multi-call binary stands for every tool it carries that no --bin supplied: a link
+# per tool, as `perf-tools --install-links` makes them (what ships is what is tested).
+if [ -x "$stage/bin/perf-tools" ]; then
+  mc_tools=$("$stage/bin/perf-tools" --list) || die "$stage/bin/perf-tools --list failed"
+  for t in $mc_tools; do
+    [ -e "$stage/bin/$t" ] || ln -s perf-tools "$stage/bin/$t"
+  done
+fi
+
 # ---- guest script, helpers, /init ------------------------------------------
 cp "$REPO_ROOT/tests/vm/lib.sh" "$stage/vm/lib.sh"
 cp "$script" "$stage/vm/$name.sh"

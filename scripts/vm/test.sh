@@ -129,6 +129,11 @@ for s in "${scripts[@]}"; do
 done
 [ ${#runs[@]} -gt 0 ] || die "nothing to run: no script of ${scripts[*]##*/} is in the set of kernel(s) ${kernels[*]} (--full runs every script on every kernel)"
 
+# Whether the multi-call binary carries tool $1: the tools of crates/perf-tools (its
+# TOOLS list, read from the source so that this works before anything is built).
+mc_list=$(sed -n 's/^ *name: "\([^"]*\)",$/\1/p' "$REPO_ROOT/crates/perf-tools/src/lib.rs")
+mc_tool() { grep -qx -e "$1" <<<"$mc_list"; }
+
 # Static binaries, if any run needs one: only those (cargo build --bin ...).
 build_state=none
 wanted=()
@@ -144,9 +149,11 @@ if [ ${#wanted[@]} -gt 0 ]; then
     # Binaries the workspace does not build (yet) are left out (their runs are SKIPPED).
     have=$(cargo metadata --manifest-path "$REPO_ROOT/Cargo.toml" --no-deps --format-version 1 2>/dev/null |
            grep -o '"kind":\["bin"\],[^}]*"name":"[^"]*"' | sed 's/.*"name":"//; s/"$//' || true)
-    bargs=()
+    # The tools run as links to the static multi-call binary `perf-tools` (what the
+    # release ships); only a needed binary it does not carry is built on its own.
+    bargs=(--bin perf-tools)
     for b in "${wanted[@]}"; do
-      if grep -qx -e "$b" <<<"$have"; then bargs+=(--bin "$b"); fi
+      if grep -qx -e "$b" <<<"$have" && ! mc_tool "$b"; then bargs+=(--bin "$b"); fi
     done
     [ -n "$have" ] || bargs=()   # metadata unreadable: build every binary
     echo "test.sh: building ${bargs[*]:+the binaries${bargs[*]//--bin/} }statically (scripts/vm/build-static.sh)" >&2
@@ -191,7 +198,9 @@ run_one() {
       result=FAILED reason="static build failed (run scripts/vm/build-static.sh to see why)"
     else
       for b in $needs; do
-        if [ -x "$STATIC_BIN_DIR/$b" ]; then
+        if mc_tool "$b" && [ -x "$STATIC_BIN_DIR/perf-tools" ]; then
+          [[ " ${bins[*]} " == *" $STATIC_BIN_DIR/perf-tools "* ]] || bins+=(--bin "$STATIC_BIN_DIR/perf-tools")
+        elif [ -x "$STATIC_BIN_DIR/$b" ]; then
           bins+=(--bin "$STATIC_BIN_DIR/$b")
         else
           result=SKIPPED

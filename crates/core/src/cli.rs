@@ -32,6 +32,18 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// A name-matching regex of the tools' options (`-n`, a file-name pattern), matched
+/// against raw bytes as grep and awk do in the C locale, which the originals ran in:
+/// `.` and classes such as `\w` are ASCII, and a non-ASCII letter in the pattern
+/// matches its UTF-8 bytes. (The Unicode class tables are not built in: the file
+/// carrying every tool stays smaller.) A bad pattern is a usage error naming `what`.
+pub fn name_regex(pattern: &str, what: &str) -> anyhow::Result<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .map_err(|e| usage(format!("invalid {what}: {e}")))
+}
+
 /// One year in seconds: the upper bound of every duration and interval.
 pub const ONE_YEAR: f64 = 31_536_000.0;
 
@@ -429,7 +441,18 @@ pub fn command<A: clap::CommandFactory>() -> Command {
 /// Parses the process's arguments with [`command`]: exits 2 on usage errors, 0 after
 /// `--help`/`--version`.
 pub fn parse<A: clap::Parser>() -> A {
-    let mut matches = command::<A>().get_matches();
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] of the given arguments (the first is the program name clap shows in
+/// usage and help; the multi-call binary passes the tool's name there).
+pub fn parse_from<A, I, T>(args: I) -> A
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut matches = command::<A>().get_matches_from(args);
     match A::from_arg_matches_mut(&mut matches) {
         Ok(a) => a,
         Err(e) => e.format(&mut command::<A>()).exit(),
@@ -442,7 +465,18 @@ pub fn run_main<A: clap::Parser, S: Into<Status>>(
     tool: &str,
     run: fn(A) -> anyhow::Result<S>,
 ) -> ! {
-    let args = parse::<A>();
+    run_main_from(tool, run, std::env::args_os().collect())
+}
+
+/// [`run_main`] with explicit arguments (`args[0]` is the name usage and help show):
+/// how the multi-call binary `perf-tools` runs a tool, so that the tool behaves the same
+/// (help, exit codes, cleanup) whichever way it was started.
+pub fn run_main_from<A: clap::Parser, S: Into<Status>>(
+    tool: &str,
+    run: fn(A) -> anyhow::Result<S>,
+    args: Vec<std::ffi::OsString>,
+) -> ! {
+    let args = parse_from::<A, _, _>(args);
     let code = exit_code(tool, run(args));
     std::process::exit(code)
 }

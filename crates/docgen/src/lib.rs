@@ -117,6 +117,11 @@ pub fn tools() -> Vec<Tool> {
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),
         },
+        Tool {
+            name: "perf-tools",
+            command: perf_tools::command,
+            sections: include_str!("../../../man/src/perf-tools.roff"),
+        },
     ]
 }
 

@@ -130,6 +130,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
+    ("perf-tools", &["perf-tools [-f] [-l | --install-links DIR] [TOOL...]"]),
 ];
 
 fn expected(tool: &str) -> Vec<String> {
@@ -329,4 +330,21 @@ fn range_errors_name_the_value() {
         assert!(err.contains(want), "{tool} {args:?}: {err}");
         assert!(!err.contains(" is not in "), "{tool} {args:?}: {err}");
     }
+}
+
+#[test]
+fn the_multicall_binary_carries_every_tool() {
+    let documented: Vec<&str> = docgen::tools()
+        .iter()
+        .map(|t| t.name)
+        .filter(|n| *n != "perf-tools")
+        .collect();
+    let mut carried: Vec<&str> = perf_tools::TOOLS.iter().map(|t| t.name).collect();
+    let mut want = documented.clone();
+    carried.sort();
+    want.sort();
+    assert_eq!(
+        carried, want,
+        "crates/perf-tools/src/lib.rs TOOLS and docgen::tools() differ"
+    );
 }

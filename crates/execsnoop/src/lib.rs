@@ -13,7 +13,6 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
@@ -273,7 +272,7 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     let name_re = match &args.name {
-        Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid name regex: {e}")))?),
+        Some(n) => Some(cli::name_regex(n, "name regex")?),
         None => None,
     };
     let argc = args.argc as usize;

@@ -7,7 +7,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use regex::bytes::Regex;
 use std::io::Write;
 use std::time::Duration;
 
@@ -367,7 +366,7 @@ pub fn run(args: Args) -> Result<()> {
         return check()?.print_check();
     }
     let name_re = match &args.name {
-        Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
+        Some(n) => Some(cli::name_regex(n, "-n regex")?),
         None => None,
     };
     let start_point = if args.queue {

@@ -13,7 +13,6 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
@@ -430,7 +429,7 @@ pub fn run(args: Args) -> Result<()> {
         return check()?.print_check();
     }
     let name_re = match &args.name {
-        Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
+        Some(n) => Some(cli::name_regex(n, "-n regex")?),
         None => None,
     };
     if let Some(p) = args.pid {

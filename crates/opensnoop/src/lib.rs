@@ -11,7 +11,6 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
@@ -189,13 +188,11 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     let name_re = match &args.name {
-        Some(n) => Some(Regex::new(n).map_err(|e| cli::usage(format!("invalid -n regex: {e}")))?),
+        Some(n) => Some(cli::name_regex(n, "-n regex")?),
         None => None,
     };
     let file_re = match &args.filename {
-        Some(f) => {
-            Some(Regex::new(f).map_err(|e| cli::usage(format!("invalid filename regex: {e}")))?)
-        }
+        Some(f) => Some(cli::name_regex(f, "filename regex")?),
         None => None,
     };
     check_target(&args)?;
