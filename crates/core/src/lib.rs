@@ -19,6 +19,7 @@
 //! The tracing engine lives in `perf-tools-ftrace`, block I/O in `perf-tools-block`, CPU
 //! registers in `perf-tools-cpu` and performance counters in `perf-tools-pmc`.
 
+pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod clock;
