@@ -61,12 +61,139 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Only print I/O whose latency (LATms, unrounded) is at least MS milliseconds (the outliers); every I/O is still traced and decoded
+    #[arg(long = "min-ms", value_name = "MS", value_parser = parse_ms)]
+    pub min_ms: Option<f64>,
+    /// With --min-ms, also print every I/O that completed within SECS seconds before or after each outlier, from a bounded window in memory; adds a first column: * outlier, - context
+    #[arg(long, value_name = "SECS", requires = "min_ms", value_parser = perf_tools_core::cli::seconds("--context", 0.0, 3600.0))]
+    pub context: Option<f64>,
+    /// With --context, the most I/Os the window holds (the memory bound); older ones are dropped and the output then says the context was truncated
+    #[arg(long = "context-rows", value_name = "N", requires = "context", default_value_t = DEFAULT_CONTEXT_ROWS, value_parser = perf_tools_core::cli::between::<usize>("--context-rows", 1000, 10_000_000))]
+    pub context_rows: usize,
+    /// With --min-ms, stop after N outliers (and the --context after the last one)
+    #[arg(long, value_name = "N", requires = "min_ms", value_parser = perf_tools_core::cli::between::<u64>("--count", 1, u64::MAX))]
+    pub count: Option<u64>,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
     /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
     #[arg(long, exclusive = true)]
     pub check: bool,
+}
+
+/// Default of `--context-rows`: the I/Os the outlier window holds at most.
+pub const DEFAULT_CONTEXT_ROWS: usize = 100_000;
+
+/// Parses `--min-ms`: a number of milliseconds, 0 or more (fractions allowed), at most a
+/// day.
+fn parse_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400_000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "--min-ms must be a number of milliseconds from 0 to 86400000: {s}"
+        )),
+    }
+}
+
+/// A completed I/O held in the outlier window ([`perf_tools_core::window`]), timed by
+/// its completion (the order rows are printed in).
+#[derive(Debug, Clone, Copy)]
+pub struct Io(pub Completed);
+
+impl perf_tools_core::window::Timed for Io {
+    fn ts(&self) -> u64 {
+        self.0.end_ts
+    }
+}
+
+/// The bytes the outlier window holds at most with `rows` rows (`--context-rows`).
+pub fn context_bytes(rows: usize) -> usize {
+    rows * std::mem::size_of::<Io>()
+}
+
+/// The outlier recorder of `--min-ms`, `--context` and `--count`: which I/O are printed,
+/// with which marker, and the end-of-run line.
+#[derive(Debug)]
+pub struct Outliers {
+    /// Latency threshold, ns.
+    pub min_ns: u64,
+    /// The first column (`*` outlier, `-` context) is printed (`--context`).
+    pub marker: bool,
+    /// The window of recent I/O.
+    pub window: perf_tools_core::window::ContextWindow<Io>,
+    min_ms: f64,
+    bound_rows: usize,
+    limit: Option<u64>,
+}
+
+impl Outliers {
+    /// The recorder for these options, if `--min-ms` was given.
+    pub fn new(args: &Args) -> Option<Outliers> {
+        let min_ms = args.min_ms?;
+        let context_ns = args.context.map_or(0, |s| (s * 1e9).round() as u64);
+        let bound_rows = args.context_rows;
+        Some(Outliers {
+            min_ns: (min_ms * 1e6).round() as u64,
+            marker: args.context.is_some(),
+            window: perf_tools_core::window::ContextWindow::new(
+                context_ns,
+                context_ns,
+                perf_tools_core::window::Bound {
+                    rows: bound_rows,
+                    bytes: context_bytes(bound_rows),
+                },
+                args.count,
+            ),
+            min_ms,
+            bound_rows,
+            limit: args.count,
+        })
+    }
+
+    /// Takes a completed I/O (in completion order) and writes what is to be printed now.
+    pub fn push(&mut self, rows: &mut RowFormat, out: &mut Vec<u8>, c: &Completed) {
+        let marker = self.marker;
+        let bound = self.bound_rows;
+        self.window
+            .push(Io(*c), c.latency_ns() >= self.min_ns, |e| match e {
+                perf_tools_core::window::Emit::Row { row, outlier } => {
+                    if marker {
+                        out.extend_from_slice(if outlier { b"* " } else { b"- " });
+                    }
+                    rows.row(out, &row.0);
+                }
+                perf_tools_core::window::Emit::Truncated { from, to, dropped } => {
+                    let _ = writeln!(
+                        out,
+                        "# context truncated: I/O that completed from {} to {} s are not shown ({dropped} I/O dropped: the window holds at most {bound}, --context-rows)",
+                        secs_text(from),
+                        secs_text(to)
+                    );
+                }
+            });
+    }
+
+    /// The end-of-run line (stderr).
+    pub fn summary(&self) -> String {
+        let st = &self.window.stats;
+        let mut line = format!(
+            "iosnoop: {} I/O seen, {} outliers (LATms >= {})",
+            st.seen, st.outliers, self.min_ms
+        );
+        if self.marker {
+            line.push_str(&format!(", {} context rows", st.context));
+        }
+        if let Some(n) = self.limit.filter(|&n| st.outliers >= n) {
+            line.push_str(&format!("; stopped after {n} (--count)"));
+        }
+        if st.truncations > 0 {
+            line.push_str(&format!(
+                "; context truncated {} times ({} I/O dropped from the full window, --context-rows {})",
+                st.truncations, st.dropped, self.bound_rows
+            ));
+        }
+        line
+    }
 }
 
 /// The clap definition (for man pages and completions).
@@ -312,6 +439,12 @@ fn secs_into(out: &mut Vec<u8>, ns: u64) {
     out.push(b' ');
 }
 
+/// Seconds with microseconds, as in the STARTs and ENDs columns, unpadded.
+fn secs_text(ns: u64) -> String {
+    let us = (ns + 500) / 1_000;
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
     let ftext = if let Some(p) = args.pid {
@@ -408,7 +541,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
     rows.mark_unqueued = args.queue;
+    let mut outliers = Outliers::new(&args);
     let _ = writeln!(out.buf, "{}", banner(&args));
+    if outliers.as_ref().is_some_and(|o| o.marker) {
+        out.buf.extend_from_slice(b"M ");
+    }
     rows.header(&mut out.buf);
     out.flush()?;
 
@@ -448,7 +585,16 @@ pub fn run(args: Args) -> Result<()> {
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, gap| p.gap(gap),
             |p, watermark| {
-                p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c));
+                match outliers.as_mut() {
+                    None => p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c)),
+                    Some(o) => {
+                        p.release(watermark, &mut keep, |c| o.push(&mut rows, &mut out.buf, c));
+                        if o.window.advance(watermark) {
+                            // --count: the last outlier and its context are out.
+                            shutdown.request();
+                        }
+                    }
+                }
                 // Streaming under load: write every 64 KiB or so rather than once per
                 // batch, so the rows being formatted stay in the CPU cache. Buffered
                 // (duration) mode: past a few MiB, rows wait in a temporary file.
@@ -515,6 +661,9 @@ pub fn run(args: Args) -> Result<()> {
         },
         || Ok(()),
     )?;
+    if let Some(o) = &outliers {
+        eprintln!("{}", o.summary());
+    }
     if rows.unqueued > 0 {
         eprintln!(
             "note: {} of {} I/O never passed the I/O scheduler queue (no block_rq_insert): their LATms, marked *, is from issue",
