@@ -846,6 +846,105 @@ mod tests {
         }
     }
 
+    fn timed(end_ms: u64, lat_ms: u64, sector: u64) -> Completed {
+        let mut c = io(7, b"dd", false);
+        c.end_ts = end_ms * 1_000_000;
+        c.start.ts = c.end_ts - lat_ms * 1_000_000;
+        c.sector = sector;
+        c
+    }
+
+    #[test]
+    fn outlier_rows_are_marked_and_context_rows_kept_once() {
+        let args = Args::parse_from(["iosnoop", "--min-ms", "10", "--context", "0.1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert!(o.marker);
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        // 1000 ms: fast, out of any context; 1950: context before; 2000: outlier;
+        // 2050 an outlier in the first one's context; 2150 context of the second; 2300 out.
+        for (end, lat, sector) in [
+            (1000, 1, 8),
+            (1950, 1, 16),
+            (2000, 10, 24),
+            (2050, 25, 32),
+            (2150, 2, 40),
+            (2300, 2, 48),
+        ] {
+            o.push(&mut f, &mut v, &timed(end, lat, sector));
+        }
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "- dd           7      R    7,0      16           4096       1.00\n\
+             * dd           7      R    7,0      24           4096      10.00\n\
+             * dd           7      R    7,0      32           4096      25.00\n\
+             - dd           7      R    7,0      40           4096       2.00\n"
+        );
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 6 I/O seen, 2 outliers (LATms >= 10), 2 context rows"
+        );
+    }
+
+    #[test]
+    fn min_ms_alone_keeps_the_default_layout() {
+        let args = Args::parse_from(["iosnoop", "-t", "--min-ms", "0.5", "--count", "1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert!(!o.marker);
+        let mut f = RowFormat::new(false, true);
+        let mut v = Vec::new();
+        for (end, lat) in [(5, 0), (6, 1), (7, 1)] {
+            o.push(&mut f, &mut v, &timed(end, lat, 8));
+        }
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "0.006000        dd           7      R    7,0      8            4096       1.00\n"
+        );
+        assert!(o.window.advance(7_000_000));
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 3 I/O seen, 1 outliers (LATms >= 0.5); stopped after 1 (--count)"
+        );
+        assert!(Outliers::new(&Args::parse_from(["iosnoop"])).is_none());
+    }
+
+    #[test]
+    fn a_truncated_context_is_said_in_the_output() {
+        let args = Args::parse_from([
+            "iosnoop",
+            "--min-ms",
+            "10",
+            "--context",
+            "100",
+            "--context-rows",
+            "1000",
+        ]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert_eq!(o.window.held(), 0);
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        for i in 0..1200 {
+            o.push(&mut f, &mut v, &timed(1000 + i, 0, i));
+        }
+        assert!(v.is_empty());
+        assert_eq!(o.window.held(), 1000);
+        assert_eq!(o.window.held_bytes(), context_bytes(1000));
+        o.push(&mut f, &mut v, &timed(3000, 20, 0));
+        let text = String::from_utf8(v).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1002);
+        assert_eq!(
+            lines[0],
+            "# context truncated: I/O that completed from 1.000000 to 1.199000 s are not shown (200 I/O dropped: the window holds at most 1000, --context-rows)"
+        );
+        assert!(lines[1].starts_with("- dd ") && lines[1].contains(" 200 "));
+        assert!(lines[1001].starts_with("* dd "));
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 1201 I/O seen, 1 outliers (LATms >= 10), 1000 context rows; context truncated 1 times (200 I/O dropped from the full window, --context-rows 1000)"
+        );
+    }
+
     #[test]
     fn banners_match_the_original() {
         let a = Args::parse_from(["iosnoop"]);
