@@ -163,10 +163,13 @@ impl<R: Timed> ContextWindow<R> {
         } else if in_after {
             self.emit_row(row, false, &mut emit);
         } else if self.context() {
-            self.held_bytes += Self::cost(&row);
-            self.held.push_back(row);
             self.age(ts);
-            while self.held.len() > self.bound.rows || self.held_bytes > self.bound.bytes {
+            let cost = Self::cost(&row);
+            // Room first, so the window never holds more than the bound, even for a
+            // moment; it grows its storage by at most the bound's worth.
+            while !self.held.is_empty()
+                && (self.held.len() >= self.bound.rows || self.held_bytes + cost > self.bound.bytes)
+            {
                 let Some(r) = self.held.pop_front() else {
                     break;
                 };
@@ -178,6 +181,13 @@ impl<R: Timed> ContextWindow<R> {
                     None => (t, t, 1),
                 });
             }
+            if self.held.len() == self.held.capacity() {
+                let room = self.bound.rows.saturating_sub(self.held.len());
+                self.held
+                    .reserve_exact(self.held.len().max(16).min(room).max(1));
+            }
+            self.held_bytes += cost;
+            self.held.push_back(row);
             self.stats.peak_rows = self.stats.peak_rows.max(self.held.len());
         }
     }
@@ -501,6 +511,11 @@ mod tests {
                 peak = peak.max(w.held());
             }
             assert!(peak <= bound.rows);
+            assert!(
+                w.held.capacity() <= bound.rows.max(16),
+                "{}",
+                w.held.capacity()
+            );
             let want = model(&rows, before, after);
             let printed: Vec<&String> = got.iter().filter(|g| *g != "#").collect();
             // Printed rows are a subsequence of the model's output, with every outlier.

@@ -929,6 +929,9 @@ mod tests {
         assert!(v.is_empty());
         assert_eq!(o.window.held(), 1000);
         assert_eq!(o.window.held_bytes(), context_bytes(1000));
+        // The bound the man page states: at most 80 bytes an I/O, 8 MB by default.
+        assert!(std::mem::size_of::<Io>() <= 80);
+        assert!(context_bytes(DEFAULT_CONTEXT_ROWS) <= 8_000_000);
         o.push(&mut f, &mut v, &timed(3000, 20, 0));
         let text = String::from_utf8(v).unwrap();
         let lines: Vec<&str> = text.lines().collect();
