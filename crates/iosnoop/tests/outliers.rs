@@ -3,13 +3,16 @@
 //! a loop device over /dev/shm). While that file system is frozen (`fsfreeze`), a write
 //! to the upper loop device waits in its backing file's write path until the thaw, so
 //! its latency is the time the file system stayed frozen; reads are not held.
+//! Thresholds (250 ms) are far above what a fast I/O takes even on a busy shared host.
 //! They need root, tracefs, ext4 and fsfreeze (CI has them); elsewhere they skip.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use testkit::{dd_direct, direct_read, libc, live_or_skip, serial, spawn, LoopDev, Running};
+use testkit::{
+    dd_direct, direct_read, instance_of, libc, live_or_skip, serial, spawn, LoopDev, Running,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(10);
@@ -76,12 +79,28 @@ impl SlowLoop {
             .to_string()
     }
 
-    /// A write of 4 KiB at `sector` that takes `hold` (the file system is frozen
-    /// meanwhile).
+    /// A write of 4 KiB at `sector` that takes at least `hold` (the file system is
+    /// frozen from before the write is issued until `hold` after).
     fn slow_write(&self, sector: u64, hold: Duration) {
         assert!(sh("fsfreeze", &["-f", self.mnt.to_str().unwrap()]));
         let dev = self.upper.clone();
         let w = std::thread::spawn(move || dd_direct(&dev, true, sector * 512, 4096, 1));
+        // Timed from when the device has the write in flight (dd may take a while to
+        // start on a busy host).
+        let inflight = format!("/sys/block/{}/inflight", self.name());
+        let deadline = std::time::Instant::now() + T;
+        while !std::fs::read_to_string(&inflight)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|w| w != "0")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the write never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(hold);
         assert!(sh("fsfreeze", &["-u", self.mnt.to_str().unwrap()]));
         w.join().unwrap();
@@ -140,26 +159,31 @@ fn an_outlier_is_printed_with_exactly_its_context() {
         return;
     };
     let dev = slow.name();
-    let mut r = start(&["-s", "-t", "-d", &dev, "--min-ms", "100", "--context", "1"]);
+    let mut r = start(&["-s", "-t", "-d", &dev, "--min-ms", "250", "--context", "2"]);
     assert!(
         r.seen.iter().any(|l| l
             == "M STARTs          ENDs            COMM         PID    TYPE DEV      BLOCK        BYTES     LATms"),
         "{:?}",
         r.seen
     );
-    slow.read(8); // 2.5 s before the outlier ends: out of its context
-    std::thread::sleep(Duration::from_millis(2000));
-    slow.read(16); // about 0.6 s before: context
-    std::thread::sleep(Duration::from_millis(200));
-    slow.slow_write(24, Duration::from_millis(400)); // the outlier (~400 ms)
-    std::thread::sleep(Duration::from_millis(200));
-    slow.read(32); // about 0.2 s after: context
-    std::thread::sleep(Duration::from_millis(1800));
-    slow.read(40); // about 2 s after: out of its context
+    // Context 2 s; the margins leave room for a busy host (fsfreeze and dd starts).
+    slow.read(8); // more than 4.6 s before the outlier ends: out of its context
+    std::thread::sleep(Duration::from_millis(4000));
+    slow.read(16); // 0.6 s before plus the freeze's start: context
+    std::thread::sleep(Duration::from_millis(100));
+    slow.slow_write(24, Duration::from_millis(500)); // the outlier (~500 ms)
+    std::thread::sleep(Duration::from_millis(100));
+    slow.read(32); // 0.1 s after plus a dd start: context
+    std::thread::sleep(Duration::from_millis(3500));
+    slow.read(40); // more than 3.5 s after: out of its context
     std::thread::sleep(Duration::from_millis(300));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        !instance_of("iosnoop", r.child.id()),
+        "instance left behind"
+    );
     let rows = rows(&r);
     let got: Vec<(String, String, String)> = rows
         .iter()
@@ -186,7 +210,7 @@ fn an_outlier_is_printed_with_exactly_its_context() {
         "{lat:?}"
     );
     assert!(
-        err.contains("iosnoop: 5 I/O seen, 1 outliers (LATms >= 100), 2 context rows\n"),
+        err.contains("iosnoop: 5 I/O seen, 1 outliers (LATms >= 250), 2 context rows\n"),
         "{err}"
     );
     assert!(!err.contains("truncated"), "{err}");
@@ -199,25 +223,29 @@ fn count_ends_the_run_after_the_first_outlier() {
         return;
     };
     let dev = slow.name();
-    let mut r = start(&["-d", &dev, "--min-ms", "150", "--count", "1"]);
+    let mut r = start(&["-d", &dev, "--min-ms", "250", "--count", "1"]);
     // Without --context the layout is the default one.
     assert!(r
         .seen
         .iter()
         .any(|l| l == "COMM         PID    TYPE DEV      BLOCK        BYTES     LATms"));
     slow.read(8);
-    slow.slow_write(48, Duration::from_millis(50)); // not an outlier (< 150 ms)
-    slow.slow_write(56, Duration::from_millis(400));
-    // The run ends by itself, no signal.
+    dd_direct(&slow.upper, true, 48 * 512, 4096, 1); // a fast write: not an outlier
+    slow.slow_write(56, Duration::from_millis(500));
+    // The run ends by itself, no signal, and removes its instance as on any exit.
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        !instance_of("iosnoop", r.child.id()),
+        "instance left behind"
+    );
     let rows = rows(&r);
     assert_eq!(rows.len(), 1, "{:#?}", r.seen);
     assert_eq!(rows[0].len(), 7);
     assert_eq!((&rows[0][0][..], &rows[0][2][..1]), ("dd", "W"));
     assert_eq!(rows[0][4], "56");
     assert!(
-        err.contains("iosnoop: 3 I/O seen, 1 outliers (LATms >= 150); stopped after 1 (--count)\n"),
+        err.contains("iosnoop: 3 I/O seen, 1 outliers (LATms >= 250); stopped after 1 (--count)\n"),
         "{err}"
     );
     assert!(r.seen.iter().any(|l| l == "Ending tracing..."));
@@ -234,7 +262,7 @@ fn a_full_window_says_the_context_was_truncated() {
         "-d",
         &dev,
         "--min-ms",
-        "100",
+        "250",
         "--context",
         "60",
         "--context-rows",
@@ -244,7 +272,7 @@ fn a_full_window_says_the_context_was_truncated() {
     for i in 0..1500u64 {
         direct_read(&slow.upper, i * 4096, 4096);
     }
-    slow.slow_write(16000, Duration::from_millis(300));
+    slow.slow_write(16000, Duration::from_millis(500));
     std::thread::sleep(Duration::from_millis(300));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
@@ -254,7 +282,13 @@ fn a_full_window_says_the_context_was_truncated() {
         .iter()
         .take_while(|l| !l.is_empty())
         .collect();
-    assert_eq!(lines.len(), 1002, "{:#?}", &lines[..5.min(lines.len())]);
+    assert_eq!(
+        lines.len(),
+        1002,
+        "{:#?}\n{:#?}\n{err}",
+        &lines[..5.min(lines.len())],
+        &lines[lines.len().saturating_sub(5)..]
+    );
     assert!(
         lines[0].starts_with("# context truncated: I/O that completed from ")
             && lines[0].ends_with(
@@ -275,7 +309,7 @@ fn a_full_window_says_the_context_was_truncated() {
     let c: Vec<&str> = lines[1001].split_whitespace().collect();
     assert_eq!((c[0], c[1], c[5]), ("*", "dd", "16000"));
     assert!(
-        err.contains("iosnoop: 1501 I/O seen, 1 outliers (LATms >= 100), 1000 context rows; context truncated 1 times (500 I/O dropped from the full window, --context-rows 1000)\n"),
+        err.contains("iosnoop: 1501 I/O seen, 1 outliers (LATms >= 250), 1000 context rows; context truncated 1 times (500 I/O dropped from the full window, --context-rows 1000)\n"),
         "{err}"
     );
 }
