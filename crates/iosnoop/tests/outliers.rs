@@ -89,11 +89,11 @@ impl SlowLoop {
         // start on a busy host).
         let inflight = format!("/sys/block/{}/inflight", self.name());
         let deadline = std::time::Instant::now() + T;
-        while !std::fs::read_to_string(&inflight)
+        while std::fs::read_to_string(&inflight)
             .unwrap()
             .split_whitespace()
             .nth(1)
-            .is_some_and(|w| w != "0")
+            .is_none_or(|w| w == "0")
         {
             assert!(
                 std::time::Instant::now() < deadline,
