@@ -12,7 +12,8 @@
 //! [`Bound::rows`] rows and [`Bound::bytes`] bytes (a row costs its size plus
 //! [`Timed::heap_bytes`]). When the bound is hit the oldest rows are dropped, and if an
 //! outlier's `before` context then lacks rows, [`Emit::Truncated`] says which span of
-//! time is missing, before the context rows: never silently.
+//! time is missing, before the context rows: never silently. So does [`Emit::Lost`] for
+//! a span where the source lost events ([`ContextWindow::gap`]).
 
 use std::collections::VecDeque;
 
@@ -56,6 +57,14 @@ pub enum Emit<R> {
         /// (some may lie before `from`, out of the context).
         dropped: u64,
     },
+    /// Rows with times from `from` to `to` may be missing from the context being
+    /// printed: the source lost events then ([`ContextWindow::gap`]).
+    Lost {
+        /// Start of the loss.
+        from: u64,
+        /// End of the loss.
+        to: u64,
+    },
 }
 
 /// Counts of a [`ContextWindow`]'s run.
@@ -75,6 +84,9 @@ pub struct WindowStats {
     pub peak_rows: usize,
 }
 
+/// Most losses a [`ContextWindow`] keeps apart (see [`ContextWindow::gap`]).
+pub const MAX_GAPS: usize = 64;
+
 /// The bounded window of recent rows and the outlier contexts (see the module doc).
 #[derive(Debug)]
 pub struct ContextWindow<R> {
@@ -89,6 +101,9 @@ pub struct ContextWindow<R> {
     /// Times of the oldest and newest rows the bound dropped, not yet reported, and how
     /// many rows that was.
     dropped: Option<(u64, u64, u64)>,
+    /// Losses of events not yet reported that a later outlier's context may cover (at
+    /// most [`MAX_GAPS`]: past that, neighbours are merged).
+    gaps: VecDeque<(u64, u64)>,
     /// Counts so far.
     pub stats: WindowStats,
 }
@@ -107,6 +122,7 @@ impl<R: Timed> ContextWindow<R> {
             held_bytes: 0,
             show_until: None,
             dropped: None,
+            gaps: VecDeque::new(),
             stats: WindowStats::default(),
         }
     }
@@ -148,6 +164,9 @@ impl<R: Timed> ContextWindow<R> {
                     to,
                     dropped,
                 });
+            }
+            for (from, to) in self.gaps.drain(..) {
+                emit(Emit::Lost { from, to });
             }
             while let Some(r) = self.held.pop_front() {
                 self.held_bytes -= Self::cost(&r);
@@ -213,6 +232,37 @@ impl<R: Timed> ContextWindow<R> {
         if self.dropped.is_some_and(|(_, to, _)| to < oldest) {
             self.dropped = None;
         }
+        while self.gaps.front().is_some_and(|&(_, to)| to < oldest) {
+            self.gaps.pop_front();
+        }
+    }
+
+    /// The source lost events from `from` to `to` (times of the rows), so rows of that
+    /// span may never arrive. If the context being printed covers it, [`Emit::Lost`]
+    /// says so now; else it is kept for an outlier whose context will cover it (said
+    /// before that context's rows). Outside every context it is forgotten: the tool
+    /// reports its losses anyway. Call it in time order with the rows, as far as the
+    /// source allows.
+    pub fn gap(&mut self, from: u64, to: u64, mut emit: impl FnMut(Emit<R>)) {
+        if !self.context() {
+            return;
+        }
+        if self.show_until.is_some_and(|u| from <= u) {
+            emit(Emit::Lost { from, to });
+            if self.show_until.is_some_and(|u| to <= u) || self.limit_reached() {
+                return;
+            }
+        }
+        if self.limit_reached() {
+            return;
+        }
+        if self.gaps.len() >= MAX_GAPS {
+            // Merge the two oldest: still a range holding every lost event.
+            if let (Some(a), Some(b)) = (self.gaps.pop_front(), self.gaps.pop_front()) {
+                self.gaps.push_front((a.0.min(b.0), a.1.max(b.1)));
+            }
+        }
+        self.gaps.push_back((from, to));
     }
 
     /// Time has reached `now` (no row older than it will come): ages the window. Returns
@@ -268,6 +318,7 @@ mod tests {
                     Emit::Row { row, outlier: true } => format!("*{}", row.0),
                     Emit::Row { row, .. } => format!("{}", row.0),
                     Emit::Truncated { from, to, dropped } => format!("#{from}-{to}/{dropped}"),
+                    Emit::Lost { from, to } => format!("lost {from}-{to}"),
                 })
             });
         }
@@ -434,6 +485,41 @@ mod tests {
     }
 
     #[test]
+    fn a_loss_inside_a_context_is_said_and_one_outside_is_not() {
+        let mut w = ContextWindow::new(10, 10, BIG, None);
+        let mut out = Vec::new();
+        let mut note = |e: Emit<Row>| {
+            out.push(match e {
+                Emit::Row { row, outlier: true } => format!("*{}", row.0),
+                Emit::Row { row, .. } => row.0.to_string(),
+                Emit::Lost { from, to } => format!("lost {from}-{to}"),
+                Emit::Truncated { .. } => "#".into(),
+            })
+        };
+        w.push(Row(1), false, &mut note);
+        w.gap(2, 3, &mut note); // too old for the outlier at 20: forgotten
+        w.push(Row(12), false, &mut note);
+        w.gap(13, 14, &mut note); // in its context before: said before the rows
+        w.push(Row(20), true, &mut note);
+        w.gap(25, 26, &mut note); // in its context after: said at once
+        w.push(Row(28), false, &mut note);
+        w.gap(45, 46, &mut note); // out of every context
+        w.push(Row(50), false, &mut note);
+        assert_eq!(out, ["lost 13-14", "12", "*20", "lost 25-26", "28"]);
+        // The last one may still be in the context of an outlier to come, until too old.
+        assert_eq!(w.gaps, [(45, 46)]);
+        w.advance(57);
+        assert!(w.gaps.is_empty());
+        // Kept apart up to MAX_GAPS, then merged: still covering every loss.
+        for i in 0..200 {
+            w.gap(100 + 2 * i, 101 + 2 * i, |_| {});
+        }
+        assert_eq!(w.gaps.len(), MAX_GAPS);
+        assert_eq!(w.gaps.front().map(|g| g.0), Some(100));
+        assert_eq!(w.gaps.back(), Some(&(498, 499)));
+    }
+
+    #[test]
     fn aging_keeps_only_the_before_span() {
         let mut w = ContextWindow::new(10, 0, BIG, None);
         run(&mut w, &[(1, false), (5, false), (12, false)]);
@@ -505,7 +591,7 @@ mod tests {
                     got.push(match e {
                         Emit::Row { row, outlier: true } => format!("*{}", row.0),
                         Emit::Row { row, .. } => row.0.to_string(),
-                        Emit::Truncated { .. } => "#".to_string(),
+                        Emit::Truncated { .. } | Emit::Lost { .. } => "#".to_string(),
                     })
                 });
                 peak = peak.max(w.held());

@@ -152,25 +152,19 @@ impl Outliers {
 
     /// Takes a completed I/O (in completion order) and writes what is to be printed now.
     pub fn push(&mut self, rows: &mut RowFormat, out: &mut Vec<u8>, c: &Completed) {
-        let marker = self.marker;
-        let bound = self.bound_rows;
+        let (marker, bound) = (self.marker, self.bound_rows);
         self.window
-            .push(Io(*c), c.latency_ns() >= self.min_ns, |e| match e {
-                perf_tools_core::window::Emit::Row { row, outlier } => {
-                    if marker {
-                        out.extend_from_slice(if outlier { b"* " } else { b"- " });
-                    }
-                    rows.row(out, &row.0);
-                }
-                perf_tools_core::window::Emit::Truncated { from, to, dropped } => {
-                    let _ = writeln!(
-                        out,
-                        "# context truncated: I/O that completed from {} to {} s are not shown ({dropped} I/O dropped: the window holds at most {bound}, --context-rows)",
-                        secs_text(from),
-                        secs_text(to)
-                    );
-                }
+            .push(Io(*c), c.latency_ns() >= self.min_ns, |e| {
+                emit(marker, bound, rows, out, e)
             });
+    }
+
+    /// Events were lost from `from` to `to` (trace clock): said in the output if a
+    /// context covers that span.
+    pub fn gap(&mut self, rows: &mut RowFormat, out: &mut Vec<u8>, from: u64, to: u64) {
+        let (marker, bound) = (self.marker, self.bound_rows);
+        self.window
+            .gap(from, to, |e| emit(marker, bound, rows, out, e));
     }
 
     /// The end-of-run line (stderr).
@@ -193,6 +187,41 @@ impl Outliers {
             ));
         }
         line
+    }
+}
+
+/// Writes what the outlier window passes on.
+fn emit(
+    marker: bool,
+    bound: usize,
+    rows: &mut RowFormat,
+    out: &mut Vec<u8>,
+    e: perf_tools_core::window::Emit<Io>,
+) {
+    use perf_tools_core::window::Emit;
+    match e {
+        Emit::Row { row, outlier } => {
+            if marker {
+                out.extend_from_slice(if outlier { b"* " } else { b"- " });
+            }
+            rows.row(out, &row.0);
+        }
+        Emit::Truncated { from, to, dropped } => {
+            let _ = writeln!(
+                out,
+                "# context truncated: I/O that completed from {} to {} s are not shown ({dropped} I/O dropped: the window holds at most {bound}, --context-rows)",
+                secs_text(from),
+                secs_text(to)
+            );
+        }
+        Emit::Lost { from, to } => {
+            let _ = writeln!(
+                out,
+                "# events lost from {} to {} s: I/O of this context that completed then may be missing",
+                secs_text(from),
+                secs_text(to)
+            );
+        }
     }
 }
 
@@ -578,6 +607,9 @@ pub fn run(args: Args) -> Result<()> {
             // may be missing, so no I/O started by then is timed.
             pipeline.inflight.gap(to);
         }
+        if let (Some((from, to)), Some(o)) = (batch.state_gap, outliers.as_mut()) {
+            o.gap(&mut rows, &mut out.buf, from, to);
+        }
         let mut write_err = None;
         let stats = reader.drain_rounds(
             batch.clock,
@@ -589,6 +621,9 @@ pub fn run(args: Args) -> Result<()> {
                     None => p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c)),
                     Some(o) => {
                         p.release(watermark, &mut keep, |c| o.push(&mut rows, &mut out.buf, c));
+                        for (from, to) in p.take_gaps() {
+                            o.gap(&mut rows, &mut out.buf, from, to);
+                        }
                         if o.window.advance(watermark) {
                             // --count: the last outlier and its context are out.
                             shutdown.request();
@@ -883,6 +918,23 @@ mod tests {
         assert_eq!(
             o.summary(),
             "iosnoop: 6 I/O seen, 2 outliers (LATms >= 10), 2 context rows"
+        );
+    }
+
+    #[test]
+    fn a_loss_in_a_context_is_said() {
+        let args = Args::parse_from(["iosnoop", "--min-ms", "10", "--context", "1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        o.push(&mut f, &mut v, &timed(2000, 20, 8));
+        o.gap(&mut f, &mut v, 2_100_000_000, 2_200_000_500);
+        o.push(&mut f, &mut v, &timed(2300, 1, 16));
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "* dd           7      R    7,0      8            4096      20.00\n\
+             # events lost from 2.100000 to 2.200001 s: I/O of this context that completed then may be missing\n\
+             - dd           7      R    7,0      16           4096       1.00\n"
         );
     }
 
