@@ -271,6 +271,16 @@ mod tests {
             Wake::Ready
         );
         assert!(t.elapsed() < Duration::from_secs(1) && ready[0]);
+        // A shutdown the program requests itself ends a wait at once, with no signal,
+        // and concerns only its own Shutdown.
+        let own = Shutdown::install().unwrap();
+        own.request();
+        let t = Instant::now();
+        assert_eq!(own.wait(&[], Duration::from_secs(5)), Wake::Shutdown);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(own.signal(), None);
+        assert!(own.requested() && !sd.requested());
+        drop(own);
         // A shutdown signal ends a wait and every later one, and a sleep.
         // SAFETY: raising a signal whose handler was installed above.
         unsafe { libc::raise(libc::SIGUSR2) };
