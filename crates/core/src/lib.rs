@@ -15,6 +15,7 @@
 //! * [`check`]: the report of every tool's `--check` and of `perf-tools-doctor`.
 //! * [`workload`]: a command forked and held before exec until the tool is ready to watch
 //!   it (pmcstat's counters, syscount's trace), then followed to its end.
+//! * [`window`]: outlier recording: rows around outliers from a bounded window in memory.
 //!
 //! The tracing engine lives in `perf-tools-ftrace`, block I/O in `perf-tools-block`, CPU
 //! registers in `perf-tools-cpu` and performance counters in `perf-tools-pmc`.
@@ -31,4 +32,5 @@ pub mod privilege;
 pub mod signals;
 pub mod spill;
 pub mod target;
+pub mod window;
 pub mod workload;

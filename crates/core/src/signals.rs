@@ -22,7 +22,7 @@
 //!   run or `--cleanup` removes what a killed run left.
 
 use anyhow::{Context, Result};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -132,6 +132,14 @@ impl Shutdown {
     /// True once a shutdown signal has arrived.
     pub fn requested(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Requests the shutdown from the program itself (a stop condition was met, e.g.
+    /// iosnoop's `--count`), as a signal would, but with no [`Shutdown::signal`].
+    pub fn request(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        // A full socket already holds a wake-up.
+        let _ = (&self._tx).write(&[1u8]);
     }
 
     /// A file descriptor that becomes readable when a signal arrives (for `poll`).
@@ -263,6 +271,16 @@ mod tests {
             Wake::Ready
         );
         assert!(t.elapsed() < Duration::from_secs(1) && ready[0]);
+        // A shutdown the program requests itself ends a wait at once, with no signal,
+        // and concerns only its own Shutdown.
+        let own = Shutdown::install().unwrap();
+        own.request();
+        let t = Instant::now();
+        assert_eq!(own.wait(&[], Duration::from_secs(5)), Wake::Shutdown);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(own.signal(), None);
+        assert!(own.requested() && !sd.requested());
+        drop(own);
         // A shutdown signal ends a wait and every later one, and a sleep.
         // SAFETY: raising a signal whose handler was installed above.
         unsafe { libc::raise(libc::SIGUSR2) };

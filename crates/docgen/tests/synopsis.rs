@@ -10,7 +10,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iosnoop",
         &[
-            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [duration]",
+            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [--min-ms MS] [--context SECS] [--context-rows N] [--count N] [duration]",
             "iosnoop --cleanup",
             "iosnoop --check",
         ],

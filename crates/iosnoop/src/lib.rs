@@ -60,12 +60,168 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Only print I/O whose latency (LATms, unrounded) is at least MS milliseconds (the outliers); every I/O is still traced and decoded
+    #[arg(long = "min-ms", value_name = "MS", value_parser = parse_ms)]
+    pub min_ms: Option<f64>,
+    /// With --min-ms, also print every I/O that completed within SECS seconds before or after each outlier, from a bounded window in memory; adds a first column: * outlier, - context
+    #[arg(long, value_name = "SECS", requires = "min_ms", value_parser = perf_tools_core::cli::seconds("--context", 0.0, 3600.0))]
+    pub context: Option<f64>,
+    /// With --context, the most I/Os the window holds (the memory bound); older ones are dropped and the output then says the context was truncated
+    #[arg(long = "context-rows", value_name = "N", requires = "context", default_value_t = DEFAULT_CONTEXT_ROWS, value_parser = perf_tools_core::cli::between::<usize>("--context-rows", 1000, 10_000_000))]
+    pub context_rows: usize,
+    /// With --min-ms, stop after N outliers (and the --context after the last one)
+    #[arg(long, value_name = "N", requires = "min_ms", value_parser = perf_tools_core::cli::between::<u64>("--count", 1, u64::MAX))]
+    pub count: Option<u64>,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
     /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
     #[arg(long, exclusive = true)]
     pub check: bool,
+}
+
+/// Default of `--context-rows`: the I/Os the outlier window holds at most.
+pub const DEFAULT_CONTEXT_ROWS: usize = 100_000;
+
+/// Parses `--min-ms`: a number of milliseconds, 0 or more (fractions allowed), at most a
+/// day.
+fn parse_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400_000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "--min-ms must be a number of milliseconds from 0 to 86400000: {s}"
+        )),
+    }
+}
+
+/// A completed I/O held in the outlier window ([`perf_tools_core::window`]), timed by
+/// its completion (the order rows are printed in).
+#[derive(Debug, Clone, Copy)]
+pub struct Io(pub Completed);
+
+impl perf_tools_core::window::Timed for Io {
+    fn ts(&self) -> u64 {
+        self.0.end_ts
+    }
+}
+
+/// The bytes the outlier window holds at most with `rows` rows (`--context-rows`).
+pub fn context_bytes(rows: usize) -> usize {
+    rows * std::mem::size_of::<Io>()
+}
+
+/// The outlier recorder of `--min-ms`, `--context` and `--count`: which I/O are printed,
+/// with which marker, and the end-of-run line.
+#[derive(Debug)]
+pub struct Outliers {
+    /// Latency threshold, ns.
+    pub min_ns: u64,
+    /// The first column (`*` outlier, `-` context) is printed (`--context`).
+    pub marker: bool,
+    /// The window of recent I/O.
+    pub window: perf_tools_core::window::ContextWindow<Io>,
+    min_ms: f64,
+    bound_rows: usize,
+    limit: Option<u64>,
+}
+
+impl Outliers {
+    /// The recorder for these options, if `--min-ms` was given.
+    pub fn new(args: &Args) -> Option<Outliers> {
+        let min_ms = args.min_ms?;
+        let context_ns = args.context.map_or(0, |s| (s * 1e9).round() as u64);
+        let bound_rows = args.context_rows;
+        Some(Outliers {
+            min_ns: (min_ms * 1e6).round() as u64,
+            marker: args.context.is_some(),
+            window: perf_tools_core::window::ContextWindow::new(
+                context_ns,
+                context_ns,
+                perf_tools_core::window::Bound {
+                    rows: bound_rows,
+                    bytes: context_bytes(bound_rows),
+                },
+                args.count,
+            ),
+            min_ms,
+            bound_rows,
+            limit: args.count,
+        })
+    }
+
+    /// Takes a completed I/O (in completion order) and writes what is to be printed now.
+    pub fn push(&mut self, rows: &mut RowFormat, out: &mut Vec<u8>, c: &Completed) {
+        let (marker, bound) = (self.marker, self.bound_rows);
+        self.window
+            .push(Io(*c), c.latency_ns() >= self.min_ns, |e| {
+                emit(marker, bound, rows, out, e)
+            });
+    }
+
+    /// Events were lost from `from` to `to` (trace clock): said in the output if a
+    /// context covers that span.
+    pub fn gap(&mut self, rows: &mut RowFormat, out: &mut Vec<u8>, from: u64, to: u64) {
+        let (marker, bound) = (self.marker, self.bound_rows);
+        self.window
+            .gap(from, to, |e| emit(marker, bound, rows, out, e));
+    }
+
+    /// The end-of-run line (stderr).
+    pub fn summary(&self) -> String {
+        let st = &self.window.stats;
+        let mut line = format!(
+            "iosnoop: {} I/O seen, {} outliers (LATms >= {})",
+            st.seen, st.outliers, self.min_ms
+        );
+        if self.marker {
+            line.push_str(&format!(", {} context rows", st.context));
+        }
+        if let Some(n) = self.limit.filter(|&n| st.outliers >= n) {
+            line.push_str(&format!("; stopped after {n} (--count)"));
+        }
+        if st.truncations > 0 {
+            line.push_str(&format!(
+                "; context truncated {} times ({} I/O dropped from the full window, --context-rows {})",
+                st.truncations, st.dropped, self.bound_rows
+            ));
+        }
+        line
+    }
+}
+
+/// Writes what the outlier window passes on.
+fn emit(
+    marker: bool,
+    bound: usize,
+    rows: &mut RowFormat,
+    out: &mut Vec<u8>,
+    e: perf_tools_core::window::Emit<Io>,
+) {
+    use perf_tools_core::window::Emit;
+    match e {
+        Emit::Row { row, outlier } => {
+            if marker {
+                out.extend_from_slice(if outlier { b"* " } else { b"- " });
+            }
+            rows.row(out, &row.0);
+        }
+        Emit::Truncated { from, to, dropped } => {
+            let _ = writeln!(
+                out,
+                "# context truncated: I/O that completed from {} to {} s are not shown ({dropped} I/O dropped: the window holds at most {bound}, --context-rows)",
+                secs_text(from),
+                secs_text(to)
+            );
+        }
+        Emit::Lost { from, to } => {
+            let _ = writeln!(
+                out,
+                "# events lost from {} to {} s: I/O of this context that completed then may be missing",
+                secs_text(from),
+                secs_text(to)
+            );
+        }
+    }
 }
 
 /// The clap definition (for man pages and completions).
@@ -311,6 +467,12 @@ fn secs_into(out: &mut Vec<u8>, ns: u64) {
     out.push(b' ');
 }
 
+/// Seconds with microseconds, as in the STARTs and ENDs columns, unpadded.
+fn secs_text(ns: u64) -> String {
+    let us = (ns + 500) / 1_000;
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
     let ftext = if let Some(p) = args.pid {
@@ -407,7 +569,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
     rows.mark_unqueued = args.queue;
+    let mut outliers = Outliers::new(&args);
     let _ = writeln!(out.buf, "{}", banner(&args));
+    if outliers.as_ref().is_some_and(|o| o.marker) {
+        out.buf.extend_from_slice(b"M ");
+    }
     rows.header(&mut out.buf);
     out.flush()?;
 
@@ -440,6 +606,9 @@ pub fn run(args: Args) -> Result<()> {
             // may be missing, so no I/O started by then is timed.
             pipeline.inflight.gap(to);
         }
+        if let (Some((from, to)), Some(o)) = (batch.state_gap, outliers.as_mut()) {
+            o.gap(&mut rows, &mut out.buf, from, to);
+        }
         let mut write_err = None;
         let stats = reader.drain_rounds(
             batch.clock,
@@ -447,7 +616,19 @@ pub fn run(args: Args) -> Result<()> {
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, gap| p.gap(gap),
             |p, watermark| {
-                p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c));
+                match outliers.as_mut() {
+                    None => p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c)),
+                    Some(o) => {
+                        p.release(watermark, &mut keep, |c| o.push(&mut rows, &mut out.buf, c));
+                        for (from, to) in p.take_gaps() {
+                            o.gap(&mut rows, &mut out.buf, from, to);
+                        }
+                        if o.window.advance(watermark) {
+                            // --count: the last outlier and its context are out.
+                            shutdown.request();
+                        }
+                    }
+                }
                 // Streaming under load: write every 64 KiB or so rather than once per
                 // batch, so the rows being formatted stay in the CPU cache. Buffered
                 // (duration) mode: past a few MiB, rows wait in a temporary file.
@@ -514,6 +695,9 @@ pub fn run(args: Args) -> Result<()> {
         },
         || Ok(()),
     )?;
+    if let Some(o) = &outliers {
+        eprintln!("{}", o.summary());
+    }
     if rows.unqueued > 0 {
         eprintln!(
             "note: {} of {} I/O never passed the I/O scheduler queue (no block_rq_insert): their LATms, marked *, is from issue",
@@ -694,6 +878,125 @@ mod tests {
             fresh.row(&mut b, c);
             assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
+    }
+
+    fn timed(end_ms: u64, lat_ms: u64, sector: u64) -> Completed {
+        let mut c = io(7, b"dd", false);
+        c.end_ts = end_ms * 1_000_000;
+        c.start.ts = c.end_ts - lat_ms * 1_000_000;
+        c.sector = sector;
+        c
+    }
+
+    #[test]
+    fn outlier_rows_are_marked_and_context_rows_kept_once() {
+        let args = Args::parse_from(["iosnoop", "--min-ms", "10", "--context", "0.1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert!(o.marker);
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        // 1000 ms: fast, out of any context; 1950: context before; 2000: outlier;
+        // 2050 an outlier in the first one's context; 2150 context of the second; 2300 out.
+        for (end, lat, sector) in [
+            (1000, 1, 8),
+            (1950, 1, 16),
+            (2000, 10, 24),
+            (2050, 25, 32),
+            (2150, 2, 40),
+            (2300, 2, 48),
+        ] {
+            o.push(&mut f, &mut v, &timed(end, lat, sector));
+        }
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "- dd           7      R    7,0      16           4096       1.00\n\
+             * dd           7      R    7,0      24           4096      10.00\n\
+             * dd           7      R    7,0      32           4096      25.00\n\
+             - dd           7      R    7,0      40           4096       2.00\n"
+        );
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 6 I/O seen, 2 outliers (LATms >= 10), 2 context rows"
+        );
+    }
+
+    #[test]
+    fn a_loss_in_a_context_is_said() {
+        let args = Args::parse_from(["iosnoop", "--min-ms", "10", "--context", "1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        o.push(&mut f, &mut v, &timed(2000, 20, 8));
+        o.gap(&mut f, &mut v, 2_100_000_000, 2_200_000_500);
+        o.push(&mut f, &mut v, &timed(2300, 1, 16));
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "* dd           7      R    7,0      8            4096      20.00\n\
+             # events lost from 2.100000 to 2.200001 s: I/O of this context that completed then may be missing\n\
+             - dd           7      R    7,0      16           4096       1.00\n"
+        );
+    }
+
+    #[test]
+    fn min_ms_alone_keeps_the_default_layout() {
+        let args = Args::parse_from(["iosnoop", "-t", "--min-ms", "0.5", "--count", "1"]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert!(!o.marker);
+        let mut f = RowFormat::new(false, true);
+        let mut v = Vec::new();
+        for (end, lat) in [(5, 0), (6, 1), (7, 1)] {
+            o.push(&mut f, &mut v, &timed(end, lat, 8));
+        }
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "0.006000        dd           7      R    7,0      8            4096       1.00\n"
+        );
+        assert!(o.window.advance(7_000_000));
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 3 I/O seen, 1 outliers (LATms >= 0.5); stopped after 1 (--count)"
+        );
+        assert!(Outliers::new(&Args::parse_from(["iosnoop"])).is_none());
+    }
+
+    #[test]
+    fn a_truncated_context_is_said_in_the_output() {
+        let args = Args::parse_from([
+            "iosnoop",
+            "--min-ms",
+            "10",
+            "--context",
+            "100",
+            "--context-rows",
+            "1000",
+        ]);
+        let mut o = Outliers::new(&args).unwrap();
+        assert_eq!(o.window.held(), 0);
+        let mut f = RowFormat::new(false, false);
+        let mut v = Vec::new();
+        for i in 0..1200 {
+            o.push(&mut f, &mut v, &timed(1000 + i, 0, i));
+        }
+        assert!(v.is_empty());
+        assert_eq!(o.window.held(), 1000);
+        assert_eq!(o.window.held_bytes(), context_bytes(1000));
+        // The bound the man page states: at most 80 bytes an I/O, 8 MB by default.
+        assert!(std::mem::size_of::<Io>() <= 80);
+        assert!(context_bytes(DEFAULT_CONTEXT_ROWS) <= 8_000_000);
+        o.push(&mut f, &mut v, &timed(3000, 20, 0));
+        let text = String::from_utf8(v).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1002);
+        assert_eq!(
+            lines[0],
+            "# context truncated: I/O that completed from 1.000000 to 1.199000 s are not shown (200 I/O dropped: the window holds at most 1000, --context-rows)"
+        );
+        assert!(lines[1].starts_with("- dd ") && lines[1].contains(" 200 "));
+        assert!(lines[1001].starts_with("* dd "));
+        assert_eq!(
+            o.summary(),
+            "iosnoop: 1201 I/O seen, 1 outliers (LATms >= 10), 1000 context rows; context truncated 1 times (200 I/O dropped from the full window, --context-rows 1000)"
+        );
     }
 
     #[test]
