@@ -294,4 +294,39 @@ mod tests {
         };
         assert_eq!(account(&a, &pats, 5, printed).line(), None);
     }
+
+    /// Real output of funcslower on Debian's 6.12.118+deb13-cloud-amd64 (QEMU TCG, one
+    /// vCPU, tests/vm/funcslower.sh): `-p PID -d 6 do_nanosleep 100000` (context-switch
+    /// note between the two slow returns), then `-a` (timestamps, process, headers).
+    const REAL_6_12: &str = concat!(
+        " 0) @ 401028.0 us |  } /* do_nanosleep */\n",
+        " ------------------------------------------\n",
+        " 0)   sleep-185    =>   sleep-187   \n",
+        " ------------------------------------------\n",
+        "\n",
+        " 0) @ 400472.9 us |  } /* do_nanosleep */\n",
+        "   40.074958 |   0)   sleep-236    | @ 400558.9 us |  } /* do_nanosleep */\n",
+        "   40.579165 |   0)   sleep-239    | @ 400629.2 us |  } /* do_nanosleep */\n",
+    );
+
+    #[test]
+    fn with_proc_the_context_switch_notes_are_dropped_and_every_return_kept() {
+        let kept: Vec<&str> = REAL_6_12
+            .split_inclusive('\n')
+            .filter(|l| keep_with_proc(l.as_bytes()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                " 0) @ 401028.0 us |  } /* do_nanosleep */\n",
+                " 0) @ 400472.9 us |  } /* do_nanosleep */\n",
+                "   40.074958 |   0)   sleep-236    | @ 400558.9 us |  } /* do_nanosleep */\n",
+                "   40.579165 |   0)   sleep-239    | @ 400629.2 us |  } /* do_nanosleep */\n",
+            ]
+        );
+        // A process named "a => b" (process names are the user's) is still a return line.
+        assert!(keep_with_proc(
+            b"   40.1 |   0)   a => b-9    | @ 400558.9 us |  } /* do_nanosleep */\n"
+        ));
+    }
 }
