@@ -52,10 +52,10 @@ echo "kernel: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs"
 echo "load:   dd bs=1 count=$n if=/dev/zero of=/dev/null (one vfs_read() per byte)"
 for round in 1 2; do
   base=$(run_dd)
-  set -- $(traced 1000000)
-  quiet=$1 qlines=$2
-  set -- $(traced 1)
-  loud=$1 llines=$2
+  r=$(traced 1000000)
+  quiet=${r% *} qlines=${r#* }
+  r=$(traced 1)
+  loud=${r% *} llines=${r#* }
   echo "round $round: untraced ${base}0 ms;" \
     "funcslower vfs_read 1000000: ${quiet}0 ms (+$(per_call "$quiet" "$base") ns/call, $qlines lines);" \
     "funcslower vfs_read 1: ${loud}0 ms (+$(per_call "$loud" "$base") ns/call, $llines lines)"
