@@ -830,6 +830,7 @@ pub fn check(tool: &'static str, thresh: bool) -> Result<Report> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 
@@ -904,6 +905,140 @@ mod tests {
             ]
         );
         assert_eq!(tracing_thresh(&t), Some(150));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fake tracefs top level with the files funcslower changes (a directory; the
+    /// kernel's semantics are not modelled, only what is read and written).
+    fn fake_tracefs(name: &str, thresh: &str) -> (PathBuf, Tracefs) {
+        let dir = std::env::temp_dir().join(format!("graph-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("options")).unwrap();
+        std::fs::create_dir_all(dir.join("instances")).unwrap();
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        for (f, v) in [
+            ("current_tracer", "nop\n"),
+            ("tracing_thresh", thresh),
+            ("tracing_on", "1\n"),
+            ("set_ftrace_filter", "#### all functions enabled ####\n"),
+            ("set_graph_function", "vfs_write\n"),
+            ("set_ftrace_notrace_pid", "no pid\n"),
+            ("options/funcgraph-proc", "0\n"),
+        ] {
+            std::fs::write(dir.join(f), v).unwrap();
+        }
+        let t = Tracefs::at(dir.clone());
+        (dir, t)
+    }
+
+    fn top_target(dir: &Path, t: &Tracefs, tool: &str) -> Target {
+        let (top, _) = TopLevel::begin_in(t, tool, &dir.join("state")).unwrap();
+        Target::Top(top, dir.to_path_buf())
+    }
+
+    fn slower<'a>(pats: &'a [String]) -> Settings<'a> {
+        Settings {
+            tool: "funcslower",
+            pats,
+            tids: &[],
+            pid: None,
+            maxdepth: None,
+            thresh_us: Some(150),
+            options: vec![("funcgraph-proc", "1", "-P")],
+        }
+    }
+
+    fn read(dir: &Path, f: &str) -> String {
+        std::fs::read_to_string(dir.join(f)).unwrap()
+    }
+
+    #[test]
+    fn a_threshold_run_sets_filter_graph_and_thresh_and_restores_them() {
+        let (dir, t) = fake_tracefs("ok", "0\n");
+        let pats = vec!["do_nanosleep".to_string()];
+        let mut target = top_target(&dir, &t, "funcslower");
+        configure(&mut target, &slower(&pats)).unwrap();
+        assert_eq!(read(&dir, "tracing_thresh"), "150");
+        assert_eq!(read(&dir, "set_ftrace_filter"), "do_nanosleep\n");
+        assert_eq!(read(&dir, "set_graph_function"), "do_nanosleep\n");
+        assert_eq!(read(&dir, "current_tracer"), "function_graph");
+        assert_eq!(read(&dir, "options/funcgraph-proc"), "1");
+        assert_eq!(
+            read(&dir, "set_ftrace_notrace_pid"),
+            std::process::id().to_string()
+        );
+        // The originals are in the state file before anything changes.
+        let state = read(
+            &dir,
+            &format!("state/funcslower-{}.state", std::process::id()),
+        );
+        let saved = toplevel::parse_state(&state).unwrap();
+        assert!(
+            saved.contains(&("tracing_thresh".into(), "0".into())),
+            "{saved:?}"
+        );
+        assert!(
+            saved.contains(&("current_tracer".into(), "nop".into())),
+            "{saved:?}"
+        );
+        assert!(
+            saved.contains(&("set_graph_function".into(), "vfs_write".into())),
+            "{saved:?}"
+        );
+        target.finish().unwrap();
+        assert_eq!(read(&dir, "tracing_thresh"), "0");
+        assert_eq!(read(&dir, "current_tracer"), "nop");
+        assert_eq!(read(&dir, "set_ftrace_filter"), "");
+        assert_eq!(read(&dir, "set_graph_function"), "vfs_write");
+        assert_eq!(read(&dir, "options/funcgraph-proc"), "0");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_beside_another_graph_user_and_changes_nothing() {
+        let pats = vec!["do_nanosleep".to_string()];
+        // funcgraph running in an instance: funcslower would change its graph.
+        let (dir, t) = fake_tracefs("inst", "0\n");
+        let inst = dir.join("instances/funcgraph-77");
+        std::fs::create_dir_all(&inst).unwrap();
+        std::fs::write(inst.join("current_tracer"), "function_graph\n").unwrap();
+        let mut target = top_target(&dir, &t, "funcslower");
+        let e = configure(&mut target, &slower(&pats))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("function_graph is running in instances/funcgraph-77 (PID 77): tracing_thresh is global"),
+            "{e}"
+        );
+        target.finish().unwrap();
+        assert_eq!(read(&dir, "tracing_thresh"), "0\n");
+        assert_eq!(read(&dir, "current_tracer"), "nop\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // tracing_thresh already set (a funcslower, or a latency tracer): funcslower
+        // refuses; funcgraph refuses too.
+        let (dir, t) = fake_tracefs("thresh", "5000\n");
+        let mut target = top_target(&dir, &t, "funcslower");
+        let e = configure(&mut target, &slower(&pats))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("tracing_thresh is already 5000 us"), "{e}");
+        target.finish().unwrap();
+        let mut target = top_target(&dir, &t, "funcgraph");
+        let graph = Settings {
+            tool: "funcgraph",
+            thresh_us: None,
+            options: Vec::new(),
+            ..slower(&pats)
+        };
+        let e = configure(&mut target, &graph).unwrap_err().to_string();
+        assert!(
+            e.starts_with("tracing_thresh is 5000 us (set by a running funcslower"),
+            "{e}"
+        );
+        target.finish().unwrap();
+        assert_eq!(read(&dir, "tracing_thresh"), "5000\n");
+        assert_eq!(read(&dir, "set_graph_function"), "vfs_write\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
