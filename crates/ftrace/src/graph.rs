@@ -830,7 +830,6 @@ pub fn check(tool: &'static str, thresh: bool) -> Result<Report> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 
