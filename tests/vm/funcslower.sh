@@ -48,6 +48,7 @@ durations() {
   grep '} /\* do_nanosleep \*/' "$1" | sed -E 's/.* ([0-9]+(\.[0-9]+)?) us .*/\1/' | cut -d. -f1
 }
 plausible() { # FILE: two durations, each 1 s (the sleep) to 30 s (a starved TCG guest)
+  cat "$1"
   [ "$(durations "$1" | wc -l)" -eq 2 ] || return 1
   for d in $(durations "$1"); do [ "$d" -ge 1000000 ] && [ "$d" -lt 30000000 ] || return 1; done
 }
