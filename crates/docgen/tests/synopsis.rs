@@ -129,6 +129,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "tpoint --check",
         ],
     ),
+    (
+        "funcslower",
+        &[
+            "funcslower [-aCHPt] [-d secs] [-p PID | -L TID] funcstring latency_us",
+            "funcslower --cleanup",
+            "funcslower --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
     ("perf-tools", &["perf-tools [-f] [-l | --install-links DIR] [TOOL...]"]),
 ];

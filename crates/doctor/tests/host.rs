@@ -33,6 +33,7 @@ fn left_behind(pid: u32) -> Vec<String> {
         "iosnoop",
         "iolatency",
         "funcgraph",
+        "funcslower",
         "kprobe",
     ] {
         if testkit::instance_of(tool, pid) {
@@ -143,6 +144,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("perf-stat-hist", "yes"),
         ("execsnoop", "degraded"),
         ("funcgraph", "no"),
+        ("funcslower", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
         ("showboost", "no"),
@@ -305,6 +307,7 @@ fn json_has_exactly_the_documented_fields() {
             "cputemp",
             "execsnoop",
             "funcgraph",
+            "funcslower",
             "iolatency",
             "iosnoop",
             "killsnoop",
@@ -377,6 +380,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "reset-ftrace",
         "execsnoop",
         "funcgraph",
+        "funcslower",
         "kprobe",
     ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");

@@ -10,7 +10,8 @@
 //!   decoding; [`reader`]: per-CPU `trace_pipe_raw` readers; [`merge`]: cross-CPU time
 //!   order; [`session`]: an instance with its readers, the checks that its state holds and
 //!   the end of a run ([`session::RunAccount`]); [`text_pipe`]: the kernel's text
-//!   rendering (`trace_pipe`), for what has no binary decoder.
+//!   rendering (`trace_pipe`), for what has no binary decoder; [`graph`]: the
+//!   function_graph tracer (funcgraph, funcslower) on top of it.
 //! * [`comm`]: process names for events that carry none.
 //! * [`canary`]: sources chosen best first, each verified with a known action of the
 //!   tool's own.
@@ -22,6 +23,7 @@ pub mod cleanup;
 pub mod comm;
 pub mod elf;
 pub mod format;
+pub mod graph;
 pub mod instance;
 pub mod lastresort;
 pub mod merge;

@@ -14,6 +14,7 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "execsnoop",
     "funcgraph",
+    "funcslower",
     "kprobe",
     "syscount",
     "killsnoop",

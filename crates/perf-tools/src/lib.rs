@@ -72,6 +72,10 @@ pub const TOOLS: &[Tool] = &[
         main: |a| run_main_from("funcgraph", funcgraph::run, a),
     },
     Tool {
+        name: "funcslower",
+        main: |a| run_main_from("funcslower", funcslower::run, a),
+    },
+    Tool {
         name: "kprobe",
         main: |a| run_main_from("kprobe", kprobe::run, a),
     },

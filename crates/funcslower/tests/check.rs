@@ -1,0 +1,43 @@
+//! `funcslower --check` on this machine (Linux 6.18: block, syscall and sched tracepoints and
+//! uprobes; no kprobes, no function_graph): its verdict, its exit status, and nothing left
+//! in tracefs afterwards.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+const BIN: &str = env!("CARGO_BIN_EXE_funcslower");
+
+#[test]
+fn check_gives_this_hosts_verdict_and_leaves_nothing() {
+    if !testkit::live_or_skip("funcslower --check") {
+        return;
+    }
+    let (code, out, err, pid) = testkit::run_pid(BIN, &["--check"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.starts_with("funcslower: cannot run"), "{out}");
+    assert!(
+        out.contains("\n  function_graph tracer  no        available_tracers: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: use a kernel built with CONFIG_FUNCTION_GRAPH_TRACER=y"),
+        "{out}"
+    );
+    // tracing_thresh is free on this host (0), so it is not what stops funcslower.
+    assert!(
+        out.contains(
+            "\n  tracing_thresh         yes       0 (free; set for the run, restored on exit)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.starts_with(
+            "funcslower: error: funcslower cannot run on this host: function_graph tracer"
+        ),
+        "{err}"
+    );
+    assert!(
+        !testkit::instance_of("funcslower", pid),
+        "instance left behind"
+    );
+    let left = testkit::probes_of(pid);
+    assert!(left.is_empty(), "probes left behind: {left:?}");
+}
