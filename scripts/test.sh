@@ -58,6 +58,9 @@ step "cargo test --workspace (unit, fixture and live tests)"
 rm -rf target/leak-matrix   # the leak-matrix results of this run only
 cargo test --workspace
 
+step "live tests again through the multi-call binary (scripts/test-multicall.sh)"
+scripts/test-multicall.sh
+
 step "install smoke test (scripts/install.sh into a temporary prefix)"
 stage=$(mktemp -d)
 scripts/install.sh "$stage" >/dev/null
@@ -81,6 +84,29 @@ if [ ${#too_big[@]} -gt 0 ]; then
   exit 1
 fi
 echo "install: ok"
+
+step "release artefacts (scripts/release.sh: static multi-call and per-tool binaries, tarball, .deb)"
+# Its static build is the one the VM stage below runs (built once per run).
+scripts/release.sh
+(cd target/dist && sha256sum --quiet -c SHA256SUMS)
+mc=$(stat -c %s target/dist/perf-tools-rs-*-x86_64/perf-tools)
+[ "$mc" -le $((8 * 1024 * 1024)) ] || { echo "release: the multi-call binary grew to $((mc / 1024)) KiB (over 8 MiB)" >&2; exit 1; }
+
+step "Debian package: metadata, contents, every tool runs from it"
+deb=$(ls target/dist/perf-tools-rs_*_amd64.deb)
+dpkg-deb --info "$deb" | grep -q '^ Package: perf-tools-rs$'
+[ -z "$(dpkg-deb --field "$deb" Depends)" ] || { echo "$deb: the static build must depend on nothing" >&2; exit 1; }
+root=$(mktemp -d)
+dpkg -x "$deb" "$root"
+"$root/usr/bin/iosnoop" --version
+for t in $(cargo run -q -p docgen -- list); do
+  "$root/usr/bin/$t" --help >/dev/null
+  [ -s "$root/usr/share/man/man8/$t.8.gz" ] || { echo "$deb: no man page for $t" >&2; exit 1; }
+  [ -s "$root/usr/share/bash-completion/completions/$t" ] || { echo "$deb: no bash completion for $t" >&2; exit 1; }
+done
+MANPAGER=cat MAN_DISABLE_SECCOMP=1 man -l "$root/usr/share/man/man8/iosnoop.8.gz" | grep -q 'iosnoop'
+rm -rf "$root"
+echo "deb: ok ($(($(stat -c %s "$deb") / 1024)) KiB)"
 
 if [ "${PT_SKIP_VM:-0}" = 1 ]; then
   step "VM tests skipped (PT_SKIP_VM=1)"
