@@ -301,7 +301,7 @@ impl Reader {
                 None => {
                     self.tally.bad += 1;
                     if self.tally.first_bad.is_none() {
-                        let shown = String::from_utf8_lossy(&text[..text.len().min(80)]);
+                        let shown = String::from_utf8_lossy(&text[..text.len().min(160)]);
                         self.tally.first_bad =
                             Some(format!("{name}:{lineno}: {}", shown.escape_debug()));
                     }
