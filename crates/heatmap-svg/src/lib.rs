@@ -15,9 +15,11 @@
 //! ```
 
 pub mod grid;
+pub mod io;
 pub mod render;
 
 pub use grid::{Axis, Excluded, Grid, GridOptions, OptionError};
+pub use io::IoHeatmap;
 pub use render::{color, color_rgb, render, Layout, Style};
 
 use std::path::Path;

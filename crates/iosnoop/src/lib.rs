@@ -20,6 +20,7 @@ use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
+use perf_tools_heatmap::IoHeatmap;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -67,6 +68,9 @@ pub struct Args {
     /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
     #[arg(long, exclusive = true)]
     pub check: bool,
+    /// Also write a latency heat map (SVG) of every I/O shown to FILE at the end of the run
+    #[arg(long, value_name = "FILE")]
+    pub heatmap: Option<std::path::PathBuf>,
 }
 
 /// The clap definition (for man pages and completions).
@@ -390,6 +394,10 @@ pub fn run(args: Args) -> Result<()> {
     let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
         .map_err(|e| cli::usage(e.to_string()))?;
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
+    let mut heat = (args.heatmap.as_deref())
+        .map(|p| IoHeatmap::new("iosnoop", p))
+        .transpose()
+        .map_err(cli::usage)?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -448,7 +456,12 @@ pub fn run(args: Args) -> Result<()> {
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, gap| p.gap(gap),
             |p, watermark| {
-                p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c));
+                p.release(watermark, &mut keep, |c| {
+                    rows.row(&mut out.buf, c);
+                    if let Some(h) = heat.as_mut() {
+                        h.add(c.end_ts, c.latency_ns());
+                    }
+                });
                 // Streaming under load: write every 64 KiB or so rather than once per
                 // batch, so the rows being formatted stay in the CPU cache. Buffered
                 // (duration) mode: past a few MiB, rows wait in a temporary file.
@@ -483,6 +496,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(())
     })?;
+    if let Some(h) = &heat {
+        // Also when the run ends by a signal or a closed pipe: written, then renamed.
+        h.finish("iosnoop")?;
+    }
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, cleaning up.
         return session.finish();
