@@ -107,6 +107,8 @@ pub struct Grid {
     /// Largest row index that `max_lat` allows, for a fixed linear axis.
     fixed_rows: Option<usize>,
     counted: u64,
+    /// 1 / step of the auto linear axis (a power of two, so exact).
+    inv_step: f64,
     /// Points left out, by reason.
     pub excluded: Excluded,
 }
@@ -192,6 +194,7 @@ impl Grid {
             axis,
             fixed_rows,
             counted: 0,
+            inv_step: 1.0,
             excluded: Excluded::default(),
         })
     }
@@ -229,7 +232,15 @@ impl Grid {
         }
         let t0 = *self.t0.get_or_insert(time);
         // The order of trace2heatmap.pl: ((time - start) / factor) / step.
-        let col = (((time - t0) / self.opts.time_factor) / self.opts.step_sec).floor();
+        // (x / 1.0 is x: those divisions are skipped, the result is the same.)
+        let mut col = time - t0;
+        if self.opts.time_factor != 1.0 {
+            col /= self.opts.time_factor;
+        }
+        if self.opts.step_sec != 1.0 {
+            col /= self.opts.step_sec;
+        }
+        let col = floor(col);
         if self.opts.max_col.is_some_and(|m| col > m as f64) {
             self.excluded.beyond_max_col += 1;
             return false;
@@ -303,6 +314,7 @@ impl Grid {
                         return Some(0);
                     }
                     let s = first_step(latency - min, self.opts.rows);
+                    self.inv_step = 1.0 / s;
                     self.axis = Axis::Linear {
                         min,
                         step: Some(s),
@@ -310,13 +322,19 @@ impl Grid {
                     };
                     return Some(((latency - min) / s) as usize);
                 };
-                let mut row = ((latency - min) / s).floor();
+                let mut row = if auto {
+                    // A power of two: multiplying by its inverse is exact, and cheaper.
+                    floor((latency - min) * self.inv_step)
+                } else {
+                    floor((latency - min) / s)
+                };
                 if auto {
                     // Double the step (merging row pairs, so every count stays in the
                     // cell that holds its latency) until the latency fits.
                     while row >= self.opts.rows as f64 {
                         self.merge_rows();
                         s *= 2.0;
+                        self.inv_step = 1.0 / s;
                         row = ((latency - min) / s).floor();
                     }
                     self.axis = Axis::Linear {
@@ -444,6 +462,19 @@ impl Grid {
             }
         }
         None
+    }
+}
+
+/// `x.floor()` without a call into libm (x86-64's baseline has no rounding
+/// instruction): exact for |x| < 2^63; beyond, a value as far out of every limit.
+#[inline(always)]
+fn floor(x: f64) -> f64 {
+    let i = x as i64;
+    let f = i as f64;
+    if f > x {
+        f - 1.0
+    } else {
+        f
     }
 }
 

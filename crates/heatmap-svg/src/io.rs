@@ -34,7 +34,8 @@ impl IoHeatmap {
             return Err(format!("--heatmap {}: is a directory", path.display()));
         }
         let grid = Grid::new(GridOptions {
-            time_factor: 1e9,
+            // Times given in seconds (ns * 1e-9: no division per I/O).
+            time_factor: 1.0,
             // About 2.7 hours at one column per second; a longer run's later I/O is
             // counted as left out (and said so).
             limit_cols: 10_000,
@@ -57,7 +58,7 @@ impl IoHeatmap {
     /// Counts one I/O: completion time and latency, in nanoseconds.
     #[inline]
     pub fn add(&mut self, end_ns: u64, latency_ns: u64) {
-        self.grid.add(end_ns as f64, latency_ns as f64 / 1000.0);
+        self.grid.add(end_ns as f64 * 1e-9, latency_ns as f64 * 1e-3);
     }
 
     /// I/Os counted in cells.
