@@ -93,7 +93,9 @@ fn main() {
         let mut heat = IoHeatmap::new("bench", std::path::Path::new("/tmp/unused.svg"))
             .unwrap_or_else(|e| panic!("{e}"));
         let lats: Vec<u64> = (0..4096)
-            .map(|_| 50_000 + (rng.unit() * 500_000.0) as u64 + (rng.next() % 64 == 0) as u64 * 5_000_000)
+            .map(|_| {
+                50_000 + (rng.unit() * 500_000.0) as u64 + (rng.next() % 64 == 0) as u64 * 5_000_000
+            })
             .collect();
         let c0 = cpu_ns();
         let mut end = 1_000_000_000_000u64;

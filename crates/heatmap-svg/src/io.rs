@@ -16,8 +16,9 @@ pub struct IoHeatmap {
 
 impl IoHeatmap {
     /// A heat map for `path` (checked now: its directory must exist), titled after the
-    /// tool. Time columns of one second; latency in microseconds on an axis of at most
-    /// 50 rows that grows in power-of-two steps with the largest latency.
+    /// tool. Time columns of one second; latency in microseconds on a log axis (4 rows
+    /// per doubling: I/O latency spans orders of magnitude, and one slow I/O would
+    /// squeeze a linear axis' rows into one).
     pub fn new(tool: &str, path: &Path) -> Result<IoHeatmap, String> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -39,6 +40,7 @@ impl IoHeatmap {
             // About 2.7 hours at one column per second; a longer run's later I/O is
             // counted as left out (and said so).
             limit_cols: 10_000,
+            log: true,
             ..GridOptions::default()
         })
         .map_err(|e| e.0)?;
@@ -58,7 +60,8 @@ impl IoHeatmap {
     /// Counts one I/O: completion time and latency, in nanoseconds.
     #[inline]
     pub fn add(&mut self, end_ns: u64, latency_ns: u64) {
-        self.grid.add(end_ns as f64 * 1e-9, latency_ns as f64 * 1e-3);
+        self.grid
+            .add(end_ns as f64 * 1e-9, latency_ns as f64 * 1e-3);
     }
 
     /// I/Os counted in cells.

@@ -406,7 +406,7 @@ pub fn render<W: Write>(grid: &Grid, style: &Style, out: &mut W) -> io::Result<(
             style.fontsize
         )?;
         x += fs * 4.5;
-        let sw = fs * 1.5;
+        let sw = fs;
         for i in 1..=LEGEND_SWATCHES {
             let n = (largest.max(1) * i as u64).div_ceil(LEGEND_SWATCHES as u64);
             writeln!(

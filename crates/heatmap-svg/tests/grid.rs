@@ -302,3 +302,47 @@ fn renders_every_cell_once_with_its_count() {
     assert_eq!(hottest.attribute("fill"), Some("rgb(255,0,0)"));
     assert!(text.contains(">11 events<"));
 }
+
+#[test]
+fn log_rows_agree_with_log2() {
+    // Each latency's row (bin of 4 per doubling) is floor(4 log2(latency)), checked on
+    // a spread of values from 1e-6 to 1e9 (none within rounding of a bin bound).
+    let mut x = 1e-6f64;
+    let mut g = Grid::new(GridOptions {
+        log: true,
+        min_lat: 1e-6,
+        ..opts()
+    })
+    .unwrap();
+    let low = (1e-6f64.log2() * 4.0).floor() as i64;
+    let mut n = 0;
+    while x < 1e9 {
+        let want = (x.log2() * 4.0).floor() as i64 - low;
+        let frac = (x.log2() * 4.0).fract().abs();
+        if frac > 1e-9 && frac < 1.0 - 1e-9 {
+            let before = g.column(0).to_vec();
+            assert!(g.add(0.0, x));
+            let after = g.column(0);
+            let row = (0..after.len())
+                .find(|&r| after[r] != before.get(r).copied().unwrap_or(0))
+                .unwrap();
+            assert_eq!(row as i64, want, "{x}");
+            n += 1;
+        }
+        x *= 1.0137;
+    }
+    assert!(n > 2000);
+    // Exact powers of two open their row.
+    for p in [-3i32, 0, 1, 10, 30] {
+        let mut g = Grid::new(GridOptions {
+            log: true,
+            ..opts()
+        })
+        .unwrap();
+        g.add(0.0, 1.0);
+        g.add(0.0, 2f64.powi(p));
+        if p >= 0 {
+            assert_eq!(g.count(0, 4 * p as usize), 1 + (p == 0) as u64, "2^{p}");
+        }
+    }
+}
