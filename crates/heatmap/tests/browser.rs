@@ -183,3 +183,78 @@ fn chromium_draws_hot_cells_hot_and_empty_cells_white() {
         );
     }
 }
+
+/// The interactive part runs in Chromium: hovering a cell shows its time range, latency
+/// range and counts; leaving clears it; a click highlights the cell, a second click
+/// clears that. A probe script appended to the SVG drives the events and leaves what
+/// it saw in an attribute, read back from the DOM Chromium dumps.
+#[test]
+fn chromium_runs_the_hover_and_click_script() {
+    let Some(browser) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "chromium is not installed (scripts/test.sh installs it: apt-get install chromium)"
+            );
+        }
+        eprintln!("SKIPPED chromium_runs_the_hover_and_click_script: no chromium");
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heatmap"))
+        .args([
+            "--maxlat=10",
+            "--rows=10",
+            "--unitslabel=ms",
+            "--accstats",
+            "--stepsec=0.5",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"0 5\n0.5 7\n2 9\n2.1 9\n2.2 3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let svg = String::from_utf8(out.stdout).unwrap();
+    let probe = r#"<script type="text/ecmascript"><![CDATA[
+init(null);
+var cells = document.getElementById("cells").getElementsByTagName("rect");
+var r = cells[cells.length - 1];
+r.dispatchEvent(new MouseEvent("mouseover", {bubbles: true}));
+var hover = details.nodeValue;
+r.dispatchEvent(new MouseEvent("mouseout", {bubbles: true}));
+var left = details.nodeValue;
+r.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+var once = r.getAttribute("class");
+r.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+var twice = r.getAttribute("class");
+document.getElementById("bkg").setAttribute("title", hover + "|" + left + "|" + once + "|" + twice);
+]]></script>
+</svg>
+"#;
+    let probed = svg.replacen("</svg>\n", probe, 1);
+    let dir = std::env::temp_dir().join(format!("heatmap-js-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("probe.svg");
+    std::fs::write(&path, probed).unwrap();
+    let dump = Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("file://{}", path.display()))
+        .env("HOME", &dir)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let dom = String::from_utf8_lossy(&dump.stdout);
+    // The last cell: column 4 (2.0-2.5 s), row 9 (9-10 ms), 2 of the column's 3 events,
+    // 3 accumulated up to that row.
+    assert!(
+        dom.contains(r#"title="time 2-2.5s, latency 9-10ms, count 2 (66% of column), acc 3 (100%)| |hl|null""#),
+        "{dom}"
+    );
+}
