@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: CPU cost per traced I/O and completeness of iosnoop or iolatency under fio load.
 #   scripts/bench-block.sh [iosnoop|iolatency] [SECONDS] [IODEPTH]   (as root, or with sudo)
-#   (defaults: iosnoop, 10 s, iodepth 32)
+#   (defaults: iosnoop, 10 s, iodepth 32; BENCH_HEATMAP=1 adds --heatmap FILE)
 # Sets up a loop device over a file in /dev/shm, starts the release tool filtered to it
 # (iosnoop streaming; iolatency with 1 s intervals; output to a file), runs fio 4 KiB random
 # O_DIRECT reads as fast as this machine goes, then reports: I/Os issued (fio), I/Os the tool
@@ -30,6 +30,8 @@ trap cleanup EXIT
 
 # iolatency: 1 s intervals covering the whole fio run, so it ends by itself after it.
 if [ "$tool" = iosnoop ]; then args=(-d "$dev"); else args=(-d "$dev" 1 $((secs + 2))); fi
+# BENCH_HEATMAP=1: also write a heat map (--heatmap), to compare the CPU per I/O.
+[ -n "${BENCH_HEATMAP:-}" ] && args+=(--heatmap "$work/heatmap.svg")
 "$bin" "${args[@]}" > "${BENCH_OUT:-$work/rows.txt}" 2> "$work/err.txt" &
 pid=$!
 sleep 1

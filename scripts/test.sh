@@ -35,6 +35,11 @@ if ! command -v fio >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends fio >/dev/null
 fi
+# chromium renders heatmap's SVG to PNG for its browser test (crates/heatmap/tests/browser.rs).
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 modprobe loop 2>/dev/null || true
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt

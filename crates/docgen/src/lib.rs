@@ -118,6 +118,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/funcslower.roff"),
         },
         Tool {
+            name: "heatmap",
+            command: heatmap::command,
+            sections: include_str!("../../../man/src/heatmap.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

@@ -25,6 +25,7 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::reader::Wake;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount};
 use perf_tools_ftrace::tracefs::Tracefs;
+use perf_tools_heatmap::IoHeatmap;
 
 /// Command-line options (the original's, plus long-only or new extras).
 #[derive(Parser, Debug, Clone)]
@@ -71,6 +72,9 @@ pub struct Args {
     /// Seconds between summaries (default 1; fractions allowed)
     #[arg(value_name = "interval", value_parser = cli::seconds("interval", 0.01, 86_400.0))]
     pub interval: Option<f64>,
+    /// Also write a latency heat map (SVG) of every I/O counted to FILE at the end of the run
+    #[arg(long, value_name = "FILE")]
+    pub heatmap: Option<std::path::PathBuf>,
     /// Number of summaries (default: until Ctrl-C)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
@@ -312,9 +316,24 @@ impl Summary {
     }
 }
 
-/// Pairs the held events up to `upto` and counts every completed I/O in `summary`.
-fn count_completed(pipeline: &mut BlockPipeline<Lean>, summary: &mut Summary, upto: u64) {
-    pipeline.release(upto, |_| true, |c| summary.record(c.dev, c.latency_ns()));
+/// Pairs the held events up to `upto` and counts every completed I/O in `summary` (and
+/// in the heat map, with --heatmap).
+fn count_completed(
+    pipeline: &mut BlockPipeline<Lean>,
+    summary: &mut Summary,
+    heat: &mut Option<IoHeatmap>,
+    upto: u64,
+) {
+    pipeline.release(
+        upto,
+        |_| true,
+        |c| {
+            summary.record(c.dev, c.latency_ns());
+            if let Some(h) = heat.as_mut() {
+                h.add(c.end_ts, c.latency_ns());
+            }
+        },
+    );
 }
 
 /// What iolatency would use on this host and whether it can run (`--check`, and its row
@@ -346,6 +365,10 @@ pub fn run(args: Args) -> Result<()> {
     let interval_ns = (interval * 1e9) as u64;
     let unit_ns = if args.usecs { 1_000 } else { 1_000_000 };
     let exact = args.percentiles || args.json;
+    let mut heat = (args.heatmap.as_deref())
+        .map(|p| IoHeatmap::new("iolatency", p))
+        .transpose()
+        .map_err(cli::usage)?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -384,8 +407,25 @@ pub fn run(args: Args) -> Result<()> {
         let timeout =
             Duration::from_nanos(tick.saturating_sub(now)).min(Duration::from_millis(500));
         match session.reader.wait(&shutdown, timeout) {
-            Wake::Shutdown => break,
+            Wake::Shutdown => {
+                if heat.is_some() {
+                    // What completed before the signal goes into the heat map too.
+                    let watermark = monotonic_ns();
+                    let mut state = (&mut pipeline, &mut summary, &mut heat);
+                    session.reader.drain_rounds(
+                        watermark,
+                        &mut state,
+                        |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
+                        |(p, ..), gap| p.gap(gap),
+                        |(p, summary, heat), wm| count_completed(p, summary, heat, wm),
+                    );
+                }
+                break;
+            }
             Wake::OutputClosed => {
+                if let Some(h) = &heat {
+                    h.finish("iolatency")?;
+                }
                 session.finish()?;
                 return Ok(());
             }
@@ -402,19 +442,19 @@ pub fn run(args: Args) -> Result<()> {
         let watermark = monotonic_ns();
         // Pair as the drain goes (up to the current interval's end at most), so the
         // merge holds about a page per CPU rather than a whole buffer.
-        let mut state = (&mut pipeline, &mut summary);
+        let mut state = (&mut pipeline, &mut summary, &mut heat);
         let stats = session.reader.drain_rounds(
             watermark,
             &mut state,
-            |(p, _), cpu, ts, payload| p.push(cpu, ts, payload),
-            |(p, _), gap| p.gap(gap),
-            |(p, summary), wm| count_completed(p, summary, wm.min(tick)),
+            |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
+            |(p, ..), gap| p.gap(gap),
+            |(p, summary, heat), wm| count_completed(p, summary, heat, wm.min(tick)),
         );
         lost_in_band += stats.missed;
         // Close every interval whose end has passed: an I/O counts in the interval in
         // which it completed; starts still in flight carry over.
         while watermark >= tick {
-            count_completed(&mut pipeline, &mut summary, tick);
+            count_completed(&mut pipeline, &mut summary, &mut heat, tick);
             losses.extend(pipeline.take_gaps());
             let from = tick.saturating_sub(interval_ns);
             summary.incomplete = losses.iter().any(|&(a, b)| a < tick && b >= from);
@@ -448,7 +488,11 @@ pub fn run(args: Args) -> Result<()> {
                 break 'run;
             }
         }
-        count_completed(&mut pipeline, &mut summary, watermark);
+        count_completed(&mut pipeline, &mut summary, &mut heat, watermark);
+    }
+    if let Some(h) = &heat {
+        // Also when the run ends by a signal: written, then renamed.
+        h.finish("iolatency")?;
     }
     let mut account = RunAccount::new("iolatency", "I/Os in the histograms");
     account.rows = counted;

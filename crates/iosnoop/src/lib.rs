@@ -19,6 +19,7 @@ use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
+use perf_tools_heatmap::IoHeatmap;
 
 /// Command-line options (the original's, plus long-only extras).
 #[derive(Parser, Debug, Clone)]
@@ -78,6 +79,9 @@ pub struct Args {
     /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
     #[arg(long, exclusive = true)]
     pub check: bool,
+    /// Also write a latency heat map (SVG) of every I/O shown to FILE at the end of the run
+    #[arg(long, value_name = "FILE")]
+    pub heatmap: Option<std::path::PathBuf>,
 }
 
 /// Default of `--context-rows`: the I/Os the outlier window holds at most.
@@ -551,6 +555,10 @@ pub fn run(args: Args) -> Result<()> {
     let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
         .map_err(|e| cli::usage(e.to_string()))?;
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
+    let mut heat = (args.heatmap.as_deref())
+        .map(|p| IoHeatmap::new("iosnoop", p))
+        .transpose()
+        .map_err(cli::usage)?;
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -617,9 +625,19 @@ pub fn run(args: Args) -> Result<()> {
             |p, gap| p.gap(gap),
             |p, watermark| {
                 match outliers.as_mut() {
-                    None => p.release(watermark, &mut keep, |c| rows.row(&mut out.buf, c)),
+                    None => p.release(watermark, &mut keep, |c| {
+                        rows.row(&mut out.buf, c);
+                        if let Some(h) = heat.as_mut() {
+                            h.add(c.end_ts, c.latency_ns());
+                        }
+                    }),
                     Some(o) => {
-                        p.release(watermark, &mut keep, |c| o.push(&mut rows, &mut out.buf, c));
+                        p.release(watermark, &mut keep, |c| {
+                            if let Some(h) = heat.as_mut() {
+                                h.add(c.end_ts, c.latency_ns());
+                            }
+                            o.push(&mut rows, &mut out.buf, c)
+                        });
                         for (from, to) in p.take_gaps() {
                             o.gap(&mut rows, &mut out.buf, from, to);
                         }
@@ -663,6 +681,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         Ok(())
     })?;
+    if let Some(h) = &heat {
+        // Also when the run ends by a signal or a closed pipe: written, then renamed.
+        h.finish("iosnoop")?;
+    }
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, cleaning up.
         return session.finish();

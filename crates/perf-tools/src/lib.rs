@@ -88,6 +88,10 @@ pub const TOOLS: &[Tool] = &[
         main: |a| run_main_from("reset-ftrace", reset_ftrace::run, a),
     },
     Tool {
+        name: "heatmap",
+        main: |a| run_main_from("heatmap", heatmap::run, a),
+    },
+    Tool {
         name: "cputemp",
         main: |a| run_main_from("cputemp", cputemp::run, a),
     },

@@ -10,6 +10,7 @@
 
 pub mod fake_machine;
 pub mod fio;
+pub mod heatmap;
 pub mod snapshot;
 
 pub use libc;
