@@ -22,6 +22,7 @@ pub mod cleanup;
 pub mod comm;
 pub mod elf;
 pub mod format;
+pub mod function;
 pub mod instance;
 pub mod lastresort;
 pub mod merge;

@@ -14,6 +14,8 @@ pub const TOOLS: &[&str] = &[
     "opensnoop",
     "execsnoop",
     "funcgraph",
+    "functrace",
+    "funccount",
     "kprobe",
     "syscount",
     "killsnoop",
