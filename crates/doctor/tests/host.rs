@@ -33,6 +33,8 @@ fn left_behind(pid: u32) -> Vec<String> {
         "iosnoop",
         "iolatency",
         "funcgraph",
+        "functrace",
+        "funccount",
         "kprobe",
     ] {
         if testkit::instance_of(tool, pid) {
@@ -143,6 +145,8 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("perf-stat-hist", "yes"),
         ("execsnoop", "degraded"),
         ("funcgraph", "no"),
+        ("functrace", "no"),
+        ("funccount", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
         ("showboost", "no"),
@@ -304,7 +308,9 @@ fn json_has_exactly_the_documented_fields() {
             "bitesize",
             "cputemp",
             "execsnoop",
+            "funccount",
             "funcgraph",
+            "functrace",
             "iolatency",
             "iosnoop",
             "killsnoop",
@@ -377,6 +383,8 @@ fn without_privilege_says_what_it_could_not_check() {
         "reset-ftrace",
         "execsnoop",
         "funcgraph",
+        "functrace",
+        "funccount",
         "kprobe",
     ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");

@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Per-CPU trace buffer size in KiB
-    #[arg(long, value_name = "KB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
+    #[arg(long, value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
     pub buffer_kb: u32,
     /// Kernel function name(s) or glob(s) to count, e.g. 'vfs_*'
     #[arg(value_name = "funcstring", required = true)]
@@ -224,7 +224,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut session = Session::start(inst)?;
 
     let interval = args.interval.map(Duration::from_secs_f64);
-    let mut next = interval.map(|i| Instant::now() + i);
+    let start = Instant::now();
+    let mut next = interval.map(|i| start + i);
+    // The summary at the end of the duration is the last batch's: an interval ending
+    // there is not printed on its own too.
+    let end_at = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut counts = Counts::default();
     let mut total_lost = 0u64;
     let mut summaries = 0u64;
@@ -242,7 +246,7 @@ pub fn run(args: Args) -> Result<()> {
             });
             let lost = stats.missed.max(reader.lost_events().saturating_sub(before));
             counts.lost += lost;
-            let due = next.is_some_and(|n| Instant::now() >= n);
+            let due = next.is_some_and(|n| Instant::now() >= n && end_at.is_none_or(|e| n < e));
             if !(batch.last || due) {
                 return Ok(());
             }

@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Per-CPU trace buffer size in KiB
-    #[arg(long, value_name = "KB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
+    #[arg(long, value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
     pub buffer_kb: u32,
     /// Kernel function name(s) or glob(s) to trace, e.g. do_nanosleep, 'vfs_*'
     #[arg(value_name = "funcstring", required = true)]
