@@ -135,6 +135,18 @@ pub fn require_function_tracer(tracefs: &Tracefs, tool: &str) -> Result<()> {
             bail!("function tracing is disabled (sysctl kernel.ftrace_enabled = 0); enable it with: sysctl -w kernel.ftrace_enabled=1");
         }
     }
+    // The list of traceable functions: without it no function can be selected (some
+    // kernels list the files but refuse reading them, e.g. EPERM).
+    let aff = tracefs.path("available_filter_functions");
+    let mut probe = [0u8; 64];
+    if let Err(e) =
+        std::fs::File::open(&aff).and_then(|mut f| std::io::Read::read(&mut f, &mut probe))
+    {
+        bail!(
+            "cannot read {} ({e}): this kernel does not let {tool} select functions to trace; use a kernel built with CONFIG_DYNAMIC_FTRACE=y, without lockdown, as root",
+            aff.display()
+        );
+    }
     Ok(())
 }
 
