@@ -6,7 +6,7 @@
 # another's settings); then every exit path of the leak matrix (LEAK lines).
 # Run: scripts/vm/test.sh --kernel 5.10 functrace
 # needs: functrace funccount funcgraph
-# timeout: 420
+# timeout: 600
 # One vCPU: the function tracers live-patch function entries, which intermittently
 # crashes QEMU 7.2 TCG with 2 vCPUs (see funcgraph.sh).
 # smp: 1

@@ -22,7 +22,7 @@ cp "$T/events/ftrace/function/format" "$O/function"
     [ -e "$I/$f" ] && echo "instance has $f" || echo "instance lacks $f"
     [ -e "$T/$f" ] && echo "top has $f" || echo "top lacks $f"
   done
-  ls "$I/events/ftrace/function/" 2>&1 | tr '\n' ' '; echo
+  echo "ftrace/function files:" "$I"/events/ftrace/function/*
   echo 'hist:keys=ip.sym' >"$I/events/ftrace/function/trigger" 2>&1 && echo "hist on function: yes" || echo "hist on function: no"
   echo "do_nanosleep" >"$I/set_ftrace_filter" && echo "instance filter ok: $(cat "$I/set_ftrace_filter")"
   echo function >"$I/current_tracer" && echo "instance function tracer ok"
