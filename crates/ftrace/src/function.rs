@@ -208,6 +208,10 @@ pub struct Setup {
 /// is written before the tracer is set, so no moment traces every function.
 pub fn configure(inst: &Instance, tool: &str, setup: &Setup) -> Result<()> {
     inst.set_tracing_on(false)?;
+    // The clock the readers merge CPUs by (perf_tools_core::clock::monotonic_ns), as
+    // every tool of the suite: with the default "local" clock, records could be held back
+    // from a live stream for as long as the two clocks differ.
+    inst.ensure("trace_clock", "mono")?;
     if let Some(kb) = setup.buffer_kb {
         inst.ensure("buffer_size_kb", &kb.to_string())?;
     }
