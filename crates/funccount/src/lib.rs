@@ -231,6 +231,7 @@ pub fn run(args: Args) -> Result<()> {
     let end_at = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut counts = Counts::default();
     let mut total_lost = 0u64;
+    let mut lost_seen = 0u64;
     let mut summaries = 0u64;
     let mut total_calls = 0u64;
     let end = session.stream(
@@ -238,13 +239,16 @@ pub fn run(args: Args) -> Result<()> {
         args.duration,
         Duration::from_millis(100),
         |reader, _, batch| {
-            let before = reader.lost_events();
             let stats = reader.drain(|_, _, p| {
                 if let Some(c) = decoder.decode(p) {
                     *counts.by_ip.entry(c.ip).or_default() += 1;
                 }
             });
-            let lost = stats.missed.max(reader.lost_events().saturating_sub(before));
+            // The kernel's loss counters since the last batch (the pages' flags are a
+            // lower bound of the same losses).
+            let now_lost = reader.lost_events();
+            let lost = stats.missed.max(now_lost.saturating_sub(lost_seen));
+            lost_seen = now_lost;
             counts.lost += lost;
             let due = next.is_some_and(|n| Instant::now() >= n && end_at.is_none_or(|e| n < e));
             if !(batch.last || due) {
