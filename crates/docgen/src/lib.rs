@@ -58,6 +58,16 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/funcgraph.roff"),
         },
         Tool {
+            name: "functrace",
+            command: functrace::command,
+            sections: include_str!("../../../man/src/functrace.roff"),
+        },
+        Tool {
+            name: "funccount",
+            command: funccount::command,
+            sections: include_str!("../../../man/src/funccount.roff"),
+        },
+        Tool {
             name: "opensnoop",
             command: opensnoop::command,
             sections: include_str!("../../../man/src/opensnoop.roff"),

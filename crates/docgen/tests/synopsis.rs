@@ -44,6 +44,22 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "functrace",
+        &[
+            "functrace [-H] [-d secs] [-p PID | -L TID] [--force] [--buffer-kb KiB] funcstring...",
+            "functrace --cleanup",
+            "functrace --check",
+        ],
+    ),
+    (
+        "funccount",
+        &[
+            "funccount [-T] [-d secs] [-i secs] [-t top] [--force] [--buffer-kb KiB] funcstring...",
+            "funccount --cleanup",
+            "funccount --check",
+        ],
+    ),
+    (
         "opensnoop",
         &[
             "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--include-suite] [--buffer-kb KiB] [filename]",

@@ -34,6 +34,8 @@ fn left_behind(pid: u32) -> Vec<String> {
         "iolatency",
         "funcgraph",
         "funcslower",
+        "functrace",
+        "funccount",
         "kprobe",
     ] {
         if testkit::instance_of(tool, pid) {
@@ -145,6 +147,8 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("execsnoop", "degraded"),
         ("funcgraph", "no"),
         ("funcslower", "no"),
+        ("functrace", "no"),
+        ("funccount", "no"),
         ("kprobe", "no"),
         ("cputemp", "no"),
         ("showboost", "no"),
@@ -306,8 +310,10 @@ fn json_has_exactly_the_documented_fields() {
             "bitesize",
             "cputemp",
             "execsnoop",
+            "funccount",
             "funcgraph",
             "funcslower",
+            "functrace",
             "iolatency",
             "iosnoop",
             "killsnoop",
@@ -381,6 +387,8 @@ fn without_privilege_says_what_it_could_not_check() {
         "execsnoop",
         "funcgraph",
         "funcslower",
+        "functrace",
+        "funccount",
         "kprobe",
     ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");

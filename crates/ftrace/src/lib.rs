@@ -23,6 +23,7 @@ pub mod cleanup;
 pub mod comm;
 pub mod elf;
 pub mod format;
+pub mod function;
 pub mod graph;
 pub mod instance;
 pub mod lastresort;

@@ -15,6 +15,8 @@ pub const TOOLS: &[&str] = &[
     "execsnoop",
     "funcgraph",
     "funcslower",
+    "functrace",
+    "funccount",
     "kprobe",
     "syscount",
     "killsnoop",

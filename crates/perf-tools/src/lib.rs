@@ -72,6 +72,14 @@ pub const TOOLS: &[Tool] = &[
         main: |a| run_main_from("funcgraph", funcgraph::run, a),
     },
     Tool {
+        name: "functrace",
+        main: |a| run_main_from("functrace", functrace::run, a),
+    },
+    Tool {
+        name: "funccount",
+        main: |a| run_main_from("funccount", funccount::run, a),
+    },
+    Tool {
         name: "funcslower",
         main: |a| run_main_from("funcslower", funcslower::run, a),
     },

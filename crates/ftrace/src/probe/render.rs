@@ -636,7 +636,7 @@ impl Context {
 
     /// Appends `comm-pid [cpu] flags timestamp: ` as the kernel prints it.
     #[allow(clippy::too_many_arguments)]
-    fn line_start(
+    pub(crate) fn line_start(
         &mut self,
         out: &mut Vec<u8>,
         pid_f: &Field,

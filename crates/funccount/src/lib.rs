@@ -1,0 +1,370 @@
+//! funccount: count kernel function calls matching a glob, per interval or for a
+//! duration.
+//!
+//! A port of perf-tools' `funccount` with the same options and columns (`FUNC`,
+//! `COUNT`, ascending, `-t` keeping the largest). The original reads the kernel's function
+//! profiler, which only exists at the top level and is missing from many distribution
+//! kernels (CONFIG_FUNCTION_PROFILER); the `ftrace:function` event takes no hist trigger.
+//! So funccount runs the function tracer in a private instance
+//! (`instances/funccount-<pid>`) and counts its binary records in user space, reporting
+//! any the kernel lost: it never touches the top-level tracer, so it runs beside
+//! funcgraph, another funccount or any other ftrace user.
+
+use anyhow::Result;
+use clap::Parser;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use perf_tools_core::check::{Report, Status};
+use perf_tools_core::cli;
+use perf_tools_core::output::{escape_into, Output};
+use perf_tools_core::signals::Shutdown;
+use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::function::{self, FunctionEvent, Setup, Symbols};
+use perf_tools_ftrace::session::{thousands, Session, StreamEnd};
+use perf_tools_ftrace::tracefs::Tracefs;
+
+/// Command-line options (the original's, plus `--force`, `--buffer-kb`, `--cleanup`,
+/// `--check`).
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "funccount",
+    version,
+    about = "Count kernel function calls matching a glob, using the function tracer",
+    long_about = None,
+    after_help = "Examples:\n  funccount 'vfs*'          # trace all funcs that match \"vfs*\"\n  funccount -d 5 'tcp*'     # trace \"tcp*\" funcs for 5 seconds\n  funccount -t 10 'ext3*'   # show top 10 \"ext3*\" funcs\n  funccount -i 1 'ext3*'    # summary every 1 second\n  funccount -i 1 -d 5 'ext3*' # 5 x 1 second summaries\n\nWARNING: every counted call costs the kernel time; see the funccount(8) man page."
+)]
+pub struct Args {
+    /// Total duration of the trace, in seconds
+    #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration)]
+    pub duration: Option<f64>,
+    /// Print a summary every this many seconds
+    #[arg(short = 'i', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration)]
+    pub interval: Option<f64>,
+    /// Show the top this many functions only
+    #[arg(short = 't', value_name = "top", value_parser = perf_tools_core::cli::at_least::<usize>("top", 1))]
+    pub top: Option<usize>,
+    /// Include a timestamp before each summary
+    #[arg(short = 'T')]
+    pub timestamps: bool,
+    /// Count even when the glob matches more than 1000 functions
+    #[arg(long)]
+    pub force: bool,
+    /// Per-CPU trace buffer size in KiB
+    #[arg(long, value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
+    pub buffer_kb: u32,
+    /// Kernel function name(s) or glob(s) to count, e.g. 'vfs_*'
+    #[arg(value_name = "funcstring", required = true)]
+    pub functions: Vec<String>,
+    /// Remove what killed runs of any tool left behind (instances, top-level settings), then exit
+    #[arg(long, exclusive = true)]
+    pub cleanup: bool,
+    /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
+    #[arg(long, exclusive = true)]
+    pub check: bool,
+}
+
+/// The clap definition (for man pages and completions).
+pub fn command() -> clap::Command {
+    perf_tools_core::cli::command::<Args>()
+}
+
+/// The counter funccount uses, named on stderr and in `--check`.
+pub const COUNTER: &str =
+    "function tracer records counted in user space (private instance, binary buffer)";
+
+/// The startup line, as the original prints it.
+pub fn banner(args: &Args) -> String {
+    let funcs = function::patterns(&args.functions).join(" ");
+    let ttext = args
+        .top
+        .map(|t| format!(" Top {t} only."))
+        .unwrap_or_default();
+    match args.duration {
+        Some(d) => format!("Tracing \"{funcs}\" for {d} seconds.{ttext}.."),
+        None => format!("Tracing \"{funcs}\".{ttext}.. Ctrl-C to end."),
+    }
+}
+
+/// Appends one summary: a blank line, the date with `-T`, the column header and the
+/// functions by ascending count (ties by name), only the last `top` with `-t`.
+pub fn summary(
+    out: &mut Vec<u8>,
+    counts: &HashMap<String, u64>,
+    top: Option<usize>,
+    date: Option<&str>,
+) {
+    out.push(b'\n');
+    if let Some(d) = date {
+        out.extend_from_slice(d.as_bytes());
+        out.push(b'\n');
+    }
+    let _ = writeln!(out, "{:<30} {:>8}", "FUNC", "COUNT");
+    let mut rows: Vec<(&String, &u64)> = counts.iter().filter(|(_, &n)| n > 0).collect();
+    rows.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
+    let skip = top.map_or(0, |t| rows.len().saturating_sub(t));
+    for (name, n) in rows.into_iter().skip(skip) {
+        let start = out.len();
+        escape_into(out, name.as_bytes());
+        let w = out.len() - start;
+        for _ in w..30 {
+            out.push(b' ');
+        }
+        let _ = writeln!(out, " {n:>8}");
+    }
+}
+
+/// Counts per function address, named at each summary.
+#[derive(Debug, Default)]
+struct Counts {
+    by_ip: HashMap<u64, u64>,
+    /// Events the kernel reported lost since the last summary.
+    lost: u64,
+}
+
+impl Counts {
+    fn named(&self, syms: &mut Symbols) -> HashMap<String, u64> {
+        let mut m: HashMap<String, u64> = HashMap::new();
+        let mut buf = Vec::new();
+        for (&ip, &n) in &self.by_ip {
+            buf.clear();
+            syms.render(&mut buf, ip, false);
+            *m.entry(String::from_utf8_lossy(&buf).into_owned())
+                .or_default() += n;
+        }
+        m
+    }
+}
+
+/// What funccount would use on this host and whether it can run (`--check`, and its
+/// row in perf-tools-doctor): the counters it knows, best first, and which it takes.
+pub fn check() -> Result<Report> {
+    let mut r = function::check_report("funccount")?;
+    let Ok(tracefs) = Tracefs::open() else {
+        return Ok(r);
+    };
+    let profiler = tracefs.path("function_profile_enabled").exists();
+    r.item(
+        "function profiler",
+        Status::Yes,
+        if profiler {
+            "present (top level only): not used, funccount counts in a private instance so it never takes over the top-level tracer"
+        } else {
+            "absent (kernel built without CONFIG_FUNCTION_PROFILER): not needed"
+        },
+        "",
+        false,
+    );
+    let trigger = tracefs.path("events/ftrace/function/trigger").exists();
+    r.item(
+        "hist trigger on ftrace:function",
+        Status::Yes,
+        if trigger {
+            "the event has a trigger file: not used yet"
+        } else {
+            "impossible: ftrace:function has no trigger file on this kernel (not needed)"
+        },
+        "",
+        false,
+    );
+    if !r.uses.starts_with("nothing") {
+        r.uses = COUNTER.into();
+    }
+    Ok(r)
+}
+
+/// Runs funccount.
+pub fn run(args: Args) -> Result<()> {
+    if args.cleanup {
+        return cleanup::cleanup_command();
+    }
+    if args.check {
+        return check()?.print_check();
+    }
+    let pats = function::patterns(&args.functions);
+    if pats.is_empty() {
+        return Err(cli::usage(
+            "no function given: name a kernel function or glob, e.g. funccount 'vfs_*'",
+        ));
+    }
+    let shutdown = Shutdown::install()?;
+    let tracefs = Tracefs::open()?;
+    function::require_function_tracer(&tracefs, "funccount")?;
+    let matched = function::check_available(&tracefs, "funccount", &pats, args.force)?;
+    let inst = cleanup::start_instance(&tracefs, "funccount")?;
+    if let Some(why) = function::instance_unfit(&inst) {
+        inst.remove()?;
+        anyhow::bail!("{why}: funccount counts only in a private instance and does not take over the top-level tracer (which funcgraph or another tool may be using)");
+    }
+    let decoder = FunctionEvent::of(&inst)?;
+    function::configure(
+        &inst,
+        "funccount",
+        &Setup {
+            patterns: pats.clone(),
+            tids: Vec::new(),
+            follow_forks: false,
+            buffer_kb: Some(args.buffer_kb),
+        },
+    )?;
+    eprintln!(
+        "funccount: counting {matched} functions with the {COUNTER}; calls by funccount itself are not counted"
+    );
+    let mut syms = Symbols::load();
+    if syms.is_empty() {
+        eprintln!("funccount: WARNING: no kernel symbols in /proc/kallsyms (kernel.kptr_restrict?): functions print as hex addresses; fix: run as root, sysctl kernel.kptr_restrict=1");
+    }
+    // PT_FAULT=panic (cleanup tests): everything must still be removed while unwinding.
+    perf_tools_core::fault::fault_point();
+    let mut out = Output::stdout();
+    let _ = writeln!(out.buf, "{}", banner(&args));
+    out.flush()?;
+    inst.set_tracing_on(true)?;
+    let mut session = Session::start(inst)?;
+
+    let interval = args.interval.map(Duration::from_secs_f64);
+    let start = Instant::now();
+    let mut next = interval.map(|i| start + i);
+    // The summary at the end of the duration is the last batch's: an interval ending
+    // there is not printed on its own too.
+    let end_at = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut counts = Counts::default();
+    let mut total_lost = 0u64;
+    let mut lost_seen = 0u64;
+    let mut summaries = 0u64;
+    let mut total_calls = 0u64;
+    let end = session.stream(
+        &shutdown,
+        args.duration,
+        Duration::from_millis(100),
+        |reader, _, batch| {
+            let stats = reader.drain(|_, _, p| {
+                if let Some(c) = decoder.decode(p) {
+                    *counts.by_ip.entry(c.ip).or_default() += 1;
+                }
+            });
+            // The kernel's loss counters since the last batch (the pages' flags are a
+            // lower bound of the same losses).
+            let now_lost = reader.lost_events();
+            let lost = stats.missed.max(now_lost.saturating_sub(lost_seen));
+            lost_seen = now_lost;
+            counts.lost += lost;
+            let due = next.is_some_and(|n| Instant::now() >= n && end_at.is_none_or(|e| n < e));
+            if !(batch.last || due) {
+                return Ok(());
+            }
+            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
+                while *n <= Instant::now() {
+                    *n += i;
+                }
+            }
+            let date = args
+                .timestamps
+                .then(|| chrono::Local::now().format("%a %b %e %H:%M:%S %Y").to_string());
+            let named = counts.named(&mut syms);
+            total_calls += named.values().sum::<u64>();
+            summary(&mut out.buf, &named, args.top, date.as_deref());
+            out.flush()?;
+            summaries += 1;
+            if counts.lost > 0 {
+                total_lost += counts.lost;
+                eprintln!("funccount: WARNING: {} events lost in this summary's interval (the buffer overflowed): its counts are too low; try a larger --buffer-kb than {}, or fewer functions", thousands(counts.lost), args.buffer_kb);
+            }
+            counts = Counts::default();
+            Ok(())
+        },
+    )?;
+    function::stop(&session.instance);
+    if end == StreamEnd::OutputClosed {
+        return session.finish();
+    }
+    let lost = session.lost_events().max(total_lost);
+    session.finish()?;
+    let _ = writeln!(out.buf, "\nEnding tracing...");
+    out.flush()?;
+    if lost > total_lost {
+        eprintln!(
+            "funccount: WARNING: {} events lost in total (kernel counters): counts are too low",
+            thousands(lost)
+        );
+    }
+    if total_calls == 0 {
+        eprintln!(
+            "funccount: 0 calls of \"{}\" counted in {summaries} summaries ({matched} functions matched; not called while tracing, or only inlined); {} lost",
+            pats.join(" "),
+            thousands(lost)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn banners_match_the_original() {
+        let a = Args::parse_from(["funccount", "vfs*"]);
+        assert_eq!(banner(&a), "Tracing \"vfs*\"... Ctrl-C to end.");
+        let a = Args::parse_from(["funccount", "-i", "1", "-t", "5", "tcp_*"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"tcp_*\". Top 5 only... Ctrl-C to end."
+        );
+        let a = Args::parse_from(["funccount", "-d", "5", "tcp*"]);
+        assert_eq!(banner(&a), "Tracing \"tcp*\" for 5 seconds...");
+    }
+
+    #[test]
+    fn summaries_have_the_original_columns_order_and_top() {
+        let mut c = HashMap::new();
+        c.insert("bio_put".to_string(), 729);
+        c.insert("bio_alloc".to_string(), 536);
+        c.insert("bio_endio".to_string(), 536);
+        c.insert("bio_attempt_back_merge".to_string(), 26);
+        c.insert("never".to_string(), 0);
+        let mut out = Vec::new();
+        summary(&mut out, &c, None, None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\nFUNC                              COUNT\nbio_attempt_back_merge               26\nbio_alloc                           536\nbio_endio                           536\nbio_put                             729\n"
+        );
+        let mut out = Vec::new();
+        summary(&mut out, &c, Some(2), Some("Wed Dec  2 09:29:02 2026"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\nWed Dec  2 09:29:02 2026\nFUNC                              COUNT\nbio_endio                           536\nbio_put                             729\n"
+        );
+    }
+
+    #[test]
+    fn counts_are_named_and_merged_by_symbol() {
+        let mut syms = Symbols::parse(
+            "ffffffff81000000 T a_func\nffffffff81000100 T b_func\nffffffff81000200 T end\n",
+        );
+        let mut c = Counts::default();
+        c.by_ip.insert(0xffffffff81000000, 3);
+        c.by_ip.insert(0xffffffff81000104, 2);
+        c.by_ip.insert(0xffffffff81000100, 1);
+        let n = c.named(&mut syms);
+        assert_eq!(n.get("a_func"), Some(&3));
+        assert_eq!(n.get("b_func"), Some(&3));
+    }
+
+    #[test]
+    fn usage_errors_are_rejected_by_the_parser() {
+        for argv in [
+            &["funccount"][..],
+            &["funccount", "-t", "0", "f"],
+            &["funccount", "-i", "0", "f"],
+            &["funccount", "-d", "x", "f"],
+            &["funccount", "-z", "f"],
+        ] {
+            let e = Args::try_parse_from(argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}");
+        }
+        assert!(Args::try_parse_from(["funccount", "--check"]).is_ok());
+    }
+}
