@@ -55,6 +55,9 @@ pub struct Args {
     /// Output interval in seconds
     #[arg(value_name = "interval", default_value_t = 1, value_parser = perf_tools_core::cli::at_least::<u64>("interval", 1))]
     pub interval: u64,
+    /// Exit after this many intervals (default: until Ctrl-C)
+    #[arg(long, value_name = "N", value_parser = perf_tools_core::cli::at_least::<u64>("--count", 1))]
+    pub count: Option<u64>,
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
@@ -140,6 +143,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut lost_total = 0u64;
     let mut lost_interval = 0u64;
     let mut undecoded = 0u64;
+    let mut printed = 0u64;
     let poll = Duration::from_millis(250);
     loop {
         let timeout = poll.min(next.saturating_duration_since(Instant::now()));
@@ -192,6 +196,10 @@ pub fn run(args: Args) -> Result<()> {
                     args.buffer_kb
                 );
                 lost_interval = 0;
+            }
+            printed += 1;
+            if args.count.is_some_and(|n| printed >= n) {
+                break;
             }
         }
     }
