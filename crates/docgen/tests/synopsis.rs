@@ -129,6 +129,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "tpoint --check",
         ],
     ),
+    (
+        "cachestat",
+        &[
+            "cachestat [-Dt] [--count N] [--buffer-kb KiB] [interval]",
+            "cachestat --cleanup",
+            "cachestat --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
 ];
 

@@ -144,6 +144,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("execsnoop", "degraded"),
         ("funcgraph", "no"),
         ("kprobe", "no"),
+        ("cachestat", "degraded"),
         ("cputemp", "no"),
         ("showboost", "no"),
         ("pmcstat", "degraded"),
@@ -302,6 +303,7 @@ fn json_has_exactly_the_documented_fields() {
         names,
         [
             "bitesize",
+            "cachestat",
             "cputemp",
             "execsnoop",
             "funcgraph",
@@ -340,6 +342,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
     assert_eq!(v["tools"]["uprobe"]["verdict"], "yes");
+    assert_eq!(v["tools"]["cachestat"]["verdict"], "degraded");
 }
 
 #[test]
@@ -378,6 +381,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "execsnoop",
         "funcgraph",
         "kprobe",
+        "cachestat",
     ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");
     }

@@ -22,6 +22,7 @@ pub const TOOLS: &[&str] = &[
     "uprobe",
     "bitesize",
     "tpoint",
+    "cachestat",
     "perf-tools-doctor",
 ];
 
