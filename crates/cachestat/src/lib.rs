@@ -134,8 +134,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(args.interval));
     let _ = writeln!(out.buf, "{}", header(args.timestamp, args.debug));
-    if out.flush().is_err() {
-        return session.finish();
+    if let Err(e) = out.flush() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return session.finish();
+        }
+        return Err(anyhow::Error::from(e).context("writing the header"));
     }
     let interval = Duration::from_secs(args.interval);
     let mut next = Instant::now() + interval;
@@ -170,8 +173,14 @@ pub fn run(args: Args) -> Result<()> {
         if wake == Wake::Shutdown {
             break;
         }
-        if Instant::now() >= next {
+        let now = Instant::now();
+        if now >= next {
+            // One row per interval; if this process was held up past a whole interval,
+            // the next row still covers a whole one (no short catch-up row).
             next += interval;
+            if next <= now {
+                next = now + interval;
+            }
             let mem = calc::Meminfo::read();
             let stamp = args
                 .timestamp
