@@ -26,7 +26,7 @@ check_grep "--check: canary passes" '^  canary +yes' cachestat --check
 cp "$VM_CHECK_OUT" /tmp/cs.check
 sed 's/^/    | /' /tmp/cs.check
 kprobes=0
-grep -q '^  accesses +yes' /tmp/cs.check && kprobes=1
+grep -Eq '^  accesses +yes' /tmp/cs.check && kprobes=1
 
 # One 3-second interval around a read of the file: cold, then warm.
 interval() {
@@ -35,7 +35,11 @@ interval() {
   rm -f "/tmp/cs.$1"
   cachestat -D --count 1 3 >"/tmp/cs.$1" 2>"/tmp/cs.$1.err" &
   _p=$!
-  wait_line "/tmp/cs.$1" HITS || { kill "$_p"; return 1; }
+  if ! wait_line "/tmp/cs.$1" HITS; then
+    kill "$_p" 2>/dev/null
+    cat "/tmp/cs.$1.err"
+    return 1
+  fi
   dd if=/mnt/cs/data of=/dev/null bs=65536 2>/dev/null
   wait "$_p"
 }

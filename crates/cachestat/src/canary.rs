@@ -1,7 +1,9 @@
 //! The canary: before the first interval (and for `--check`), the sources are verified
 //! with cachestat's own file I/O, counted in a private instance filtered to this thread.
 //!
-//! A file of [`PAGES`] pages is written (dirties must move), dropped from the page cache
+//! A file of [`PAGES`] pages is written (dirties must move, and its own new pages must
+//! not count as misses: at most [`WRITE_METADATA_PAGES`] of the file system's metadata
+//! may), dropped from the page cache
 //! with `POSIX_FADV_DONTNEED` and read (exactly [`PAGES`] pages must be added; accesses
 //! must move where counted), then read again (nothing may be added; accesses must move).
 //! The file lives in a directory on a disk-backed file system (`$TMPDIR`, `/var/tmp`,
@@ -24,6 +26,8 @@ use crate::sources::Plan;
 /// Pages of the canary file.
 pub const PAGES: u64 = 16;
 const PAGE: usize = 4096;
+/// Misses the write of the canary file may cause by reading the file system's metadata.
+pub const WRITE_METADATA_PAGES: u64 = 4;
 
 /// The outcome of the canary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +57,11 @@ pub fn judge(p: &Phases, accesses: bool) -> Verdict {
     if p.write.dirtied == 0 {
         bad.push("writing the file dirtied no page".to_string());
     }
-    if p.write.miss_pages() != 0 {
+    // Writing may read a few metadata blocks of the file system (a bitmap, an inode
+    // table block) into the cache: real misses, but not the file's 16 pages.
+    if p.write.miss_pages() > WRITE_METADATA_PAGES {
         bad.push(format!(
-            "writing the new file counted {} misses, not 0",
+            "writing the new file counted {} misses, not at most {WRITE_METADATA_PAGES} (metadata): its own new pages were counted as misses",
             p.write.miss_pages()
         ));
     }
@@ -251,10 +257,15 @@ mod tests {
         assert!(
             matches!(judge(&short, false), Verdict::Failed(ref w) if w.contains("counted 15 misses"))
         );
+        // A metadata block read while writing is a real miss, allowed.
+        let mut metadata = good;
+        metadata.write.added += 1;
+        metadata.write.added_pages += 1;
+        assert!(matches!(judge(&metadata, false), Verdict::Passed(_)));
         let mut write_miss = good;
-        write_miss.write.written_pages = 15;
+        write_miss.write.written_pages = 8;
         assert!(
-            matches!(judge(&write_miss, false), Verdict::Failed(ref w) if w.contains("counted 1 misses, not 0"))
+            matches!(judge(&write_miss, false), Verdict::Failed(ref w) if w.contains("counted 8 misses, not at most 4"))
         );
         let mut no_dirty = good;
         no_dirty.write.dirtied = 0;
