@@ -6,7 +6,7 @@
 # The load: a file of MIB MiB in /var/tmp (a disk-backed file system; tmpfs pages never
 # pass the page cache tracepoints), dropped from the cache with POSIX_FADV_DONTNEED and
 # read again, ROUNDS times: every page added to the cache is an event (one per folio).
-# Reported: the load's time untraced and traced, the events cachestat counted (its -D
+# Reported: the load's time untraced (before and after) and traced, the events cachestat counted (its -D
 # columns) and its user+sys CPU (/proc/PID/schedstat) per event. The shell original
 # needs the function profiler (CONFIG_FUNCTION_PROFILER with the function tracer); where
 # the kernel lacks it (as on the CI machine) it cannot run, so it is not compared.
@@ -53,6 +53,7 @@ ns=$(( $(cpu_ns "$pid") - ns0 ))
 kill -INT "$pid"; wait "$pid"; pid=
 # Events of the rows after the warm-up: added + dirtied (+ accessed where counted).
 events=$(awk 'NR > 5 && /\(/ { gsub(/[()]/, ""); n = NF; a = ($(n-5) == "-") ? 0 : $(n-5); e += a + $(n-4) + $(n-3) + $(n-1) } END { print e + 0 }' "$file.out")
-echo "cachestat: $secs s traced; $events events counted; CPU $(python3 -c "print(round($ns/1e9,3))") s = $(python3 -c "print(round($ns/max($events,1),1))") ns per event"
+echo "cachestat: $secs s traced; $events events counted; CPU $(python3 -c "print(round($ns/1e9,3))") s = $(python3 -c "print(round($ns/max($events,1),1))") ns per event (including its fixed cost per interval)"
+echo "baseline: $(load) s, not traced (again: the machine's noise)"
 grep -h 'lost' "$file.err" || echo "lost:     none reported"
 exit 0
