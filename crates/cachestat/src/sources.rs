@@ -57,7 +57,7 @@ impl Plan {
         let has = |(s, e): (&str, &str)| tracefs.path(format!("events/{s}/{e}/format")).exists();
         if !has(ADD) {
             bail!(
-                "this kernel has no tracepoint {}:{} ({} is missing): there is no source for page cache misses; a kernel with CONFIG_TRACEPOINTS=y has it (Linux 4.14+)",
+                "this kernel has no tracepoint {}:{} ({} is missing): there is no source for page cache misses; use a kernel with CONFIG_TRACEPOINTS=y and CONFIG_EVENT_TRACING=y",
                 ADD.0,
                 ADD.1,
                 tracefs.path(format!("events/{}/{}", ADD.0, ADD.1)).display()
