@@ -699,7 +699,8 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         ready: "HITS",
         error: ErrorRun {
             stdout_full: true,
-            args: strings(&["1"]),
+            // Not the run arguments: those would get /dev/full too.
+            args: strings(&["2"]),
             expect: "No space left on device",
             how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
         },
