@@ -133,6 +133,11 @@ pub fn tools() -> Vec<Tool> {
             sections: include_str!("../../../man/src/heatmap.roff"),
         },
         Tool {
+            name: "cachestat",
+            command: cachestat::command,
+            sections: include_str!("../../../man/src/cachestat.roff"),
+        },
+        Tool {
             name: "perf-tools-doctor",
             command: perf_tools_doctor::command,
             sections: include_str!("../../../man/src/perf-tools-doctor.roff"),

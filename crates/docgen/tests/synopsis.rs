@@ -157,6 +157,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "heatmap",
         &["heatmap [--title TEXT] [--unitstime UNITS] [--unitslabel TEXT] [--minlat LAT] [--maxlat LAT] [--rows N] [--steplat LAT] [--stepsec SECONDS] [--maxcol N] [--boxsize PIXELS] [--fontsize SIZE] [--fonttype FONT] [--grid] [--accstats] [--log] [--percentiles] [--time-col NAME] [--lat-col NAME] [FILE...]"],
     ),
+    (
+        "cachestat",
+        &[
+            "cachestat [-Dt] [--count N] [--buffer-kb KiB] [interval]",
+            "cachestat --cleanup",
+            "cachestat --check",
+        ],
+    ),
     ("perf-tools-doctor", &["perf-tools-doctor [-a | --json]"]),
     ("perf-tools", &["perf-tools [-f] [-l | --install-links DIR] [TOOL...]"]),
 ];

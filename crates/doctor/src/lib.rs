@@ -128,21 +128,27 @@ pub fn render_brief(facts: &Facts, reports: &[Report], color: bool) -> String {
         let _ = writeln!(s, "  nothing");
     }
     let _ = writeln!(s, "\nTOOLS");
+    let mut last_fix = "";
     for r in reports {
-        let _ = writeln!(
-            s,
-            "  {:<kw$}  {}  {}",
-            r.tool,
-            word(r.verdict(), color, 8),
-            uses(r)
-        );
         let first = r
             .items
             .iter()
             .find(|i| i.status != Status::Yes && !i.fix.is_empty());
-        if let Some(i) = first {
+        // The same fix as the tool above (funcgraph and funcslower, functrace and
+        // funccount) is said once, to keep the view within one screen.
+        let same = first.is_some_and(|i| i.fix == last_fix);
+        let _ = writeln!(
+            s,
+            "  {:<kw$}  {}  {}{}",
+            r.tool,
+            word(r.verdict(), color, 8),
+            uses(r),
+            if same { " (fix: as above)" } else { "" }
+        );
+        if let (Some(i), false) = (first, same) {
             let _ = writeln!(s, "  {:<kw$}  {:<8}  fix: {}", "", "", i.fix);
         }
+        last_fix = first.map_or("", |i| i.fix.as_str());
     }
     s
 }

@@ -150,6 +150,7 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
         ("functrace", "no"),
         ("funccount", "no"),
         ("kprobe", "no"),
+        ("cachestat", "degraded"),
         ("cputemp", "no"),
         ("showboost", "no"),
         ("pmcstat", "degraded"),
@@ -308,6 +309,7 @@ fn json_has_exactly_the_documented_fields() {
         names,
         [
             "bitesize",
+            "cachestat",
             "cputemp",
             "execsnoop",
             "funccount",
@@ -349,6 +351,7 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(v["tools"]["execsnoop"]["verdict"], "degraded");
     assert_eq!(v["tools"]["tcpretrans"]["verdict"], "yes");
     assert_eq!(v["tools"]["uprobe"]["verdict"], "yes");
+    assert_eq!(v["tools"]["cachestat"]["verdict"], "degraded");
 }
 
 #[test]
@@ -390,6 +393,7 @@ fn without_privilege_says_what_it_could_not_check() {
         "functrace",
         "funccount",
         "kprobe",
+        "cachestat",
     ] {
         assert_eq!(row(tools, tool).0, "no", "{tool}:\n{tools}");
     }

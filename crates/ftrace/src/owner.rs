@@ -25,6 +25,7 @@ pub const TOOLS: &[&str] = &[
     "uprobe",
     "bitesize",
     "tpoint",
+    "cachestat",
     "perf-tools-doctor",
 ];
 

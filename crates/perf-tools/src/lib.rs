@@ -56,6 +56,10 @@ pub const TOOLS: &[Tool] = &[
         main: |a| run_main_from("tcpretrans", tcpretrans::run, a),
     },
     Tool {
+        name: "cachestat",
+        main: |a| run_main_from("cachestat", cachestat::run, a),
+    },
+    Tool {
         name: "bitesize",
         main: |a| run_main_from("bitesize", bitesize::run, a),
     },

@@ -538,6 +538,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "uprobe",
         "bitesize",
         "tpoint",
+        "cachestat",
         "pmcstat",
         "cputemp",
         "showboost",
@@ -690,6 +691,23 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         cleanup: true,
         state: true,
     };
+    let cachestat = Tool {
+        name: "cachestat",
+        bin: bins.join("cachestat"),
+        run: strings(&["1"]),
+        finite: strings(&["--count", "1", "1"]),
+        ready: "HITS",
+        error: ErrorRun {
+            stdout_full: true,
+            // Not the run arguments: those would get /dev/full too.
+            args: strings(&["2"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
     let pmcstat = Tool {
         name: "pmcstat",
         bin: bins.join("pmcstat"),
@@ -774,6 +792,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&uprobe],
         vec![&bitesize],
         vec![&tpoint],
+        vec![&cachestat],
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
