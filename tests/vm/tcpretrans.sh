@@ -49,6 +49,7 @@ row_of() { awk '/R> 10\.99\.0\.1:8080/ { sub(/:[0-9]+$/, "", $3); print $3, $4, 
 tp_row=$(row_of /tmp/tp.out)
 kp_row=$(row_of /tmp/kp.out)
 check "kprobe row = tracepoint row (but the local port)" test -n "$tp_row" -a "$tp_row" = "$kp_row"
+echo "--- tcpretrans -ls --source kprobe:"; grep -v '^ => ' /tmp/kp.out; cat /tmp/kp.err
 check_no_grep "no instance left" 'tcpretrans-' ls "$T/instances"
 check_no_grep "no probe left" 'ptrs_' cat "$T/kprobe_events"
 vm_finish
