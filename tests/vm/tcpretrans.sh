@@ -5,7 +5,8 @@
 # tracepoint, then from the kprobe source (forced with --source kprobe: a kprobe on
 # __tcp_retransmit_skb reading the head of struct sock_common, verified at start by
 # its canary), which must show the same row. --check names the layout; -ls finds
-# tcp_send_loss_probe in kallsyms; nothing is left (instances, probes).
+# tcp_send_loss_probe in kallsyms; nothing is left (instances, probes), also after
+# SIGTERM, and after kill -9 and --cleanup, of the kprobe source.
 # Run: scripts/vm/run.sh --kernel 5.10 --bin "$(scripts/vm/build-static.sh -p tcpretrans)" tests/vm/tcpretrans.sh
 # needs: tcpretrans
 # kernels: 5.10 6.12-deb13
@@ -52,4 +53,17 @@ check "kprobe row = tracepoint row (but the local port)" test -n "$tp_row" -a "$
 echo "--- tcpretrans -ls --source kprobe:"; grep -v '^ => ' /tmp/kp.out; cat /tmp/kp.err
 check_no_grep "no instance left" 'tcpretrans-' ls "$T/instances"
 check_no_grep "no probe left" 'ptrs_' cat "$T/kprobe_events"
+# The kprobe source's exit paths: SIGTERM removes its probes and instance; after
+# kill -9, --cleanup does.
+for sig in TERM KILL; do
+  tcpretrans --source kprobe >/tmp/k9.out 2>/tmp/k9.err &
+  kp=$!
+  wait_line /tmp/k9.out 'RADDR:RPORT'
+  check_grep "kprobe source running: its probe" "ptrs_$kp/tcpretrans_retransmit" cat "$T/kprobe_events"
+  kill -"$sig" $kp
+  wait $kp
+  [ "$sig" = KILL ] && tcpretrans --cleanup >/dev/null 2>&1
+  check_no_grep "SIG$sig: no probe left" 'ptrs_' cat "$T/kprobe_events"
+  check_no_grep "SIG$sig: no instance left" 'tcpretrans-' ls "$T/instances"
+done
 vm_finish
