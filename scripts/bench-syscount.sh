@@ -11,7 +11,9 @@
 # storm's own run time with and without the tool (the cost to the traced workload).
 # The original runs too when PERF_TOOLS_DIR names a checkout of perf-tools: syscount -c
 # needs perf (`perf stat`, counts in the kernel); killsnoop uses the top-level trace
-# instance, so it runs only with RUN_ORIGINAL_KILLSNOOP=1 (not while other tracing runs).
+# instance, so it runs only with RUN_ORIGINAL_KILLSNOOP=1 (not while other tracing runs),
+# in a private mount namespace with debugfs at /sys/kernel/debug (where it looks for
+# tracing); its rows, the events it lost and the CPU of its bash, cat and awk are reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tool=${1:-syscount}
@@ -24,7 +26,11 @@ bin=$PWD/target/release/$tool
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 
 work=$(mktemp -d "/tmp/bench-$tool.XXXXXX")
-cleanup() { [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null
+  [ -n "${opid:-}" ] && kill -INT -- -"$opid" 2>/dev/null && wait "$opid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 cat > "$work/storm.c" <<'C'
 #include <signal.h>
@@ -76,7 +82,7 @@ fi
 lost=$(grep -o 'WARNING: [0-9]* events lost in total' "$work/err.txt" | grep -o '[0-9]*' || echo 0)
 per=$(python3 -c "print(round($cpu_ns / max($events,1), 1))")
 echo "$tool: $total ${kind} calls in $procs processes; counted $seen; lost events $lost"
-echo "$tool: tool CPU $(python3 -c "print(round($cpu_ns/1e9,3))") s for $events events: $per ns per event"
+echo "$tool: tool CPU $(python3 -c "print(round($cpu_ns/1e9,3))") s for $events events: $per ns per event, $(python3 -c "print(round($cpu_ns / $total, 1))") ns per call traced"
 echo "$tool: storm $base s untraced, $traced s traced"
 
 # The original on the same load, if it runs here.
@@ -93,10 +99,39 @@ elif [ "$tool" = syscount ]; then
     echo "original syscount: not run (no perf)"
   fi
 elif [ "${RUN_ORIGINAL_KILLSNOOP:-0}" = 1 ]; then
-  "$orig" > "$work/orig.txt" 2>&1 & opid=$!
-  sleep 1; ot0=$(now); "$work/storm" "$kind" "$calls" "$procs"; ot1=$(now); sleep 1
-  kill -INT "$opid"; wait "$opid" || true
-  echo "original killsnoop: $(grep -c ' 10 ' "$work/orig.txt" || true) rows; storm $(python3 -c "print(round($ot1 - $ot0, 3))") s"
+  # The original reads /sys/kernel/debug/tracing: it runs in a private mount namespace
+  # with debugfs mounted there (nothing changes outside it). `set -m` gives it its own
+  # process group in which SIGINT is not ignored, so that SIGINT to the group ends it as
+  # Ctrl-C at a terminal does (a script's background job ignores SIGINT otherwise, and
+  # the original's `cat trace_pipe` would never end). Its CPU is that of every process
+  # of the group (bash, cat, awk), read just before it ends.
+  printf '%s\n' 'mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug || exit 1' \
+    "exec \"$orig\"" > "$work/orig.sh"
+  set -m
+  unshare -m bash "$work/orig.sh" > "$work/orig.txt" 2> "$work/orig-err.txt" &
+  opid=$!
+  set +m
+  for _ in $(seq 50); do grep -q '^COMM' "$work/orig.txt" && break; sleep 0.1; done
+  if ! grep -q '^COMM' "$work/orig.txt"; then
+    kill -INT -- -"$opid" 2>/dev/null || true; wait "$opid" || true; opid=
+    echo "original killsnoop: did not start: $(head -c 300 "$work/orig-err.txt")"
+  else
+    sleep 0.5
+    ot0=$(now); "$work/storm" "$kind" "$calls" "$procs"; ot1=$(now); sleep 1
+    ocpu=0
+    for p in $(pgrep -g "$opid"); do
+      read -r ns _ 2>/dev/null < "/proc/$p/schedstat" && ocpu=$((ocpu + ns))
+    done
+    kill -INT -- -"$opid" 2>/dev/null || true
+    wait "$opid" || true
+    opid=
+    orows=$(awk '$1 == "storm" { n++ } END { print n + 0 }' "$work/orig.txt")
+    oright=$(awk '$1 == "storm" && $3 == $2 && $4 == 10 && $5 == 0 { n++ } END { print n + 0 }' "$work/orig.txt")
+    olost=$(grep -o 'LOST [0-9]* EVENTS' "$work/orig-err.txt" | awk '{ n += $2 } END { print n + 0 }')
+    echo "original killsnoop: $orows storm rows of $total calls ($oright with the right TPID, SIGNAL 10 and RETURN 0); lost events $olost"
+    echo "original killsnoop: CPU (bash, cat, awk) $(python3 -c "print(round($ocpu/1e9,3))") s: $(python3 -c "print(round($ocpu / $total, 1))") ns per kill() call traced"
+    echo "original killsnoop: storm $(python3 -c "print(round($ot1 - $ot0, 3))") s traced"
+  fi
 else
   echo "original killsnoop: not run (it uses the top-level trace instance: RUN_ORIGINAL_KILLSNOOP=1)"
 fi

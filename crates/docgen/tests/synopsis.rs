@@ -114,7 +114,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "tcpretrans",
         &[
-            "tcpretrans [-ls] [--duration seconds] [--buffer-kb KiB]",
+            "tcpretrans [-ls] [--source SOURCE] [--duration seconds] [--buffer-kb KiB]",
             "tcpretrans --cleanup",
             "tcpretrans --check",
         ],

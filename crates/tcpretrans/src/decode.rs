@@ -41,6 +41,9 @@ pub struct Retransmit {
     pub local: SocketAddr,
     /// Remote address and port.
     pub remote: SocketAddr,
+    /// False when the source could give the ports but not the addresses (an IPv6
+    /// socket seen by the kprobe source): the address columns then show `-`.
+    pub addrs_known: bool,
 }
 
 fn sized(fmt: &EventFormat, name: &str, size: usize) -> Result<Field> {
@@ -146,7 +149,118 @@ impl RetransLayout {
             state,
             local: SocketAddr::new(local, sport),
             remote: SocketAddr::new(remote, dport),
+            addrs_known: true,
         })
+    }
+}
+
+/// The kernel functions the kprobe source probes, best first: `__tcp_retransmit_skb`
+/// sends every retransmit, tail loss probes included (where the tracepoint fires);
+/// `tcp_retransmit_skb` (the original's) misses the loss probes, which call the former
+/// directly.
+pub const KPROBE_FUNCTIONS: [&str; 2] = ["__tcp_retransmit_skb", "tcp_retransmit_skb"];
+
+/// The fetch arguments of the kprobe source, with `sk` the fetch form of the function's
+/// first argument (`$arg1`, or the architecture's register): the head of `struct
+/// sock_common`, the same on every kernel since 3.x (`skc_daddr`, `skc_rcv_saddr`,
+/// `skc_dport` (network order), `skc_num`, `skc_family`, `skc_state`). Whether the
+/// running kernel really lays them out so is verified at start by a canary (a send on a
+/// loopback connection of the tool's own, seen through the same fetches on
+/// `tcp_sendmsg`). IPv6 addresses are further on, at offsets that depend on the
+/// kernel's configuration: not fetched.
+pub fn kprobe_fetchargs(sk: &str) -> String {
+    format!(
+        "daddr=+0({sk}):u32 saddr=+4({sk}):u32 dport=+12({sk}):u16 sport=+14({sk}):u16 family=+16({sk}):u16 state=+18({sk}):u8"
+    )
+}
+
+/// Where the fields of the kprobe source's records are (from the probe's format file).
+#[derive(Debug, Clone)]
+pub struct ProbeLayout {
+    /// The probe's event id.
+    pub id: u16,
+    pid: Field,
+    daddr: Field,
+    saddr: Field,
+    dport: Field,
+    sport: Field,
+    family: Field,
+    state: Field,
+}
+
+impl ProbeLayout {
+    /// The layout from the probe's parsed format file.
+    pub fn new(fmt: &EventFormat) -> Result<ProbeLayout> {
+        Ok(ProbeLayout {
+            id: fmt.id,
+            pid: sized(fmt, "common_pid", 4)?,
+            daddr: sized(fmt, "daddr", 4)?,
+            saddr: sized(fmt, "saddr", 4)?,
+            dport: sized(fmt, "dport", 2)?,
+            sport: sized(fmt, "sport", 2)?,
+            family: sized(fmt, "family", 2)?,
+            state: sized(fmt, "state", 1)?,
+        })
+    }
+
+    /// Decodes one record (`None`: too short, or a family other than IPv4 and IPv6).
+    pub fn decode(&self, p: &[u8]) -> Option<Retransmit> {
+        let pid = self.pid.read_i64(p)? as i32;
+        let addr = |f: &Field| -> Option<Ipv4Addr> {
+            let b: [u8; 4] = p.get(f.offset..f.offset + 4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b))
+        };
+        // skc_dport is in network order, skc_num in host order.
+        let dport = u16::from_be(self.dport.read_u64(p)? as u16);
+        let sport = self.sport.read_u64(p)? as u16;
+        let state = Some(self.state.read_u64(p)? as i32);
+        let (local, remote, addrs_known) = match self.family.read_u64(p)? {
+            AF_INET => (
+                IpAddr::V4(addr(&self.saddr)?),
+                IpAddr::V4(addr(&self.daddr)?),
+                true,
+            ),
+            AF_INET6 => (
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                false,
+            ),
+            _ => return None,
+        };
+        Some(Retransmit {
+            pid,
+            state,
+            local: SocketAddr::new(local, sport),
+            remote: SocketAddr::new(remote, dport),
+            addrs_known,
+        })
+    }
+}
+
+/// The decoder of the source in use.
+#[derive(Debug, Clone)]
+pub enum RetransDecoder {
+    /// `tcp:tcp_retransmit_skb`.
+    Tracepoint(RetransLayout),
+    /// The kprobe fallback.
+    Kprobe(ProbeLayout),
+}
+
+impl RetransDecoder {
+    /// The event id of its records.
+    pub fn id(&self) -> u16 {
+        match self {
+            RetransDecoder::Tracepoint(l) => l.id,
+            RetransDecoder::Kprobe(l) => l.id,
+        }
+    }
+
+    /// Decodes one record.
+    pub fn decode(&self, p: &[u8]) -> Option<Retransmit> {
+        match self {
+            RetransDecoder::Tracepoint(l) => l.decode(p),
+            RetransDecoder::Kprobe(l) => l.decode(p),
+        }
     }
 }
 
@@ -231,6 +345,16 @@ pub fn state_name(state: i32) -> std::borrow::Cow<'static, str> {
 /// IPv4, `[::1]:80` for IPv6 (the brackets keep the port apart from the address).
 pub fn endpoint(a: &SocketAddr) -> String {
     a.to_string()
+}
+
+/// The column text of a retransmit's endpoint: [`endpoint`], or `-:PORT` when the
+/// source could not give the address.
+pub fn endpoint_of(r: &Retransmit, a: &SocketAddr) -> String {
+    if r.addrs_known {
+        endpoint(a)
+    } else {
+        format!("-:{}", a.port())
+    }
 }
 
 #[cfg(test)]
@@ -439,5 +563,73 @@ mod tests {
         assert_eq!(state_name(0), "0");
         assert_eq!(state_name(99), "99");
         assert_eq!(state_name(-1), "-1");
+    }
+
+    /// The format file the kernel writes for the kprobe source's probe (fields in the
+    /// order of the definition, after `__probe_ip`).
+    const KPROBE_FORMAT: &str = "name: tcpretrans_retransmit
+ID: 1712
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:unsigned long __probe_ip;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:u32 daddr;\toffset:16;\tsize:4;\tsigned:0;
+\tfield:u32 saddr;\toffset:20;\tsize:4;\tsigned:0;
+\tfield:u16 dport;\toffset:24;\tsize:2;\tsigned:0;
+\tfield:u16 sport;\toffset:26;\tsize:2;\tsigned:0;
+\tfield:u16 family;\toffset:28;\tsize:2;\tsigned:0;
+\tfield:u8 state;\toffset:30;\tsize:1;\tsigned:0;
+
+print fmt: \"(%lx) daddr=0x%x saddr=0x%x dport=%u sport=%u family=%u state=%u\", REC->__probe_ip, REC->daddr, REC->saddr, REC->dport, REC->sport, REC->family, REC->state
+";
+
+    #[test]
+    fn kprobe_records_decode_by_name_v6_without_addresses() {
+        assert_eq!(
+            kprobe_fetchargs("$arg1"),
+            "daddr=+0($arg1):u32 saddr=+4($arg1):u32 dport=+12($arg1):u16 sport=+14($arg1):u16 family=+16($arg1):u16 state=+18($arg1):u8"
+        );
+        let fmt = EventFormat::parse(KPROBE_FORMAT).unwrap();
+        let l = ProbeLayout::new(&fmt).unwrap();
+        let mut p = vec![0u8; 32];
+        p[..2].copy_from_slice(&fmt.id.to_ne_bytes());
+        p[4..8].copy_from_slice(&4321i32.to_ne_bytes());
+        // As in struct sock_common: addresses and skc_dport in network order, skc_num
+        // in host order.
+        p[16..20].copy_from_slice(&[10, 99, 0, 1]);
+        p[20..24].copy_from_slice(&[10, 98, 0, 1]);
+        p[24..26].copy_from_slice(&8080u16.to_be_bytes());
+        p[26..28].copy_from_slice(&40000u16.to_ne_bytes());
+        p[28..30].copy_from_slice(&2u16.to_ne_bytes());
+        p[30] = 2;
+        let r = l.decode(&p).unwrap();
+        assert_eq!(
+            r,
+            Retransmit {
+                pid: 4321,
+                state: Some(2),
+                local: "10.98.0.1:40000".parse().unwrap(),
+                remote: "10.99.0.1:8080".parse().unwrap(),
+                addrs_known: true,
+            }
+        );
+        assert_eq!(endpoint_of(&r, &r.remote), "10.99.0.1:8080");
+        // IPv6: the ports and state, not the addresses (not at a known offset).
+        p[28..30].copy_from_slice(&10u16.to_ne_bytes());
+        let r = l.decode(&p).unwrap();
+        assert!(!r.addrs_known);
+        assert_eq!(endpoint_of(&r, &r.local), "-:40000");
+        assert_eq!(endpoint_of(&r, &r.remote), "-:8080");
+        assert_eq!(r.state, Some(2));
+        // Another family: not a TCP socket of ours to show.
+        p[28..30].copy_from_slice(&1u16.to_ne_bytes());
+        assert_eq!(l.decode(&p), None);
+        // A probe without one of the fields is refused by name.
+        let short = KPROBE_FORMAT.replace("field:u8 state;", "field:u8 st;");
+        let e = ProbeLayout::new(&EventFormat::parse(&short).unwrap()).unwrap_err();
+        assert!(format!("{e:#}").contains("state"), "{e:#}");
     }
 }

@@ -11,18 +11,23 @@
 
 pub mod decode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
 use std::time::Duration;
 
-use decode::{endpoint, state_name, RetransLayout, Retransmit, StackLayout};
+use decode::{
+    endpoint_of, kprobe_fetchargs, state_name, ProbeLayout, RetransDecoder, RetransLayout,
+    Retransmit, StackLayout, KPROBE_FUNCTIONS,
+};
 use perf_tools_core::check::{Report, Status};
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::format::EventFormat;
+use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::merge::Merger;
+use perf_tools_ftrace::probe::{Probe, Support};
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::tracefs::{self, Tracefs};
 
@@ -48,6 +53,9 @@ pub struct Args {
     /// Print the kernel stack of each retransmit
     #[arg(short = 's')]
     pub stacks: bool,
+    /// Where retransmits come from: the tcp:tcp_retransmit_skb tracepoint, or a kprobe on __tcp_retransmit_skb (verified by a canary; IPv4 addresses, ports and state of every socket, ports and state only of IPv6 ones); auto: the tracepoint where the kernel has it
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
     /// Trace for this many seconds, then end as on Ctrl-C (default: until Ctrl-C)
     #[arg(long, value_name = "seconds", value_parser = perf_tools_core::cli::parse_duration)]
     pub duration: Option<f64>,
@@ -60,6 +68,17 @@ pub struct Args {
     /// Print what this tool would use on this host and why, then exit: 0 if it can run, 1 if not (nothing is left in tracefs)
     #[arg(long, exclusive = true)]
     pub check: bool,
+}
+
+/// `--source`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceArg {
+    /// The tracepoint where the kernel has it, else the kprobe.
+    Auto,
+    /// `tcp:tcp_retransmit_skb`.
+    Tracepoint,
+    /// A kprobe on `__tcp_retransmit_skb` (or `tcp_retransmit_skb`).
+    Kprobe,
 }
 
 /// The clap definition (for man pages and completions).
@@ -84,9 +103,9 @@ pub fn row(out: &mut Vec<u8>, time: &str, r: &Retransmit, kind: u8) {
         "{:<8} {:<6} {:<20} {}> {:<20} {:<12}",
         time,
         r.pid,
-        endpoint(&r.local),
+        endpoint_of(r, &r.local),
         kind as char,
-        endpoint(&r.remote),
+        endpoint_of(r, &r.remote),
         state
     );
 }
@@ -94,7 +113,9 @@ pub fn row(out: &mut Vec<u8>, time: &str, r: &Retransmit, kind: u8) {
 /// What the event format files of this kernel give: the retransmit layout, and the stack
 /// layout when stacks are needed.
 struct Layouts {
-    retrans: RetransLayout,
+    retrans: RetransDecoder,
+    /// Records to pass over without counting them (the kprobe source's canary).
+    skip: Option<u16>,
     stack: Option<StackLayout>,
 }
 
@@ -105,17 +126,193 @@ fn read_format(tracefs: &Tracefs, rel: &str) -> Result<EventFormat> {
 }
 
 /// The fix when the tracepoint is missing.
-const NO_TRACEPOINT_FIX: &str = "use Linux 4.15+ built with CONFIG_INET=y and CONFIG_EVENT_TRACING=y (the tcp:tcp_retransmit_skb tracepoint); on older kernels use the original perf-tools tcpretrans (kprobes)";
+const NO_TRACEPOINT_FIX: &str = "use Linux 4.15+ built with CONFIG_INET=y and CONFIG_EVENT_TRACING=y (the tcp:tcp_retransmit_skb tracepoint), or a kernel with kprobes (CONFIG_KPROBE_EVENTS=y) for the kprobe source";
 
-fn layouts(tracefs: &Tracefs, stacks: bool) -> Result<Layouts> {
+/// The tracepoint's layout, or why it cannot be used.
+fn tracepoint_layout(tracefs: &Tracefs) -> Result<RetransLayout> {
     if !tracefs.has_event("tcp", "tcp_retransmit_skb") {
         return Err(anyhow!(
             "this kernel has no tcp:tcp_retransmit_skb tracepoint ({} is missing); {NO_TRACEPOINT_FIX}",
             tracefs.path("events/tcp/tcp_retransmit_skb").display()
         ));
     }
-    let retrans = RetransLayout::new(&read_format(tracefs, "events/tcp/tcp_retransmit_skb/format")?)
-        .context("this kernel's tcp_retransmit_skb format cannot be decoded (report it as a bug of perf-tools-rs, with the format file)")?;
+    RetransLayout::new(&read_format(tracefs, "events/tcp/tcp_retransmit_skb/format")?)
+        .context("this kernel's tcp_retransmit_skb format cannot be decoded (report it as a bug of perf-tools-rs, with the format file)")
+}
+
+/// The kprobe source, set up: its probes (removed when dropped, after the instance)
+/// and the layout of their records.
+struct KprobeSource {
+    /// The retransmit probe, then the canary probe.
+    probes: Vec<Probe>,
+    function: &'static str,
+    layout: ProbeLayout,
+    canary: ProbeLayout,
+}
+
+/// The kernel function whose first argument is a `struct sock *` that the canary can
+/// make the kernel pass: a send on a TCP socket.
+const CANARY_FUNCTION: &str = "tcp_sendmsg";
+
+/// The fetch form of a function's first argument on this kernel and architecture.
+fn first_arg(support: &Support) -> Result<&'static str> {
+    if support.args {
+        return Ok("$arg1");
+    }
+    match std::env::consts::ARCH {
+        "x86_64" => Ok("%di"),
+        "aarch64" => Ok("%x0"),
+        arch => Err(anyhow!("this kernel's kprobes have no $arg1 (Linux 4.20+), and tcpretrans does not know the first-argument register of {arch}")),
+    }
+}
+
+/// Creates the kprobe source's probes (before any instance, so that they outlive it).
+fn kprobe_source(tracefs: &Tracefs) -> Result<KprobeSource> {
+    let support = perf_tools_ftrace::probe::require_kprobes(tracefs)?;
+    let arg = first_arg(&support)?;
+    let fetch = kprobe_fetchargs(arg);
+    let control = support.kprobe_control();
+    let mut last = None;
+    let mut main = None;
+    for f in KPROBE_FUNCTIONS {
+        match Probe::create(
+            tracefs,
+            control,
+            "p",
+            "tcpretrans_retransmit",
+            &format!("{f} {fetch}"),
+        ) {
+            Ok(p) => {
+                main = Some((f, p));
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some((function, main)) = main else {
+        let e = last.unwrap_or_else(|| anyhow!("no function to probe"));
+        return Err(e.context(format!(
+            "creating a kprobe on {} (neither can be probed on this kernel)",
+            KPROBE_FUNCTIONS.join(" or ")
+        )));
+    };
+    let canary = Probe::create(
+        tracefs,
+        control,
+        "p",
+        "tcpretrans_canary",
+        &format!("{CANARY_FUNCTION} {fetch}"),
+    )
+    .with_context(|| format!("creating the canary kprobe on {CANARY_FUNCTION}"))?;
+    let layout = ProbeLayout::new(&EventFormat::parse(&main.format(tracefs)?)?)?;
+    let canary_layout = ProbeLayout::new(&EventFormat::parse(&canary.format(tracefs)?)?)?;
+    Ok(KprobeSource {
+        probes: vec![main, canary],
+        function,
+        layout,
+        canary: canary_layout,
+    })
+}
+
+impl KprobeSource {
+    fn describe(&self) -> String {
+        let tlp = if self.function == KPROBE_FUNCTIONS[0] {
+            ""
+        } else {
+            "; tail loss probes are not seen (they do not call tcp_retransmit_skb)"
+        };
+        format!(
+            "kprobe on {} reading the head of struct sock_common (verified with a canary on {CANARY_FUNCTION}): IPv4 addresses, ports and state; IPv6 sockets show ports and state, addresses as -; every attempt, also those the kernel then fails to send{tlp}",
+            self.function
+        )
+    }
+
+    /// The canary: a send on a loopback TCP connection of this process, seen through
+    /// the same fetches on `tcp_sendmsg`, must show exactly its addresses, ports,
+    /// family and state. Leaves the canary probe disabled and the instance's tracing off.
+    fn verify(&self, inst: &Instance) -> Result<()> {
+        use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+        let group = self.probes[1].group().to_string();
+        let enable = format!("events/{group}/{}/enable", self.probes[1].event());
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .context("the kprobe source's canary needs a TCP connection on 127.0.0.1 (is the loopback interface up? `ip link set lo up`)")?;
+        let server: SocketAddr = listener.local_addr()?;
+        let mut client = TcpStream::connect(server)
+            .context("connecting the canary's TCP connection on 127.0.0.1")?;
+        let (_accepted, _) = listener.accept()?;
+        let local = client.local_addr()?;
+        let mut reader = perf_tools_ftrace::reader::RawReader::open(inst)?;
+        inst.write(&enable, "1")?;
+        inst.write("tracing_on", "1")?;
+        client.write_all(b"x")?;
+        let want = (local, server, Some(1));
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut found = false;
+        while !found && std::time::Instant::now() < deadline {
+            reader.drain(|_, _, p| {
+                if p.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) != Some(self.canary.id) {
+                    return;
+                }
+                if let Some(r) = self.canary.decode(p) {
+                    if (r.local, r.remote, r.state) == want && r.addrs_known {
+                        found = true;
+                    } else if seen.len() < 3 {
+                        seen.push(r);
+                    }
+                }
+            });
+            if !found {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        inst.write("tracing_on", "0")?;
+        inst.write(&enable, "0")?;
+        if !found {
+            bail!(
+                "the kprobe source's canary failed: a send from {local} to {server} on this process's own TCP connection did not come back through the fetches of struct sock_common on {CANARY_FUNCTION} (seen instead: {}); this kernel lays struct sock_common out otherwise, so the kprobe source would show wrong addresses",
+                if seen.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    seen.iter()
+                        .map(|r| format!("{}->{} state {:?}", r.local, r.remote, r.state))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Which source a run uses, and its kprobes if it is the kprobe.
+enum Source {
+    Tracepoint(Box<RetransLayout>),
+    Kprobe(Box<KprobeSource>),
+}
+
+/// Picks the source by what this kernel has: the tracepoint where it exists and its
+/// layout decodes (unless `--source kprobe`), else the kprobe source.
+fn pick_source(tracefs: &Tracefs, want: SourceArg) -> Result<Source> {
+    match want {
+        SourceArg::Tracepoint => {
+            tracepoint_layout(tracefs).map(|l| Source::Tracepoint(Box::new(l)))
+        }
+        SourceArg::Kprobe => kprobe_source(tracefs).map(|k| Source::Kprobe(Box::new(k))),
+        SourceArg::Auto => match tracepoint_layout(tracefs) {
+            Ok(l) => Ok(Source::Tracepoint(Box::new(l))),
+            Err(tp) => kprobe_source(tracefs)
+                .map(|k| Source::Kprobe(Box::new(k)))
+                .map_err(|kp| anyhow!("{tp:#}; and the kprobe fallback is unavailable: {kp:#}")),
+        },
+    }
+}
+
+fn layouts(tracefs: &Tracefs, source: &Source, stacks: bool) -> Result<Layouts> {
+    let (retrans, skip) = match source {
+        Source::Tracepoint(l) => (RetransDecoder::Tracepoint((**l).clone()), None),
+        Source::Kprobe(k) => (RetransDecoder::Kprobe(k.layout.clone()), Some(k.canary.id)),
+    };
     let stack = if stacks {
         Some(
             StackLayout::new(&read_format(tracefs, "events/ftrace/kernel_stack/format")?)
@@ -124,7 +321,11 @@ fn layouts(tracefs: &Tracefs, stacks: bool) -> Result<Layouts> {
     } else {
         None
     };
-    Ok(Layouts { retrans, stack })
+    Ok(Layouts {
+        retrans,
+        skip,
+        stack,
+    })
 }
 
 /// A retransmit read from the kernel, waiting for its stack (with `-s`/`-l`) and for
@@ -137,13 +338,22 @@ struct Held {
 }
 
 /// The per-event path: decode, pair each retransmit with the stack record the kernel
-/// writes right after it on the same CPU, order across CPUs.
+/// writes after it on the same CPU, order across CPUs.
+///
+/// The kernel commits a retransmit's record, then walks the stack and commits the stack
+/// record; an interrupt in between may send another retransmit on the same CPU (a
+/// timer's, in a softirq run on the interrupt's exit, while a process-context
+/// retransmit, e.g. from the socket backlog, waits for its stack). Its records then sit
+/// between the first retransmit and that one's stack: A, B, stack of B, stack of A. So
+/// each CPU keeps its retransmits that still wait for a stack, oldest first; a stack
+/// record belongs to the newest one waiting (the innermost), and retransmits go to the
+/// merge oldest first, once they have their stack or are given up on.
 struct Pipeline {
     layouts: Layouts,
     merger: Merger<Held>,
-    /// Per CPU: the last retransmit read, until the next record of that CPU tells
-    /// whether a stack came with it.
-    waiting: Vec<Option<(u64, Held)>>,
+    /// Per CPU: retransmits read, oldest first, not yet passed to the merge; `true` once
+    /// settled (stack attached, or given up on).
+    waiting: Vec<std::collections::VecDeque<(u64, Held, bool)>>,
     undecoded: u64,
     orphan_stacks: u64,
     /// Retransmits that went on without a stack record.
@@ -153,20 +363,44 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn slot(&mut self, cpu: u32) -> &mut Option<(u64, Held)> {
+    fn queue(&mut self, cpu: u32) -> &mut std::collections::VecDeque<(u64, Held, bool)> {
         let cpu = cpu as usize;
         if cpu >= self.waiting.len() {
-            self.waiting.resize(cpu + 1, None);
+            self.waiting.resize_with(cpu + 1, Default::default);
         }
         &mut self.waiting[cpu]
     }
 
-    /// Moves CPU `cpu`'s waiting retransmit (if any) to the merge, without a stack.
-    fn settle(&mut self, cpu: u32) {
-        if let Some((ts, h)) = self.slot(cpu).take() {
-            self.stackless += 1;
-            self.merger.push(cpu as usize, ts, h);
+    /// Passes CPU `cpu`'s settled retransmits at the front of its queue to the merge.
+    fn flush(&mut self, cpu: u32) {
+        let c = cpu as usize;
+        while matches!(
+            self.waiting.get(c).and_then(|q| q.front()),
+            Some((_, _, true))
+        ) {
+            if let Some((ts, h, _)) = self.waiting[c].pop_front() {
+                self.merger.push(c, ts, h);
+            }
         }
+    }
+
+    /// Gives up on CPU `cpu`'s retransmits recorded before `before` that still wait for
+    /// a stack (all, with `u64::MAX`): they go on without one.
+    fn settle_before(&mut self, cpu: u32, before: u64) {
+        let mut n = 0;
+        for (ts, _, done) in self.queue(cpu).iter_mut() {
+            if !*done && *ts < before {
+                *done = true;
+                n += 1;
+            }
+        }
+        self.stackless += n;
+        self.flush(cpu);
+    }
+
+    /// Gives up on all of CPU `cpu`'s retransmits still waiting for a stack.
+    fn settle(&mut self, cpu: u32) {
+        self.settle_before(cpu, u64::MAX);
     }
 
     fn push(&mut self, cpu: u32, ts: u64, p: &[u8]) {
@@ -174,46 +408,43 @@ impl Pipeline {
             self.undecoded += 1;
             return;
         };
-        if id == self.layouts.retrans.id {
+        if Some(id) == self.layouts.skip {
+            return;
+        }
+        if id == self.layouts.retrans.id() {
             let Some(ev) = self.layouts.retrans.decode(p) else {
                 self.undecoded += 1;
                 return;
             };
-            self.settle(cpu);
             let h = Held { ev, frames: None };
-            if self.layouts.stack.is_some() {
-                *self.slot(cpu) = Some((ts, h));
-            } else {
-                self.merger.push(cpu as usize, ts, h);
-            }
+            let waits = self.layouts.stack.is_some();
+            self.queue(cpu).push_back((ts, h, !waits));
+            self.flush(cpu);
         } else if let Some(stack) = self.layouts.stack.as_ref().filter(|s| s.id == id) {
             let pid = stack.pid(p);
             let mut frames = Vec::new();
             stack.frames(p, &mut frames);
-            match self.slot(cpu).take() {
-                Some((ts, mut h)) if Some(h.ev.pid) == pid => {
+            // The newest retransmit of this CPU still waiting: the innermost.
+            match self.queue(cpu).iter_mut().rev().find(|(_, _, done)| !*done) {
+                Some((_, h, done)) if Some(h.ev.pid) == pid => {
                     h.frames = Some(frames);
-                    self.merger.push(cpu as usize, ts, h);
+                    *done = true;
                 }
-                other => {
-                    *self.slot(cpu) = other;
-                    self.settle(cpu);
-                    self.orphan_stacks += 1;
-                }
+                _ => self.orphan_stacks += 1,
             }
+            self.flush(cpu);
         } else {
-            self.settle(cpu);
             self.undecoded += 1;
         }
     }
 
-    /// Events up to this time may be released: the oldest retransmit still waiting for
-    /// its stack holds the rest back.
+    /// Events up to this time may be released: the oldest retransmit not yet passed to
+    /// the merge holds the rest back.
     fn hold(&self, watermark: u64) -> u64 {
         self.waiting
             .iter()
-            .flatten()
-            .map(|(ts, _)| ts.saturating_sub(1))
+            .filter_map(|q| q.front())
+            .map(|(ts, ..)| ts.saturating_sub(1))
             .fold(watermark, u64::min)
     }
 
@@ -223,9 +454,7 @@ impl Pipeline {
     /// drain: there, an old retransmit's stack may be in the CPU's next page.
     fn expire(&mut self, clock: u64, patience: u64) {
         for cpu in 0..self.waiting.len() {
-            if matches!(&self.waiting[cpu], Some((ts, _)) if ts.saturating_add(patience) < clock) {
-                self.settle(cpu as u32);
-            }
+            self.settle_before(cpu as u32, clock.saturating_sub(patience));
         }
     }
 
@@ -339,6 +568,9 @@ pub fn check() -> Result<Report> {
     let Some(tracefs) = fc::tracefs(&mut report) else {
         return Ok(report);
     };
+    if !tracefs.has_event("tcp", "tcp_retransmit_skb") {
+        return check_kprobe(tracefs, report);
+    }
     let Some(inst) = fc::instance(&tracefs, TOOL, &mut report) else {
         return Ok(report);
     };
@@ -426,12 +658,95 @@ pub fn check() -> Result<Report> {
         fc::verify_recording(&inst, &[("tcp", "tcp_retransmit_skb")], &mut report);
     }
     inst.remove()?;
+    report.item(
+        "source",
+        if decodes { Status::Yes } else { Status::No },
+        "the tcp:tcp_retransmit_skb tracepoint (the kprobe source, --source kprobe, is for kernels without it)",
+        "",
+        false,
+    );
     report.uses = if report.verdict() == Status::No {
         "tcp:tcp_retransmit_skb unavailable".to_string()
     } else if stacks_ok && tlp {
         "tcp:tcp_retransmit_skb in a private instance (kernel stacks for -s and -l)".to_string()
     } else {
         "tcp:tcp_retransmit_skb in a private instance (no -l)".to_string()
+    };
+    Ok(report)
+}
+
+/// `--check` on a kernel without the tracepoint: the kprobe source, set up and verified
+/// by its canary in a private instance, all removed before this returns.
+fn check_kprobe(tracefs: Tracefs, mut report: Report) -> Result<Report> {
+    use perf_tools_ftrace::check as fc;
+    report.item(
+        "tracepoint",
+        Status::Degraded,
+        format!("no tcp:tcp_retransmit_skb here ({NO_TRACEPOINT_FIX}); trying the kprobe source"),
+        "",
+        false,
+    );
+    let k = match kprobe_source(&tracefs) {
+        Ok(k) => k,
+        Err(e) => {
+            report.item(
+                "source",
+                Status::No,
+                format!("kprobe source: {e:#}"),
+                "use a kernel with CONFIG_KPROBE_EVENTS=y, or Linux 4.15+ (the tracepoint)",
+                true,
+            );
+            report.uses = "no source: neither the tracepoint nor a kprobe".to_string();
+            return Ok(report);
+        }
+    };
+    let Some(inst) = fc::instance(&tracefs, TOOL, &mut report) else {
+        return Ok(report);
+    };
+    let verified = k.verify(&inst);
+    let ok = verified.is_ok();
+    match verified {
+        Ok(()) => report.item("source", Status::Yes, k.describe(), "", true),
+        Err(e) => report.item(
+            "source",
+            Status::No,
+            format!("{e:#}"),
+            "use a kernel with the tcp:tcp_retransmit_skb tracepoint (Linux 4.15+)",
+            true,
+        ),
+    };
+    if ok {
+        let stack_ok = tracefs.path("events/ftrace/kernel_stack/format").exists()
+            && inst.write("options/stacktrace", "1").is_ok();
+        report.item(
+            "stack records",
+            if stack_ok {
+                Status::Yes
+            } else {
+                Status::Degraded
+            },
+            if stack_ok {
+                "kernel stacks for -s and -l"
+            } else {
+                "no kernel stack records: -s and -l are unavailable"
+            },
+            if stack_ok {
+                ""
+            } else {
+                "use a kernel built with CONFIG_STACKTRACE=y"
+            },
+            false,
+        );
+    }
+    inst.remove()?;
+    drop(k);
+    report.uses = if ok {
+        format!(
+            "a kprobe on {} (no tcp:tcp_retransmit_skb tracepoint here)",
+            KPROBE_FUNCTIONS.join(" or ")
+        )
+    } else {
+        "no source: the kprobe source failed its canary".to_string()
     };
     Ok(report)
 }
@@ -447,20 +762,39 @@ pub fn run(args: Args) -> Result<()> {
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let want_stacks = args.stacks || args.tlp;
-    // Everything that can be refused is checked before any kernel state is created.
-    let layouts = layouts(&tracefs, want_stacks)?;
+    // Everything that can be refused is checked before any kernel state is created
+    // (but the kprobe source's probes, which must outlive the instance).
     let mut syms = symbols(&args)?;
+    let source = pick_source(&tracefs, args.source)?;
+    let layouts = layouts(&tracefs, &source, want_stacks)?;
 
     let inst = cleanup::start_instance(&tracefs, TOOL)?;
     inst.ensure("trace_clock", "mono")?;
     inst.ensure("buffer_size_kb", &args.buffer_kb.to_string())?;
     let _ = inst.ensure("buffer_percent", "25");
+    if let Source::Kprobe(k) = &source {
+        // Before stack records are on: the canary's records are read and cleared.
+        k.verify(&inst)?;
+        inst.write("trace", "")
+            .context("clearing the canary's records from the instance")?;
+        eprintln!("tcpretrans: source: {}", k.describe());
+    }
     if want_stacks {
         inst.write("options/stacktrace", "1").context(
             "turning on kernel stack records (-s, -l); the kernel needs CONFIG_STACKTRACE=y",
         )?;
     }
-    inst.enable_event("tcp", "tcp_retransmit_skb")?;
+    match &source {
+        Source::Tracepoint(_) => {
+            if args.source != SourceArg::Auto {
+                eprintln!("tcpretrans: source: the tcp:tcp_retransmit_skb tracepoint");
+            }
+            inst.enable_event("tcp", "tcp_retransmit_skb")?;
+        }
+        Source::Kprobe(k) => {
+            inst.enable_event(k.probes[0].group(), k.probes[0].event())?;
+        }
+    }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     let segs_before = retrans_segs();
@@ -617,6 +951,7 @@ mod tests {
             state: Some(1),
             local: "10.150.18.225:53874".parse::<SocketAddr>().unwrap(),
             remote: "10.105.152.3:6001".parse::<SocketAddr>().unwrap(),
+            addrs_known: true,
         };
         row(&mut v, "05:16:44", &r, b'R');
         let r6 = Retransmit {
@@ -624,6 +959,7 @@ mod tests {
             state: None,
             local: "[::1]:40000".parse::<SocketAddr>().unwrap(),
             remote: "[::1]:9".parse::<SocketAddr>().unwrap(),
+            addrs_known: true,
         };
         row(&mut v, "05:16:45", &r6, b'L');
         assert_eq!(
@@ -654,7 +990,8 @@ mod tests {
         st[8..12].copy_from_slice(&3i32.to_ne_bytes());
         let p = Pipeline {
             layouts: Layouts {
-                retrans: RetransLayout::new(&rf).unwrap(),
+                retrans: RetransDecoder::Tracepoint(RetransLayout::new(&rf).unwrap()),
+                skip: None,
                 stack: Some(StackLayout::new(&sf).unwrap()),
             },
             merger: Merger::new(),
@@ -701,6 +1038,64 @@ mod tests {
         assert_eq!(p.orphan_stacks, 1);
         p.settle_all();
         assert_eq!(released(&mut p, u64::MAX), [(7 * sec, false)]);
+    }
+
+    /// A stack record with a given return address (to tell stacks apart).
+    fn stack_with(st: &[u8], addr: u64) -> Vec<u8> {
+        let mut st = st.to_vec();
+        let n = st.len();
+        st[n - 8..].copy_from_slice(&addr.to_ne_bytes());
+        st
+    }
+
+    fn released_frames(p: &mut Pipeline) -> Vec<(u64, Option<u64>)> {
+        let w = p.hold(u64::MAX);
+        let mut v = Vec::new();
+        p.merger.release(w, |ts, h| {
+            v.push((ts, h.frames.as_ref().and_then(|f| f.last().copied())))
+        });
+        v
+    }
+
+    #[test]
+    fn a_retransmit_nested_before_anothers_stack_leaves_both_their_stacks() {
+        let (mut p, ev, st) = pipeline();
+        // CPU 0: retransmit A (process context); an interrupt's softirq sends B and its
+        // stack before A's stack is recorded.
+        p.push(0, 100, &ev);
+        p.push(0, 200, &ev);
+        p.push(0, 201, &stack_with(&st, 0xb));
+        // B has its stack but waits behind A: rows go out in time order.
+        assert!(released_frames(&mut p).is_empty());
+        p.push(0, 101, &stack_with(&st, 0xa));
+        assert_eq!(
+            released_frames(&mut p),
+            [(100, Some(0xa)), (200, Some(0xb))]
+        );
+        assert_eq!((p.stackless, p.orphan_stacks), (0, 0));
+        // Back to back, each with its stack: paired in order.
+        p.push(1, 300, &ev);
+        p.push(1, 301, &stack_with(&st, 0xc));
+        p.push(1, 400, &ev);
+        p.push(1, 401, &stack_with(&st, 0xd));
+        assert_eq!(
+            released_frames(&mut p),
+            [(300, Some(0xc)), (400, Some(0xd))]
+        );
+        // A lost stack (the kernel could not record it): C waits, D behind it has
+        // its own; after the patience C goes on without one, D after it.
+        p.push(1, 500, &ev);
+        p.push(1, 600, &ev);
+        p.push(1, 601, &stack_with(&st, 0xe));
+        assert!(released_frames(&mut p).is_empty());
+        p.expire(1000, 300);
+        assert_eq!(released_frames(&mut p), [(500, None), (600, Some(0xe))]);
+        assert_eq!((p.stackless, p.orphan_stacks), (1, 0));
+        // Lost events on a CPU: what waits there goes on without a stack.
+        p.push(1, 700, &ev);
+        p.settle(1);
+        assert_eq!(released_frames(&mut p), [(700, None)]);
+        assert_eq!(p.stackless, 2);
     }
 
     #[test]
