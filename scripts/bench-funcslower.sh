@@ -2,7 +2,7 @@
 # Benchmark: what funcslower costs each call of the function it times. POSIX sh, so it
 # also runs in the VM guests (busybox), the only place here with function_graph:
 #   scripts/bench-funcslower.sh [CALLS] [FUNCSLOWER]         (as root)
-#   VM_SMP=1 scripts/vm/run.sh --kernel 7.x --bin target/static/x86_64-unknown-linux-gnu/release/funcslower scripts/bench-funcslower.sh
+#   VM_SMP=1 scripts/vm/run.sh --kernel 7.x --bin target/static/x86_64-unknown-linux-gnu/ship/funcslower scripts/bench-funcslower.sh
 # (defaults: 200000 calls; FUNCSLOWER: funcslower from PATH.)
 # Load: `dd bs=1 count=CALLS` from /dev/zero to /dev/null, one read() and so one
 # vfs_read() per byte. Timed three ways, twice each: untraced; under

@@ -4,6 +4,8 @@
 # completions.
 #   scripts/install.sh [PREFIX]   as root, or with sudo (default PREFIX: /usr/local)
 #   DESTDIR=/tmp/stage scripts/install.sh /usr (staged install, e.g. for packaging)
+#   PT_INSTALL_BIN=FILE scripts/install.sh ... installs FILE as perf-tools instead of
+#   building it (CI: the static one scripts/release.sh built)
 # One tool's own binary instead: `cargo install --path crates/<tool>`. A static file for
 # another machine: scripts/release.sh.
 set -euo pipefail
@@ -11,7 +13,12 @@ cd "$(dirname "$0")/.."
 prefix=${1:-/usr/local}
 root="${DESTDIR:-}$prefix"
 
-cargo build --release -p perf-tools -q
+bin=${PT_INSTALL_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --profile ship -p perf-tools -q
+  bin=target/ship/perf-tools
+fi
+[ -x "$bin" ] || { echo "install.sh: $bin is not an executable file" >&2; exit 1; }
 mapfile -t tools < <(cargo run -q -p docgen -- list | grep -vx perf-tools)
 comp=$(mktemp -d)
 trap 'rm -rf "$comp"' EXIT
@@ -19,7 +26,7 @@ cargo run -q -p docgen -- completions "$comp" >/dev/null
 
 install -d "$root/bin" "$root/share/man/man8" "$root/share/bash-completion/completions" \
   "$root/share/zsh/site-functions" "$root/share/fish/vendor_completions.d"
-install -m 0755 target/release/perf-tools "$root/bin/perf-tools"
+install -m 0755 "$bin" "$root/bin/perf-tools"
 for t in "${tools[@]}" perf-tools; do
   # A per-tool binary of an earlier install is replaced by the link.
   [ "$t" = perf-tools ] || ln -sfn perf-tools "$root/bin/$t"

@@ -6,9 +6,10 @@
 #   perf-tools-rs_<version>_amd64.deb           /usr/bin/perf-tools, a link per tool, man
 #                                               pages and completions; depends on nothing
 #   SHA256SUMS                                  of the three files above and every binary
-# and prints the sizes. Usage: scripts/release.sh [--no-build]
-#   --no-build   package what scripts/vm/build-static.sh built last (CI: the VM stage's
-#                static build is this one, so the release is built once per run)
+# and prints the sizes. Usage: scripts/release.sh [--multicall-only] [--no-build]
+#   --multicall-only  only the multi-call binary (and the tarball and .deb of it): what CI
+#                builds, once, for the install test, the .deb test and the VM tests
+#   --no-build        package what scripts/vm/build-static.sh built last
 #
 # Static: glibc's static libc.a through +crt-static (scripts/vm/build-static.sh; the musl
 # target is not installable here). Every binary is checked to be static and to contain no
@@ -20,13 +21,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=1
-case "${1:-}" in
-  --no-build) build=0 ;;
-  "") ;;
-  -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "release.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-esac
+build=1 only_mc=0
+for a in "$@"; do
+  case "$a" in
+    --no-build) build=0 ;;
+    --multicall-only) only_mc=1 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "release.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
+  esac
+done
 die() { echo "release.sh: $*" >&2; exit 1; }
 
 missing=()
@@ -43,10 +46,12 @@ fi
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 [ -n "$version" ] || die "no version in Cargo.toml's [workspace.package]"
-if [ "$build" = 1 ]; then
+if [ "$build" = 1 ] && [ "$only_mc" = 1 ]; then
+  bindir=$(scripts/vm/build-static.sh -p perf-tools | tail -1)
+elif [ "$build" = 1 ]; then
   bindir=$(scripts/vm/build-static.sh | tail -1)
 else
-  bindir=target/static/x86_64-unknown-linux-gnu/release
+  bindir=target/static/x86_64-unknown-linux-gnu/ship
 fi
 [ -x "$bindir/perf-tools" ] || die "$bindir/perf-tools is missing (run without --no-build)"
 mapfile -t tools < <(cargo run -q -p docgen -- list | grep -vx perf-tools)
@@ -68,11 +73,15 @@ check_static() { # FILE
 }
 install -m 0755 "$bindir/perf-tools" "$dist/$name/perf-tools"
 check_static "$dist/$name/perf-tools"
-for t in "${tools[@]}"; do
-  [ -x "$bindir/$t" ] || die "$bindir/$t is missing (run without --no-build)"
-  install -m 0755 "$bindir/$t" "$dist/$name/bin/$t"
-  check_static "$dist/$name/bin/$t"
-done
+if [ "$only_mc" = 0 ]; then
+  for t in "${tools[@]}"; do
+    [ -x "$bindir/$t" ] || die "$bindir/$t is missing (run without --no-build)"
+    install -m 0755 "$bindir/$t" "$dist/$name/bin/$t"
+    check_static "$dist/$name/bin/$t"
+  done
+else
+  rmdir "$dist/$name/bin"
+fi
 
 # ---- man pages and completions ----------------------------------------------
 comp=$(mktemp -d)
@@ -118,14 +127,18 @@ chmod -R u+rwX,go+rX,go-w "$deb"
 dpkg-deb --root-owner-group -Zxz --build "$deb" "$dist/perf-tools-rs_${version}_amd64.deb" >/dev/null
 rm -rf "$deb"
 
-(cd "$dist" && sha256sum "$name.tar.gz" "perf-tools-rs_${version}_amd64.deb" "$name/perf-tools" "$name"/bin/* >SHA256SUMS)
+sums=("$name.tar.gz" "perf-tools-rs_${version}_amd64.deb" "$name/perf-tools")
+[ "$only_mc" = 1 ] || sums+=("${tools[@]/#/$name/bin/}")
+(cd "$dist" && sha256sum "${sums[@]}" >SHA256SUMS)
 
 # ---- sizes -------------------------------------------------------------------
 kib() { echo $(( $(stat -c %s "$1") / 1024 )); }
-total=0
-for t in "${tools[@]}"; do total=$((total + $(stat -c %s "$dist/$name/bin/$t"))); done
 printf 'release: %-40s %6d KiB\n' "perf-tools (multi-call, ${#tools[@]} tools)" "$(kib "$dist/$name/perf-tools")"
-printf 'release: %-40s %6d KiB\n' "the ${#tools[@]} per-tool binaries together" $((total / 1024))
+if [ "$only_mc" = 0 ]; then
+  total=0
+  for t in "${tools[@]}"; do total=$((total + $(stat -c %s "$dist/$name/bin/$t"))); done
+  printf 'release: %-40s %6d KiB\n' "the ${#tools[@]} per-tool binaries together" $((total / 1024))
+fi
 printf 'release: %-40s %6d KiB\n' "$name.tar.gz" "$(kib "$dist/$name.tar.gz")"
 printf 'release: %-40s %6d KiB\n' "perf-tools-rs_${version}_amd64.deb" "$(kib "$dist/perf-tools-rs_${version}_amd64.deb")"
 echo "release: artefacts and SHA256SUMS in $dist"

@@ -66,28 +66,9 @@ cargo test --workspace
 step "live tests again through the multi-call binary (scripts/test-multicall.sh)"
 scripts/test-multicall.sh
 
-step "install smoke test (scripts/install.sh into a temporary prefix)"
-stage=$(mktemp -d)
-scripts/install.sh "$stage" >/dev/null
-for t in $(cargo run -q -p docgen -- list); do
-  "$stage/bin/$t" --version >/dev/null
-  for f in "share/man/man8/$t.8" "share/bash-completion/completions/$t" "share/zsh/site-functions/_$t" "share/fish/vendor_completions.d/$t.fish"; do
-    [ -s "$stage/$f" ] || { echo "install: $f missing" >&2; exit 1; }
-  done
-done
-size=$(stat -c %s "$stage/bin/perf-tools")
-rm -rf "$stage"
-printf 'install: perf-tools (every tool, a link each) %d KiB\n' $((size / 1024))
-# A guard against a profile change that stops stripping or LTO (measured: README.md).
-if [ "$size" -gt $((8 * 1024 * 1024)) ]; then
-  echo "install: perf-tools is over 8 MiB (is the release profile still stripped, with LTO?)" >&2
-  exit 1
-fi
-echo "install: ok"
-
-step "release artefacts (scripts/release.sh: static multi-call and per-tool binaries, tarball, .deb)"
+step "release artefacts (scripts/release.sh --multicall-only: the static multi-call binary, tarball, .deb)"
 # Its static build is the one the VM stage below runs (built once per run).
-scripts/release.sh
+scripts/release.sh --multicall-only
 (cd target/dist && sha256sum --quiet -c SHA256SUMS)
 mc=$(stat -c %s target/dist/perf-tools-rs-*-x86_64/perf-tools)
 [ "$mc" -le $((8 * 1024 * 1024)) ] || { echo "release: the multi-call binary grew to $((mc / 1024)) KiB (over 8 MiB)" >&2; exit 1; }
@@ -107,6 +88,25 @@ done
 MANPAGER=cat MAN_DISABLE_SECCOMP=1 man -l "$root/usr/share/man/man8/iosnoop.8.gz" | grep -q 'iosnoop'
 rm -rf "$root"
 echo "deb: ok ($(($(stat -c %s "$deb") / 1024)) KiB)"
+
+step "install smoke test (scripts/install.sh into a temporary prefix)"
+stage=$(mktemp -d)
+PT_INSTALL_BIN=$(ls target/dist/perf-tools-rs-*-x86_64/perf-tools) scripts/install.sh "$stage" >/dev/null
+for t in $(cargo run -q -p docgen -- list); do
+  "$stage/bin/$t" --version >/dev/null
+  for f in "share/man/man8/$t.8" "share/bash-completion/completions/$t" "share/zsh/site-functions/_$t" "share/fish/vendor_completions.d/$t.fish"; do
+    [ -s "$stage/$f" ] || { echo "install: $f missing" >&2; exit 1; }
+  done
+done
+size=$(stat -c %s "$stage/bin/perf-tools")
+rm -rf "$stage"
+printf 'install: perf-tools (every tool, a link each) %d KiB\n' $((size / 1024))
+# A guard against a profile change that stops stripping or LTO (measured: README.md).
+if [ "$size" -gt $((8 * 1024 * 1024)) ]; then
+  echo "install: perf-tools is over 8 MiB (is the release profile still stripped, with LTO?)" >&2
+  exit 1
+fi
+echo "install: ok"
 
 if [ "${PT_SKIP_VM:-0}" = 1 ]; then
   step "VM tests skipped (PT_SKIP_VM=1)"

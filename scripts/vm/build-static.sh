@@ -6,7 +6,8 @@
 #
 # How: the installed gnu target with glibc's static libc.a (libc6-dev):
 #   RUSTFLAGS='-C target-feature=+crt-static' \
-#   cargo build --release --target x86_64-unknown-linux-gnu
+#   cargo build --profile ship --target x86_64-unknown-linux-gnu
+# (the "ship" profile of Cargo.toml: release with whole-program LTO, what release.sh ships)
 # into CARGO_TARGET_DIR=target/static, so it never invalidates the normal
 # target/ build. An explicit --target keeps RUSTFLAGS away from build scripts
 # and proc macros, which stay dynamic host code. (The musl target is not
@@ -30,8 +31,8 @@ cd "$REPO_ROOT"
 # No debug info: run.sh strips it from what goes into a guest anyway, and without
 # it the build and the links are quicker (CARGO_PROFILE_RELEASE_DEBUG overrides).
 CARGO_TARGET_DIR=$STATIC_TARGET RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-  CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-false} \
-  cargo build --release --target "$TRIPLE" --bins "$@" >&2 \
+  CARGO_PROFILE_SHIP_DEBUG=${CARGO_PROFILE_SHIP_DEBUG:-false} \
+  cargo build --profile ship --target "$TRIPLE" --bins "$@" >&2 \
   || die "static build failed (CARGO_TARGET_DIR=$STATIC_TARGET)"
 
 # Every binary must really be static, or it will not start in the guest.

@@ -9,7 +9,7 @@ VM_CACHE=$VM_TARGET/cache               # apt lists, .deb files, extracted kerne
 VM_LOGS=$VM_TARGET/logs                 # full console logs, one per (kernel, script)
 KERNELS_TXT=$VM_SCRIPTS/kernels.txt
 STATIC_TARGET=$REPO_ROOT/target/static  # CARGO_TARGET_DIR of build-static.sh
-STATIC_BIN_DIR=$STATIC_TARGET/x86_64-unknown-linux-gnu/release
+STATIC_BIN_DIR=$STATIC_TARGET/x86_64-unknown-linux-gnu/ship   # the "ship" profile (Cargo.toml)
 
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 note() { [ -n "${VM_QUIET:-}" ] || echo "${0##*/}: $*" >&2; }
