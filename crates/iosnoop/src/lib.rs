@@ -624,19 +624,33 @@ pub fn run(args: Args) -> Result<()> {
             |p, cpu, ts, payload| p.push(cpu, ts, payload),
             |p, gap| p.gap(gap),
             |p, watermark| {
+                // Buffered (duration) mode: past a few MiB, rows wait in a temporary
+                // file. Checked per row: one round can release more than the slack
+                // reserved above the limit (under load, tens of thousands of I/O), and
+                // growing the buffer then doubles it past a memory limit.
+                let mut spill = |buf: &mut Vec<u8>| {
+                    if !streaming
+                        && buf.len() >= perf_tools_core::spill::MEMORY_LIMIT
+                        && write_err.is_none()
+                    {
+                        write_err = held.absorb(buf).err();
+                    }
+                };
                 match outliers.as_mut() {
                     None => p.release(watermark, &mut keep, |c| {
                         rows.row(&mut out.buf, c);
                         if let Some(h) = heat.as_mut() {
                             h.add(c.end_ts, c.latency_ns());
                         }
+                        spill(&mut out.buf);
                     }),
                     Some(o) => {
                         p.release(watermark, &mut keep, |c| {
                             if let Some(h) = heat.as_mut() {
                                 h.add(c.end_ts, c.latency_ns());
                             }
-                            o.push(&mut rows, &mut out.buf, c)
+                            o.push(&mut rows, &mut out.buf, c);
+                            spill(&mut out.buf);
                         });
                         for (from, to) in p.take_gaps() {
                             o.gap(&mut rows, &mut out.buf, from, to);
@@ -648,15 +662,9 @@ pub fn run(args: Args) -> Result<()> {
                     }
                 }
                 // Streaming under load: write every 64 KiB or so rather than once per
-                // batch, so the rows being formatted stay in the CPU cache. Buffered
-                // (duration) mode: past a few MiB, rows wait in a temporary file.
+                // batch, so the rows being formatted stay in the CPU cache.
                 if streaming && out.buf.len() >= 1 << 16 && write_err.is_none() {
                     write_err = out.flush().err();
-                } else if !streaming
-                    && out.buf.len() >= perf_tools_core::spill::MEMORY_LIMIT
-                    && write_err.is_none()
-                {
-                    write_err = held.absorb(&mut out.buf).err();
                 }
             },
         );
