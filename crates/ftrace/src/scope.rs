@@ -408,6 +408,17 @@ impl Columns {
     }
 }
 
+/// Rejects a scope combined with `-p`/`-L` (a usage error, checked after parsing so
+/// that the synopsis keeps `-n | -p | -L` and `--cgroup | --container` as groups).
+pub fn reject_with_target(args: &ScopeArgs, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
+    if args.scoped() && (pid.is_some() || tid.is_some()) {
+        return Err(perf_tools_core::cli::usage(
+            "--cgroup/--container cannot be combined with -p or -L (the scope is the cgroup's tasks)",
+        ));
+    }
+    Ok(())
+}
+
 /// Rejects scope options a tool does not support yet (a usage error).
 pub fn reject_columns(args: &ScopeArgs, tool: &str) -> Result<()> {
     if args.show_cgroup || args.show_nspid {

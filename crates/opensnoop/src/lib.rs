@@ -62,10 +62,10 @@ pub struct Args {
     #[arg(short = 'n', value_name = "name", conflicts_with_all = ["pid", "tid"])]
     pub name: Option<String>,
     /// Only trace this process (all its threads, also ones created later)
-    #[arg(short = 'p', value_name = "PID", conflicts_with_all = ["tid", "cgroup", "container"])]
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid")]
     pub pid: Option<u32>,
     /// Only trace this thread
-    #[arg(short = 'L', value_name = "TID", conflicts_with_all = ["cgroup", "container"])]
+    #[arg(short = 'L', value_name = "TID")]
     pub tid: Option<u32>,
     /// Include a timestamp column (TIMEs, seconds since boot)
     #[arg(short = 't')]
@@ -200,6 +200,7 @@ pub fn run(args: Args) -> Result<i32> {
         Some(f) => Some(cli::name_regex(f, "filename regex")?),
         None => None,
     };
+    perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
     check_target(&args)?;
     let mut scope = args.scope.resolve()?;
     let mut columns = args.scope.columns();

@@ -47,10 +47,10 @@ pub struct Args {
     #[arg(short = 'd', value_name = "secs", value_parser = perf_tools_core::cli::parse_duration, conflicts_with = "view")]
     pub duration: Option<f64>,
     /// Only events of this process: every thread, also ones it creates while tracing
-    #[arg(short = 'p', value_name = "PID", conflicts_with_all = ["tid", "cgroup", "container"], value_parser = perf_tools_core::cli::at_least::<u32>("PID", 1))]
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "tid", value_parser = perf_tools_core::cli::at_least::<u32>("PID", 1))]
     pub pid: Option<u32>,
     /// Only events of this thread
-    #[arg(short = 'L', value_name = "TID", conflicts_with_all = ["cgroup", "container"], value_parser = perf_tools_core::cli::at_least::<u32>("TID", 1))]
+    #[arg(short = 'L', value_name = "TID", value_parser = perf_tools_core::cli::at_least::<u32>("TID", 1))]
     pub tid: Option<u32>,
     /// Print the tracepoint's format file (its fields, for filters) and exit
     #[arg(short = 'v')]
@@ -295,6 +295,7 @@ pub fn run(args: Args) -> Result<()> {
             }));
         }
     };
+    perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
     // The suite's rule: a target that does not exist is an error before any state.
     if let Some(p) = args.pid {
         target::require_process(p)?;
