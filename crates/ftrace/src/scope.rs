@@ -9,11 +9,14 @@
 //!   tasks from the first instant (no user-space race);
 //! - tasks moved into the cgroup later (`echo PID > cgroup.procs`) are found by polling
 //!   the subtree's `cgroup.threads` (v2) or `tasks` (v1) every [`POLL`] and appended to
-//!   `set_event_pid` (a write without `O_TRUNC` adds to the list). Polling, not inotify:
-//!   the kernel sends no inotify event for `cgroup.procs`/`cgroup.threads` when tasks
-//!   join or leave, and `cgroup.events` (v2 only) changes only when the cgroup goes from
-//!   empty to populated or back; so a task joining a non-empty cgroup is only seen by
-//!   reading the lists again;
+//!   `set_event_pid` (a write without `O_TRUNC` adds to the list). Polling, not inotify
+//!   (checked on Linux 6.18): `cgroup.procs` reports IN_MODIFY only because someone
+//!   wrote to that very file (a move by `echo PID > cgroup.procs`), so it needs a watch
+//!   on every descendant cgroup (made and removed while the run lasts) and misses tasks
+//!   started straight into the cgroup with `clone3(CLONE_INTO_CGROUP)` (systemd and
+//!   container runtimes do this); `cgroup.events` (v2 only) changes only when the
+//!   cgroup goes from empty to populated or back. A poll every 100 ms sees all of them;
+//!   its cost is measured by `scripts/bench-scope.sh`;
 //! - tasks that left the cgroup stay in the kernel's list (the kernel drops them when
 //!   they exit) and are dropped here, by membership: a thread in the last read list is a
 //!   member; any other (a child the kernel followed and this run has not listed yet, or
