@@ -73,9 +73,10 @@ measure() {
   kill -INT "$pid"; wait "$pid" || true; pid=
   local forks rows
   forks=$(awk '{s += $1} END {print s}' "$work/forks")
-  rows=$(($(wc -l < "$work/$name.out") - 2))
+  # Banner and header before the rows; a blank line and "Ending tracing..." after.
+  rows=$(($(wc -l < "$work/$name.out") - 4))
   awk -v n="$name" -v f="$forks" -v r="$rows" -v c="$((ticks1 - ticks0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
-    'BEGIN { s = t1 - t0; printf "%-22s %8d forks (%6.0f/s)  opensnoop CPU %6.2f s = %5.1f%% of one CPU  %8d rows\n", n, f, f / s, c / hz, 100 * c / hz / s, r }'
+    'BEGIN { s = t1 - t0; printf "%-18s %6d forks (%4.0f/s)  opensnoop CPU %5.2f s = %4.1f%% of one CPU, %4.0f us/fork  %6d rows\n", n, f, f / s, c / hz, 100 * c / hz / s, 1e6 * c / hz / f, r }'
 }
 
 echo "fork storm: $loops loops in $storm_cg for $secs s each run ($(nproc) CPUs)"
