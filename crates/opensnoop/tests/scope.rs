@@ -129,11 +129,16 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
     let (go, file) = (d.join("go"), d.join("unique-file"));
     std::fs::write(&file, "x").unwrap();
     let (in_pids, out_pids, late_pids) = (d.join("in"), d.join("out"), d.join("late"));
+    let left_pids = d.join("left");
     // In the cgroup before the run; outside; moved in after the run started.
     let mut w_in = worker(&go, &file, &in_pids);
     cg.add(w_in.id());
     let mut w_out = worker(&go, &file, &out_pids);
     let mut w_late = worker(&go, &file, &late_pids);
+    // In the cgroup at the start, moved out after: the kernel still follows it and its
+    // children (its PID stays in set_event_pid), its rows must not be shown.
+    let mut w_left = worker(&go, &file, &left_pids);
+    cg.add(w_left.id());
 
     let mut r = spawn(
         BIN,
@@ -151,10 +156,11 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
         ["COMM", "PID", "FD", "CGROUP", "NSPID", "FILE"]
     );
     cg.add(w_late.id());
+    std::fs::write(root.join("cgroup.procs"), w_left.id().to_string()).unwrap();
     // More than one poll of the cgroup (100 ms).
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&go, "").unwrap();
-    for w in [&mut w_in, &mut w_out, &mut w_late] {
+    for w in [&mut w_in, &mut w_out, &mut w_late, &mut w_left] {
         w.wait().unwrap();
     }
     let want: BTreeSet<String> = pids_in(&in_pids)
@@ -175,7 +181,10 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
     let rows = rows_naming(&r.seen, &file);
     let got: BTreeSet<String> = rows.iter().map(|c| c[1].clone()).collect();
     // The member's child forked after the start and the late joiner's child; not the
-    // identical open from outside.
+    // identical open from outside, nor that of the child of the task that left.
+    assert_eq!(pids_in(&left_pids).len(), 1);
+    assert!(got.is_disjoint(&pids_in(&left_pids)));
+    assert!(got.is_disjoint(&pids_in(&out_pids)));
     assert_eq!(got, want, "rows:\n{}", r.seen.join("\n"));
     for c in &rows {
         assert_eq!(c[0], "sh");
