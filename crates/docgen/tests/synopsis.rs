@@ -10,7 +10,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iosnoop",
         &[
-            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [--min-ms MS] [--context SECS] [--context-rows N] [--count N] [--heatmap FILE] [duration]",
+            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [--min-ms MS] [--context SECS] [--context-rows N] [--count N] [--heatmap FILE] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid] [duration]",
             "iosnoop --cleanup",
             "iosnoop --check",
         ],

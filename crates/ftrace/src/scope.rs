@@ -132,6 +132,8 @@ pub struct Scope {
     pub polls: u64,
     /// Threads added to the kernel's list after the start.
     pub added: u64,
+    /// Threads [`Scope::holds`] could not place: exited before they were looked up.
+    pub unknown: u64,
 }
 
 impl Scope {
@@ -147,6 +149,7 @@ impl Scope {
             last: Instant::now(),
             polls: 0,
             added: 0,
+            unknown: 0,
         }
     }
 
@@ -254,6 +257,47 @@ impl Scope {
             Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
                 .is_some_and(|p| under(&p, &self.cgroup.path)),
             Err(_) => true,
+        };
+        self.looked_up.insert(tid, m);
+        m
+    }
+
+    /// For tools that attribute in user space without `set_event_pid` (iosnoop: a PID
+    /// filter would drop the completions, which run in whatever task is on the CPU):
+    /// reads the cgroup's threads again if [`POLL`] has passed.
+    pub fn poll(&mut self) -> Refresh {
+        if self.last.elapsed() < POLL {
+            return Refresh::Current;
+        }
+        self.last = Instant::now();
+        self.polls += 1;
+        match self.cgroup.threads() {
+            Ok(t) if self.cgroup.exists() => {
+                self.members = t;
+                self.looked_up.clear();
+                Refresh::Current
+            }
+            _ => Refresh::Gone,
+        }
+    }
+
+    /// Whether thread `tid` is in the cgroup (as last read, else by /proc); a thread
+    /// that already exited and was never listed is not (nothing followed it in the
+    /// kernel): [`Scope::unknown`] counts those.
+    pub fn holds(&mut self, tid: u32) -> bool {
+        if self.members.contains(&tid) {
+            return true;
+        }
+        if let Some(&m) = self.looked_up.get(&tid) {
+            return m;
+        }
+        let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
+            Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
+                .is_some_and(|p| under(&p, &self.cgroup.path)),
+            Err(_) => {
+                self.unknown += 1;
+                false
+            }
         };
         self.looked_up.insert(tid, m);
         m
