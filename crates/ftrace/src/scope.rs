@@ -101,6 +101,7 @@ impl ScopeArgs {
             nspid: self.show_nspid,
             hierarchy: None,
             cache: HashMap::new(),
+            cleared: Instant::now(),
         }
     }
 }
@@ -374,7 +375,7 @@ fn under(p: &str, root: &str) -> bool {
 }
 
 /// The extra columns (`--show-cgroup`, `--show-nspid`), looked up per thread in /proc
-/// when a row is printed (cached; a thread gone by then shows `-`).
+/// when a row is printed (cached for at most a second; a thread gone by then shows `-`).
 #[derive(Debug)]
 pub struct Columns {
     cgroup: bool,
@@ -382,6 +383,9 @@ pub struct Columns {
     /// With a scope: the hierarchy to name cgroups from.
     hierarchy: Option<(Version, Vec<String>)>,
     cache: HashMap<u32, (String, String)>,
+    /// When the cache was last emptied: entries live at most a second (a task moved to
+    /// another cgroup, a reused PID).
+    cleared: Instant,
 }
 
 impl Columns {
@@ -412,8 +416,9 @@ impl Columns {
         if !self.any() {
             return;
         }
-        if self.cache.len() > 50_000 {
+        if self.cache.len() > 50_000 || self.cleared.elapsed() >= Duration::from_secs(1) {
             self.cache.clear();
+            self.cleared = Instant::now();
         }
         let (cgroup, nspid) = (self.cgroup, self.nspid);
         let hierarchy = self.hierarchy.clone();

@@ -323,3 +323,57 @@ fn an_empty_cgroup_traces_nothing_and_its_removal_ends_the_run_cleanly() {
     assert!(!Path::new(&inst).exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn nspid_is_the_pid_inside_the_tasks_own_pid_namespace() {
+    if !live_or_skip("nspid_is_the_pid_inside_the_tasks_own_pid_namespace") {
+        return;
+    }
+    let root = v2_root();
+    let name = format!("ptrs-scope-ns-{}", std::process::id());
+    let cg = TestCgroup::new(&root, &name);
+    let d = scratch("ns");
+    let (go, file, nsfile) = (d.join("go"), d.join("unique-file"), d.join("ns"));
+    std::fs::write(&file, "x").unwrap();
+    // In a new PID namespace: `$!` there is the namespace's PID of the opening subshell.
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.05; done; ( exec 3<{file}; sleep 1 ) & echo $! > {ns}; wait",
+        go = go.display(),
+        file = file.display(),
+        ns = nsfile.display()
+    );
+    let mut w = Command::new("unshare")
+        .args(["-p", "-f", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // unshare forks the shell at once: move both (a move does not carry children).
+    cg.add(w.id());
+    let kids = format!("/proc/{0}/task/{0}/children", w.id());
+    let deadline = Instant::now() + T;
+    let child = loop {
+        let k = std::fs::read_to_string(&kids).unwrap_or_default();
+        if let Some(c) = k.split_whitespace().next() {
+            break c.parse::<u32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "unshare forked no child");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    cg.add(child);
+    let mut r = spawn(BIN, &["--cgroup", &name, "--show-nspid", "unique-file"]);
+    r.wait_for("FILE", T);
+    std::fs::write(&go, "").unwrap();
+    w.wait().unwrap();
+    let ns = std::fs::read_to_string(&nsfile).unwrap().trim().to_string();
+    r.collect_until(T, |seen| !rows_naming(seen, &file).is_empty());
+    r.signal(testkit::libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows_naming(&r.seen, &file);
+    // COMM PID FD NSPID FILE
+    assert_eq!(rows.len(), 1, "{}", r.seen.join("\n"));
+    assert_eq!(rows[0][3], ns);
+    assert_ne!(rows[0][1], ns);
+    drop(cg);
+    let _ = std::fs::remove_dir_all(&d);
+}
