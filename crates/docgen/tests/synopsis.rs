@@ -10,7 +10,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iosnoop",
         &[
-            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [--min-ms MS] [--context SECS] [--context-rows N] [--count N] [--heatmap FILE] [duration]",
+            "iosnoop [-Qst] [-d device] [-i iotype] [-n name | -p PID | -L TID] [--buffer-kb KiB] [--min-ms MS] [--context SECS] [--context-rows N] [--count N] [--heatmap FILE] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid] [duration]",
             "iosnoop --cleanup",
             "iosnoop --check",
         ],
@@ -62,7 +62,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "opensnoop",
         &[
-            "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--include-suite] [--buffer-kb KiB] [filename]",
+            "opensnoop [-tvx] [-d secs] [-n name | -p PID | -L TID] [--errno] [--include-suite] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid] [--buffer-kb KiB] [filename]",
             "opensnoop --cleanup",
             "opensnoop --check",
         ],
@@ -98,7 +98,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "execsnoop",
         &[
-            "execsnoop [-rtv] [-a argc] [-d secs] [--include-suite] [--buffer-kb KiB] [name]",
+            "execsnoop [-rtv] [-a argc] [-d secs] [--include-suite] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid] [--buffer-kb KiB] [name]",
             "execsnoop --cleanup",
             "execsnoop --check",
         ],
@@ -139,7 +139,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "tpoint",
         &[
-            "tpoint [-Hs] [-d secs | -v] [-p PID | -L TID] [--buffer-kb KiB] tracepoint [filter]",
+            "tpoint [-Hs] [-d secs | -v] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid] [--buffer-kb KiB] tracepoint [filter]",
             "tpoint -l",
             "tpoint --cleanup",
             "tpoint --check",

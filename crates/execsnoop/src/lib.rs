@@ -25,6 +25,7 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::Probe;
 use perf_tools_ftrace::reader::RawReader;
+use perf_tools_ftrace::scope::Refresh;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
@@ -72,6 +73,9 @@ pub struct Args {
     /// start (such as another execsnoop's canary), hidden by default
     #[arg(long = "include-suite")]
     pub include_suite: bool,
+    /// Container scope and its columns
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::ScopeArgs,
     /// Only show processes whose name (the exec'd file's base name, as ps shows it)
     /// matches this regex (partial strings are fine)
     #[arg(value_name = "name")]
@@ -108,6 +112,12 @@ pub fn banner(args: &Args) -> String {
 
 /// The column header line (`src`: the SRC column of `-v`).
 pub fn header(time: bool, src: bool) -> String {
+    header_with(time, src, "")
+}
+
+/// [`header`] with extra columns (`--show-cgroup`, `--show-nspid`: their header text,
+/// each followed by a space) just before ARGS.
+pub fn header_with(time: bool, src: bool, extra: &str) -> String {
     let mut s = String::new();
     if time {
         s.push_str(&format!("{:<16} ", "TIMEs"));
@@ -116,6 +126,7 @@ pub fn header(time: bool, src: bool) -> String {
     if src {
         s.push_str(&format!("{:<6} ", "SRC"));
     }
+    s.push_str(extra);
     s.push_str("ARGS");
     s
 }
@@ -123,6 +134,11 @@ pub fn header(time: bool, src: bool) -> String {
 /// One output row. Arguments and file names come from user space and are escaped
 /// ([`escape_into`]) so that they cannot break the row or reach the terminal raw.
 pub fn row(out: &mut Vec<u8>, time: bool, src: bool, r: &Row) {
+    row_with(out, time, src, b"", r)
+}
+
+/// [`row`] with extra columns (formatted, each followed by a space) just before ARGS.
+pub fn row_with(out: &mut Vec<u8>, time: bool, src: bool, extra: &[u8], r: &Row) {
     if time {
         let us = (r.ts + 500) / 1000;
         let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
@@ -132,6 +148,7 @@ pub fn row(out: &mut Vec<u8>, time: bool, src: bool, r: &Row) {
     if src {
         let _ = write!(out, "{:<6} ", r.src);
     }
+    out.extend_from_slice(extra);
     match &r.args {
         ArgsText::Known(args, more) => {
             for (i, a) in args.iter().enumerate() {
@@ -245,6 +262,12 @@ fn account(args: &Args, t: &Tally) -> RunAccount {
             perf_tools_ftrace::session::thousands(t.suite)
         ));
     }
+    if let Some(c) = &args.scope.cgroup {
+        a.filter(format!("--cgroup {c}"), true);
+    }
+    if let Some(c) = &args.scope.container {
+        a.filter(format!("--container {c}"), true);
+    }
     if let Some(n) = &args.name {
         a.filter(format!("name {n}"), false);
     }
@@ -276,6 +299,11 @@ pub fn run(args: Args) -> Result<i32> {
         None => None,
     };
     let argc = args.argc as usize;
+    let mut scope = args.scope.resolve()?;
+    let mut columns = args.scope.columns();
+    if let Some(sc) = &scope {
+        columns.in_scope_of(sc);
+    }
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let mut live = Live::new(&tracefs, Some(args.buffer_kb), argc, Some(&shutdown))?;
@@ -316,13 +344,22 @@ pub fn run(args: Args) -> Result<i32> {
     };
     drop(live);
     let mut suite = suite::Suite::new(&tracefs, !args.include_suite);
+    if let Some(sc) = scope.as_mut() {
+        // In the kernel: the cgroup's tasks and their children (the suite's tools inside
+        // it are still hidden by `suite`).
+        sc.apply(&inst)?;
+    }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
 
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
     let _ = writeln!(out.buf, "{}", instrumenting(source));
-    let _ = writeln!(out.buf, "{}", header(args.time, args.verbose));
+    let _ = writeln!(
+        out.buf,
+        "{}",
+        header_with(args.time, args.verbose, &columns.header())
+    );
     out.flush()?;
 
     let mut execs = Execs::default();
@@ -335,9 +372,16 @@ pub fn run(args: Args) -> Result<i32> {
     let mut lost = 0u64;
     let mut tally = Tally::default();
     let poll = Duration::from_millis(100);
-    let end = session.stream(&shutdown, args.duration, poll, |reader, _inst, turn| {
+    let end = session.stream(&shutdown, args.duration, poll, |reader, inst, turn| {
         let watermark = turn.clock;
         suite.refresh_if_due();
+        if let Some(sc) = scope.as_mut() {
+            if !turn.last && sc.refresh(inst, false)? == Refresh::Gone && !shutdown.requested() {
+                sc.say_gone("execsnoop");
+                // The next turn is the last: it drains what is left.
+                shutdown.request();
+            }
+        }
         let drain = |reader: &mut RawReader,
                      merger: &mut Merger<Ev>,
                      changes: &mut Changes,
@@ -425,8 +469,17 @@ pub fn run(args: Args) -> Result<i32> {
                 tally.suite += 1;
                 continue;
             }
+            if let Some(sc) = scope.as_mut() {
+                // A task that left the cgroup (the kernel's list keeps it).
+                if !sc.contains(r.pid) {
+                    tally.traced = tally.traced.saturating_sub(1);
+                    continue;
+                }
+            }
             tally.rows += 1;
-            row(&mut out.buf, args.time, args.verbose, &r);
+            let mut extra = Vec::new();
+            columns.write(&mut extra, r.pid);
+            row_with(&mut out.buf, args.time, args.verbose, &extra, &r);
         }
         // Forget old history once a second (each trim walks its tables): the changes
         // of the last 10 s (reads are checked over milliseconds, reused Tgids over 5 s),

@@ -32,6 +32,7 @@ pub mod owner;
 pub mod probe;
 pub mod reader;
 pub mod ringbuf;
+pub mod scope;
 pub mod session;
 pub mod text_pipe;
 pub mod toplevel;

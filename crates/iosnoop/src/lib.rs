@@ -17,6 +17,7 @@ use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::scope::Refresh;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
@@ -82,6 +83,10 @@ pub struct Args {
     /// Also write a latency heat map (SVG) of every I/O shown to FILE at the end of the run
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<std::path::PathBuf>,
+    /// Container scope (iosnoop: --cgroup and --container, by the task that issued the
+    /// I/O; --show-cgroup and --show-nspid are not supported yet)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::ScopeArgs,
 }
 
 /// Default of `--context-rows`: the I/Os the outlier window holds at most.
@@ -520,6 +525,12 @@ pub fn filter_notes(args: &Args) -> Vec<(String, bool)> {
     if let Some(n) = &args.name {
         v.push((format!("-n {n}"), false));
     }
+    if let Some(c) = &args.scope.cgroup {
+        v.push((format!("--cgroup {c}"), false));
+    }
+    if let Some(c) = &args.scope.container {
+        v.push((format!("--container {c}"), false));
+    }
     v
 }
 
@@ -555,6 +566,13 @@ pub fn run(args: Args) -> Result<()> {
     let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), args.tid)
         .map_err(|e| cli::usage(e.to_string()))?;
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
+    perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
+    if let Err(e) = perf_tools_ftrace::scope::reject_columns(&args.scope, "iosnoop") {
+        return Err(cli::usage(format!("{e:#}")));
+    }
+    // Decided in user space by the issuing task's cgroup: a PID filter in the kernel
+    // (set_event_pid) would drop the completions, which run in whatever task is on-CPU.
+    let scope = std::cell::RefCell::new(args.scope.resolve()?);
     let mut heat = (args.heatmap.as_deref())
         .map(|p| IoHeatmap::new("iosnoop", p))
         .transpose()
@@ -601,6 +619,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut left_out = 0u64;
     let mut keep = |who: &Who| {
         let kept = threads.as_mut().is_none_or(|t| t.contains(who.pid as u32))
+            && scope
+                .borrow_mut()
+                .as_mut()
+                .is_none_or(|s| s.holds(who.pid as u32))
             && name_re
                 .as_ref()
                 .is_none_or(|re| re.is_match(trim_nul(&who.comm)));
@@ -609,6 +631,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
     let end = session.stream(&shutdown, args.duration, poll, |reader, _, batch| {
+        if let Some(s) = scope.borrow_mut().as_mut() {
+            if !batch.last && s.poll() == Refresh::Gone && !shutdown.requested() {
+                s.say_gone("iosnoop");
+                // The next turn is the last: it drains what is left.
+                shutdown.request();
+            }
+        }
         if let Some((_, to)) = batch.state_gap {
             // Another process changed (or put back) our settings: events up to `to`
             // may be missing, so no I/O started by then is timed.
@@ -711,6 +740,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     for (opt, in_kernel) in filter_notes(&args) {
         account.filter(opt, in_kernel);
+    }
+    if let Some(s) = scope.borrow().as_ref().filter(|s| s.unknown > 0) {
+        eprintln!(
+            "note: {} I/O were left out: issued by tasks that exited before iosnoop could read their cgroup (iosnoop decides --cgroup in user space; short-lived tasks may be missed)",
+            s.unknown
+        );
     }
     session.end_run(
         &mut out,

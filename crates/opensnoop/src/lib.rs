@@ -24,6 +24,7 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::Probe;
 use perf_tools_ftrace::reader::RawReader;
+use perf_tools_ftrace::scope::Refresh;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
@@ -37,7 +38,8 @@ mod verify;
 use exclusion::Exclusion;
 use opens::{fd_table_of, tgid_cached, Comms, Draft, Opens};
 pub use row::{
-    banner, errno_name, fd_text, header, row, SRC_CLOSED, SRC_FAILED, SRC_PROC, SRC_REUSED, UNKNOWN,
+    banner, errno_name, fd_text, header, header_with, row, row_with, SRC_CLOSED, SRC_FAILED,
+    SRC_PROC, SRC_REUSED, UNKNOWN,
 };
 use source::{Ev, EventDecoder, Kind};
 pub use source::{Source, SYSCALLS};
@@ -83,6 +85,9 @@ pub struct Args {
     /// opensnoop's own opens are never shown
     #[arg(long = "include-suite")]
     pub include_suite: bool,
+    /// Container scope and its columns
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::ScopeArgs,
     /// Only show files whose name matches this regex (partial strings are fine)
     #[arg(value_name = "filename")]
     pub filename: Option<String>,
@@ -195,7 +200,13 @@ pub fn run(args: Args) -> Result<i32> {
         Some(f) => Some(cli::name_regex(f, "filename regex")?),
         None => None,
     };
+    perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
     check_target(&args)?;
+    let mut scope = args.scope.resolve()?;
+    let mut columns = args.scope.columns();
+    if let Some(sc) = &scope {
+        columns.in_scope_of(sc);
+    }
 
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
@@ -271,6 +282,11 @@ pub fn run(args: Args) -> Result<i32> {
         let list: Vec<String> = tids.iter().map(u32::to_string).collect();
         inst.write("set_event_pid", &list.join(" "))?;
     } else {
+        if let Some(sc) = scope.as_mut() {
+            // In the kernel: the cgroup's threads and their children; the suite's tools
+            // (if they run inside the cgroup) are still left out by the filter below.
+            sc.apply(&inst)?;
+        }
         let ex = Exclusion::new(&tracefs, !args.include_suite);
         for (sys, ev, _) in &events {
             inst.set_filter(sys, ev, &ex.filter())?;
@@ -285,7 +301,11 @@ pub fn run(args: Args) -> Result<i32> {
 
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
-    let _ = writeln!(out.buf, "{}", header(args.time, args.verbose));
+    let _ = writeln!(
+        out.buf,
+        "{}",
+        header_with(args.time, args.verbose, &columns.header())
+    );
     out.flush()?;
 
     let mut opens = Opens::default();
@@ -310,6 +330,13 @@ pub fn run(args: Args) -> Result<i32> {
         let watermark = turn.clock;
         if let Some(ex) = exclusion.as_mut() {
             ex.refresh_if_due();
+        }
+        if let Some(sc) = scope.as_mut() {
+            if !turn.last && sc.refresh(inst, false)? == Refresh::Gone && !shutdown.requested() {
+                sc.say_gone("opensnoop");
+                // The next turn is the last: it drains what is left.
+                shutdown.request();
+            }
         }
         let drain = |reader: &mut RawReader,
                      merger: &mut Merger<Ev>,
@@ -399,6 +426,12 @@ pub fn run(args: Args) -> Result<i32> {
                 let Some(p) = opens.exit(ev.tid, !source.resolves_from_proc()) else {
                     return;
                 };
+                if let Some(sc) = scope.as_mut() {
+                    // A task that left the cgroup (the kernel's list keeps it).
+                    if !sc.contains(ev.tid) {
+                        return;
+                    }
+                }
                 if let Some(want) = args.pid {
                     // A thread of another process (the kernel's -p filter follows forks
                     // too): part of what -p leaves out.
@@ -507,13 +540,16 @@ pub fn run(args: Args) -> Result<i32> {
                 }
             }
             tally.rows += 1;
-            row(
+            let mut extra = Vec::new();
+            columns.write(&mut extra, d.tid);
+            row_with(
                 &mut out.buf,
                 args.time.then_some(d.ts),
                 &comm,
                 d.tid,
                 &fd_text(d.ret, args.errno),
                 args.verbose.then_some(src),
+                &extra,
                 &file,
             );
         }
@@ -521,6 +557,7 @@ pub fn run(args: Args) -> Result<i32> {
         if tgids.len() > 100_000 {
             // Thread ids get reused: forget them now and then.
             tgids.clear();
+            columns.forget();
         }
         comms.end_batch();
         if let Some(ex) = exclusion.as_mut().filter(|ex| ex.dirty) {
@@ -579,13 +616,15 @@ fn account(args: &Args, t: &Tally) -> RunAccount {
     a.rows = t.rows;
     a.left_out = t.left_out;
     if t.traced == 0 {
-        a.notes.push(if args.pid.is_some() || args.tid.is_some() {
-            "no open by the target was traced".to_string()
-        } else if t.suite > 0 {
-            "no other open was traced".to_string()
-        } else {
-            "no open was traced".to_string()
-        });
+        a.notes.push(
+            if args.pid.is_some() || args.tid.is_some() || args.scope.scoped() {
+                "no open by the target was traced".to_string()
+            } else if t.suite > 0 {
+                "no other open was traced".to_string()
+            } else {
+                "no open was traced".to_string()
+            },
+        );
     }
     if t.suite > 0 {
         a.notes.push(format!(
@@ -598,6 +637,12 @@ fn account(args: &Args, t: &Tally) -> RunAccount {
     }
     if let Some(t) = args.tid {
         a.filter(format!("-L {t}"), true);
+    }
+    if let Some(c) = &args.scope.cgroup {
+        a.filter(format!("--cgroup {c}"), true);
+    }
+    if let Some(c) = &args.scope.container {
+        a.filter(format!("--container {c}"), true);
     }
     if let Some(n) = &args.name {
         a.filter(format!("-n {n}"), false);

@@ -43,6 +43,12 @@ pub fn banner(args: &Args) -> String {
 
 /// The column header line (`src`: the SRC column of `-v`).
 pub fn header(time: bool, src: bool) -> String {
+    header_with(time, src, "")
+}
+
+/// [`header`] with extra columns (`--show-cgroup`, `--show-nspid`: their header text,
+/// each followed by a space) just before FILE.
+pub fn header_with(time: bool, src: bool, extra: &str) -> String {
     let mut s = String::new();
     if time {
         s.push_str(&format!("{:<16} ", "TIMEs"));
@@ -51,6 +57,7 @@ pub fn header(time: bool, src: bool) -> String {
     if src {
         s.push_str(&format!("{:<7} ", "SRC"));
     }
+    s.push_str(extra);
     s.push_str("FILE");
     s
 }
@@ -79,6 +86,22 @@ pub fn row(
     src: Option<&str>,
     file: &[u8],
 ) {
+    row_with(out, time, comm, pid, fd, src, b"", file)
+}
+
+/// [`row`] with extra columns (already formatted, each followed by a space) just before
+/// FILE.
+#[allow(clippy::too_many_arguments)]
+pub fn row_with(
+    out: &mut Vec<u8>,
+    time: Option<u64>,
+    comm: &[u8],
+    pid: u32,
+    fd: &str,
+    src: Option<&str>,
+    extra: &[u8],
+    file: &[u8],
+) {
     if let Some(ns) = time {
         let us = (ns + 500) / 1000;
         let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
@@ -93,6 +116,7 @@ pub fn row(
     if let Some(src) = src {
         let _ = write!(out, "{src:<7} ");
     }
+    out.extend_from_slice(extra);
     escape_into(out, file);
     out.push(b'\n');
 }

@@ -457,7 +457,11 @@ impl Matrix {
 
     /// One cell, recorded in `results` (and `failures`).
     fn cell(&mut self, tools: &[&Tool], path: &str) {
-        let row = tools.iter().map(|t| t.name).collect::<Vec<_>>().join("+");
+        let row = tools
+            .iter()
+            .map(|t| row_name(t))
+            .collect::<Vec<_>>()
+            .join("+");
         let t0 = Instant::now();
         let (mut outcome, mut diff, mut ignored) = self.attempt(tools, path);
         if outcome.is_err() && diff.is_empty() && !ignored.is_empty() {
@@ -502,6 +506,16 @@ impl Matrix {
         };
         self.results
             .push(format!("host\t{row}\t{path}\t{result}\t{how}"));
+    }
+}
+
+/// A tool's row: its name, or for a run with a container scope `<tool> --cgroup` (one of
+/// `docgen::leak::VARIANTS`).
+fn row_name(t: &Tool) -> String {
+    if t.run.iter().any(|a| a == "--cgroup") {
+        format!("{} --cgroup", t.name)
+    } else {
+        t.name.to_string()
     }
 }
 
@@ -880,5 +894,77 @@ fn a_leaking_tool_fails_its_cell() {
         m.results.iter().all(|r| r.contains("\tFAIL\t")),
         "{:?}",
         m.results
+    );
+}
+
+/// `opensnoop --cgroup` (a cgroup v2 made here, with a member): the instance, and with it
+/// its `set_event_pid` and `options/event-fork`, gone on every exit path; nothing at the
+/// top level changed. Its own results file (`target/leak-matrix/host-scope.tsv`).
+#[test]
+fn a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = testkit::tracefs_lock();
+    if !testkit::live_or_skip("a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path") {
+        return;
+    }
+    let bins = build_tools(&["opensnoop"]);
+    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").is_file() && !p.join("tasks").exists())
+        .expect("no cgroup v2 mount")
+        .to_path_buf();
+    let cg = root.join(format!("ptrs-leak-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    let mut member = Command::new("sleep").arg("600").spawn().unwrap();
+    std::fs::write(cg.join("cgroup.procs"), member.id().to_string()).unwrap();
+    let path = cg.display().to_string();
+    let tmp = std::env::temp_dir().join(format!("ptrs-leak-scope-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let opensnoop = Tool {
+        name: "opensnoop",
+        bin: bins.join("opensnoop"),
+        run: strings(&["--cgroup", &path]),
+        finite: strings(&["--cgroup", &path, "-d", "0.5"]),
+        ready: "Tracing open()s",
+        error: ErrorRun {
+            stdout_full: true,
+            args: strings(&["--cgroup", &path, "-d", "1"]),
+            expect: "No space left on device",
+            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
+        },
+        panic: true,
+        cleanup: true,
+        state: true,
+    };
+    let mut m = new_matrix(&tmp);
+    for p in PATHS {
+        m.cell(&[&opensnoop], p);
+    }
+    let _ = member.kill();
+    let _ = member.wait();
+    for _ in 0..50 {
+        if std::fs::remove_dir(&cg).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let dir = profile_dir().parent().unwrap().join("leak-matrix");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tsv = m.results.join("\n");
+    tsv.push('\n');
+    std::fs::write(dir.join("host-scope.tsv"), tsv).unwrap();
+    let parsed =
+        docgen::leak::parse(&std::fs::read_to_string(dir.join("host-scope.tsv")).unwrap()).unwrap();
+    assert_eq!(parsed.len(), PATHS.len());
+    assert!(parsed.iter().all(|r| r.row == "opensnoop --cgroup"));
+    assert!(!cg.exists());
+    assert!(
+        m.failures.is_empty(),
+        "{} leak-matrix cells failed:\n\n{}",
+        m.failures.len(),
+        m.failures.join("\n\n")
     );
 }

@@ -28,6 +28,7 @@ pub mod entry;
 pub mod names;
 
 use names::Tracepoint;
+use perf_tools_ftrace::scope::{Refresh, Scope};
 
 /// The tool's name (instance `instances/tpoint-<pid>`).
 pub const TOOL: &str = "tpoint";
@@ -63,6 +64,10 @@ pub struct Args {
     /// List every tracepoint of this kernel (system:event) and exit
     #[arg(short = 'l', exclusive = true)]
     pub list: bool,
+    /// Container scope (tpoint: --cgroup and --container; its lines are the kernel's
+    /// text, so --show-cgroup and --show-nspid are not supported)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::ScopeArgs,
     /// The tracepoint, as system:event (e.g. block:block_rq_issue)
     #[arg(value_name = "tracepoint", required = true)]
     pub tracepoint: Option<String>,
@@ -125,7 +130,12 @@ const TEXT_OPTIONS: &[(&str, &str)] = &[
 /// The private instance, configured: text options, buffer, filters (the user's, `-L`,
 /// and this process left out), `-p`'s thread list and `-s`'s stack traces. Returns it
 /// with the filter in force.
-fn setup_instance(tracefs: &Tracefs, args: &Args, tp: &Tracepoint) -> Result<Instance> {
+fn setup_instance(
+    tracefs: &Tracefs,
+    args: &Args,
+    tp: &Tracepoint,
+    scope: Option<&mut Scope>,
+) -> Result<Instance> {
     let inst = cleanup::start_instance(tracefs, TOOL)?;
     for (opt, value) in TEXT_OPTIONS {
         let rel = format!("options/{opt}");
@@ -161,6 +171,9 @@ fn setup_instance(tracefs: &Tracefs, args: &Args, tp: &Tracepoint) -> Result<Ins
         }
         inst.write("options/event-fork", "1")?;
         inst.write("set_event_pid", &tids.join(" "))?;
+    }
+    if let Some(sc) = scope {
+        sc.apply(&inst)?;
     }
     if args.stack {
         if !inst.dir().join("options/stacktrace").exists() {
@@ -228,6 +241,12 @@ fn account(args: &Args, counts: &Counts, lost: u64) -> RunAccount {
     if let Some(t) = args.tid {
         a.filter(format!("-L {t}"), true);
     }
+    if let Some(c) = &args.scope.cgroup {
+        a.filter(format!("--cgroup {c}"), true);
+    }
+    if let Some(c) = &args.scope.container {
+        a.filter(format!("--container {c}"), true);
+    }
     if a.filters.is_empty() {
         a.notes
             .push("the tracepoint did not fire (tpoint's own events are left out)".to_string());
@@ -276,6 +295,7 @@ pub fn run(args: Args) -> Result<()> {
             }));
         }
     };
+    perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
     // The suite's rule: a target that does not exist is an error before any state.
     if let Some(p) = args.pid {
         target::require_process(p)?;
@@ -283,6 +303,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(t) = args.tid {
         target::require_thread(t)?;
     }
+    if let Err(e) = perf_tools_ftrace::scope::reject_columns(&args.scope, TOOL) {
+        return Err(cli::usage(format!("{e:#}")));
+    }
+    let mut scope = args.scope.resolve()?;
     let tracefs = Tracefs::open()?;
     if !tracefs.has_event(&tp.system, &tp.event) {
         return Err(not_found(&tracefs, typed));
@@ -297,7 +321,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let shutdown = Shutdown::install()?;
-    let inst = setup_instance(&tracefs, &args, &tp).map_err(|e| {
+    let inst = setup_instance(&tracefs, &args, &tp, scope.as_mut()).map_err(|e| {
         if args.filter.is_some() && format!("{e:#}").contains("rejected the filter") {
             e.context(format!(
                 "the filter was not accepted (tpoint -v {tp} lists the fields it can use)"
@@ -343,7 +367,15 @@ pub fn run(args: Args) -> Result<()> {
             drop(pipe);
             return inst.remove();
         }
-        let last = wake == Wake::Shutdown || deadline.is_some_and(|dl| Instant::now() >= dl);
+        let mut gone = false;
+        if let Some(sc) = scope.as_mut() {
+            if sc.refresh(&inst, false)? == Refresh::Gone {
+                sc.say_gone(TOOL);
+                gone = true;
+            }
+        }
+        let last =
+            gone || wake == Wake::Shutdown || deadline.is_some_and(|dl| Instant::now() >= dl);
         watch.check(&inst, last)?;
         if last {
             inst.set_tracing_on(false)?;

@@ -1,0 +1,104 @@
+//! Live test of `execsnoop --cgroup` (cgroup v2): a cgroup made here, a test shell moved
+//! into it, removed again (tasks moved back to the root first). Needs root and tracefs.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use testkit::{live_or_skip, spawn};
+
+const BIN: &str = env!("CARGO_BIN_EXE_execsnoop");
+const T: Duration = Duration::from_secs(15);
+
+fn v2_root() -> PathBuf {
+    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let p = Path::new(p);
+        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
+            return p.to_path_buf();
+        }
+    }
+    panic!("no cgroup v2 mount");
+}
+
+struct TestCgroup(PathBuf, PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let procs = std::fs::read_to_string(self.1.join("cgroup.procs")).unwrap_or_default();
+            for p in procs.lines() {
+                let _ = std::fs::write(self.0.join("cgroup.procs"), p);
+            }
+            if std::fs::remove_dir(&self.1).is_ok() || !self.1.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A shell that waits for `go`, then runs `sleep 0.4` (its PID goes to `pids`).
+fn worker(go: &Path, pids: &Path) -> Child {
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.05; done; sleep 0.4 & echo $! >> {pids}; wait",
+        go = go.display(),
+        pids = pids.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn execsnoop_cgroup_shows_the_cgroups_execs_only() {
+    if !live_or_skip("execsnoop_cgroup_shows_the_cgroups_execs_only") {
+        return;
+    }
+    let root = v2_root();
+    let name = format!("ptrs-scope-x-{}", std::process::id());
+    std::fs::create_dir(root.join(&name)).unwrap();
+    let cg = TestCgroup(root.clone(), root.join(&name));
+    let d = std::env::temp_dir().join(format!("ptrs-scope-x-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let go = d.join("go");
+    let mut w_in = worker(&go, &d.join("in"));
+    std::fs::write(cg.1.join("cgroup.procs"), w_in.id().to_string()).unwrap();
+    let mut w_out = worker(&go, &d.join("out"));
+    let mut r = spawn(BIN, &["--cgroup", &name, "--show-cgroup"]);
+    r.wait_for("ARGS", T);
+    std::fs::write(&go, "").unwrap();
+    w_in.wait().unwrap();
+    w_out.wait().unwrap();
+    let read = |p: &str| {
+        std::fs::read_to_string(d.join(p))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (inner, outer) = (read("in"), read("out"));
+    r.collect_until(T, |seen| {
+        seen.iter()
+            .any(|l| l.split_whitespace().next() == Some(&inner))
+    });
+    r.signal(testkit::libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = r
+        .seen
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.last() == Some(&"0.4"))
+        .collect();
+    // PID PPID CGROUP ARGS...: the member's sleep only, named by its cgroup.
+    assert_eq!(rows.len(), 1, "{}", r.seen.join("\n"));
+    assert_eq!(rows[0][0], inner);
+    assert_ne!(rows[0][0], outer);
+    assert_eq!(rows[0][2], name);
+    assert_eq!(rows[0][3..], ["sleep", "0.4"]);
+    drop(cg);
+    assert!(!root.join(&name).exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,0 +1,540 @@
+//! Container scope of a run: `--cgroup PATH` / `--container ID|NAME` limit a tool to the
+//! tasks of one cgroup (and its descendants), filtered in the kernel by the private
+//! instance's `set_event_pid` with `options/event-fork`; `--show-cgroup` and
+//! `--show-nspid` add columns that a container's owner can relate to.
+//!
+//! How the set is kept current while the run lasts:
+//! - at the start, `set_event_pid` is seeded with every thread of the cgroup subtree and
+//!   `event-fork` is turned on, so the kernel itself follows children forked by those
+//!   tasks from the first instant (no user-space race);
+//! - tasks moved into the cgroup later (`echo PID > cgroup.procs`) are found by polling
+//!   the subtree's `cgroup.threads` (v2) or `tasks` (v1) every [`POLL`] and appended to
+//!   `set_event_pid` (a write without `O_TRUNC` adds to the list). Polling, not inotify
+//!   (checked on Linux 6.18): `cgroup.procs` reports IN_MODIFY only because someone
+//!   wrote to that very file (a move by `echo PID > cgroup.procs`), so it needs a watch
+//!   on every descendant cgroup (made and removed while the run lasts) and misses tasks
+//!   started straight into the cgroup with `clone3(CLONE_INTO_CGROUP)` (systemd and
+//!   container runtimes do this); `cgroup.events` (v2 only) changes only when the
+//!   cgroup goes from empty to populated or back. A poll every 100 ms sees all of them;
+//!   its cost is measured by `scripts/bench-scope.sh`;
+//! - tasks that left the cgroup stay in the kernel's list (the kernel drops them when
+//!   they exit) and are dropped here, by membership: a thread in the last read list is a
+//!   member; any other (a child the kernel followed and this run has not listed yet, or
+//!   a task that moved out) is looked up in `/proc/TID/cgroup` (cached until the next
+//!   poll); a thread that already exited counts as a member, since only a traced task or
+//!   its child can have made the event;
+//! - an empty cgroup at the start does NOT disable the filter (an empty `set_event_pid`
+//!   would mean "every task"): the list is seeded with a PID that no task can have
+//!   (`PID_MAX_LIMIT`, or `pid_max - 1` on kernels whose list is a bitmap of `pid_max`
+//!   bits), so nothing is traced until a task joins;
+//! - a cgroup removed mid-run ends the run: the tool says so on stderr, prints what it
+//!   traced up to then, cleans up and exits 0 (the target ended, like `-p PID` whose
+//!   process exited; it is not a failure of the tool).
+
+use anyhow::{bail, Context, Result};
+use perf_tools_core::cgroup::{self, Cgroup, Version};
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::instance::Instance;
+
+/// How often the cgroup's thread lists are read again.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// `PID_MAX_LIMIT` on 64-bit kernels: no task can have this PID.
+const NO_TASK: u32 = 4_194_304;
+
+/// The container-scope options, flattened into a tool's `Args`.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeArgs {
+    /// Only trace tasks in this cgroup and its descendants, including tasks moved into it
+    /// later and children they fork: a directory under a cgroup mount, or a path as
+    /// /proc/PID/cgroup shows it (looked up in the v2 hierarchy, then each v1 one)
+    #[arg(long, value_name = "PATH", conflicts_with = "container")]
+    pub cgroup: Option<String>,
+    /// Only trace the tasks of this container: its ID or a prefix of at least 4
+    /// characters (as `docker ps` shows it), or a pod UID, found by the names runtimes give
+    /// cgroups (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
+    /// libpod-<id>.scope, kubepods/.../pod<uid>/<id>)
+    #[arg(long, value_name = "ID|NAME")]
+    pub container: Option<String>,
+    /// Add a CGROUP column (the container short ID or pod UID when the task's cgroup names
+    /// one, else the last component of its cgroup path), just before the last column
+    #[arg(long = "show-cgroup")]
+    pub show_cgroup: bool,
+    /// Add an NSPID column (the PID as the task's own PID namespace sees it, from
+    /// /proc/PID/status NSpid), just before the last column (after CGROUP)
+    #[arg(long = "show-nspid")]
+    pub show_nspid: bool,
+}
+
+impl ScopeArgs {
+    /// Whether a scope was asked for.
+    pub fn scoped(&self) -> bool {
+        self.cgroup.is_some() || self.container.is_some()
+    }
+
+    /// The scope asked for, resolved (before any kernel state is made), or `None`.
+    pub fn resolve(&self) -> Result<Option<Scope>> {
+        let (cg, label) = if let Some(p) = &self.cgroup {
+            (cgroup::resolve(p)?, format!("cgroup {p}"))
+        } else if let Some(id) = &self.container {
+            let f = cgroup::find_container(id)?;
+            let label = format!(
+                "container {} ({}, cgroup {})",
+                f.id.chars().take(12).collect::<String>(),
+                f.runtime,
+                f.cgroup.path
+            );
+            (f.cgroup, label)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(Scope::new(cg, label)))
+    }
+
+    /// The extra columns asked for.
+    pub fn columns(&self) -> Columns {
+        Columns {
+            cgroup: self.show_cgroup,
+            nspid: self.show_nspid,
+            hierarchy: None,
+            cache: HashMap::new(),
+            cleared: Instant::now(),
+        }
+    }
+}
+
+/// What [`Scope::refresh`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Nothing to do, or new tasks were added to the kernel's list.
+    Current,
+    /// The cgroup was removed.
+    Gone,
+}
+
+/// A run's cgroup scope.
+#[derive(Debug)]
+pub struct Scope {
+    cgroup: Cgroup,
+    label: String,
+    /// The v1 hierarchy's controllers as /proc/PID/cgroup names them (sorted).
+    controllers: Vec<String>,
+    /// Threads written to `set_event_pid`.
+    known: BTreeSet<u32>,
+    /// Threads in the cgroup at the last poll.
+    members: BTreeSet<u32>,
+    /// Membership of threads not in `members`, from /proc (until the next poll).
+    looked_up: HashMap<u32, bool>,
+    last: Instant,
+    /// Polls made.
+    pub polls: u64,
+    /// Threads added to the kernel's list after the start.
+    pub added: u64,
+    /// Threads [`Scope::holds`] could not place: exited before they were looked up.
+    pub unknown: u64,
+}
+
+impl Scope {
+    fn new(cgroup: Cgroup, label: String) -> Scope {
+        let controllers = controllers_of(&cgroup);
+        Scope {
+            cgroup,
+            label,
+            controllers,
+            known: BTreeSet::new(),
+            members: BTreeSet::new(),
+            looked_up: HashMap::new(),
+            last: Instant::now(),
+            polls: 0,
+            added: 0,
+            unknown: 0,
+        }
+    }
+
+    /// The cgroup.
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    /// What the user named (for messages and the end-of-run account).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Seeds the instance's `set_event_pid` with the cgroup's threads and turns on
+    /// `options/event-fork`. An empty cgroup is seeded with a PID no task has (see the
+    /// module documentation), never left empty.
+    pub fn apply(&mut self, inst: &Instance) -> Result<()> {
+        let tids = self.read_members()?;
+        inst.write("options/event-fork", "1")
+            .context("this kernel's trace instances have no event-fork option (Linux 4.7+), which --cgroup needs to follow forked children")?;
+        if tids.is_empty() {
+            let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(32768);
+            if inst.write("set_event_pid", &NO_TASK.to_string()).is_err() {
+                inst.write("set_event_pid", &(pid_max - 1).to_string())?;
+            }
+        } else {
+            let list: Vec<String> = tids.iter().map(u32::to_string).collect();
+            inst.write("set_event_pid", &list.join(" "))?;
+        }
+        self.known = tids.clone();
+        self.members = tids;
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// Turns on `set_ftrace_pid` and `options/function-fork` too, for the function
+    /// tracers (call after [`Scope::apply`]).
+    pub fn apply_function(&self, inst: &Instance) -> Result<()> {
+        inst.write("options/function-fork", "1")
+            .context("this kernel has no function-fork option (Linux 4.20+), which --cgroup needs for function tracers")?;
+        let list: Vec<String> = self.known.iter().map(u32::to_string).collect();
+        let list = if list.is_empty() {
+            NO_TASK.to_string()
+        } else {
+            list.join(" ")
+        };
+        inst.write("set_ftrace_pid", &list)
+    }
+
+    fn read_members(&self) -> Result<BTreeSet<u32>> {
+        self.cgroup.threads()
+    }
+
+    /// Reads the cgroup's threads again if [`POLL`] has passed, and appends new ones to
+    /// the instance's `set_event_pid` (and `set_ftrace_pid` when `function` is set).
+    pub fn refresh(&mut self, inst: &Instance, function: bool) -> Result<Refresh> {
+        if self.last.elapsed() < POLL {
+            return Ok(Refresh::Current);
+        }
+        self.refresh_now(inst, function)
+    }
+
+    /// [`Scope::refresh`] without waiting for [`POLL`].
+    pub fn refresh_now(&mut self, inst: &Instance, function: bool) -> Result<Refresh> {
+        self.last = Instant::now();
+        self.polls += 1;
+        if !self.cgroup.exists() {
+            return Ok(Refresh::Gone);
+        }
+        let Ok(tids) = self.read_members() else {
+            return Ok(Refresh::Gone);
+        };
+        let new: Vec<String> = tids.difference(&self.known).map(u32::to_string).collect();
+        if !new.is_empty() {
+            let files: &[&str] = if function {
+                &["set_event_pid", "set_ftrace_pid"]
+            } else {
+                &["set_event_pid"]
+            };
+            for f in files {
+                append(inst, f, &new.join(" "))?;
+            }
+            self.added += new.len() as u64;
+            self.known.extend(tids.iter().copied());
+        }
+        self.members = tids;
+        self.looked_up.clear();
+        Ok(Refresh::Current)
+    }
+
+    /// Whether an event of thread `tid` belongs to the scope: it is in the cgroup as last
+    /// read, or /proc says it is now, or it has exited (the kernel traced it, so it was
+    /// a member or a member's child).
+    pub fn contains(&mut self, tid: u32) -> bool {
+        if self.members.contains(&tid) {
+            return true;
+        }
+        if let Some(&m) = self.looked_up.get(&tid) {
+            return m;
+        }
+        let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
+            Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
+                .is_some_and(|p| under(&p, &self.cgroup.path)),
+            Err(_) => true,
+        };
+        self.looked_up.insert(tid, m);
+        m
+    }
+
+    /// For tools that attribute in user space without `set_event_pid` (iosnoop: a PID
+    /// filter would drop the completions, which run in whatever task is on the CPU):
+    /// reads the cgroup's threads again if [`POLL`] has passed.
+    pub fn poll(&mut self) -> Refresh {
+        if self.last.elapsed() < POLL {
+            return Refresh::Current;
+        }
+        self.last = Instant::now();
+        self.polls += 1;
+        match self.cgroup.threads() {
+            Ok(t) if self.cgroup.exists() => {
+                self.members = t;
+                self.looked_up.clear();
+                Refresh::Current
+            }
+            _ => Refresh::Gone,
+        }
+    }
+
+    /// Whether thread `tid` is in the cgroup (as last read, else by /proc); a thread
+    /// that already exited and was never listed is not (nothing followed it in the
+    /// kernel): [`Scope::unknown`] counts those.
+    pub fn holds(&mut self, tid: u32) -> bool {
+        if self.members.contains(&tid) {
+            return true;
+        }
+        if let Some(&m) = self.looked_up.get(&tid) {
+            return m;
+        }
+        let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
+            Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
+                .is_some_and(|p| under(&p, &self.cgroup.path)),
+            Err(_) => {
+                self.unknown += 1;
+                false
+            }
+        };
+        self.looked_up.insert(tid, m);
+        m
+    }
+
+    /// Says on stderr that the cgroup is gone, for `tool`.
+    pub fn say_gone(&self, tool: &str) {
+        eprintln!(
+            "{tool}: the {} was removed ({} is gone): ending the run",
+            self.label,
+            self.cgroup.dir.display()
+        );
+    }
+}
+
+/// Appends `list` to a PID list file of the instance (no `O_TRUNC`: the kernel adds).
+fn append(inst: &Instance, file: &str, list: &str) -> Result<()> {
+    let path = inst.dir().join(file);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(list.as_bytes())
+        .with_context(|| format!("adding {list} to {}", path.display()))
+}
+
+/// The v1 controllers (and `name=`) of the hierarchy holding `cg`, sorted; empty for v2.
+fn controllers_of(cg: &Cgroup) -> Vec<String> {
+    if cg.version == Version::V2 {
+        return Vec::new();
+    }
+    let mounts = cgroup::mounts().unwrap_or_default();
+    let mut best: Option<&cgroup::Mount> = None;
+    for m in &mounts {
+        if m.version == Version::V1
+            && cg.dir.starts_with(&m.dir)
+            && best.is_none_or(|b| m.dir.as_os_str().len() > b.dir.as_os_str().len())
+        {
+            best = Some(m);
+        }
+    }
+    let mut c = best.map(|m| m.options.clone()).unwrap_or_default();
+    c.sort();
+    c
+}
+
+/// The task's path in the hierarchy of `version`/`controllers`, from /proc/PID/cgroup
+/// text.
+pub fn path_in(text: &str, version: Version, controllers: &[String]) -> Option<String> {
+    for line in text.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(id), Some(ctrl), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let hit = match version {
+            Version::V2 => id == "0" && ctrl.is_empty(),
+            Version::V1 => {
+                let mut c: Vec<&str> = ctrl.split(',').filter(|s| !s.is_empty()).collect();
+                c.sort_unstable();
+                !c.is_empty() && c == controllers.iter().map(String::as_str).collect::<Vec<_>>()
+            }
+        };
+        if hit {
+            return Some(path.to_string());
+        }
+    }
+    None
+}
+
+/// Whether cgroup path `p` is `root` or below it.
+fn under(p: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    root.is_empty() || p == root || p.strip_prefix(root).is_some_and(|r| r.starts_with('/'))
+}
+
+/// The extra columns (`--show-cgroup`, `--show-nspid`), looked up per thread in /proc
+/// when a row is printed (cached for at most a second; a thread gone by then shows `-`).
+#[derive(Debug)]
+pub struct Columns {
+    cgroup: bool,
+    nspid: bool,
+    /// With a scope: the hierarchy to name cgroups from.
+    hierarchy: Option<(Version, Vec<String>)>,
+    cache: HashMap<u32, (String, String)>,
+    /// When the cache was last emptied: entries live at most a second (a task moved to
+    /// another cgroup, a reused PID).
+    cleared: Instant,
+}
+
+impl Columns {
+    /// Names cgroups from the scope's hierarchy (a v1 scope shows v1 paths).
+    pub fn in_scope_of(&mut self, scope: &Scope) {
+        self.hierarchy = Some((scope.cgroup.version, scope.controllers.clone()));
+    }
+
+    /// Whether any extra column is on.
+    pub fn any(&self) -> bool {
+        self.cgroup || self.nspid
+    }
+
+    /// The header text of the extra columns, each followed by a space (empty if none).
+    pub fn header(&self) -> String {
+        let mut s = String::new();
+        if self.cgroup {
+            s.push_str(&format!("{:<12} ", "CGROUP"));
+        }
+        if self.nspid {
+            s.push_str(&format!("{:<6} ", "NSPID"));
+        }
+        s
+    }
+
+    /// Appends thread `tid`'s extra columns, each followed by a space.
+    pub fn write(&mut self, out: &mut Vec<u8>, tid: u32) {
+        if !self.any() {
+            return;
+        }
+        if self.cache.len() > 50_000 || self.cleared.elapsed() >= Duration::from_secs(1) {
+            self.cache.clear();
+            self.cleared = Instant::now();
+        }
+        let (cgroup, nspid) = (self.cgroup, self.nspid);
+        let hierarchy = self.hierarchy.clone();
+        let (name, ns) = self.cache.entry(tid).or_insert_with(|| {
+            let name = if cgroup {
+                let path = match &hierarchy {
+                    Some((v, c)) => std::fs::read_to_string(format!("/proc/{tid}/cgroup"))
+                        .ok()
+                        .and_then(|t| path_in(&t, *v, c)),
+                    None => cgroup::of_task(tid),
+                };
+                path.map_or("-".to_string(), |p| cgroup::display_name(&p))
+            } else {
+                String::new()
+            };
+            let ns = if nspid {
+                cgroup::ns_pid(tid).map_or("-".to_string(), |n| n.to_string())
+            } else {
+                String::new()
+            };
+            (name, ns)
+        });
+        if cgroup {
+            let start = out.len();
+            perf_tools_core::output::escape_into(out, name.as_bytes());
+            for _ in (out.len() - start)..12 {
+                out.push(b' ');
+            }
+            out.push(b' ');
+        }
+        if nspid {
+            let _ = write!(out, "{ns:<6} ");
+        }
+    }
+
+    /// Forgets cached names (call when thread IDs may have been reused).
+    pub fn forget(&mut self) {
+        self.cache.clear();
+    }
+}
+
+/// Rejects a scope combined with `-p`/`-L` (a usage error, checked after parsing so
+/// that the synopsis keeps `-n | -p | -L` and `--cgroup | --container` as groups).
+pub fn reject_with_target(args: &ScopeArgs, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
+    if args.scoped() && (pid.is_some() || tid.is_some()) {
+        return Err(perf_tools_core::cli::usage(
+            "--cgroup/--container cannot be combined with -p or -L (the scope is the cgroup's tasks)",
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects scope options a tool does not support yet (a usage error).
+pub fn reject_columns(args: &ScopeArgs, tool: &str) -> Result<()> {
+    if args.show_cgroup || args.show_nspid {
+        bail!("{tool} does not support --show-cgroup/--show-nspid yet: its rows are the kernel's text");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROC: &str =
+        "12:pids:/t1\n4:cpu,cpuacct:/\n1:name=systemd:/user.slice\n0::/scope-a/sub\n";
+
+    #[test]
+    fn the_path_comes_from_the_right_hierarchy() {
+        assert_eq!(
+            path_in(PROC, Version::V2, &[]).as_deref(),
+            Some("/scope-a/sub")
+        );
+        assert_eq!(
+            path_in(PROC, Version::V1, &["pids".into()]).as_deref(),
+            Some("/t1")
+        );
+        assert_eq!(
+            path_in(PROC, Version::V1, &["cpu".into(), "cpuacct".into()]).as_deref(),
+            Some("/")
+        );
+        assert_eq!(
+            path_in(PROC, Version::V1, &["name=systemd".into()]).as_deref(),
+            Some("/user.slice")
+        );
+        assert_eq!(path_in(PROC, Version::V1, &["memory".into()]), None);
+    }
+
+    #[test]
+    fn under_is_by_component() {
+        assert!(under("/scope-a/sub", "/scope-a"));
+        assert!(under("/scope-a", "/scope-a"));
+        assert!(!under("/scope-ab", "/scope-a"));
+        assert!(under("/anything", "/"));
+    }
+
+    #[test]
+    fn the_flags_parse_and_conflict() {
+        use clap::Parser;
+        #[derive(Parser, Debug)]
+        struct T {
+            #[command(flatten)]
+            scope: ScopeArgs,
+        }
+        let t = T::try_parse_from(["t", "--cgroup", "/x", "--show-cgroup"]).unwrap();
+        assert_eq!(t.scope.cgroup.as_deref(), Some("/x"));
+        assert!(t.scope.show_cgroup && !t.scope.show_nspid && t.scope.scoped());
+        let e = T::try_parse_from(["t", "--cgroup", "/x", "--container", "abcd"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let c = ScopeArgs {
+            show_cgroup: true,
+            show_nspid: true,
+            ..Default::default()
+        }
+        .columns();
+        assert_eq!(c.header(), "CGROUP       NSPID  ");
+        assert_eq!(ScopeArgs::default().columns().header(), "");
+    }
+}

@@ -1,0 +1,115 @@
+//! Live test of `iosnoop --cgroup` (cgroup v2): O_DIRECT reads on a loop device from a
+//! task in a cgroup made here and an identical one from outside; the cgroup is removed
+//! again (tasks moved back to the root first). Needs root and tracefs.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use testkit::{libc, live_or_skip, spawn, LoopDev};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
+const T: Duration = Duration::from_secs(15);
+
+fn v2_root() -> PathBuf {
+    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let p = Path::new(p);
+        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
+            return p.to_path_buf();
+        }
+    }
+    panic!("no cgroup v2 mount");
+}
+
+struct TestCgroup(PathBuf, PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let procs = std::fs::read_to_string(self.1.join("cgroup.procs")).unwrap_or_default();
+            for p in procs.lines() {
+                let _ = std::fs::write(self.0.join("cgroup.procs"), p);
+            }
+            if std::fs::remove_dir(&self.1).is_ok() || !self.1.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A shell that waits for `go`, then forks a `dd` reading 1 MiB with O_DIRECT at byte
+/// 0 of `dev` into a pipe drained only after a second (so dd is still alive when its
+/// I/O is attributed); dd's PID goes to `pidfile`.
+fn worker(go: &Path, dev: &Path, pidfile: &Path) -> Child {
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.05; done; sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 2>/dev/null' | (sleep 1; cat >/dev/null)",
+        go = go.display(),
+        dev = dev.display(),
+        pidfile = pidfile.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn iosnoop_cgroup_attributes_by_the_issuing_task() {
+    if !live_or_skip("iosnoop_cgroup_attributes_by_the_issuing_task") {
+        return;
+    }
+    let root = v2_root();
+    let name = format!("ptrs-scope-io-{}", std::process::id());
+    std::fs::create_dir(root.join(&name)).unwrap();
+    let cg = TestCgroup(root.clone(), root.join(&name));
+    let lo = LoopDev::new(16);
+    let d = std::env::temp_dir().join(format!("ptrs-scope-io-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let go = d.join("go");
+    let mut w_in = worker(&go, &lo.path, &d.join("in"));
+    std::fs::write(cg.1.join("cgroup.procs"), w_in.id().to_string()).unwrap();
+    let mut w_out = worker(&go, &lo.path, &d.join("out"));
+    let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
+    r.wait_for("LATms", T);
+    std::fs::write(&go, "").unwrap();
+    w_in.wait().unwrap();
+    w_out.wait().unwrap();
+    let read = |p: &str| {
+        std::fs::read_to_string(d.join(p))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (inner, outer) = (read("in"), read("out"));
+    r.collect_until(T, |seen| {
+        seen.iter()
+            .any(|l| l.split_whitespace().nth(1) == Some(inner.as_str()))
+    });
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = r
+        .seen
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() > 3 && c[3] == lo.dev)
+        .collect();
+    // COMM PID TYPE DEV BLOCK BYTES LATms: only the member's dd (1 MiB in one or more
+    // requests, starting at block 0), none of the identical read from outside.
+    assert!(!rows.is_empty(), "{}", r.seen.join("\n"));
+    assert!(
+        rows.iter().all(|c| c[0] == "dd" && c[1] == inner),
+        "{}",
+        r.seen.join("\n")
+    );
+    assert!(rows.iter().all(|c| c[1] != outer));
+    assert!(rows.iter().any(|c| c[4] == "0"));
+    let bytes: u64 = rows.iter().map(|c| c[5].parse::<u64>().unwrap()).sum();
+    assert_eq!(bytes, 1 << 20);
+    drop(cg);
+    assert!(!root.join(&name).exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
