@@ -533,15 +533,21 @@ impl Counters {
                 exclude_kernel: opts.exclude_kernel,
                 hint: None,
             };
+            // A software event always exists: ENOENT on a cgroup means the kernel has no
+            // perf_event state for that cgroup, which no other event can fix.
+            let cgroup_refused =
+                |e: i32| e == libc::ENOENT && !hardware && matches!(target, Target::Cgroup { .. });
             let attempt = open_one(resolved, cur.as_ref().map(|g| &g.0), target, opts);
             let fd = match attempt {
                 Ok(fd) => fd,
                 // The group may not fit on the PMU: start a new group with this event.
+                Err(e) if cgroup_refused(e) => return Err(fail(e)),
                 Err(libc::EINVAL) | Err(libc::ENOSPC) if cur.is_some() => {
                     self.finish_group(cur.take(), target, pmu, hardware)
                         .map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
                     match open_one(resolved, None, target, opts) {
                         Ok(fd) => fd,
+                        Err(e) if cgroup_refused(e) => return Err(fail(e)),
                         Err(e) if is_unsupported_errno(e) => {
                             self.record_unsupported(i, &pmu.name, errno_text(e));
                             continue;

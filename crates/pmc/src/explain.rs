@@ -155,14 +155,25 @@ pub fn explain(f: &OpenFailure, p: &Privileges) -> String {
             }
         }
         libc::ESRCH => line(format!("{}: no such process (it exited?)", f.target)),
-        libc::EBADF if matches!(f.target, Target::Cgroup { .. }) => line(
-            "the directory is not a cgroup of the hierarchy the perf_event controller is \
-             attached to: give a cgroup v2 path (perf_event is implicit there unless a v1 \
-             hierarchy holds it, see /proc/cgroups), or mount the v1 perf_event hierarchy \
-             (mkdir /sys/fs/cgroup/perf_event && mount -t cgroup -o perf_event none \
-             /sys/fs/cgroup/perf_event) and give a cgroup there"
-                .to_string(),
-        ),
+        libc::ENOENT | libc::EBADF if matches!(f.target, Target::Cgroup { .. }) => {
+            line(
+                "the kernel has no perf_event state for this cgroup: it is not in the \
+                 hierarchy the perf_event controller is attached to (cgroup v2, unless a v1 \
+                 hierarchy was mounted with perf_event: see /proc/cgroups), or it is on a \
+                 cgroup v2 hierarchy where no controller was ever enabled (nothing written \
+                 to cgroup.subtree_control, as on a system without systemd), where the \
+                 kernel creates that state only once one is"
+                    .to_string(),
+            );
+            line(
+                "to fix: enable any controller at the v2 root (echo +pids > \
+                 /sys/fs/cgroup/cgroup.subtree_control, with the v2 mount point), or for v1 \
+                 mount the perf_event hierarchy (mkdir /sys/fs/cgroup/perf_event && mount \
+                 -t cgroup -o perf_event none /sys/fs/cgroup/perf_event) and give a cgroup \
+                 there"
+                    .to_string(),
+            );
+        }
         libc::EMFILE => line(
             "too many open files: each counter needs a file descriptor per CPU or thread; \
              raise the limit (ulimit -n) or measure fewer CPUs (-C) or events"
@@ -326,9 +337,13 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("per cgroup needs CAP_PERFMON"), "{m}");
-        let m = explain(&failure(libc::EBADF, t, false), &USER);
+        let m = explain(&failure(libc::ENOENT, t, false), &USER);
         assert!(
-            m.contains("not a cgroup of the hierarchy the perf_event controller is attached to"),
+            m.contains("the kernel has no perf_event state for this cgroup"),
+            "{m}"
+        );
+        assert!(
+            m.contains("echo +pids > /sys/fs/cgroup/cgroup.subtree_control"),
             "{m}"
         );
         assert!(m.contains("mount -t cgroup -o perf_event"), "{m}");
