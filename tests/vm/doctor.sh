@@ -60,6 +60,11 @@ fi
 check_file_grep "iosnoop can run" '^  iosnoop +yes +block_rq_issue/block_rq_complete \(block_rq_insert for -Q\) in a private instance$' /tmp/doc.out
 check_file_grep "kprobe can run" '^  kprobe +yes +kprobes through dynamic_events$' /tmp/doc.out
 check_file_grep "funcgraph can run" '^  funcgraph +(yes +function_graph in a private instance|degraded +function_graph at the top level)' /tmp/doc.out
+# CONTAINER: the guest runs the doctor as root in its initial namespaces.
+check_file_grep "not in a container" '^  runs_in +yes +host: initial PID and cgroup namespaces' /tmp/doc.out
+check_file_grep "tracefs reachable" '^  tracefs_reachable +yes +tracefs at /sys/kernel/tracing$' /tmp/doc.out
+check_file_grep "capabilities for tracing" '^  capabilities +yes +CapEff [0-9a-f]{16}: CAP_SYS_ADMIN held' /tmp/doc.out
+check_file_grep "no seccomp filter" '^  seccomp +yes +off \(Seccomp: 0\)$' /tmp/doc.out
 check_file_grep "showboost can run (MSRs)" '^  showboost +yes +MSRs through /dev/cpu/N/msr$' /tmp/doc.out
 
 # The default: what is missing, with fixes, then the verdicts; one screen.

@@ -33,7 +33,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ),
     (
         "pmcstat",
-        &["pmcstat [-m mode | -e events] [-C CPU] [-p PID] [-c CMD] [--run-pct] [--user] [--show-events] [interval [duration]] [-- command...]"],
+        &["pmcstat [-m mode | -e events] [-C CPU] [-p PID] [-c CMD] [--cgroup PATH] [--container ID] [--run-pct] [--user] [--show-events] [interval [duration]] [-- command...]"],
     ),
     (
         "funcgraph",

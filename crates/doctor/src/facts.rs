@@ -16,7 +16,7 @@ use perf_tools_ftrace::tracefs::{read_file, Tracefs};
 /// One section of the table (and one object of `--json`).
 #[derive(Debug, Clone)]
 pub struct Section {
-    /// The section's key: `tracefs`, `probes`, `tracers`, `events`, `cpu`.
+    /// The section's key: `tracefs`, `probes`, `tracers`, `events`, `cpu`, `container`.
     pub key: &'static str,
     /// Its title in the table.
     pub title: &'static str,
@@ -132,6 +132,8 @@ pub fn gather() -> Facts {
     }
     let mut cpu = Report::new("cpu");
     cpu_section(&mut cpu);
+    let mut container = Report::new("container");
+    crate::container::gather(&mut container, &location);
     Facts {
         kernel: kernel_release(),
         sections: vec![
@@ -159,6 +161,11 @@ pub fn gather() -> Facts {
                 key: "cpu",
                 title: "CPU",
                 facts: cpu,
+            },
+            Section {
+                key: "container",
+                title: "CONTAINER",
+                facts: container,
             },
         ],
     }

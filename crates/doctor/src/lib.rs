@@ -13,6 +13,7 @@
 //! instance created and removed), never taken from what the kernel merely documents.
 //! `--json` gives the same facts as one object ([`json`]).
 
+pub mod container;
 pub mod facts;
 pub mod tools;
 

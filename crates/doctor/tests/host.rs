@@ -134,6 +134,36 @@ fn table_states_this_hosts_facts_and_leaves_nothing() {
     assert!(row(&out, "virtualization")
         .1
         .starts_with("virtual machine: "));
+    // CONTAINER: this host is not a container (initial namespaces), although an image
+    // leftover /.dockerenv exists here; root with every capability that matters, no
+    // seccomp filter, /sys and tracefs read-write.
+    let (st, detail, fix) = row(&out, "runs_in");
+    assert_eq!((st, fix), ("yes", None));
+    if std::path::Path::new("/.dockerenv").exists() {
+        assert_eq!(
+            detail,
+            "host: initial PID and cgroup namespaces; /.dockerenv exists but is not \
+             evidence by itself (a file of the image)"
+        );
+    } else {
+        assert_eq!(detail, "host: initial PID and cgroup namespaces");
+    }
+    assert_eq!(
+        row(&out, "tracefs_reachable"),
+        ("yes", "tracefs at /sys/kernel/tracing", None)
+    );
+    let (st, detail, fix) = row(&out, "capabilities");
+    assert_eq!((st, fix), ("yes", None));
+    assert!(
+        detail.starts_with("CapEff ")
+            && detail.ends_with(": CAP_SYS_ADMIN held (tracefs), CAP_PERFMON held (counters)"),
+        "{detail}"
+    );
+    assert_eq!(row(&out, "seccomp"), ("yes", "off (Seccomp: 0)", None));
+    assert_eq!(
+        row(&out, "sys_writable"),
+        ("yes", "/sys is mounted read-write", None)
+    );
 
     // TOOLS: verdict and what each would use.
     let tools = &out[out.find("\nTOOLS\n").expect("TOOLS section")..];
@@ -278,12 +308,23 @@ fn json_has_exactly_the_documented_fields() {
     let top: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         top,
-        ["arch", "cpu", "events", "kernel", "probes", "tools", "tracefs", "tracers", "version"]
+        [
+            "arch",
+            "container",
+            "cpu",
+            "events",
+            "kernel",
+            "probes",
+            "tools",
+            "tracefs",
+            "tracers",
+            "version"
+        ]
     );
     assert_eq!(v["version"], 1);
     assert!(v["kernel"].as_str().unwrap().starts_with("6.18."));
     let doc = documented_keys();
-    assert_eq!(doc.len(), 5, "{doc:?}");
+    assert_eq!(doc.len(), 6, "{doc:?}");
     for (sec, keys) in &doc {
         let obj = v[sec.as_str()]
             .as_object()

@@ -24,6 +24,16 @@ pub enum Target {
     /// One thread, on any CPU (`pid = TID, cpu = -1`), with its future children when
     /// [`Options::inherit`] is set.
     Task(i32),
+    /// The tasks of one cgroup while they run on one CPU (`pid` = a descriptor of the
+    /// cgroup's directory, `cpu = N`, `PERF_FLAG_PID_CGROUP`). The directory must be in
+    /// the hierarchy the `perf_event` controller is attached to (v2, or a v1 hierarchy
+    /// mounted with `perf_event`); the caller keeps the descriptor open while opening.
+    Cgroup {
+        /// An open descriptor of the cgroup's directory.
+        fd: RawFd,
+        /// The CPU.
+        cpu: u32,
+    },
 }
 
 impl fmt::Display for Target {
@@ -31,6 +41,7 @@ impl fmt::Display for Target {
         match self {
             Target::Cpu(c) => write!(f, "CPU {c}"),
             Target::Task(t) => write!(f, "thread {t}"),
+            Target::Cgroup { cpu, .. } => write!(f, "the cgroup on CPU {cpu}"),
         }
     }
 }
@@ -91,15 +102,19 @@ pub fn open_raw(
     target: Target,
     group_fd: RawFd,
 ) -> Result<OwnedFd, i32> {
-    let (pid, cpu) = match target {
-        Target::Cpu(c) => (-1, c as i32),
-        Target::Task(t) => (t, -1),
+    let (pid, cpu, flags) = match target {
+        Target::Cpu(c) => (-1, c as i32, b::PERF_FLAG_FD_CLOEXEC),
+        Target::Task(t) => (t, -1, b::PERF_FLAG_FD_CLOEXEC),
+        Target::Cgroup { fd, cpu } => (
+            fd,
+            cpu as i32,
+            b::PERF_FLAG_FD_CLOEXEC | b::PERF_FLAG_PID_CGROUP,
+        ),
     };
     loop {
         // SAFETY: attr is a fully initialised perf_event_attr with a correct size field;
         // it only asks for counting.
-        let fd =
-            unsafe { sys::perf_event_open(attr, pid, cpu, group_fd, b::PERF_FLAG_FD_CLOEXEC as _) };
+        let fd = unsafe { sys::perf_event_open(attr, pid, cpu, group_fd, flags as _) };
         if fd >= 0 {
             // SAFETY: the kernel just returned this descriptor; we own it.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -441,7 +456,7 @@ impl Counters {
         let requests = self.requests.clone();
         let mut units: Vec<(&CorePmu, bool)> = vec![(&software, true)];
         for p in &pmus.core {
-            if let Target::Cpu(n) = target {
+            if let Target::Cpu(n) | Target::Cgroup { cpu: n, .. } = target {
                 if !p.covers(n) {
                     continue;
                 }
@@ -518,15 +533,21 @@ impl Counters {
                 exclude_kernel: opts.exclude_kernel,
                 hint: None,
             };
+            // A software event always exists: ENOENT on a cgroup means the kernel has no
+            // perf_event state for that cgroup, which no other event can fix.
+            let cgroup_refused =
+                |e: i32| e == libc::ENOENT && !hardware && matches!(target, Target::Cgroup { .. });
             let attempt = open_one(resolved, cur.as_ref().map(|g| &g.0), target, opts);
             let fd = match attempt {
                 Ok(fd) => fd,
                 // The group may not fit on the PMU: start a new group with this event.
+                Err(e) if cgroup_refused(e) => return Err(fail(e)),
                 Err(libc::EINVAL) | Err(libc::ENOSPC) if cur.is_some() => {
                     self.finish_group(cur.take(), target, pmu, hardware)
                         .map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
                     match open_one(resolved, None, target, opts) {
                         Ok(fd) => fd,
+                        Err(e) if cgroup_refused(e) => return Err(fail(e)),
                         Err(e) if is_unsupported_errno(e) => {
                             self.record_unsupported(i, &pmu.name, errno_text(e));
                             continue;

@@ -124,7 +124,8 @@ pub fn explain(f: &OpenFailure, p: &Privileges) -> String {
                 ));
             } else {
                 let need = match f.target {
-                    Target::Cpu(_) => "counting system-wide or per CPU needs CAP_PERFMON \
+                    Target::Cpu(_) | Target::Cgroup { .. } => "counting system-wide, per CPU \
+                                       or per cgroup needs CAP_PERFMON \
                                        (CAP_SYS_ADMIN before Linux 5.8) or \
                                        kernel.perf_event_paranoid <= 0"
                         .to_string(),
@@ -154,6 +155,25 @@ pub fn explain(f: &OpenFailure, p: &Privileges) -> String {
             }
         }
         libc::ESRCH => line(format!("{}: no such process (it exited?)", f.target)),
+        libc::ENOENT | libc::EBADF if matches!(f.target, Target::Cgroup { .. }) => {
+            line(
+                "the kernel has no perf_event state for this cgroup: it is not in the \
+                 hierarchy the perf_event controller is attached to (cgroup v2, unless a v1 \
+                 hierarchy was mounted with perf_event: see /proc/cgroups), or it is on a \
+                 cgroup v2 hierarchy where no controller was ever enabled (nothing written \
+                 to cgroup.subtree_control, as on a system without systemd), where the \
+                 kernel creates that state only once one is"
+                    .to_string(),
+            );
+            line(
+                "to fix: enable any controller at the v2 root (echo +pids > \
+                 /sys/fs/cgroup/cgroup.subtree_control, with the v2 mount point), or for v1 \
+                 mount the perf_event hierarchy (mkdir /sys/fs/cgroup/perf_event && mount \
+                 -t cgroup -o perf_event none /sys/fs/cgroup/perf_event) and give a cgroup \
+                 there"
+                    .to_string(),
+            );
+        }
         libc::EMFILE => line(
             "too many open files: each counter needs a file descriptor per CPU or thread; \
              raise the limit (ulimit -n) or measure fewer CPUs (-C) or events"
@@ -306,6 +326,27 @@ mod tests {
         let m = explain(&failure(libc::EPERM, Target::Cpu(0), false), &root);
         assert!(m.contains("seccomp"), "{m}");
         assert!(m.contains("(EPERM)"), "{m}");
+    }
+
+    #[test]
+    fn cgroup_failures() {
+        let t = Target::Cgroup { fd: 3, cpu: 1 };
+        let m = explain(&failure(libc::EACCES, t, false), &USER);
+        assert!(
+            m.starts_with("cannot open task-clock on the cgroup on CPU 1 (software PMU)"),
+            "{m}"
+        );
+        assert!(m.contains("per cgroup needs CAP_PERFMON"), "{m}");
+        let m = explain(&failure(libc::ENOENT, t, false), &USER);
+        assert!(
+            m.contains("the kernel has no perf_event state for this cgroup"),
+            "{m}"
+        );
+        assert!(
+            m.contains("echo +pids > /sys/fs/cgroup/cgroup.subtree_control"),
+            "{m}"
+        );
+        assert!(m.contains("mount -t cgroup -o perf_event"), "{m}");
     }
 
     #[test]

@@ -13,9 +13,10 @@ pub mod layout;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use perf_tools_core::cgroup::{self, Cgroup, Mount, Version};
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::{self, Shutdown};
 use perf_tools_core::workload::{process_alive, Exit, Workload};
@@ -42,7 +43,7 @@ pub const SHELL: &str = "/bin/sh";
     version,
     about = "Measure CPU performance counters (cycles, IPC, branches, caches, TLB, stalls) per interval",
     long_about = None,
-    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command (run by sh -c)\n  pmcstat -- ./bench -x        # a command as exact arguments (no shell)\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n\nSee the pmcstat(8) man page for more."
+    after_help = "Examples:\n  pmcstat                      # arch summary, system-wide, every second\n  pmcstat 1 10                 # the same for 10 seconds\n  pmcstat -m ipc -C 0          # cycles and IPC on CPU 0\n  pmcstat -m cache -p 181      # cache hit ratios of PID 181 (all threads)\n  pmcstat -m tlb -c './bench'  # TLB walks of a command (run by sh -c)\n  pmcstat -- ./bench -x        # a command as exact arguments (no shell)\n  pmcstat -e cycles,r412e      # your own event list (raw rUUEE codes allowed)\n  pmcstat -m sw                # software events: works in VMs without a PMU\n  pmcstat -m sw --cgroup /system.slice/nginx.service  # one cgroup only\n\nSee the pmcstat(8) man page for more."
 )]
 pub struct Args {
     /// What to measure
@@ -63,6 +64,16 @@ pub struct Args {
     /// shell); pmcstat exits with its exit status
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
+    /// Measure the tasks of this cgroup (and its descendants) while they run, on every
+    /// online CPU or on -C's: a cgroup v2 directory (/sys/fs/cgroup/unified/x) or path
+    /// inside the hierarchy (/system.slice/x.service), or a cgroup of a v1 hierarchy
+    /// mounted with the perf_event controller
+    #[arg(long = "cgroup", value_name = "PATH", conflicts_with_all = ["pid", "command", "argv", "container"])]
+    pub cgroup: Option<String>,
+    /// Measure this container: its ID or a prefix of at least 4 characters (as docker ps
+    /// shows), or a Kubernetes pod UID, found by the cgroup its runtime made
+    #[arg(long = "container", value_name = "ID", conflicts_with_all = ["pid", "command", "argv"])]
+    pub container: Option<String>,
     /// Add a RUN% column: the smallest percentage of the interval the row's counters were
     /// on the PMU (below 100 when the kernel multiplexed them)
     #[arg(long = "run-pct")]
@@ -101,6 +112,8 @@ pub enum Scope {
     Pid(i32),
     /// A command run by pmcstat, as its argument vector (`sh -c CMD` for `-c`).
     Command(Vec<String>),
+    /// The tasks of a cgroup, on these CPUs, summed.
+    Cgroup(Cgroup, Vec<u32>),
 }
 
 /// Checks the scope options (usage errors exit 2).
@@ -121,19 +134,21 @@ pub fn scope(args: &Args) -> Result<Scope> {
     if n > 1 {
         return Err(cli::usage("pick one of -C, -p, -c"));
     }
+    let cgroup = match (&args.cgroup, &args.container) {
+        (Some(p), _) => Some(cgroup::resolve(p)?),
+        (None, Some(id)) => Some(cgroup::find_container(id)?.cgroup),
+        (None, None) => None,
+    };
+    if let Some(cg) = cgroup {
+        check_perf_event_cgroup(&cg, &cgroup::mounts()?, &read_proc_cgroups())?;
+        let cpus = match &args.cpu {
+            Some(c) => cpu_list(c)?,
+            None => online_cpus(),
+        };
+        return Ok(Scope::Cgroup(cg, cpus));
+    }
     if let Some(c) = &args.cpu {
-        let list = cpulist::parse(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
-        if list.is_empty() {
-            return Err(cli::usage("-C: empty CPU list"));
-        }
-        let online = online_cpus();
-        if let Some(bad) = list.iter().find(|c| !online.contains(c)) {
-            return Err(cli::usage(format!(
-                "-C: CPU {bad} is not online (online CPUs: {})",
-                cpulist::format(&online)
-            )));
-        }
-        return Ok(Scope::Cpus(list));
+        return Ok(Scope::Cpus(cpu_list(c)?));
     }
     if let Some(p) = args.pid {
         return Ok(Scope::Pid(p));
@@ -154,6 +169,112 @@ pub fn scope(args: &Args) -> Result<Scope> {
         return Ok(Scope::Command(args.argv.clone()));
     }
     Ok(Scope::System(online_cpus()))
+}
+
+/// `-C`'s CPU list, checked against the online CPUs.
+fn cpu_list(c: &str) -> Result<Vec<u32>> {
+    let list = cpulist::parse(c).map_err(|e| cli::usage(format!("-C: {e}")))?;
+    if list.is_empty() {
+        return Err(cli::usage("-C: empty CPU list"));
+    }
+    let online = online_cpus();
+    if let Some(bad) = list.iter().find(|c| !online.contains(c)) {
+        return Err(cli::usage(format!(
+            "-C: CPU {bad} is not online (online CPUs: {})",
+            cpulist::format(&online)
+        )));
+    }
+    Ok(list)
+}
+
+/// `/proc/cgroups`, or nothing when it cannot be read.
+fn read_proc_cgroups() -> String {
+    std::fs::read_to_string("/proc/cgroups").unwrap_or_default()
+}
+
+/// The `perf_event` line of `/proc/cgroups`: (hierarchy ID, enabled); hierarchy 0 means
+/// the controller is on the v2 hierarchy (or on none).
+pub fn perf_event_controller(proc_cgroups: &str) -> Option<(u32, bool)> {
+    proc_cgroups.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["perf_event", hier, _, enabled, ..] => Some((hier.parse().ok()?, *enabled == "1")),
+            _ => None,
+        }
+    })
+}
+
+/// Whether perf events can be attached to `cg`: the kernel must have the perf_event
+/// controller, and `cg` must be in the hierarchy it is attached to (v2 unless a v1
+/// hierarchy was mounted with it). The error says which fix applies.
+pub fn check_perf_event_cgroup(cg: &Cgroup, mounts: &[Mount], proc_cgroups: &str) -> Result<()> {
+    let v1_fix = "mkdir -p /sys/fs/cgroup/perf_event && mount -t cgroup -o perf_event none \
+                  /sys/fs/cgroup/perf_event, then put the tasks in a cgroup there";
+    let Some((hier, enabled)) = perf_event_controller(proc_cgroups) else {
+        bail!(
+            "this kernel has no perf_event cgroup controller (built without \
+             CONFIG_CGROUP_PERF; /proc/cgroups lists no perf_event), so counters cannot be \
+             restricted to a cgroup; count the cgroup's processes with -p PID instead"
+        );
+    };
+    if !enabled {
+        bail!(
+            "the perf_event cgroup controller is disabled (cgroup_disable=perf_event on the \
+             kernel command line?): remove that boot option to count per cgroup"
+        );
+    }
+    let own = mounts
+        .iter()
+        .filter(|m| m.version == Version::V1 && m.options.iter().any(|o| o == "perf_event"))
+        .map(|m| m.dir.display().to_string())
+        .collect::<Vec<_>>();
+    match cg.version {
+        Version::V2 if hier != 0 => bail!(
+            "cgroup {} is in the v2 hierarchy, but the perf_event controller is attached to \
+             the v1 hierarchy {hier} here ({}), so perf events can only follow cgroups of \
+             that hierarchy: give the cgroup's path there (see /proc/PID/cgroup of one of \
+             its tasks)",
+            cg.path,
+            if own.is_empty() {
+                "not mounted in this namespace".to_string()
+            } else {
+                format!("mounted at {}", own.join(", "))
+            }
+        ),
+        Version::V2 => Ok(()),
+        Version::V1 => {
+            let in_perf = mounts.iter().any(|m| {
+                m.version == Version::V1
+                    && m.options.iter().any(|o| o == "perf_event")
+                    && cg.dir.starts_with(&m.dir)
+            });
+            if in_perf {
+                return Ok(());
+            }
+            let v2 = mounts
+                .iter()
+                .find(|m| m.version == Version::V2)
+                .map(|m| format!("; or use cgroup v2 ({}/...)", m.dir.display()))
+                .filter(|_| hier == 0)
+                .unwrap_or_default();
+            bail!(
+                "cgroup {} ({}) is in a v1 hierarchy without the perf_event controller, \
+                 and perf events only follow cgroups of the hierarchy that has it{}: {}{v2}",
+                cg.path,
+                cg.dir.display(),
+                if own.is_empty() {
+                    " (it is not mounted here)".to_string()
+                } else {
+                    format!(" (mounted at {})", own.join(", "))
+                },
+                if own.is_empty() {
+                    format!("mount it: {v1_fix}")
+                } else {
+                    "give the cgroup's path in that hierarchy".to_string()
+                }
+            )
+        }
+    }
 }
 
 /// The core-PMU line of `--show-events`: what sysfs lists, checked the same way the
@@ -431,6 +552,14 @@ pub fn run(args: Args) -> Result<i32> {
     let _ = perf_tools_core::fdreserve::raise_nofile_limit();
     let mut what = Measured::of(&scope, &args)?;
     let mut counters = open_counters(&layout, &what, &scope, &pmus, &cpu, &no_pmu_note)?;
+    if let Scope::Cgroup(cg, cpus) = &scope {
+        eprintln!(
+            "pmcstat: counting cgroup {} ({}) on CPUs {}",
+            cg.path,
+            cg.dir.display(),
+            cpulist::format(cpus)
+        );
+    }
 
     let mut out = Output::stdout();
     if let Some(p) = layout.preamble {
@@ -493,6 +622,8 @@ fn no_pmu_note(args: &Args, layout: &Layout, pmus: &Pmus) -> Result<Option<Strin
 /// (stopped before exec) for the purpose.
 struct Measured {
     targets: Vec<Target>,
+    /// The cgroup measured, and its directory's descriptor (the counters' `pid`).
+    cgroup: Option<(Cgroup, OwnedFd)>,
     opts: Options,
     /// The process whose end ends the run.
     watch: Option<i32>,
@@ -511,7 +642,30 @@ impl Measured {
                 },
                 watch: None,
                 workload: None,
+                cgroup: None,
             },
+            Scope::Cgroup(cg, cpus) => {
+                let dir = std::fs::File::open(&cg.dir).with_context(|| {
+                    format!("opening the cgroup directory {}", cg.dir.display())
+                })?;
+                let fd = OwnedFd::from(dir);
+                Measured {
+                    targets: cpus
+                        .iter()
+                        .map(|&cpu| Target::Cgroup {
+                            fd: fd.as_raw_fd(),
+                            cpu,
+                        })
+                        .collect(),
+                    opts: Options {
+                        exclude_kernel: args.user,
+                        ..Options::default()
+                    },
+                    watch: None,
+                    workload: None,
+                    cgroup: Some((cg.clone(), fd)),
+                }
+            }
             Scope::Pid(p) => {
                 let tids =
                     threads_of(*p).with_context(|| format!("listing the threads of PID {p}"))?;
@@ -524,6 +678,7 @@ impl Measured {
                     },
                     watch: Some(*p),
                     workload: None,
+                    cgroup: None,
                 }
             }
             Scope::Command(words) => {
@@ -541,6 +696,7 @@ impl Measured {
                     },
                     watch: Some(pid),
                     workload: Some(w),
+                    cgroup: None,
                 }
             }
         })
@@ -635,6 +791,13 @@ fn measure(
         let vals = counters.read().context("reading the counters")?;
         let elapsed = now.duration_since(last);
         last = now;
+        // A cgroup removed meanwhile counts nothing more: say so and end.
+        let gone = what.cgroup.as_ref().filter(|(cg, _)| !cg.exists());
+        let wake = if gone.is_some() {
+            Wake::TargetExited
+        } else {
+            wake
+        };
         let finished = wake != Wake::Timer || end.is_some_and(|e| now >= e);
         // A row for the partial interval at the end, unless Ctrl-C came right after a row.
         if wake != Wake::Signal || elapsed >= Duration::from_millis(10) {
@@ -665,8 +828,14 @@ fn measure(
 /// exit status: the command's own, 0 without a command.
 fn end_of_run(workload: Option<&mut Workload>, wake: Wake, scope: &Scope) -> i32 {
     let Some(w) = workload else {
-        if let (Wake::TargetExited, Scope::Pid(p)) = (wake, scope) {
-            eprintln!("pmcstat: PID {p} exited");
+        match (wake, scope) {
+            (Wake::TargetExited, Scope::Pid(p)) => eprintln!("pmcstat: PID {p} exited"),
+            (Wake::TargetExited, Scope::Cgroup(cg, _)) => eprintln!(
+                "pmcstat: cgroup {} was removed ({} is gone)",
+                cg.path,
+                cg.dir.display()
+            ),
+            _ => {}
         }
         return 0;
     };
@@ -1032,6 +1201,106 @@ mod tests {
         assert!(resolved(Mode::Resstalls, &zen(), &legacy)
             .iter()
             .all(Option::is_none));
+    }
+
+    const PROC_CGROUPS_V2: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+        cpu\t1\t1\t1\nmemory\t4\t28\t1\nperf_event\t0\t1\t1\npids\t8\t1\t1\n";
+
+    fn mount(dir: &str, version: Version, options: &[&str]) -> Mount {
+        Mount {
+            dir: dir.into(),
+            version,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            root: "/".into(),
+        }
+    }
+
+    fn cg(dir: &str, version: Version, path: &str) -> Cgroup {
+        Cgroup {
+            dir: dir.into(),
+            version,
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn perf_event_controller_line() {
+        assert_eq!(perf_event_controller(PROC_CGROUPS_V2), Some((0, true)));
+        assert_eq!(
+            perf_event_controller("perf_event\t9\t3\t0\n"),
+            Some((9, false))
+        );
+        assert_eq!(perf_event_controller("cpu\t1\t1\t1\n"), None);
+    }
+
+    /// This host's layout: v1 controllers without perf_event, v2 at unified.
+    #[test]
+    fn perf_event_cgroup_checks() {
+        let hybrid = [
+            mount("/sys/fs/cgroup/unified", Version::V2, &[]),
+            mount("/sys/fs/cgroup/pids", Version::V1, &["pids"]),
+        ];
+        let v2 = cg("/sys/fs/cgroup/unified/a", Version::V2, "/a");
+        let v1 = cg("/sys/fs/cgroup/pids/a", Version::V1, "/a");
+        assert!(check_perf_event_cgroup(&v2, &hybrid, PROC_CGROUPS_V2).is_ok());
+        let e = check_perf_event_cgroup(&v1, &hybrid, PROC_CGROUPS_V2)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "cgroup /a (/sys/fs/cgroup/pids/a) is in a v1 hierarchy without the perf_event \
+             controller, and perf events only follow cgroups of the hierarchy that has it \
+             (it is not mounted here): mount it: mkdir -p /sys/fs/cgroup/perf_event && \
+             mount -t cgroup -o perf_event none /sys/fs/cgroup/perf_event, then put the \
+             tasks in a cgroup there; or use cgroup v2 (/sys/fs/cgroup/unified/...)"
+        );
+        // perf_event mounted as a v1 hierarchy: its cgroups work, v2 ones cannot.
+        let with_perf = [
+            mount("/sys/fs/cgroup/unified", Version::V2, &[]),
+            mount("/sys/fs/cgroup/pids", Version::V1, &["pids"]),
+            mount("/sys/fs/cgroup/perf_event", Version::V1, &["perf_event"]),
+        ];
+        let on_v1 = PROC_CGROUPS_V2.replace("perf_event\t0", "perf_event\t10");
+        let p = cg("/sys/fs/cgroup/perf_event/a", Version::V1, "/a");
+        assert!(check_perf_event_cgroup(&p, &with_perf, &on_v1).is_ok());
+        let e = check_perf_event_cgroup(&v2, &with_perf, &on_v1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "attached to the v1 hierarchy 10 here (mounted at /sys/fs/cgroup/perf_event)"
+            ),
+            "{e}"
+        );
+        let e = check_perf_event_cgroup(&v1, &with_perf, &on_v1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                "(mounted at /sys/fs/cgroup/perf_event): give the cgroup's path in that hierarchy"
+            ),
+            "{e}"
+        );
+        // No controller, or disabled at boot.
+        let e = check_perf_event_cgroup(&v2, &hybrid, "cpu\t1\t1\t1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CONFIG_CGROUP_PERF"), "{e}");
+        let off = PROC_CGROUPS_V2.replace("perf_event\t0\t1\t1", "perf_event\t0\t1\t0");
+        let e = check_perf_event_cgroup(&v2, &hybrid, &off)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cgroup_disable=perf_event"), "{e}");
+    }
+
+    #[test]
+    fn cgroup_option_conflicts() {
+        assert!(args(&["--cgroup", "/a", "-p", "1"]).is_err());
+        assert!(args(&["--cgroup", "/a", "-c", "true"]).is_err());
+        assert!(args(&["--container", "abcd", "--", "true"]).is_err());
+        assert!(args(&["--cgroup", "/a", "--container", "abcd"]).is_err());
+        let a = args(&["--cgroup", "/a", "-C", "0", "-m", "sw"]).unwrap();
+        assert_eq!(a.cgroup.as_deref(), Some("/a"));
     }
 
     #[test]
