@@ -151,12 +151,16 @@ if [ ${#wanted[@]} -gt 0 ]; then
            grep -o '"kind":\["bin"\],[^}]*"name":"[^"]*"' | sed 's/.*"name":"//; s/"$//' || true)
     # The tools run as links to the static multi-call binary `perf-tools` (what the
     # release ships); only a needed binary it does not carry is built on its own.
-    bargs=(--bin perf-tools)
+    # `-p`, not `--bin`: build-static.sh adds `--bins`, which with `--bin` means every
+    # binary of the workspace; `-p perf-tools` is exactly what release.sh
+    # --multicall-only built, so after it this build is a no-op. (Package names are the
+    # binary names here.)
+    bargs=(-p perf-tools)
     for b in "${wanted[@]}"; do
-      if grep -qx -e "$b" <<<"$have" && ! mc_tool "$b"; then bargs+=(--bin "$b"); fi
+      if grep -qx -e "$b" <<<"$have" && ! mc_tool "$b"; then bargs+=(-p "$b"); fi
     done
     [ -n "$have" ] || bargs=()   # metadata unreadable: build every binary
-    echo "test.sh: building ${bargs[*]:+the binaries${bargs[*]//--bin/} }statically (scripts/vm/build-static.sh)" >&2
+    echo "test.sh: building ${bargs[*]:+the packages${bargs[*]//-p/} }statically (scripts/vm/build-static.sh)" >&2
     t0=$(date +%s)
     if "$VM_SCRIPTS/build-static.sh" "${bargs[@]}" >/dev/null; then
       build_state=ok
