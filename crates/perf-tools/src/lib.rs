@@ -239,6 +239,8 @@ pub fn install_links(dir: &Path, force: bool) -> Result<()> {
     }
     let mut todo = Vec::new();
     let mut taken = Vec::new();
+    // What was done, printed at the end: a closed pipe (`| head`) must not stop the work.
+    let mut said = Vec::new();
     for t in TOOLS {
         let link = dir.join(t.name);
         match std::fs::symlink_metadata(&link) {
@@ -273,9 +275,17 @@ pub fn install_links(dir: &Path, force: bool) -> Result<()> {
                 dir.display()
             )
         })?;
-        println!("{} -> {}", link.display(), exe.display());
+        said.push(format!("{} -> {}", link.display(), exe.display()));
     }
+    say(&said);
     Ok(())
+}
+
+/// Prints lines on stdout; a reader that went away is not an error.
+fn say(lines: &[String]) {
+    use std::io::Write;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Whether `a` resolves to the same file as `b`.

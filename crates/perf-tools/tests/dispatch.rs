@@ -185,3 +185,28 @@ fn a_tool_run_by_name_has_the_tools_process_name() {
     child.wait().unwrap();
     assert_eq!(seen.as_deref(), Some("tpoint"));
 }
+
+/// Runs `args` with stdout a pipe whose reading end is already closed: every write
+/// fails with EPIPE (the reader, e.g. `head -1`, went away).
+fn run_into_closed_pipe(args: &[&std::ffi::OsStr]) -> Output {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::from(w))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn install_links_into_a_closed_pipe_makes_every_link() {
+    let dir = tempdir("pipe");
+    let out = run_into_closed_pipe(&["--install-links".as_ref(), dir.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    for t in perf_tools::TOOLS {
+        assert!(dir.join(t.name).exists(), "{} missing", t.name);
+    }
+    let out = run_into_closed_pipe(&["--list".as_ref()]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
