@@ -44,7 +44,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(grep -m1 '^version = ' Cargo.toml | sed 's/^version = "\(.*\)"/\1/')
 [ -n "$version" ] || die "no version in Cargo.toml's [workspace.package]"
 if [ "$build" = 1 ] && [ "$only_mc" = 1 ]; then
   bindir=$(scripts/vm/build-static.sh -p perf-tools | tail -1)

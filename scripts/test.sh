@@ -75,7 +75,8 @@ mc=$(stat -c %s target/dist/perf-tools-rs-*-x86_64/perf-tools)
 
 step "Debian package: metadata, contents, every tool runs from it"
 deb=$(ls target/dist/perf-tools-rs_*_amd64.deb)
-dpkg-deb --info "$deb" | grep -q '^ Package: perf-tools-rs$'
+dpkg-deb --info "$deb" >/dev/null
+[ "$(dpkg-deb --field "$deb" Package)" = perf-tools-rs ] || { echo "$deb: not the perf-tools-rs package" >&2; exit 1; }
 [ -z "$(dpkg-deb --field "$deb" Depends)" ] || { echo "$deb: the static build must depend on nothing" >&2; exit 1; }
 root=$(mktemp -d)
 dpkg -x "$deb" "$root"
@@ -85,7 +86,9 @@ for t in $(cargo run -q -p docgen -- list); do
   [ -s "$root/usr/share/man/man8/$t.8.gz" ] || { echo "$deb: no man page for $t" >&2; exit 1; }
   [ -s "$root/usr/share/bash-completion/completions/$t" ] || { echo "$deb: no bash completion for $t" >&2; exit 1; }
 done
-MANPAGER=cat MAN_DISABLE_SECCOMP=1 man -l "$root/usr/share/man/man8/iosnoop.8.gz" | grep -q 'iosnoop'
+# (Not `| grep -q`: under pipefail a reader that stops early makes the pipeline fail.)
+page=$(MANPAGER=cat MAN_DISABLE_SECCOMP=1 man -l "$root/usr/share/man/man8/iosnoop.8.gz")
+grep -q 'iosnoop' <<<"$page" || { echo "$deb: man -l of the installed iosnoop page shows no iosnoop" >&2; exit 1; }
 rm -rf "$root"
 echo "deb: ok ($(($(stat -c %s "$deb") / 1024)) KiB)"
 
