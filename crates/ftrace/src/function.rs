@@ -10,7 +10,6 @@
 //! in the instance, never by version).
 
 use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
 
 use crate::format::{EventFormat, Field};
 use crate::instance::Instance;
@@ -166,29 +165,8 @@ pub fn instance_unfit(inst: &Instance) -> Option<&'static str> {
     }
 }
 
-/// The threads to trace: every current thread of `-p PID`, or the `-L TID`.
-pub fn traced_tids(pid: Option<u32>, tid: Option<u32>) -> Result<Vec<u32>> {
-    if let Some(pid) = pid {
-        let dir = PathBuf::from(format!("/proc/{pid}/task"));
-        let mut tids: Vec<u32> = std::fs::read_dir(&dir)
-            .with_context(|| format!("no process with PID {pid} (reading {})", dir.display()))?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        tids.sort_unstable();
-        if tids.is_empty() {
-            bail!("process {pid} has no threads left (it is exiting)");
-        }
-        return Ok(tids);
-    }
-    if let Some(tid) = tid {
-        if !Path::new(&format!("/proc/{tid}/status")).exists() {
-            bail!("no thread with TID {tid}");
-        }
-        return Ok(vec![tid]);
-    }
-    Ok(Vec::new())
-}
+/// The threads to trace (`-p PID`, `-L TID`): the function_graph tools' rule, one copy.
+pub use crate::graph::traced_tids;
 
 /// What to trace in the instance.
 #[derive(Debug, Clone, Default)]
@@ -444,6 +422,7 @@ pub fn check_report(tool: &str) -> Result<Report> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::path::Path;
 
     fn fixture(kernel: &str, name: &str) -> String {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
