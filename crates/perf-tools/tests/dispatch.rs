@@ -15,7 +15,7 @@ fn own_binary(tool: &str) -> PathBuf {
     let p = Path::new(BIN).with_file_name(tool);
     assert!(
         p.exists(),
-        "{} is missing: run this test with cargo test --workspace (it compares every tool's own binary)",
+        "{} is missing: run this test with cargo test --workspace (it compares every tool's own binary), and give every tool crate an integration test under tests/ (cargo builds a binary for a test run only when its crate has one)",
         p.display()
     );
     p

@@ -97,6 +97,16 @@ pub fn probes_of(pid: u32) -> Vec<String> {
     v
 }
 
+/// Whether this kernel lets a tool trace functions: `function` among the available
+/// tracers and a readable `available_filter_functions` (lockdown or a kernel without
+/// CONFIG_DYNAMIC_FTRACE refuses it). Call after [`live_or_skip`], which mounts tracefs.
+pub fn function_tracer_usable() -> bool {
+    let t = Path::new(TRACEFS);
+    let tracers = std::fs::read_to_string(t.join("available_tracers")).unwrap_or_default();
+    tracers.split_whitespace().any(|w| w == "function")
+        && std::fs::read(t.join("available_filter_functions")).is_ok()
+}
+
 /// Events enabled in the top-level instance (`set_event`).
 pub fn top_level_enabled_events() -> String {
     std::fs::read_to_string(Path::new(TRACEFS).join("set_event")).unwrap_or_default()
