@@ -25,7 +25,6 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::probe::Probe;
 use perf_tools_ftrace::reader::RawReader;
-use perf_tools_ftrace::scope::Refresh;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
@@ -262,11 +261,8 @@ fn account(args: &Args, t: &Tally) -> RunAccount {
             perf_tools_ftrace::session::thousands(t.suite)
         ));
     }
-    if let Some(c) = &args.scope.cgroup {
-        a.filter(format!("--cgroup {c}"), true);
-    }
-    if let Some(c) = &args.scope.container {
-        a.filter(format!("--container {c}"), true);
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        a.filter(option, in_kernel);
     }
     if let Some(n) = &args.name {
         a.filter(format!("name {n}"), false);
@@ -376,11 +372,7 @@ pub fn run(args: Args) -> Result<i32> {
         let watermark = turn.clock;
         suite.refresh_if_due();
         if let Some(sc) = scope.as_mut() {
-            if !turn.last && sc.refresh(inst, false)? == Refresh::Gone && !shutdown.requested() {
-                sc.say_gone("execsnoop");
-                // The next turn is the last: it drains what is left.
-                shutdown.request();
-            }
+            sc.turn(inst, turn.last, &shutdown, "execsnoop", false)?;
         }
         let drain = |reader: &mut RawReader,
                      merger: &mut Merger<Ev>,

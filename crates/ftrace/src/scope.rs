@@ -38,6 +38,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::instance::Instance;
+use perf_tools_core::signals::Shutdown;
 
 /// How often the cgroup's thread lists are read again.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -77,21 +78,14 @@ impl ScopeArgs {
 
     /// The scope asked for, resolved (before any kernel state is made), or `None`.
     pub fn resolve(&self) -> Result<Option<Scope>> {
-        let (cg, label) = if let Some(p) = &self.cgroup {
-            (cgroup::resolve(p)?, format!("cgroup {p}"))
-        } else if let Some(id) = &self.container {
-            let f = cgroup::find_container(id)?;
-            let label = format!(
-                "container {} ({}, cgroup {})",
-                f.id.chars().take(12).collect::<String>(),
-                f.runtime,
-                f.cgroup.path
-            );
-            (f.cgroup, label)
-        } else {
-            return Ok(None);
-        };
-        Ok(Some(Scope::new(cg, label)))
+        resolve(self.cgroup.as_deref(), self.container.as_deref())
+    }
+
+    /// The scope options given, for the end-of-run account's filter list
+    /// ([`crate::session::RunAccount::filter`]); `in_kernel` says whether the tool
+    /// filters them in the kernel (`set_event_pid`) or in user space.
+    pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
+        filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
     }
 
     /// The extra columns asked for.
@@ -104,6 +98,78 @@ impl ScopeArgs {
             cleared: Instant::now(),
         }
     }
+}
+
+/// The container-scope options without the extra columns, for tools whose output has
+/// no per-task rows (histograms, counts): `--cgroup PATH` / `--container ID|NAME`.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupArgs {
+    /// Only trace tasks in this cgroup and its descendants, including tasks moved into it
+    /// later and children they fork: a directory under a cgroup mount, or a path as
+    /// /proc/PID/cgroup shows it (looked up in the v2 hierarchy, then each v1 one)
+    #[arg(long, value_name = "PATH", conflicts_with = "container")]
+    pub cgroup: Option<String>,
+    /// Only trace the tasks of this container: its ID or a prefix of at least 4
+    /// characters (as `docker ps` shows it), or a pod UID, found by the names runtimes give
+    /// cgroups (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
+    /// libpod-<id>.scope, kubepods/.../pod<uid>/<id>)
+    #[arg(long, value_name = "ID|NAME")]
+    pub container: Option<String>,
+}
+
+impl CgroupArgs {
+    /// Whether a scope was asked for.
+    pub fn scoped(&self) -> bool {
+        self.cgroup.is_some() || self.container.is_some()
+    }
+
+    /// The scope asked for, resolved (before any kernel state is made), or `None`.
+    pub fn resolve(&self) -> Result<Option<Scope>> {
+        resolve(self.cgroup.as_deref(), self.container.as_deref())
+    }
+
+    /// See [`ScopeArgs::filter_notes`].
+    pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
+        filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
+    }
+
+    /// Rejects the scope combined with `-p`/`-L` (see [`reject_with_target`]).
+    pub fn reject_with_target(&self, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
+        reject_target(self.scoped(), pid, tid)
+    }
+}
+
+fn resolve(cgroup_path: Option<&str>, container: Option<&str>) -> Result<Option<Scope>> {
+    let (cg, label) = if let Some(p) = cgroup_path {
+        (cgroup::resolve(p)?, format!("cgroup {p}"))
+    } else if let Some(id) = container {
+        let f = cgroup::find_container(id)?;
+        let label = format!(
+            "container {} ({}, cgroup {})",
+            f.id.chars().take(12).collect::<String>(),
+            f.runtime,
+            f.cgroup.path
+        );
+        (f.cgroup, label)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Scope::new(cg, label)))
+}
+
+fn filter_notes(
+    cgroup: Option<&str>,
+    container: Option<&str>,
+    in_kernel: bool,
+) -> Vec<(String, bool)> {
+    let mut v = Vec::new();
+    if let Some(c) = cgroup {
+        v.push((format!("--cgroup {c}"), in_kernel));
+    }
+    if let Some(c) = container {
+        v.push((format!("--container {c}"), in_kernel));
+    }
+    v
 }
 
 /// What [`Scope::refresh`] found.
@@ -304,6 +370,45 @@ impl Scope {
         m
     }
 
+    /// One turn of a tool's read loop that filters in the kernel ([`Scope::apply`]):
+    /// keeps the kernel's list current ([`Scope::refresh`]; `function` for the function
+    /// tracers) and, when the cgroup is gone, says so and requests the end of the run so
+    /// that the next turn, the last, drains what is left. Nothing is done on the last turn.
+    pub fn turn(
+        &mut self,
+        inst: &Instance,
+        last: bool,
+        shutdown: &Shutdown,
+        tool: &str,
+        function: bool,
+    ) -> Result<()> {
+        if !last && self.refresh(inst, function)? == Refresh::Gone && !shutdown.requested() {
+            self.say_gone(tool);
+            shutdown.request();
+        }
+        Ok(())
+    }
+
+    /// [`Scope::turn`] for tools that decide membership in user space ([`Scope::poll`]
+    /// and [`Scope::holds`], no kernel list).
+    pub fn poll_turn(&mut self, last: bool, shutdown: &Shutdown, tool: &str) {
+        if !last && self.poll() == Refresh::Gone && !shutdown.requested() {
+            self.say_gone(tool);
+            shutdown.request();
+        }
+    }
+
+    /// Says on stderr how many events were left out because their task exited before
+    /// its cgroup could be read (user-space scope only; nothing when none were).
+    pub fn say_unknown(&self, tool: &str, what: &str) {
+        if self.unknown > 0 {
+            eprintln!(
+                "note: {} {what} were left out: their tasks exited before {tool} could read their cgroup ({tool} decides --cgroup in user space; short-lived tasks may be missed)",
+                self.unknown
+            );
+        }
+    }
+
     /// Says on stderr that the cgroup is gone, for `tool`.
     pub fn say_gone(&self, tool: &str) {
         eprintln!(
@@ -463,7 +568,11 @@ impl Columns {
 /// Rejects a scope combined with `-p`/`-L` (a usage error, checked after parsing so
 /// that the synopsis keeps `-n | -p | -L` and `--cgroup | --container` as groups).
 pub fn reject_with_target(args: &ScopeArgs, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
-    if args.scoped() && (pid.is_some() || tid.is_some()) {
+    reject_target(args.scoped(), pid, tid)
+}
+
+fn reject_target(scoped: bool, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
+    if scoped && (pid.is_some() || tid.is_some()) {
         return Err(perf_tools_core::cli::usage(
             "--cgroup/--container cannot be combined with -p or -L (the scope is the cgroup's tasks)",
         ));

@@ -17,7 +17,6 @@ use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
-use perf_tools_ftrace::scope::Refresh;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
@@ -525,12 +524,7 @@ pub fn filter_notes(args: &Args) -> Vec<(String, bool)> {
     if let Some(n) = &args.name {
         v.push((format!("-n {n}"), false));
     }
-    if let Some(c) = &args.scope.cgroup {
-        v.push((format!("--cgroup {c}"), false));
-    }
-    if let Some(c) = &args.scope.container {
-        v.push((format!("--container {c}"), false));
-    }
+    v.extend(args.scope.filter_notes(false));
     v
 }
 
@@ -632,11 +626,7 @@ pub fn run(args: Args) -> Result<()> {
     let poll = Duration::from_millis(if streaming { 100 } else { 500 });
     let end = session.stream(&shutdown, args.duration, poll, |reader, _, batch| {
         if let Some(s) = scope.borrow_mut().as_mut() {
-            if !batch.last && s.poll() == Refresh::Gone && !shutdown.requested() {
-                s.say_gone("iosnoop");
-                // The next turn is the last: it drains what is left.
-                shutdown.request();
-            }
+            s.poll_turn(batch.last, &shutdown, "iosnoop");
         }
         if let Some((_, to)) = batch.state_gap {
             // Another process changed (or put back) our settings: events up to `to`
@@ -741,11 +731,8 @@ pub fn run(args: Args) -> Result<()> {
     for (opt, in_kernel) in filter_notes(&args) {
         account.filter(opt, in_kernel);
     }
-    if let Some(s) = scope.borrow().as_ref().filter(|s| s.unknown > 0) {
-        eprintln!(
-            "note: {} I/O were left out: issued by tasks that exited before iosnoop could read their cgroup (iosnoop decides --cgroup in user space; short-lived tasks may be missed)",
-            s.unknown
-        );
+    if let Some(s) = scope.borrow().as_ref() {
+        s.say_unknown("iosnoop", "I/O");
     }
     session.end_run(
         &mut out,

@@ -241,11 +241,8 @@ fn account(args: &Args, counts: &Counts, lost: u64) -> RunAccount {
     if let Some(t) = args.tid {
         a.filter(format!("-L {t}"), true);
     }
-    if let Some(c) = &args.scope.cgroup {
-        a.filter(format!("--cgroup {c}"), true);
-    }
-    if let Some(c) = &args.scope.container {
-        a.filter(format!("--container {c}"), true);
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        a.filter(option, in_kernel);
     }
     if a.filters.is_empty() {
         a.notes
