@@ -2,40 +2,14 @@
 //! into it, removed again (tasks moved back to the root first). Needs root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use testkit::cgroup::{v2_root, TestCgroup};
 use testkit::{live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_execsnoop");
 const T: Duration = Duration::from_secs(15);
-
-fn v2_root() -> PathBuf {
-    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let p = Path::new(p);
-        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
-            return p.to_path_buf();
-        }
-    }
-    panic!("no cgroup v2 mount");
-}
-
-struct TestCgroup(PathBuf, PathBuf);
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            let procs = std::fs::read_to_string(self.1.join("cgroup.procs")).unwrap_or_default();
-            for p in procs.lines() {
-                let _ = std::fs::write(self.0.join("cgroup.procs"), p);
-            }
-            if std::fs::remove_dir(&self.1).is_ok() || !self.1.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// A shell that waits for `go`, then runs `sleep 0.4` (its PID goes to `pids`).
 fn worker(go: &Path, pids: &Path) -> Child {
@@ -58,14 +32,13 @@ fn execsnoop_cgroup_shows_the_cgroups_execs_only() {
     }
     let root = v2_root();
     let name = format!("ptrs-scope-x-{}", std::process::id());
-    std::fs::create_dir(root.join(&name)).unwrap();
-    let cg = TestCgroup(root.clone(), root.join(&name));
+    let cg = TestCgroup::new(&root, &name);
     let d = std::env::temp_dir().join(format!("ptrs-scope-x-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let go = d.join("go");
     let mut w_in = worker(&go, &d.join("in"));
-    std::fs::write(cg.1.join("cgroup.procs"), w_in.id().to_string()).unwrap();
+    std::fs::write(cg.dir.join("cgroup.procs"), w_in.id().to_string()).unwrap();
     let mut w_out = worker(&go, &d.join("out"));
     let mut r = spawn(BIN, &["--cgroup", &name, "--show-cgroup"]);
     r.wait_for("ARGS", T);

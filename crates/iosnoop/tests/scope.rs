@@ -3,40 +3,14 @@
 //! again (tasks moved back to the root first). Needs root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use testkit::cgroup::{v2_root, TestCgroup};
 use testkit::{libc, live_or_skip, spawn, LoopDev};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(15);
-
-fn v2_root() -> PathBuf {
-    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let p = Path::new(p);
-        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
-            return p.to_path_buf();
-        }
-    }
-    panic!("no cgroup v2 mount");
-}
-
-struct TestCgroup(PathBuf, PathBuf);
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            let procs = std::fs::read_to_string(self.1.join("cgroup.procs")).unwrap_or_default();
-            for p in procs.lines() {
-                let _ = std::fs::write(self.0.join("cgroup.procs"), p);
-            }
-            if std::fs::remove_dir(&self.1).is_ok() || !self.1.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// A shell that waits for `go`, then forks a `dd` reading 1 MiB with O_DIRECT at byte
 /// 0 of `dev` into a pipe drained only after a second (so dd is still alive when its
@@ -62,15 +36,14 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     }
     let root = v2_root();
     let name = format!("ptrs-scope-io-{}", std::process::id());
-    std::fs::create_dir(root.join(&name)).unwrap();
-    let cg = TestCgroup(root.clone(), root.join(&name));
+    let cg = TestCgroup::new(&root, &name);
     let lo = LoopDev::new(16);
     let d = std::env::temp_dir().join(format!("ptrs-scope-io-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let go = d.join("go");
     let mut w_in = worker(&go, &lo.path, &d.join("in"));
-    std::fs::write(cg.1.join("cgroup.procs"), w_in.id().to_string()).unwrap();
+    std::fs::write(cg.dir.join("cgroup.procs"), w_in.id().to_string()).unwrap();
     let mut w_out = worker(&go, &lo.path, &d.join("out"));
     let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
     r.wait_for("LATms", T);

@@ -9,71 +9,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::cgroup::{v2_root, TestCgroup};
 use testkit::{instance_of, live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_opensnoop");
 const T: Duration = Duration::from_secs(15);
-
-/// The cgroup v2 mount here.
-fn v2_root() -> PathBuf {
-    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let p = Path::new(p);
-        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
-            return p.to_path_buf();
-        }
-    }
-    panic!("no cgroup v2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup");
-}
-
-/// A cgroup made for a test, removed (after moving its tasks to the root) on drop.
-struct TestCgroup {
-    root: PathBuf,
-    dir: PathBuf,
-}
-
-impl TestCgroup {
-    fn new(root: &Path, rel: &str) -> TestCgroup {
-        let dir = root.join(rel);
-        std::fs::create_dir_all(&dir).unwrap();
-        TestCgroup {
-            root: root.to_path_buf(),
-            dir,
-        }
-    }
-
-    fn add(&self, pid: u32) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
-    }
-}
-
-/// Moves every task under `dir` back to `root` and removes the directories, deepest
-/// first.
-fn remove_tree(root: &Path, dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            remove_tree(root, &e.path());
-        }
-    }
-    for _ in 0..50 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for p in procs.lines() {
-            let _ = std::fs::write(root.join("cgroup.procs"), p);
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        remove_tree(&self.root, &self.dir);
-    }
-}
 
 /// A shell that waits for `go` to exist, then forks a subshell that opens FILE and stays
 /// a second (so that its cgroup can still be read when its row is printed; the fork's

@@ -8,6 +8,7 @@
 //! whose results `cargo run -p docgen -- leak-table` renders into `tests/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cgroup;
 pub mod fake_machine;
 pub mod fio;
 pub mod heatmap;

@@ -4,39 +4,15 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tpoint");
 const T: Duration = Duration::from_secs(15);
 const V1: &str = "/sys/fs/cgroup/pids";
-
-struct TestCgroup {
-    dir: PathBuf,
-}
-
-impl TestCgroup {
-    fn remove(&self) {
-        for _ in 0..50 {
-            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-            for p in procs.lines() {
-                let _ = std::fs::write(Path::new(V1).join("cgroup.procs"), p);
-            }
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
 
 /// A shell that waits for `go`, then forks a subshell that opens `file` (its PID goes
 /// to `pids`), and waits for it.
@@ -70,10 +46,7 @@ fn tpoint_cgroup_v1_traces_the_cgroup_only_and_ends_when_it_is_removed() {
         "no v1 pids hierarchy at {V1}"
     );
     let name = format!("ptrs-scope-t-{}", std::process::id());
-    let cg = TestCgroup {
-        dir: Path::new(V1).join(&name),
-    };
-    std::fs::create_dir(&cg.dir).unwrap();
+    let cg = TestCgroup::new(Path::new(V1), &name);
     let d = std::env::temp_dir().join(format!("ptrs-scope-t-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();

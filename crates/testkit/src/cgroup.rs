@@ -1,0 +1,83 @@
+//! Cgroups made by live tests: a directory under this machine's cgroup v2 mount (or a v1
+//! hierarchy such as `/sys/fs/cgroup/pids`), removed on drop after its tasks (and those
+//! of every sub-cgroup made below it) are moved back to the hierarchy's root.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The cgroup v2 mount here: `/sys/fs/cgroup/unified` on a hybrid host, else
+/// `/sys/fs/cgroup`. Panics if there is none.
+pub fn v2_root() -> PathBuf {
+    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let p = Path::new(p);
+        if p.join("cgroup.procs").is_file() && !p.join("tasks").exists() {
+            return p.to_path_buf();
+        }
+    }
+    panic!("no cgroup v2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup");
+}
+
+/// A cgroup made for a test, removed (after moving its tasks to the root) on drop.
+pub struct TestCgroup {
+    root: PathBuf,
+    /// The cgroup's directory.
+    pub dir: PathBuf,
+}
+
+impl TestCgroup {
+    /// Makes `root/rel` (and any missing parents: all are removed on drop only if
+    /// `rel` is a single component; make nested ones as separate values).
+    pub fn new(root: &Path, rel: &str) -> TestCgroup {
+        let dir = root.join(rel);
+        std::fs::create_dir_all(&dir).expect("making a test cgroup");
+        TestCgroup {
+            root: root.to_path_buf(),
+            dir,
+        }
+    }
+
+    /// A cgroup named after the test and this process under the v2 mount.
+    pub fn v2(name: &str) -> TestCgroup {
+        TestCgroup::new(&v2_root(), &format!("{name}-{}", std::process::id()))
+    }
+
+    /// Moves process `pid` (all its threads) into the cgroup.
+    pub fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .expect("moving a process into a test cgroup");
+    }
+
+    /// Moves the tasks back to the root and removes the cgroup now (also done on drop).
+    pub fn remove(&self) {
+        remove_tree(&self.root, &self.dir);
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Moves every task under `dir` back to `root` and removes the directories, deepest
+/// first.
+fn remove_tree(root: &Path, dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(root, &e.path());
+        }
+    }
+    for _ in 0..50 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for p in procs.lines() {
+            let _ = std::fs::write(root.join("cgroup.procs"), p);
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
