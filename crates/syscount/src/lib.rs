@@ -66,6 +66,9 @@ pub struct Args {
     /// exit: 0 if it can run, 1 if not. Nothing is left in tracefs
     #[arg(long, exclusive = true)]
     pub check: bool,
+    /// Container scope: only the syscalls of a cgroup's tasks (filtered in the kernel)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Run and trace this command (and its children), until it exits
     #[arg(
         value_name = "command",
@@ -383,9 +386,18 @@ pub fn run(args: Args) -> Result<()> {
         return check()?.print_check();
     }
     let mode = Mode::of(&args);
+    args.scope.reject_with_target(args.pid, None)?;
+    if args.scope.scoped() && !args.command.is_empty() {
+        return Err(perf_tools_core::cli::usage(
+            "--cgroup/--container cannot be combined with a command (the scope is the cgroup's tasks)",
+        ));
+    }
     if let Some(p) = args.pid {
         target::require_process(p)?;
     }
+    // In the kernel (set_event_pid, followed forks); tasks that moved out are left out
+    // here, decided when a thread is first seen.
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let me = std::process::id();
@@ -410,6 +422,7 @@ pub fn run(args: Args) -> Result<()> {
     // -c of the whole system or of a command: counted in the kernel where it can.
     if mode == Mode::Syscall
         && args.pid.is_none()
+        && scope.is_none()
         && tracefs.path(hist::HIST).exists()
         && run_hist(
             &args,
@@ -424,6 +437,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (inst, dec, mut names) =
         setup(&tracefs, args.buffer_kb, filter.as_deref(), pids.as_deref())?;
+    if let Some(sc) = scope.as_mut() {
+        sc.apply(&inst)?;
+    }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     let mut out = Output::stdout();
@@ -433,7 +449,9 @@ pub fn run(args: Args) -> Result<()> {
         w.start().map_err(anyhow::Error::msg)?;
     }
 
-    let need_tid = mode.by_thread() || args.pid.is_some();
+    let need_tid = mode.by_thread() || args.pid.is_some() || scope.is_some();
+    // Whether each thread seen belongs to the scope, decided when it is first seen.
+    let mut in_scope: HashMap<u32, bool> = HashMap::new();
     let mut counter = Counter::default();
     let mut comms = Comms::new(&tracefs);
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
@@ -460,6 +478,9 @@ pub fn run(args: Args) -> Result<()> {
         if session.take_state_gap().is_some() {
             eprintln!("WARNING: syscalls while this run's settings were changed are not counted");
         }
+        if let Some(sc) = scope.as_mut() {
+            sc.turn(&session.instance, last, &shutdown, "syscount", false)?;
+        }
         if last {
             session.instance.set_tracing_on(false)?;
         }
@@ -482,6 +503,9 @@ pub fn run(args: Args) -> Result<()> {
                 if let Some(th) = threads.as_mut() {
                     th.contains(t);
                 }
+                if let Some(sc) = scope.as_mut() {
+                    in_scope.entry(t).or_insert_with(|| sc.contains(t));
+                }
             }
         }
         if last {
@@ -499,6 +523,12 @@ pub fn run(args: Args) -> Result<()> {
     for (&(tid, nr), &n) in &counter.counts {
         if let Some(th) = threads.as_mut() {
             if !th.contains(tid) {
+                left_out += n;
+                continue;
+            }
+        }
+        if let Some(sc) = scope.as_mut() {
+            if !*in_scope.entry(tid).or_insert_with(|| sc.contains(tid)) {
                 left_out += n;
                 continue;
             }
@@ -543,8 +573,14 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(p) = args.pid {
         account.filter(format!("-p {p}"), false);
     }
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
+    }
     if counter.events == 0 {
         account.notes.push(match &target {
+            Target::All if scope.is_some() => {
+                "no task of the cgroup made a syscall while traced".to_string()
+            }
             Target::All => "no syscall was traced".to_string(),
             Target::Pid(p) => format!("PID {p} made no syscall while traced"),
             Target::Command(_) => "the command made no syscall".to_string(),
