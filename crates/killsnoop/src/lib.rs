@@ -57,6 +57,9 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Container scope (of the senders) and its columns
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::ScopeArgs,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -89,14 +92,15 @@ pub fn banner(args: &Args) -> String {
     }
 }
 
-/// The header line, as the original prints it.
-pub fn header(time: bool) -> String {
+/// The header line, as the original prints it; `extra` (the `--show-cgroup` and
+/// `--show-nspid` headers, each followed by a space) goes just before RETURN.
+pub fn header(time: bool, extra: &str) -> String {
     let mut s = String::new();
     if time {
         s.push_str(&format!("{:<16} ", "TIMEs"));
     }
     s.push_str(&format!(
-        "{:<16} {:<6} {:<8} {:<10} {:>4}",
+        "{:<16} {:<6} {:<8} {:<10} {extra}{:>4}",
         "COMM", "PID", "TPID", "SIGNAL", "RETURN"
     ));
     s
@@ -173,7 +177,9 @@ pub struct Kill {
 
 /// Formats one row as the original: optional `%-16s` TIMEs, then
 /// `%-16.16s %-6s %-8s %-10s %-4s`; COMM (at most 16 bytes) escaped.
-pub fn row(out: &mut Vec<u8>, k: &Kill, comm: &[u8], time: bool, names: bool) {
+/// `extra`: the `--show-cgroup`/`--show-nspid` columns, each followed by a space, put
+/// just before RETURN.
+pub fn row(out: &mut Vec<u8>, k: &Kill, comm: &[u8], extra: &[u8], time: bool, names: bool) {
     if time {
         let us = (k.ts + 500) / 1000;
         let t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
@@ -190,11 +196,9 @@ pub fn row(out: &mut Vec<u8>, k: &Kill, comm: &[u8], time: bool, names: bool) {
     } else {
         k.sig.to_string()
     };
-    let _ = writeln!(
-        out,
-        " {:<6} {:<8} {:<10} {:<4}",
-        k.tid, k.target, sig, k.ret
-    );
+    let _ = write!(out, " {:<6} {:<8} {:<10} ", k.tid, k.target, sig);
+    out.extend_from_slice(extra);
+    let _ = writeln!(out, "{:<4}", k.ret);
 }
 
 /// What one traced event is.
@@ -441,14 +445,24 @@ pub fn run(args: Args) -> Result<()> {
             bail!("no process or thread with PID {p} (not in /proc): -p takes the PID the signals are sent to, which must exist when killsnoop starts");
         }
     }
+    // The senders' cgroup, in the kernel (set_event_pid with event-fork); -p (the
+    // target of the signals) is a filter on another field, so both can be given.
+    let mut scope = args.scope.resolve()?;
+    let mut columns = args.scope.columns();
+    if let Some(sc) = &scope {
+        columns.in_scope_of(sc);
+    }
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let (inst, decoders, _) = setup(&tracefs, args.buffer_kb, args.pid, None)?;
+    if let Some(sc) = scope.as_mut() {
+        sc.apply(&inst)?;
+    }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
-    let _ = writeln!(out.buf, "{}", header(args.time));
+    let _ = writeln!(out.buf, "{}", header(args.time, &columns.header()));
     out.flush()?;
 
     let streaming = args.duration.is_none();
@@ -462,7 +476,10 @@ pub fn run(args: Args) -> Result<()> {
         &shutdown,
         args.duration,
         Duration::from_millis(100),
-        |reader, _, batch| {
+        |reader, inst, batch| {
+            if let Some(sc) = scope.as_mut() {
+                sc.turn(inst, batch.last, &shutdown, "killsnoop", false)?;
+            }
             let missed = drain(reader, &decoders, &mut merger, lost);
             if missed > 0 {
                 lost += missed;
@@ -481,13 +498,19 @@ pub fn run(args: Args) -> Result<()> {
                 }
             });
             comms.resolve(kills.iter().map(|k| k.tid));
+            let mut extra = Vec::new();
             for k in &kills {
                 let comm = comms.get(k.tid).unwrap_or(UNKNOWN_COMM);
-                if name_re.as_ref().is_some_and(|re| !re.is_match(comm)) {
+                // A sender that moved out of the cgroup (the kernel's list keeps it).
+                if name_re.as_ref().is_some_and(|re| !re.is_match(comm))
+                    || scope.as_mut().is_some_and(|sc| !sc.contains(k.tid))
+                {
                     left_out += 1;
                     continue;
                 }
-                row(&mut out.buf, k, comm, args.time, args.names);
+                extra.clear();
+                columns.write(&mut extra, k.tid);
+                row(&mut out.buf, k, comm, &extra, args.time, args.names);
                 rows += 1;
             }
             if streaming || batch.last {
@@ -507,6 +530,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(n) = &args.name {
         account.filter(format!("-n {n}"), false);
+    }
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
     }
     if rows == 0 && left_out == 0 {
         account
@@ -636,17 +662,24 @@ mod tests {
     #[test]
     fn header_and_rows_match_the_original() {
         assert_eq!(
-            header(false),
+            header(false, ""),
             "COMM             PID    TPID     SIGNAL     RETURN"
         );
         assert_eq!(
-            header(true),
+            header(true, ""),
             "TIMEs            COMM             PID    TPID     SIGNAL     RETURN"
         );
         let mut v = Vec::new();
-        row(&mut v, &kill(0), b"postgres", false, false);
-        row(&mut v, &kill(0), b"postgres", true, true);
-        row(&mut v, &kill(-3), b"a-very-long-process-name", false, true);
+        row(&mut v, &kill(0), b"postgres", b"", false, false);
+        row(&mut v, &kill(0), b"postgres", b"", true, true);
+        row(
+            &mut v,
+            &kill(-3),
+            b"a-very-long-process-name",
+            b"",
+            false,
+            true,
+        );
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "postgres         2209   2148     10         0   \n\
@@ -658,7 +691,7 @@ mod tests {
     #[test]
     fn hostile_names_cannot_forge_rows() {
         let mut v = Vec::new();
-        row(&mut v, &kill(0), b"x\n1 2 3\x1b[2J", false, false);
+        row(&mut v, &kill(0), b"x\n1 2 3\x1b[2J", b"", false, false);
         let s = String::from_utf8(v).unwrap();
         assert_eq!(s.lines().count(), 1);
         assert!(s.starts_with("x\\n1 2 3\\e[2J "), "{s}");
