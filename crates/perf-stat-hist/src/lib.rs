@@ -8,7 +8,7 @@
 //! file and counts each event once, in its bucket. `-f` is applied in the kernel. Lost
 //! events are counted and reported: the counts are then a lower bound.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::format::{EventFormat, Field, Location};
 use perf_tools_ftrace::instance::Instance;
 use perf_tools_ftrace::reader::RawReader;
+use perf_tools_ftrace::scope::Scope;
 use perf_tools_ftrace::session::{RunAccount, Session, StreamEnd};
 use perf_tools_ftrace::toplevel::close_matches;
 use perf_tools_ftrace::tracefs::Tracefs;
@@ -61,6 +62,9 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Container scope: only events fired by a cgroup's tasks (filtered in the kernel)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -311,11 +315,33 @@ fn setup(
     Ok((inst, format.id, field))
 }
 
+/// The run's container scope, with the event's `common_pid` field to check the task
+/// of each event (one that moved out of the cgroup stays in the kernel's list).
+struct InScope {
+    scope: Scope,
+    pid: Field,
+    /// Events of tasks that had left the cgroup: not counted.
+    left_out: u64,
+}
+
 /// Drains the buffers into the histogram; returns the events the pages say were lost.
-fn drain(reader: &mut RawReader, id: u16, field: &Field, hist: &mut Hist) -> u64 {
+fn drain(
+    reader: &mut RawReader,
+    id: u16,
+    field: &Field,
+    hist: &mut Hist,
+    mut scope: Option<&mut InScope>,
+) -> u64 {
     let stats = reader.drain(|_, _, p| {
         if p.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) != Some(id) {
             return;
+        }
+        if let Some(s) = scope.as_deref_mut() {
+            let tid = s.pid.read_u64(p).unwrap_or(0) as u32;
+            if !s.scope.contains(tid) {
+                s.left_out += 1;
+                return;
+            }
         }
         if let Some(v) = value(field, p) {
             hist.add(v);
@@ -349,9 +375,28 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let mut hist = Hist::new(points);
+    // In the kernel: set_event_pid (the task on the CPU when the event fires) with
+    // event-fork.
+    let scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let (inst, id, field) = setup(&tracefs, args.buffer_kb, tp, var, args.filter.as_deref())?;
+    let mut scope = match scope {
+        Some(mut sc) => {
+            sc.apply(&inst)?;
+            let (system, event) = split_tracepoint(tp)?;
+            let format = inst.event_format(system, event)?;
+            let pid = format.field("common_pid").cloned().with_context(|| {
+                format!("{tp} has no common_pid field on this kernel, which --cgroup needs")
+            })?;
+            Some(InScope {
+                scope: sc,
+                pid,
+                left_out: 0,
+            })
+        }
+        None => None,
+    };
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     let mut out = Output::stdout();
@@ -366,8 +411,12 @@ pub fn run(args: Args) -> Result<()> {
         &shutdown,
         args.seconds,
         Duration::from_millis(200),
-        |reader, _, _| {
-            lost += drain(reader, id, &field, &mut hist);
+        |reader, inst, batch| {
+            if let Some(s) = scope.as_mut() {
+                s.scope
+                    .turn(inst, batch.last, &shutdown, "perf-stat-hist", false)?;
+            }
+            lost += drain(reader, id, &field, &mut hist, scope.as_mut());
             Ok(())
         },
     )?;
@@ -390,10 +439,16 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(f) = &args.filter {
         account.filter(format!("-f {f}"), true);
     }
-    if hist.total() == 0 {
-        account
-            .notes
-            .push(format!("no {tp} event fired while tracing"));
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
+    }
+    account.left_out = scope.as_ref().map_or(0, |s| s.left_out);
+    if hist.total() == 0 && account.left_out == 0 {
+        account.notes.push(if scope.is_some() {
+            format!("no {tp} event fired in a task of the cgroup while tracing")
+        } else {
+            format!("no {tp} event fired while tracing")
+        });
     }
     if let Some(line) = account.line() {
         eprintln!("{line}");
@@ -431,7 +486,7 @@ pub fn check() -> Result<Report> {
         unsafe { libc::read(-1, buf.as_mut_ptr().cast(), CANARY) };
         session.instance.set_tracing_on(false)?;
         let mut hist = Hist::new(vec![CANARY as i128, CANARY as i128 + 1]);
-        let lost = drain(&mut session.reader, id, &field, &mut hist);
+        let lost = drain(&mut session.reader, id, &field, &mut hist, None);
         session.finish()?;
         if lost > 0 {
             bail!("{lost} events lost");
