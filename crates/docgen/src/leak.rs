@@ -37,7 +37,12 @@ pub const PATHS: &[(&str, &str)] = &[
 /// Rows of one tool run with an option that changes what it leaves in tracefs
 /// (`opensnoop --cgroup`: `set_event_pid` and `options/event-fork`), shown after the
 /// tool rows.
-pub const VARIANTS: &[&str] = &["opensnoop --cgroup"];
+pub const VARIANTS: &[&str] = &[
+    "opensnoop --cgroup",
+    "syscount --cgroup",
+    "killsnoop --cgroup",
+    "perf-stat-hist --cgroup",
+];
 
 /// The line after which the generated table starts.
 pub const BEGIN_MARKER: &str =

@@ -897,9 +897,10 @@ fn a_leaking_tool_fails_its_cell() {
     );
 }
 
-/// `opensnoop --cgroup` (a cgroup v2 made here, with a member): the instance, and with it
-/// its `set_event_pid` and `options/event-fork`, gone on every exit path; nothing at the
-/// top level changed. Its own results file (`target/leak-matrix/host-scope.tsv`).
+/// The tools with a container scope run with `--cgroup` (a cgroup v2 made here, with a
+/// member): the instance, and with it its `set_event_pid` and `options/event-fork`, gone
+/// on every exit path; nothing at the top level changed. Their own results file
+/// (`target/leak-matrix/host-scope.tsv`).
 #[test]
 fn a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -907,49 +908,78 @@ fn a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path() {
     if !testkit::live_or_skip("a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path") {
         return;
     }
-    let bins = build_tools(&["opensnoop"]);
-    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.join("cgroup.procs").is_file() && !p.join("tasks").exists())
-        .expect("no cgroup v2 mount")
-        .to_path_buf();
-    let cg = root.join(format!("ptrs-leak-scope-{}", std::process::id()));
-    std::fs::create_dir_all(&cg).unwrap();
+    let bins = build_tools(&["opensnoop", "syscount", "killsnoop", "perf-stat-hist"]);
+    let cg = testkit::cgroup::TestCgroup::v2("ptrs-leak-scope");
     let mut member = Command::new("sleep").arg("600").spawn().unwrap();
-    std::fs::write(cg.join("cgroup.procs"), member.id().to_string()).unwrap();
-    let path = cg.display().to_string();
+    cg.add(member.id());
+    let path = cg.dir.display().to_string();
     let tmp = std::env::temp_dir().join(format!("ptrs-leak-scope-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
-    let opensnoop = Tool {
-        name: "opensnoop",
-        bin: bins.join("opensnoop"),
-        run: strings(&["--cgroup", &path]),
-        finite: strings(&["--cgroup", &path, "-d", "0.5"]),
-        ready: "Tracing open()s",
-        error: ErrorRun {
-            stdout_full: true,
-            args: strings(&["--cgroup", &path, "-d", "1"]),
-            expect: "No space left on device",
-            how: "standard output on /dev/full: writing the header, once tracing is on, fails (ENOSPC)",
-        },
-        panic: true,
-        cleanup: true,
-        state: true,
+    // Each tool's run, finite run and error run, with `--cgroup PATH` in front.
+    let scoped = |name: &'static str, run: &[&str], finite: &[&str], error: &[&str], ready| {
+        let with = |v: &[&str]| {
+            let mut a = strings(&["--cgroup", &path]);
+            a.extend(strings(v));
+            a
+        };
+        Tool {
+            name,
+            bin: bins.join(name),
+            run: with(run),
+            finite: with(finite),
+            ready,
+            error: ErrorRun {
+                stdout_full: true,
+                args: with(error),
+                expect: "No space left on device",
+                how: "standard output on /dev/full: writing the banner or header, once tracing is on, fails (ENOSPC)",
+            },
+            panic: true,
+            cleanup: true,
+            state: true,
+        }
     };
+    let read = ["syscalls:sys_enter_read", "count"];
+    let tools = [
+        scoped(
+            "opensnoop",
+            &[],
+            &["-d", "0.5"],
+            &["-d", "1"],
+            "Tracing open()s",
+        ),
+        scoped(
+            "syscount",
+            &["-c"],
+            &["-c", "-d", "0.5"],
+            &["-d", "1"],
+            "Tracing",
+        ),
+        scoped(
+            "killsnoop",
+            &[],
+            &["-d", "0.5"],
+            &["-d", "1"],
+            "Tracing kill()s",
+        ),
+        scoped(
+            "perf-stat-hist",
+            &read,
+            &[read[0], read[1], "0.5"],
+            &[read[0], read[1], "1"],
+            "Tracing syscalls:sys_enter_read",
+        ),
+    ];
     let mut m = new_matrix(&tmp);
-    for p in PATHS {
-        m.cell(&[&opensnoop], p);
+    for t in &tools {
+        for p in PATHS {
+            m.cell(&[t], p);
+        }
     }
     let _ = member.kill();
     let _ = member.wait();
-    for _ in 0..50 {
-        if std::fs::remove_dir(&cg).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    cg.remove();
     let _ = std::fs::remove_dir_all(&tmp);
     let dir = profile_dir().parent().unwrap().join("leak-matrix");
     std::fs::create_dir_all(&dir).unwrap();
@@ -958,9 +988,13 @@ fn a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path() {
     std::fs::write(dir.join("host-scope.tsv"), tsv).unwrap();
     let parsed =
         docgen::leak::parse(&std::fs::read_to_string(dir.join("host-scope.tsv")).unwrap()).unwrap();
-    assert_eq!(parsed.len(), PATHS.len());
-    assert!(parsed.iter().all(|r| r.row == "opensnoop --cgroup"));
-    assert!(!cg.exists());
+    assert_eq!(parsed.len(), PATHS.len() * tools.len());
+    for t in &tools {
+        let row = format!("{} --cgroup", t.name);
+        assert!(docgen::leak::VARIANTS.contains(&row.as_str()), "{row}");
+        assert_eq!(parsed.iter().filter(|r| r.row == row).count(), PATHS.len());
+    }
+    assert!(!cg.dir.exists());
     assert!(
         m.failures.is_empty(),
         "{} leak-matrix cells failed:\n\n{}",
