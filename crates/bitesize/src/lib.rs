@@ -52,6 +52,10 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Container scope: only I/O issued while a cgroup's task was on the CPU (filtered in
+    /// the kernel)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -334,6 +338,8 @@ pub fn run(args: Args) -> Result<()> {
     let (issue_filter, _) = perf_tools_block::filters(device.as_ref(), None, None)
         .map_err(|e| cli::usage(e.to_string()))?;
 
+    let mut scope = args.scope.resolve()?;
+
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let inst = cleanup::start_instance(&tracefs, TOOL)?;
@@ -349,6 +355,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(f) = &issue_filter {
         inst.set_filter("block", "block_rq_issue", f)?;
     }
+    if let Some(sc) = scope.as_mut() {
+        // In the kernel: the issuing task (the thread on the CPU at block_rq_issue).
+        sc.apply(&inst)?;
+    }
     inst.enable_event("block", "block_rq_issue")?;
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
@@ -360,12 +370,24 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut counts = Counts::new(buckets, args.per_process);
     let mut undecoded = 0u64;
+    // I/O of tasks that had moved out of the cgroup (the kernel's list keeps them).
+    let mut left_out = 0u64;
     let end = session.stream(
         &shutdown,
         args.seconds,
         Duration::from_millis(200),
-        |reader, _, _| {
+        |reader, inst, batch| {
+            if let Some(sc) = scope.as_mut() {
+                sc.turn(inst, batch.last, &shutdown, TOOL, false)?;
+            }
             reader.drain(|_, _, payload| match decoder.decode_start_size(payload) {
+                Some(s)
+                    if scope
+                        .as_mut()
+                        .is_some_and(|sc| !sc.contains(s.who.pid as u32)) =>
+                {
+                    left_out += 1
+                }
                 Some(s) => counts.add(&s.who.comm, s.nr_sector),
                 None => undecoded += 1,
             });
@@ -389,6 +411,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = &args.device {
         account.filter(format!("-d {d}"), true);
     }
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
+    }
+    account.left_out = left_out;
     session.end_run(
         &mut out,
         EndOfRun {
