@@ -44,6 +44,9 @@ pub trait Detail: Copy + fmt::Debug + PartialEq + Eq {
     fn who(read: impl FnOnce() -> Who) -> Self::Who;
     /// The completion's detail; calls `read` only if this detail keeps it.
     fn what(read: impl FnOnce() -> What) -> Self::What;
+    /// The thread that started the request, if this detail keeps it (for a container
+    /// scope decided in user space).
+    fn pid(who: &Self::Who) -> Option<u32>;
 }
 
 /// Keep who started each request and its type and size (iosnoop).
@@ -61,6 +64,10 @@ impl Detail for Full {
     fn what(read: impl FnOnce() -> What) -> What {
         read()
     }
+    #[inline(always)]
+    fn pid(who: &Who) -> Option<u32> {
+        Some(who.pid as u32)
+    }
 }
 
 /// Keep only device, sector and times (iolatency).
@@ -74,6 +81,30 @@ impl Detail for Lean {
     fn who(_: impl FnOnce() -> Who) {}
     #[inline(always)]
     fn what(_: impl FnOnce() -> What) {}
+    #[inline(always)]
+    fn pid(_: &()) -> Option<u32> {
+        None
+    }
+}
+
+/// Keep device, sector, times and the thread that started each request (iolatency with
+/// a container scope, decided by the starting thread in user space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tasked;
+
+impl Detail for Tasked {
+    type Who = u32;
+    type What = ();
+    #[inline(always)]
+    fn who(read: impl FnOnce() -> Who) -> u32 {
+        read().pid as u32
+    }
+    #[inline(always)]
+    fn what(_: impl FnOnce() -> What) {}
+    #[inline(always)]
+    fn pid(who: &u32) -> Option<u32> {
+        Some(*who)
+    }
 }
 
 /// A decoded block event, with the detail `D` keeps.

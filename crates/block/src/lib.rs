@@ -23,7 +23,9 @@ pub mod pipeline;
 pub mod synthetic;
 
 pub use check::check;
-pub use decode::{layout_name, BlockDecoder, BlockEvent, Detail, Full, Lean, StartSize, What, Who};
+pub use decode::{
+    layout_name, BlockDecoder, BlockEvent, Detail, Full, Lean, StartSize, Tasked, What, Who,
+};
 pub use device::{
     device_filter, filters, Device, DeviceFilter, DeviceSpec, ResolvedDevice, StartPoint,
 };

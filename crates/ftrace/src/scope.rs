@@ -192,6 +192,9 @@ pub struct Scope {
     known: BTreeSet<u32>,
     /// Threads in the cgroup at the last poll.
     members: BTreeSet<u32>,
+    /// Threads in the cgroup at the poll before ([`Scope::holds`]: a thread that has
+    /// exited since was a member when it made its last events).
+    previous: BTreeSet<u32>,
     /// Membership of threads not in `members`, from /proc (until the next poll).
     looked_up: HashMap<u32, bool>,
     last: Instant,
@@ -212,6 +215,7 @@ impl Scope {
             controllers,
             known: BTreeSet::new(),
             members: BTreeSet::new(),
+            previous: BTreeSet::new(),
             looked_up: HashMap::new(),
             last: Instant::now(),
             polls: 0,
@@ -340,7 +344,7 @@ impl Scope {
         self.polls += 1;
         match self.cgroup.threads() {
             Ok(t) if self.cgroup.exists() => {
-                self.members = t;
+                self.previous = std::mem::replace(&mut self.members, t);
                 self.looked_up.clear();
                 Refresh::Current
             }
@@ -349,8 +353,9 @@ impl Scope {
     }
 
     /// Whether thread `tid` is in the cgroup (as last read, else by /proc); a thread
-    /// that already exited and was never listed is not (nothing followed it in the
-    /// kernel): [`Scope::unknown`] counts those.
+    /// that already exited is if the poll before the last listed it (it left the list
+    /// by exiting), otherwise not (nothing followed it in the kernel): [`Scope::unknown`]
+    /// counts those.
     pub fn holds(&mut self, tid: u32) -> bool {
         if self.members.contains(&tid) {
             return true;
@@ -361,6 +366,7 @@ impl Scope {
         let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
             Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
                 .is_some_and(|p| under(&p, &self.cgroup.path)),
+            Err(_) if self.previous.contains(&tid) => true,
             Err(_) => {
                 self.unknown += 1;
                 false

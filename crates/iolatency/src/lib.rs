@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use hist::Log2Hist;
 use perf_tools_block::diskstats::DiskStats;
-use perf_tools_block::{BlockPipeline, Device, DeviceSpec, Lean, StartPoint};
+use perf_tools_block::{BlockPipeline, Detail, Device, DeviceSpec, Lean, StartPoint, Tasked};
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::{cli, clock::monotonic_ns};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::reader::Wake;
+use perf_tools_ftrace::scope::Scope;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
@@ -75,6 +76,10 @@ pub struct Args {
     /// Also write a latency heat map (SVG) of every I/O counted to FILE at the end of the run
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<std::path::PathBuf>,
+    /// Container scope: only I/O started by a cgroup's tasks (decided in user space by the
+    /// thread that issued or queued each request)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Number of summaries (default: until Ctrl-C)
     #[arg(value_name = "count", value_parser = perf_tools_core::cli::at_least::<u64>("count", 1))]
     pub count: Option<u64>,
@@ -318,15 +323,20 @@ impl Summary {
 
 /// Pairs the held events up to `upto` and counts every completed I/O in `summary` (and
 /// in the heat map, with --heatmap).
-fn count_completed(
-    pipeline: &mut BlockPipeline<Lean>,
+fn count_completed<D: Detail>(
+    pipeline: &mut BlockPipeline<D>,
     summary: &mut Summary,
     heat: &mut Option<IoHeatmap>,
+    scope: &mut Option<Scope>,
     upto: u64,
 ) {
     pipeline.release(
         upto,
-        |_| true,
+        // With a scope: only I/O started by a thread of the cgroup is timed.
+        |who| match (scope.as_mut(), D::pid(who)) {
+            (Some(sc), Some(pid)) => sc.holds(pid),
+            _ => true,
+        },
         |c| {
             summary.record(c.dev, c.latency_ns());
             if let Some(h) = heat.as_mut() {
@@ -365,11 +375,56 @@ pub fn run(args: Args) -> Result<()> {
     let interval_ns = (interval * 1e9) as u64;
     let unit_ns = if args.usecs { 1_000 } else { 1_000_000 };
     let exact = args.percentiles || args.json;
-    let mut heat = (args.heatmap.as_deref())
+    let heat = (args.heatmap.as_deref())
         .map(|p| IoHeatmap::new("iolatency", p))
         .transpose()
         .map_err(cli::usage)?;
 
+    let scope = args.scope.resolve()?;
+    let run = Run {
+        args: &args,
+        start_point,
+        device,
+        filters,
+        interval,
+        interval_ns,
+        unit_ns,
+        exact,
+        heat,
+    };
+    // Without a scope the events keep no thread (less to hold and pair).
+    match scope {
+        Some(sc) => trace::<Tasked>(run, Some(sc)),
+        None => trace::<Lean>(run, None),
+    }
+}
+
+/// What [`run`] worked out from the options, for [`trace`].
+struct Run<'a> {
+    args: &'a Args,
+    start_point: StartPoint,
+    device: Option<perf_tools_block::DeviceFilter>,
+    filters: (Option<String>, Option<String>),
+    interval: f64,
+    interval_ns: u64,
+    unit_ns: u64,
+    exact: bool,
+    heat: Option<IoHeatmap>,
+}
+
+/// The trace, keeping detail `D` of each request ([`Tasked`] for a scope).
+fn trace<D: Detail>(run: Run, mut scope: Option<Scope>) -> Result<()> {
+    let Run {
+        args,
+        start_point,
+        device,
+        filters,
+        interval,
+        interval_ns,
+        unit_ns,
+        exact,
+        mut heat,
+    } = run;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let (mut session, decoder) = perf_tools_block::start_trace(
@@ -383,13 +438,13 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut out = Output::stdout();
     if args.json {
-        eprintln!("{}", banner(&args));
+        eprintln!("{}", banner(args));
     } else {
-        let _ = writeln!(out.buf, "{}", banner(&args));
+        let _ = writeln!(out.buf, "{}", banner(args));
         out.flush()?;
     }
 
-    let mut pipeline = BlockPipeline::<Lean>::new(decoder, start_point);
+    let mut pipeline = BlockPipeline::<D>::new(decoder, start_point);
     let mut summary = Summary::new(unit_ns, exact, args.per_disk);
     let mut printed = 0u64;
     // I/Os counted in the printed histograms, and what the disks did meanwhile: for the
@@ -411,13 +466,13 @@ pub fn run(args: Args) -> Result<()> {
                 if heat.is_some() {
                     // What completed before the signal goes into the heat map too.
                     let watermark = monotonic_ns();
-                    let mut state = (&mut pipeline, &mut summary, &mut heat);
+                    let mut state = (&mut pipeline, &mut summary, &mut heat, &mut scope);
                     session.reader.drain_rounds(
                         watermark,
                         &mut state,
                         |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
                         |(p, ..), gap| p.gap(gap),
-                        |(p, summary, heat), wm| count_completed(p, summary, heat, wm),
+                        |(p, summary, heat, sc), wm| count_completed(p, summary, heat, sc, wm),
                     );
                 }
                 break;
@@ -431,6 +486,9 @@ pub fn run(args: Args) -> Result<()> {
             }
             Wake::Ready => {}
         }
+        if let Some(sc) = scope.as_mut() {
+            sc.poll_turn(false, &shutdown, "iolatency");
+        }
         session.check_state()?;
         if let Some((from, to)) = session.take_state_gap() {
             // Another process changed (or put back) our settings: events between these
@@ -442,19 +500,19 @@ pub fn run(args: Args) -> Result<()> {
         let watermark = monotonic_ns();
         // Pair as the drain goes (up to the current interval's end at most), so the
         // merge holds about a page per CPU rather than a whole buffer.
-        let mut state = (&mut pipeline, &mut summary, &mut heat);
+        let mut state = (&mut pipeline, &mut summary, &mut heat, &mut scope);
         let stats = session.reader.drain_rounds(
             watermark,
             &mut state,
             |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
             |(p, ..), gap| p.gap(gap),
-            |(p, summary, heat), wm| count_completed(p, summary, heat, wm.min(tick)),
+            |(p, summary, heat, sc), wm| count_completed(p, summary, heat, sc, wm.min(tick)),
         );
         lost_in_band += stats.missed;
         // Close every interval whose end has passed: an I/O counts in the interval in
         // which it completed; starts still in flight carry over.
         while watermark >= tick {
-            count_completed(&mut pipeline, &mut summary, &mut heat, tick);
+            count_completed(&mut pipeline, &mut summary, &mut heat, &mut scope, tick);
             losses.extend(pipeline.take_gaps());
             let from = tick.saturating_sub(interval_ns);
             summary.incomplete = losses.iter().any(|&(a, b)| a < tick && b >= from);
@@ -488,7 +546,13 @@ pub fn run(args: Args) -> Result<()> {
                 break 'run;
             }
         }
-        count_completed(&mut pipeline, &mut summary, &mut heat, watermark);
+        count_completed(
+            &mut pipeline,
+            &mut summary,
+            &mut heat,
+            &mut scope,
+            watermark,
+        );
     }
     if let Some(h) = &heat {
         // Also when the run ends by a signal: written, then renamed.
@@ -504,8 +568,14 @@ pub fn run(args: Args) -> Result<()> {
             .notes
             .push("no interval ended before the run did".to_string());
     }
-    for opt in filter_notes(&args) {
+    for opt in filter_notes(args) {
         account.filter(opt, true);
+    }
+    for (option, in_kernel) in args.scope.filter_notes(false) {
+        account.filter(option, in_kernel);
+    }
+    if let Some(sc) = &scope {
+        sc.say_unknown("iolatency", "I/O");
     }
     session.end_run(
         &mut out,

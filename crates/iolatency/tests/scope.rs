@@ -1,0 +1,67 @@
+//! Live test of `iolatency --cgroup` (cgroup v2): dd makes five 64 KiB O_DIRECT reads
+//! on a loop device from a cgroup made here and three 4 KiB ones from outside; the
+//! histograms count the five only (decided in user space by the issuing thread). Needs
+//! root and tracefs.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use testkit::cgroup::TestCgroup;
+use testkit::{instance_of, live_or_skip, spawn, LoopDev};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iolatency");
+const T: Duration = Duration::from_secs(15);
+
+/// A shell that waits for `go`, then runs dd making `count` O_DIRECT reads of `bs`
+/// bytes from `dev` into a pipe drained only after a second (so dd is alive when
+/// iolatency looks up its cgroup).
+fn reader(go: &Path, dev: &Path, bs: u32, count: u32) -> Child {
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.05; done; dd if={dev} of=/dev/stdout iflag=direct bs={bs} count={count} 2>/dev/null | (sleep 1; cat >/dev/null)",
+        go = go.display(),
+        dev = dev.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn cgroup_counts_the_io_its_tasks_issue_only() {
+    if !live_or_skip("cgroup_counts_the_io_its_tasks_issue_only") {
+        return;
+    }
+    let cg = TestCgroup::v2("ptrs-scope-iol");
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let d = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&d).unwrap();
+    let go = d.join("go");
+    let lo = LoopDev::new(16);
+    let mut inside = reader(&go, &lo.path, 65536, 5);
+    cg.add(inside.id());
+    let mut outside = reader(&go, &lo.path, 4096, 3);
+    let mut r = spawn(BIN, &["--json", "-d", &lo.dev, "--cgroup", &name, "1"]);
+    // The first interval's line: tracing is on.
+    r.wait_for("\"histograms\"", T);
+    assert!(instance_of("iolatency", r.child.id()));
+    std::fs::write(&go, "").unwrap();
+    assert!(inside.wait().unwrap().success());
+    assert!(outside.wait().unwrap().success());
+    // Two more intervals end after the last I/O.
+    std::thread::sleep(Duration::from_millis(2200));
+    r.signal(testkit::libc::SIGINT);
+    let (code, err) = r.finish(T);
+    let _ = std::fs::remove_dir_all(&d);
+    assert_eq!(code, 0, "{err}");
+    let total: u64 = r
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5, "{}\n{err}", r.seen.join("\n"));
+    assert!(!instance_of("iolatency", r.child.id()));
+}
