@@ -202,6 +202,28 @@ impl Meminfo {
     }
 }
 
+/// The page cache charged to a cgroup, in MiB, from its `memory.stat`: `file` (v2) or
+/// `total_cache` / `cache` (a v1 memory hierarchy). None when the cgroup has no
+/// memory accounting (the controller is not enabled for it, or a v1 hierarchy of
+/// another controller).
+pub fn cgroup_cache_mb(dir: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("memory.stat")).ok()?;
+    cache_bytes(&text).map(|b| b as f64 / (1024.0 * 1024.0))
+}
+
+/// The page cache bytes of `memory.stat` text (see [`cgroup_cache_mb`]).
+fn cache_bytes(text: &str) -> Option<u64> {
+    let value = |key: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+        })
+    };
+    value("file")
+        .or_else(|| value("total_cache"))
+        .or_else(|| value("cache"))
+}
+
 /// Formats a row in the original's columns; `debug` adds the raw counters.
 pub fn format_row(stamp: Option<&str>, row: &Row, mem: &Meminfo, debug: Option<&Counts>) -> String {
     let mut s = String::new();
@@ -346,6 +368,20 @@ mod tests {
         assert_eq!(r.hits, Cell::Value(0));
         assert_eq!(r.ratio, Cell::Missing);
         assert!(r.problems.is_empty());
+    }
+
+    #[test]
+    fn cgroup_cache_is_file_in_v2_and_total_cache_in_v1() {
+        assert_eq!(
+            cache_bytes("anon 4096\nfile 1048576\nkernel 0\n"),
+            Some(1 << 20)
+        );
+        assert_eq!(
+            cache_bytes("cache 8192\nrss 0\ntotal_cache 16384\n"),
+            Some(16384)
+        );
+        assert_eq!(cache_bytes("cache 8192\nrss 0\n"), Some(8192));
+        assert_eq!(cache_bytes("anon 1\nfile_mapped 2\n"), None);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Container scope: only the page cache events of a cgroup's tasks (filtered in the
+    /// kernel); BUFFERS_MB stays the system's, CACHE_MB becomes the cgroup's page cache
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances and probes left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -104,6 +108,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.check {
         return check()?.print_check();
     }
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     // Probes first: they must outlive (be dropped after) the instances using them.
@@ -127,6 +132,9 @@ pub fn run(args: Args) -> Result<()> {
     inst.ensure("buffer_size_kb", &args.buffer_kb.to_string())?;
     let _ = inst.ensure("buffer_percent", "25");
     let dec = plan.enable(&inst, None)?;
+    if let Some(sc) = scope.as_mut() {
+        sc.apply(&inst)?;
+    }
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     perf_tools_core::fault::fault_point();
@@ -146,6 +154,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut lost_total = 0u64;
     let mut lost_interval = 0u64;
     let mut undecoded = 0u64;
+    // Events of tasks that had left the cgroup: not counted.
+    let mut left_out = 0u64;
     let mut printed = 0u64;
     let poll = Duration::from_millis(250);
     loop {
@@ -158,7 +168,23 @@ pub fn run(args: Args) -> Result<()> {
         if session.take_state_gap().is_some() {
             eprintln!("WARNING: another process changed this run's trace settings: the counts of this interval may be too low");
         }
+        if let Some(sc) = scope.as_mut() {
+            sc.turn(
+                &session.instance,
+                wake == Wake::Shutdown,
+                &shutdown,
+                "cachestat",
+                false,
+            )?;
+        }
         let stats = session.reader.drain(|_, _, payload| {
+            // A task that moved out of the cgroup stays in the kernel's list.
+            if let Some(sc) = scope.as_mut() {
+                if !dec.pid(payload).is_some_and(|p| sc.contains(p)) {
+                    left_out += 1;
+                    return;
+                }
+            }
             if !dec.count(payload, &mut tally) {
                 undecoded += 1;
             }
@@ -181,7 +207,10 @@ pub fn run(args: Args) -> Result<()> {
             if next <= now {
                 next = now + interval;
             }
-            let mem = calc::Meminfo::read();
+            let mut mem = calc::Meminfo::read();
+            if let Some(sc) = &scope {
+                mem.cached_mb = calc::cgroup_cache_mb(&sc.cgroup().dir);
+            }
             let stamp = args
                 .timestamp
                 .then(|| chrono::Local::now().format("%H:%M:%S").to_string());
@@ -214,6 +243,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if undecoded > 0 {
         eprintln!("WARNING: {undecoded} events could not be decoded and were not counted");
+    }
+    if left_out > 0 {
+        eprintln!("cachestat: note: {left_out} events of tasks that had moved out of the cgroup were not counted");
     }
     session.end_run(
         &mut out,

@@ -211,6 +211,8 @@ fn kprobes(tracefs: &Tracefs) -> Result<(Kprobe, Kprobe)> {
 /// Counts events by type id, decoded by the kernel's format files.
 #[derive(Debug, Clone)]
 pub struct Decoder {
+    /// `common_pid` (the same place in every event).
+    pid: Field,
     add: u16,
     add_ino: Field,
     add_index: Field,
@@ -237,6 +239,7 @@ impl Decoder {
             }
         }
         Ok(Decoder {
+            pid: add.require("common_pid")?,
             add: add.id,
             add_ino: add.require("i_ino")?,
             add_index: add.require("index")?,
@@ -247,6 +250,12 @@ impl Decoder {
             accessed: kprobes.map(|(a, _)| a.id),
             buffer_dirty: kprobes.map(|(_, b)| b.id),
         })
+    }
+
+    /// The thread on the CPU when the event fired (for a container scope).
+    #[inline]
+    pub fn pid(&self, payload: &[u8]) -> Option<u32> {
+        self.pid.read_u64(payload).map(|p| p as u32)
     }
 
     /// True if added pages are sized by the event's `order` field.
