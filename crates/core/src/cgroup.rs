@@ -121,13 +121,23 @@ impl Cgroup {
     /// Every thread (kernel task ID) in this cgroup and its descendants, read now.
     /// Threads that exit while the files are read are simply not there.
     pub fn threads(&self) -> Result<BTreeSet<u32>> {
-        let mut tids = BTreeSet::new();
-        // v2 lists a cgroup's threads in cgroup.threads, v1 in tasks; both exclude the
-        // descendants, so walk them.
-        let file = match self.version {
+        // v2 lists a cgroup's threads in cgroup.threads, v1 in tasks.
+        self.list(match self.version {
             Version::V2 => "cgroup.threads",
             Version::V1 => "tasks",
-        };
+        })
+    }
+
+    /// Every process (thread group ID) with a thread in this cgroup or its descendants,
+    /// read now (`cgroup.procs`, in both versions).
+    pub fn processes(&self) -> Result<BTreeSet<u32>> {
+        self.list("cgroup.procs")
+    }
+
+    /// The IDs in `file` of this cgroup and of its descendants (each file excludes the
+    /// descendants, so they are walked).
+    fn list(&self, file: &str) -> Result<BTreeSet<u32>> {
+        let mut tids = BTreeSet::new();
         let mut stack = vec![self.dir.clone()];
         let mut first = true;
         while let Some(dir) = stack.pop() {

@@ -10,6 +10,7 @@
 //! retransmit (no kernel has a tail-loss-probe tracepoint); `-s` prints those stacks.
 
 pub mod decode;
+pub mod scope;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
@@ -62,6 +63,10 @@ pub struct Args {
     /// Per-CPU kernel buffer size of the private trace instance, in KiB
     #[arg(long = "buffer-kb", value_name = "KiB", default_value_t = 1024, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1_048_576))]
     pub buffer_kb: u32,
+    /// Container scope: only retransmits of TCP connections whose sockets a cgroup's
+    /// processes hold (matched by addresses and ports, read every 200 ms)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances left behind by killed runs of any tool, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -759,6 +764,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.check {
         return check()?.print_check();
     }
+    // By connection (see the scope module): a retransmit runs in whatever task is on
+    // the CPU, so no PID filter can tell whose it was.
+    let sockets = std::cell::RefCell::new(args.scope.resolve()?.map(scope::Sockets::new));
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let want_stacks = args.stacks || args.tlp;
@@ -816,7 +824,12 @@ pub fn run(args: Args) -> Result<()> {
     let mut lost_reported = 0u64;
     let (mut rows, mut tlps, mut undecided) = (0u64, 0u64, 0u64);
     let mut frame = Vec::new();
+    let mut left_out = 0u64;
     let mut print = |out: &mut Vec<u8>, ts: u64, h: &mut Held| {
+        if sockets.borrow().as_ref().is_some_and(|s| !s.holds(&h.ev)) {
+            left_out += 1;
+            return;
+        }
         let kind = match (&h.frames, &syms) {
             (Some(f), Some(s)) if args.tlp && is_tlp(s, f) => b'L',
             (None, _) if args.tlp => {
@@ -848,6 +861,13 @@ pub fn run(args: Args) -> Result<()> {
         args.duration,
         Duration::from_millis(200),
         |reader, _, batch| {
+            if let Some(s) = sockets.borrow_mut().as_mut() {
+                if !batch.last && !s.refresh() && !shutdown.requested() {
+                    s.scope().say_gone(TOOL);
+                    // The next turn is the last: it drains what is left.
+                    shutdown.request();
+                }
+            }
             let stats = reader.drain_rounds(
                 batch.clock,
                 &mut pipe,
@@ -893,6 +913,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut account = RunAccount::new(TOOL, "rows");
     account.rows = rows;
+    account.left_out = left_out;
+    for (option, in_kernel) in args.scope.filter_notes(false) {
+        account.filter(option, in_kernel);
+    }
     if let (Some(a), Some(b)) = (segs_before, retrans_segs()) {
         account.seen.push((
             b.saturating_sub(a),

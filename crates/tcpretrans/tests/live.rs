@@ -412,3 +412,67 @@ fn check_gives_this_hosts_verdict_and_leaves_nothing() {
     assert!(out.contains("tcp_send_loss_probe among them"), "{out}");
     assert!(!instance_of("tcpretrans", pid), "instance left behind");
 }
+
+/// `--cgroup`: two connections retransmit at the same time; a process in a cgroup made
+/// here (and in the client's network namespace) holds the client socket of the first
+/// (inherited as its fd 3), nobody in it holds the second. Only the first connection's retransmits are shown.
+#[test]
+fn cgroup_scope_shows_the_connections_its_processes_hold_only() {
+    if !live_or_skip("cgroup_scope_shows_the_connections_its_processes_hold_only") {
+        return;
+    }
+    let Some(pair) = NetPair::new() else { return };
+    let (mut c1, mut s1, l1, r1) = pair.connect(false);
+    let (mut c2, mut s2, l2, r2) = pair.connect(false);
+    let fd = c1.as_raw_fd();
+    // In the client's network namespace, as a container's process would be (its
+    // /proc/PID/net/tcp lists the namespace's sockets).
+    let mut holder = Command::new("ip");
+    holder.args(["netns", "exec", &pair.a, "sleep", "60"]);
+    // SAFETY: dup2 and fcntl on fds of this process, in the child before exec; both are
+    // async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        holder.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut holder = holder.spawn().unwrap();
+    let cg = testkit::cgroup::TestCgroup::v2("ptrs-scope-tcp");
+    cg.add(holder.id());
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut r = start(&["--cgroup", &name]);
+    pair.drop_to_server(false, true);
+    let data = vec![b'y'; 4000];
+    c1.write_all(&data).unwrap();
+    c2.write_all(&data).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    pair.drop_to_server(false, false);
+    for s in [&mut s1, &mut s2] {
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut buf = vec![0u8; 4000];
+        s.read_exact(&mut buf).unwrap();
+    }
+    r.collect_until(Duration::from_secs(3), |seen| {
+        rows_of(seen, &l1, &r1).len() >= 2
+    });
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 0, "{err}");
+    let all = r.seen.join("\n");
+    assert!(
+        rows_of(&r.seen, &l1, &r1).len() >= 2,
+        "the cgroup's connection {l1} -> {r1} is missing:\n{all}\n{err}"
+    );
+    assert!(
+        rows_of(&r.seen, &l2, &r2).is_empty(),
+        "a connection nobody in the cgroup holds ({l2} -> {r2}) was shown:\n{all}"
+    );
+    assert!(!instance_of("tcpretrans", r.child.id()));
+    drop((c1, c2));
+}
