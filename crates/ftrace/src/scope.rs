@@ -487,7 +487,7 @@ fn under(p: &str, root: &str) -> bool {
 
 /// The extra columns (`--show-cgroup`, `--show-nspid`), looked up per thread in /proc
 /// when a row is printed (cached for at most a second; a thread gone by then shows `-`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Columns {
     cgroup: bool,
     nspid: bool,

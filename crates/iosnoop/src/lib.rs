@@ -17,6 +17,7 @@ use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::scope::Columns;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
@@ -83,7 +84,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<std::path::PathBuf>,
     /// Container scope (iosnoop: --cgroup and --container, by the task that issued the
-    /// I/O; --show-cgroup and --show-nspid are not supported yet)
+    /// I/O) and the issuing task's CGROUP and NSPID columns, before LATms
     #[command(flatten)]
     pub scope: perf_tools_ftrace::scope::ScopeArgs,
 }
@@ -267,6 +268,8 @@ pub struct RowFormat {
     who: [Option<(i32, u128, Chunk<24>)>; 16],
     /// `TYPE DEV ` and `BYTES ` columns for the last (rwbs, device, sectors).
     what: Option<((u64, u32, u32), Chunk<24>, Chunk<16>)>,
+    /// The `--show-cgroup` / `--show-nspid` columns of the issuing thread, before LATms.
+    pub extra: Option<Columns>,
 }
 
 /// Up to `N` bytes of formatted text, padded with spaces.
@@ -356,9 +359,10 @@ impl RowFormat {
         if self.end {
             let _ = write!(out, "{:<15} ", "ENDs");
         }
+        let extra = self.extra.as_ref().map(Columns::header).unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<12} {:<6} {:<4} {:<8} {:<12} {:<6} {:>8}",
+            "{:<12} {:<6} {:<4} {:<8} {:<12} {:<6} {extra}{:>8}",
             "COMM", "PID", "TYPE", "DEV", "BLOCK", "BYTES", "LATms"
         );
     }
@@ -420,6 +424,9 @@ impl RowFormat {
             type_dev.append(out);
             number::<24>(c.sector, 12).append(out);
             bytes.append(out);
+        }
+        if let Some(cols) = self.extra.as_mut() {
+            cols.write(out, c.start.who.pid as u32);
         }
         // LATms with two decimals, rounded to the nearest 10 µs, right-aligned in 8.
         let lat = (c.latency_ns() + 5_000) / 10_000;
@@ -561,9 +568,6 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(|e| cli::usage(e.to_string()))?;
     let mut threads = args.pid.map(|p| ProcessThreads::new(Procfs::default(), p));
     perf_tools_ftrace::scope::reject_with_target(&args.scope, args.pid, args.tid)?;
-    if let Err(e) = perf_tools_ftrace::scope::reject_columns(&args.scope, "iosnoop") {
-        return Err(cli::usage(format!("{e:#}")));
-    }
     // Decided in user space by the issuing task's cgroup: a PID filter in the kernel
     // (set_event_pid) would drop the completions, which run in whatever task is on-CPU.
     let scope = std::cell::RefCell::new(args.scope.resolve()?);
@@ -588,6 +592,13 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut out = Output::stdout();
     let mut rows = RowFormat::new(args.start, args.end);
+    let mut columns = args.scope.columns();
+    if columns.any() {
+        if let Some(sc) = scope.borrow().as_ref() {
+            columns.in_scope_of(sc);
+        }
+        rows.extra = Some(columns);
+    }
     rows.mark_unqueued = args.queue;
     let mut outliers = Outliers::new(&args);
     let _ = writeln!(out.buf, "{}", banner(&args));

@@ -1,4 +1,4 @@
-//! Live test of `iosnoop --cgroup` (cgroup v2): O_DIRECT reads on a loop device from a
+//! Live test of `iosnoop --cgroup --show-cgroup --show-nspid` (cgroup v2): O_DIRECT reads on a loop device from a
 //! task in a cgroup made here and an identical one from outside; the cgroup is removed
 //! again (tasks moved back to the root first). Needs root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -45,8 +45,23 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     let mut w_in = worker(&go, &lo.path, &d.join("in"));
     std::fs::write(cg.dir.join("cgroup.procs"), w_in.id().to_string()).unwrap();
     let mut w_out = worker(&go, &lo.path, &d.join("out"));
-    let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
-    r.wait_for("LATms", T);
+    let mut r = spawn(
+        BIN,
+        &[
+            "-d",
+            &lo.dev,
+            "--cgroup",
+            &name,
+            "--show-cgroup",
+            "--show-nspid",
+        ],
+    );
+    let header = r.wait_for("LATms", T);
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["COMM", "PID", "TYPE", "DEV", "BLOCK", "BYTES", "CGROUP", "NSPID", "LATms"],
+        "{header}"
+    );
     std::fs::write(&go, "").unwrap();
     w_in.wait().unwrap();
     w_out.wait().unwrap();
@@ -70,11 +85,16 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|c| c.len() > 3 && c[3] == lo.dev)
         .collect();
-    // COMM PID TYPE DEV BLOCK BYTES LATms: only the member's dd (1 MiB in one or more
-    // requests, starting at block 0), none of the identical read from outside.
+    // COMM PID TYPE DEV BLOCK BYTES CGROUP NSPID LATms: only the member's dd (1 MiB in
+    // one or more requests, starting at block 0), named by its cgroup and its PID in its
+    // own namespace (this one); none of the identical read from outside.
     assert!(!rows.is_empty(), "{}", r.seen.join("\n"));
     assert!(
-        rows.iter().all(|c| c[0] == "dd" && c[1] == inner),
+        rows.iter().all(|c| c.len() == 9
+            && c[0] == "dd"
+            && c[1] == inner
+            && c[6] == name
+            && c[7] == inner),
         "{}",
         r.seen.join("\n")
     );
