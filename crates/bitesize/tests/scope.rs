@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn, LoopDev};
@@ -15,16 +15,13 @@ const T: Duration = Duration::from_secs(15);
 /// A shell that waits for `go`, then runs dd making `count` O_DIRECT reads of `bs`
 /// bytes from `dev`.
 fn reader(go: &Path, dev: &Path, bs: u32, count: u32) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null",
-        go = go.display(),
-        dev = dev.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null",
+            dev = dev.display()
+        ),
+    )
 }
 
 #[test]

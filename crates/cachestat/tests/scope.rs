@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use cachestat::canary;
@@ -32,16 +32,7 @@ fn cold_file(name: &str, pages: u64) -> PathBuf {
 
 /// A shell that waits for `go`, then reads `file` with cat.
 fn reader(go: &Path, file: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; cat {file} >/dev/null",
-        go = go.display(),
-        file = file.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(go, &format!("cat {file} >/dev/null", file = file.display()))
 }
 
 #[test]

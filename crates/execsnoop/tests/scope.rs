@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::{v2_root, TestCgroup};
 use testkit::{live_or_skip, spawn};
@@ -13,16 +13,10 @@ const T: Duration = Duration::from_secs(15);
 
 /// A shell that waits for `go`, then runs `sleep 0.4` (its PID goes to `pids`).
 fn worker(go: &Path, pids: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; sleep 0.4 & echo $! >> {pids}; wait",
-        go = go.display(),
-        pids = pids.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(
+        go,
+        &format!("sleep 0.4 & echo $! >> {pids}; wait", pids = pids.display()),
+    )
 }
 
 #[test]

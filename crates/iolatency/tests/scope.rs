@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn, LoopDev};
@@ -17,16 +17,13 @@ const T: Duration = Duration::from_secs(15);
 /// bytes from `dev` into a pipe drained only after a second (so dd is alive when
 /// iolatency looks up its cgroup).
 fn reader(go: &Path, dev: &Path, bs: u32, count: u32) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; dd if={dev} of=/dev/stdout iflag=direct bs={bs} count={count} 2>/dev/null | (sleep 1; cat >/dev/null)",
-        go = go.display(),
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "dd if={dev} of=/dev/stdout iflag=direct bs={bs} count={count} 2>/dev/null | (sleep 1; cat >/dev/null)",
         dev = dev.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+        ),
+    )
 }
 
 #[test]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::{v2_root, TestCgroup};
 use testkit::{libc, live_or_skip, spawn, LoopDev};
@@ -16,17 +16,14 @@ const T: Duration = Duration::from_secs(15);
 /// 0 of `dev` into a pipe drained only after a second (so dd is still alive when its
 /// I/O is attributed); dd's PID goes to `pidfile`.
 fn worker(go: &Path, dev: &Path, pidfile: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 2>/dev/null' | (sleep 1; cat >/dev/null)",
-        go = go.display(),
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 2>/dev/null' | (sleep 1; cat >/dev/null)",
         dev = dev.display(),
         pidfile = pidfile.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+        ),
+    )
 }
 
 #[test]

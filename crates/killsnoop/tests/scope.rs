@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn};
@@ -16,15 +16,7 @@ const T: Duration = Duration::from_secs(15);
 /// A shell that waits for `go`, sends signal 0 to itself with the builtin kill, then
 /// waits a second (so its cgroup can still be read when its row is printed).
 fn sender(go: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; kill -0 $$; sleep 1",
-        go = go.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(go, "kill -0 $$; sleep 1")
 }
 
 #[test]

@@ -19,17 +19,14 @@ const T: Duration = Duration::from_secs(15);
 /// a second (so that its cgroup can still be read when its row is printed; the fork's
 /// PID goes to `pids`), and waits for it.
 fn worker(go: &Path, file: &Path, pids: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; ( exec 3<{file}; sleep 1 ) & echo $! >> {pids}; wait",
-        go = go.display(),
-        file = file.display(),
-        pids = pids.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "( exec 3<{file}; sleep 1 ) & echo $! >> {pids}; wait",
+            file = file.display(),
+            pids = pids.display()
+        ),
+    )
 }
 
 fn pids_in(p: &Path) -> BTreeSet<String> {

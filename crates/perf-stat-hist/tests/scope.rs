@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, libc, live_or_skip, spawn};
@@ -14,15 +14,10 @@ const T: Duration = Duration::from_secs(15);
 
 /// A shell that waits for `go`, then runs dd making `n` reads of 77777 bytes.
 fn reader(go: &Path, n: u32) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; dd if=/dev/zero of=/dev/null bs=77777 count={n} 2>/dev/null",
-        go = go.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(
+        go,
+        &format!("dd if=/dev/zero of=/dev/null bs=77777 count={n} 2>/dev/null"),
+    )
 }
 
 #[test]

@@ -81,3 +81,17 @@ fn remove_tree(root: &Path, dir: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A shell running `script` once the file `go` exists (polled every 50 ms), so that a
+/// test can move it into a cgroup and start the tool before it does its work.
+pub fn gated_shell(go: &Path, script: &str) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while [ ! -e '{}' ]; do sleep 0.05; done; {script}",
+            go.display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning sh")
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn};
@@ -17,17 +17,14 @@ const V1: &str = "/sys/fs/cgroup/pids";
 /// A shell that waits for `go`, then forks a subshell that opens `file` (its PID goes
 /// to `pids`), and waits for it.
 fn worker(go: &Path, file: &Path, pids: &Path) -> Child {
-    let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; ( exec 3<{file}; sleep 0.5 ) & echo $! >> {pids}; wait",
-        go = go.display(),
-        file = file.display(),
-        pids = pids.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "( exec 3<{file}; sleep 0.5 ) & echo $! >> {pids}; wait",
+            file = file.display(),
+            pids = pids.display()
+        ),
+    )
 }
 
 /// The task ID of a trace line (`comm-PID [CPU] ...`).
