@@ -1,6 +1,7 @@
 //! Live tests: the canary (this process's own 16-page file, filtered to its thread)
 //! counts exactly, and a run of the tool counts a cold read of a 32 MiB file of ours as
-//! at least its 8192 pages of misses; nothing is left in tracefs.
+//! at least its 8192 pages of misses, and with --cgroup only the misses of a cgroup's
+//! task; nothing is left in tracefs.
 //! They need root and tracefs; elsewhere they print why they skip.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -12,10 +13,14 @@ use std::time::Duration;
 use cachestat::canary::{self, Verdict};
 use cachestat::sources::Plan;
 use perf_tools_ftrace::tracefs::Tracefs;
-use testkit::live_or_skip;
+use std::path::Path;
+use std::process::Child;
+use testkit::cgroup::TestCgroup;
+use testkit::{instance_of, live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cachestat");
 const PAGES: u64 = 8192;
+const T: Duration = Duration::from_secs(20);
 
 fn test_file(name: &str, pages: u64) -> PathBuf {
     let dir = canary::directory().expect("a disk-backed directory ($TMPDIR, /var/tmp, /tmp)");
@@ -87,4 +92,59 @@ fn a_cold_read_of_our_file_is_counted_as_misses() {
         assert_eq!((w[0], w[3]), ("-", "-"), "{row}");
         assert!(out.contains("no kprobe events"), "{out}");
     }
+}
+
+/// A file of `pages` pages on disk, not in the page cache.
+fn cold_file(name: &str, pages: u64) -> PathBuf {
+    let p = test_file(name, pages);
+    canary::drop_pages(&File::open(&p).unwrap()).unwrap();
+    p
+}
+
+// Container scope (cgroup v2): a task in a cgroup made here reads a cold 1 MiB file (256
+// pages) and a task outside a cold 16 MiB one (4096 pages); the MISSES of the run count
+// the first and not the second.
+
+/// A shell that waits for `go`, then reads `file` with cat.
+fn reader(go: &Path, file: &Path) -> Child {
+    testkit::cgroup::gated_shell(go, &format!("cat {file} >/dev/null", file = file.display()))
+}
+
+#[test]
+fn cgroup_counts_its_tasks_misses_only() {
+    let _s = testkit::serial();
+    if !live_or_skip("cgroup_counts_its_tasks_misses_only") {
+        return;
+    }
+    let cg = TestCgroup::v2("ptrs-scope-cs");
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let small = cold_file("cachestat-scope-in", 256);
+    let big = cold_file("cachestat-scope-out", 4096);
+    let go = small.with_extension("go");
+    let mut inside = reader(&go, &small);
+    cg.add(inside.id());
+    let mut outside = reader(&go, &big);
+    let mut r = spawn(BIN, &["--cgroup", &name, "1"]);
+    r.wait_for("HITS", T);
+    assert!(instance_of("cachestat", r.child.id()));
+    std::fs::write(&go, "").unwrap();
+    assert!(inside.wait().unwrap().success());
+    assert!(outside.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(2300));
+    r.signal(testkit::libc::SIGINT);
+    let (code, err) = r.finish(T);
+    for p in [&small, &big, &go] {
+        let _ = std::fs::remove_file(p);
+    }
+    let out = format!("{}\n{err}", r.seen.join("\n"));
+    assert_eq!(code, 0, "{out}");
+    let misses: u64 = r
+        .seen
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    // The 256 pages read inside, and little else (cat's own pages are cached); never
+    // the 4096 read outside.
+    assert!((256..1024).contains(&misses), "MISSES {misses}: {out}");
+    assert!(!instance_of("cachestat", r.child.id()));
 }
