@@ -7,6 +7,16 @@
 //! function_graph has no binary decoder in this suite: its lines are the kernel's text,
 //! passed through (optionally dropping whole lines a tool does not want).
 //!
+//! `--cgroup`/`--container` ([`configure_scoped`]) run only in a private instance: the
+//! cgroup's threads go to the instance's own `set_ftrace_pid` (with `function-fork`)
+//! and the list is kept current while the run lasts ([`Scope::turn`]). Where the kernel
+//! runs function_graph only at the top level, a scoped run is refused before anything
+//! is changed: `set_ftrace_pid` and `function-fork` there are shared with every other
+//! top-level user, and growing that list as tasks join the cgroup could not be undone
+//! exactly on every exit path. The lines are the kernel's text, so the scope is the
+//! kernel's list: a task that moves out of the cgroup mid-run stays traced until it
+//! exits (the kernel keeps it in the list).
+//!
 //! `tracing_thresh` (funcslower) is one global setting for every function_graph user of
 //! the kernel (an instance's graph tracer reads it too), so a run that sets it holds the
 //! top-level lock, refuses while any other function_graph user is active, and a run that
@@ -25,6 +35,7 @@ use perf_tools_core::signals::Shutdown;
 use crate::cleanup;
 use crate::instance::Instance;
 use crate::owner;
+use crate::scope::Scope;
 use crate::session::StreamEnd;
 use crate::text_pipe::{self, TextPipe};
 use crate::toplevel::{self, TopLevel};
@@ -186,6 +197,32 @@ impl Target {
         match self {
             Target::Instance { inst, .. } => &inst.dir,
             Target::Top(_, root) => root,
+        }
+    }
+
+    /// The private instance, if the run has one.
+    pub fn instance(&self) -> Option<&Instance> {
+        match self {
+            Target::Instance { inst, .. } => inst.inst.as_ref(),
+            Target::Top(..) => None,
+        }
+    }
+
+    /// Turns recording off (`tracing_on` 0; saved first at the top level).
+    fn stop_recording(top: Option<&mut TopLevel>, inst: Option<&Instance>) -> Result<()> {
+        match (top, inst) {
+            (Some(t), _) => t.set("tracing_on", "0"),
+            (None, Some(i)) => i.write("tracing_on", "0"),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The target split into its instance (shared) and its top level (when the tracer
+    /// runs there), so that a read loop can stop recording while it uses the instance.
+    fn split(&mut self) -> (Option<&Instance>, Option<&mut TopLevel>, &'static str) {
+        match self {
+            Target::Instance { inst, tool, .. } => (inst.inst.as_ref(), None, *tool),
+            Target::Top(t, _) => (None, Some(t), ""),
         }
     }
 
@@ -412,7 +449,30 @@ fn thresh_conflicts(t: &mut Target, s: &Settings) -> Result<()> {
 
 /// Applies the settings to the target and turns function_graph on.
 pub fn configure(t: &mut Target, s: &Settings) -> Result<()> {
+    configure_scoped(t, s, None)
+}
+
+/// Refuses a cgroup scope where function_graph would run at the top level (see the
+/// module documentation), before anything is changed there.
+pub fn require_instance_for_scope(t: &Target, tool: &str, scoped: bool) -> Result<()> {
+    if scoped && t.is_top() {
+        bail!(
+            "--cgroup/--container need function_graph in a private trace instance, and this kernel runs it only at the top level: {tool} does not change the top-level set_ftrace_pid, which other ftrace users share; trace the cgroup's tasks with -p PID instead, or use a kernel whose instances run function_graph (Linux 5.x and later do)"
+        );
+    }
+    Ok(())
+}
+
+/// [`configure`] for a run limited to a cgroup: the cgroup's threads go to the
+/// instance's `set_ftrace_pid` with `options/function-fork` before the tracer starts
+/// ([`Scope::apply`], [`Scope::apply_function`]); refused at the top level
+/// ([`require_instance_for_scope`]). [`stream`] and [`buffered`] keep the list current.
+pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>) -> Result<()> {
     let tool = s.tool;
+    require_instance_for_scope(t, tool, scope.is_some())?;
+    if scope.is_some() && !s.tids.is_empty() {
+        bail!("internal: {tool} was given both a cgroup scope and -p/-L threads");
+    }
     thresh_conflicts(t, s)?;
     let funcs = s.pats.join(" ");
     if t.is_top() || s.thresh_us.is_some() {
@@ -452,6 +512,15 @@ pub fn configure(t: &mut Target, s: &Settings) -> Result<()> {
                 eprintln!("{tool}: this kernel has no options/function-fork (Linux 4.15+): threads PID {pid} creates from now on are not traced");
             }
         }
+    }
+    if let Some(sc) = scope {
+        let Some(inst) = t.instance() else {
+            bail!("internal: a scoped {tool} run without a private instance");
+        };
+        sc.apply(inst)
+            .with_context(|| format!("limiting tracing to the {}", sc.label()))?;
+        sc.apply_function(inst)
+            .with_context(|| format!("limiting function tracing to the {}", sc.label()))?;
     }
     if s.tids.is_empty() {
         // Never trace ourselves: reading trace_pipe and writing the output run through
@@ -593,18 +662,21 @@ impl LineFilter {
 }
 
 /// Streams `trace_pipe` until a signal or a closed output pipe, dropping lines `keep`
-/// rejects (all are kept with `None`).
+/// rejects (all are kept with `None`); with a `scope`, keeps its kernel list current
+/// ([`Scope::turn`]) and ends the run when the cgroup is removed.
 pub fn stream(
     t: &mut Target,
     shutdown: &Shutdown,
     out: &mut Output,
     headers: bool,
     keep: Option<Keep>,
+    mut scope: Option<&mut Scope>,
 ) -> Result<(Printed, StreamEnd)> {
     let mut pipe = TextPipe::open(t.dir())?;
     if headers {
         copy_header(t.dir(), out)?;
     }
+    let (inst, mut top, tool) = t.split();
     let mut printed = Printed::default();
     // The kernel's text, with control characters in process names spelled out.
     let mut escaper = LineEscaper::default();
@@ -616,8 +688,11 @@ pub fn stream(
     let end = pipe.stream(
         shutdown,
         Duration::from_millis(250),
-        || t.set("tracing_on", "0"),
+        || Target::stop_recording(top.as_deref_mut(), inst),
         |text, last| {
+            if let (Some(sc), Some(inst)) = (scope.as_deref_mut(), inst) {
+                sc.turn(inst, last, shutdown, tool, true)?;
+            }
             let text = match filter.as_mut() {
                 Some(f) => {
                     kept.clear();
@@ -639,7 +714,8 @@ pub fn stream(
 }
 
 /// Traces for `secs`, then prints the `trace` file (without `#` lines unless `headers`;
-/// without the lines `keep` rejects).
+/// without the lines `keep` rejects); with a `scope`, keeps its kernel list current
+/// meanwhile ([`Scope::sleep`]) and ends early when the cgroup is removed.
 pub fn buffered(
     t: &mut Target,
     shutdown: &Shutdown,
@@ -647,8 +723,20 @@ pub fn buffered(
     secs: f64,
     headers: bool,
     keep: Option<Keep>,
+    scope: Option<&mut Scope>,
 ) -> Result<Printed> {
-    shutdown.sleep(Duration::from_secs_f64(secs));
+    match (scope, t.instance()) {
+        (Some(sc), Some(inst)) => {
+            let tool = match &*t {
+                Target::Instance { tool, .. } => *tool,
+                Target::Top(..) => "",
+            };
+            sc.sleep(inst, shutdown, secs, tool, true)?;
+        }
+        _ => {
+            shutdown.sleep(Duration::from_secs_f64(secs));
+        }
+    }
     t.set("tracing_on", "0")?;
     let p = t.dir().join("trace");
     let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
@@ -949,6 +1037,51 @@ mod tests {
 
     fn read(dir: &Path, f: &str) -> String {
         std::fs::read_to_string(dir.join(f)).unwrap()
+    }
+
+    #[test]
+    fn a_scope_is_refused_at_the_top_level_before_anything_changes() {
+        let (dir, t) = fake_tracefs("scope", "0\n");
+        let files = [
+            "current_tracer",
+            "tracing_on",
+            "set_ftrace_filter",
+            "set_graph_function",
+            "set_ftrace_notrace_pid",
+        ];
+        let before: Vec<String> = files.iter().map(|f| read(&dir, f)).collect();
+        let mut target = top_target(&dir, &t, "funcgraph");
+        let e = require_instance_for_scope(&target, "funcgraph", true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("private trace instance"), "{e}");
+        assert!(e.contains("-p PID"), "{e}");
+        require_instance_for_scope(&target, "funcgraph", false).unwrap();
+        // With a real scope (any mounted cgroup: its root), configure_scoped refuses too.
+        let pats = vec!["vfs_read".to_string()];
+        let settings = Settings {
+            tool: "funcgraph",
+            pats: &pats,
+            tids: &[],
+            pid: None,
+            maxdepth: None,
+            thresh_us: None,
+            options: Vec::new(),
+        };
+        let args = crate::scope::CgroupArgs {
+            cgroup: Some("/".into()),
+            container: None,
+        };
+        if let Ok(Some(mut sc)) = args.resolve() {
+            let e = configure_scoped(&mut target, &settings, Some(&mut sc))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("private trace instance"), "{e}");
+        }
+        target.finish().unwrap();
+        let after: Vec<String> = files.iter().map(|f| read(&dir, f)).collect();
+        assert_eq!(before, after);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

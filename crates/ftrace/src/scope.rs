@@ -133,6 +133,16 @@ impl CgroupArgs {
         filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
     }
 
+    /// The words a banner adds for the scope: ` for cgroup PATH`, ` for container ID`,
+    /// or nothing.
+    pub fn banner_text(&self) -> String {
+        match (&self.cgroup, &self.container) {
+            (Some(c), _) => format!(" for cgroup {c}"),
+            (None, Some(c)) => format!(" for container {c}"),
+            _ => String::new(),
+        }
+    }
+
     /// Rejects the scope combined with `-p`/`-L` (see [`reject_with_target`]).
     pub fn reject_with_target(&self, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
         reject_target(self.scoped(), pid, tid)
@@ -387,6 +397,30 @@ impl Scope {
             shutdown.request();
         }
         Ok(())
+    }
+
+    /// Sleeps `secs` (a buffered `-d` run) while keeping the kernel's lists current, a
+    /// [`Scope::turn`] every [`POLL`]; returns early when a shutdown is requested (a
+    /// signal, or the cgroup removed: then it was said on stderr).
+    pub fn sleep(
+        &mut self,
+        inst: &Instance,
+        shutdown: &Shutdown,
+        secs: f64,
+        tool: &str,
+        function: bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let now = Instant::now();
+            if shutdown.requested() || now >= deadline {
+                return Ok(());
+            }
+            if shutdown.sleep(POLL.min(deadline - now)) {
+                return Ok(());
+            }
+            self.turn(inst, false, shutdown, tool, function)?;
+        }
     }
 
     /// [`Scope::turn`] for tools that decide membership in user space ([`Scope::poll`]
@@ -644,6 +678,25 @@ mod tests {
         }
         .columns();
         assert_eq!(c.header(), "CGROUP       NSPID  ");
+        let a = CgroupArgs {
+            cgroup: Some("/web".into()),
+            container: None,
+        };
+        assert_eq!(a.banner_text(), " for cgroup /web");
+        let a = CgroupArgs {
+            cgroup: None,
+            container: Some("3f2a".into()),
+        };
+        assert_eq!(a.banner_text(), " for container 3f2a");
+        assert_eq!(CgroupArgs::default().banner_text(), "");
+        let e = CgroupArgs {
+            cgroup: Some("/web".into()),
+            container: None,
+        }
+        .reject_with_target(Some(1), None)
+        .unwrap_err();
+        assert!(e.to_string().contains("cannot be combined with -p"), "{e}");
+
         assert_eq!(ScopeArgs::default().columns().header(), "");
     }
 }
