@@ -7,15 +7,16 @@
 //! function_graph has no binary decoder in this suite: its lines are the kernel's text,
 //! passed through (optionally dropping whole lines a tool does not want).
 //!
-//! `--cgroup`/`--container` ([`configure_scoped`]) run only in a private instance: the
-//! cgroup's threads go to the instance's own `set_ftrace_pid` (with `function-fork`)
-//! and the list is kept current while the run lasts ([`Scope::turn`]). Where the kernel
-//! runs function_graph only at the top level, a scoped run is refused before anything
-//! is changed: `set_ftrace_pid` and `function-fork` there are shared with every other
-//! top-level user, and growing that list as tasks join the cgroup could not be undone
-//! exactly on every exit path. The lines are the kernel's text, so the scope is the
-//! kernel's list: a task that moves out of the cgroup mid-run stays traced until it
-//! exits (the kernel keeps it in the list).
+//! `--cgroup`/`--container` ([`configure_scoped`]): the cgroup's threads go to the
+//! target's `set_ftrace_pid` with `options/function-fork` before function_graph starts
+//! ([`Scope::seed_function`]), and the list is kept current while the run lasts
+//! ([`Scope::turn_in`], appending). At the top level (stock kernels' instances have no
+//! `set_graph_function`) both files are changed through [`TopLevel::set`] like every
+//! other top-level file: their original values are saved in the state file first and
+//! written back on every exit path (normal end, error, signal, panic; after SIGKILL by
+//! the next run or `--cleanup`), which also drops every PID appended meanwhile. The
+//! lines are the kernel's text, so the scope is the kernel's list: a task that moves
+//! out of the cgroup mid-run stays traced until it exits (the kernel keeps it listed).
 //!
 //! `tracing_thresh` (funcslower) is one global setting for every function_graph user of
 //! the kernel (an instance's graph tracer reads it too), so a run that sets it holds the
@@ -187,8 +188,8 @@ pub enum Target {
         /// The tool (for the state file's name).
         tool: &'static str,
     },
-    /// The top level.
-    Top(TopLevel, PathBuf),
+    /// The top level: its saved state, the tracefs root, the tool.
+    Top(TopLevel, PathBuf, &'static str),
 }
 
 impl Target {
@@ -196,7 +197,7 @@ impl Target {
     pub fn dir(&self) -> &Path {
         match self {
             Target::Instance { inst, .. } => &inst.dir,
-            Target::Top(_, root) => root,
+            Target::Top(_, root, _) => root,
         }
     }
 
@@ -217,12 +218,27 @@ impl Target {
         }
     }
 
-    /// The target split into its instance (shared) and its top level (when the tracer
-    /// runs there), so that a read loop can stop recording while it uses the instance.
-    fn split(&mut self) -> (Option<&Instance>, Option<&mut TopLevel>, &'static str) {
+    /// The target split into its instance (shared), its top level (when the tracer
+    /// runs there), its directory and its tool, so that a read loop can stop recording
+    /// while it keeps a scope's list current.
+    fn split(
+        &mut self,
+    ) -> (
+        Option<&Instance>,
+        Option<&mut TopLevel>,
+        &Path,
+        &'static str,
+    ) {
         match self {
-            Target::Instance { inst, tool, .. } => (inst.inst.as_ref(), None, *tool),
-            Target::Top(t, _) => (None, Some(t), ""),
+            Target::Instance { inst, tool, .. } => (inst.inst.as_ref(), None, &inst.dir, *tool),
+            Target::Top(t, root, tool) => (None, Some(t), root, *tool),
+        }
+    }
+
+    /// The tool running on this target.
+    fn tool(&self) -> &'static str {
+        match self {
+            Target::Instance { tool, .. } | Target::Top(_, _, tool) => tool,
         }
     }
 
@@ -250,7 +266,7 @@ impl Target {
                 std::fs::write(&p, value)
                     .with_context(|| format!("writing {value:?} to {}", p.display()))
             }
-            Target::Top(t, _) => t.set(rel, value),
+            Target::Top(t, ..) => t.set(rel, value),
         }
     }
 
@@ -273,7 +289,7 @@ impl Target {
                     None => bail!("internal: top level not taken"),
                 }
             }
-            Target::Top(t, _) => Ok(t),
+            Target::Top(t, ..) => Ok(t),
         }
     }
 
@@ -292,7 +308,7 @@ impl Target {
                 };
                 removed.and(restored)
             }
-            Target::Top(t, _) => t.restore(),
+            Target::Top(t, ..) => t.restore(),
         }
     }
 }
@@ -342,7 +358,7 @@ pub fn open_target(tracefs: &Tracefs, tool: &'static str, need_depth: bool) -> R
         "{tool}: {why_not}: using the top-level tracer; the original settings are saved in {} and restored on exit",
         top.state_file().display()
     );
-    Ok(Target::Top(top, tracefs.root().to_path_buf()))
+    Ok(Target::Top(top, tracefs.root().to_path_buf(), tool))
 }
 
 /// The global `tracing_thresh` in microseconds (0: off; `None`: the kernel has no such
@@ -403,7 +419,7 @@ fn thresh_conflicts(t: &mut Target, s: &Settings) -> Result<()> {
     let tool = s.tool;
     let tracefs = match t {
         Target::Instance { tracefs, .. } => tracefs.clone(),
-        Target::Top(_, root) => Tracefs::at(root.clone()),
+        Target::Top(_, root, _) => Tracefs::at(root.clone()),
     };
     let own = (!t.is_top()).then(|| t.dir().to_path_buf());
     match s.thresh_us {
@@ -452,24 +468,13 @@ pub fn configure(t: &mut Target, s: &Settings) -> Result<()> {
     configure_scoped(t, s, None)
 }
 
-/// Refuses a cgroup scope where function_graph would run at the top level (see the
-/// module documentation), before anything is changed there.
-pub fn require_instance_for_scope(t: &Target, tool: &str, scoped: bool) -> Result<()> {
-    if scoped && t.is_top() {
-        bail!(
-            "--cgroup/--container need function_graph in a private trace instance, and this kernel runs it only at the top level: {tool} does not change the top-level set_ftrace_pid, which other ftrace users share; trace the cgroup's tasks with -p PID instead, or use a kernel whose instances run function_graph (Linux 5.x and later do)"
-        );
-    }
-    Ok(())
-}
-
 /// [`configure`] for a run limited to a cgroup: the cgroup's threads go to the
-/// instance's `set_ftrace_pid` with `options/function-fork` before the tracer starts
-/// ([`Scope::apply`], [`Scope::apply_function`]); refused at the top level
-/// ([`require_instance_for_scope`]). [`stream`] and [`buffered`] keep the list current.
+/// target's `set_ftrace_pid` with `options/function-fork` before the tracer starts
+/// ([`Scope::seed_function`]; at the top level saved first and restored on every exit
+/// path, see the module documentation). [`stream`] and [`buffered`] keep the list
+/// current.
 pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>) -> Result<()> {
     let tool = s.tool;
-    require_instance_for_scope(t, tool, scope.is_some())?;
     if scope.is_some() && !s.tids.is_empty() {
         bail!("internal: {tool} was given both a cgroup scope and -p/-L threads");
     }
@@ -514,13 +519,9 @@ pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>)
         }
     }
     if let Some(sc) = scope {
-        let Some(inst) = t.instance() else {
-            bail!("internal: a scoped {tool} run without a private instance");
-        };
-        sc.apply(inst)
-            .with_context(|| format!("limiting tracing to the {}", sc.label()))?;
-        sc.apply_function(inst)
-            .with_context(|| format!("limiting function tracing to the {}", sc.label()))?;
+        let label = sc.label().to_string();
+        sc.seed_function(|rel, value| t.set(rel, value))
+            .with_context(|| format!("limiting function tracing to the {label}"))?;
     }
     if s.tids.is_empty() {
         // Never trace ourselves: reading trace_pipe and writing the output run through
@@ -676,7 +677,7 @@ pub fn stream(
     if headers {
         copy_header(t.dir(), out)?;
     }
-    let (inst, mut top, tool) = t.split();
+    let (inst, mut top, dir, tool) = t.split();
     let mut printed = Printed::default();
     // The kernel's text, with control characters in process names spelled out.
     let mut escaper = LineEscaper::default();
@@ -690,8 +691,8 @@ pub fn stream(
         Duration::from_millis(250),
         || Target::stop_recording(top.as_deref_mut(), inst),
         |text, last| {
-            if let (Some(sc), Some(inst)) = (scope.as_deref_mut(), inst) {
-                sc.turn(inst, last, shutdown, tool, true)?;
+            if let Some(sc) = scope.as_deref_mut() {
+                sc.turn_in(dir, &["set_ftrace_pid"], last, shutdown, tool)?;
             }
             let text = match filter.as_mut() {
                 Some(f) => {
@@ -725,15 +726,12 @@ pub fn buffered(
     keep: Option<Keep>,
     scope: Option<&mut Scope>,
 ) -> Result<Printed> {
-    match (scope, t.instance()) {
-        (Some(sc), Some(inst)) => {
-            let tool = match &*t {
-                Target::Instance { tool, .. } => *tool,
-                Target::Top(..) => "",
-            };
-            sc.sleep(inst, shutdown, secs, tool, true)?;
+    match scope {
+        Some(sc) => {
+            let (dir, tool) = (t.dir().to_path_buf(), t.tool());
+            sc.sleep_in(&dir, &["set_ftrace_pid"], shutdown, secs, tool)?;
         }
-        _ => {
+        None => {
             shutdown.sleep(Duration::from_secs_f64(secs));
         }
     }
@@ -1018,9 +1016,9 @@ mod tests {
         (dir, t)
     }
 
-    fn top_target(dir: &Path, t: &Tracefs, tool: &str) -> Target {
+    fn top_target(dir: &Path, t: &Tracefs, tool: &'static str) -> Target {
         let (top, _) = TopLevel::begin_in(t, tool, &dir.join("state")).unwrap();
-        Target::Top(top, dir.to_path_buf())
+        Target::Top(top, dir.to_path_buf(), tool)
     }
 
     fn slower<'a>(pats: &'a [String]) -> Settings<'a> {
@@ -1040,24 +1038,19 @@ mod tests {
     }
 
     #[test]
-    fn a_scope_is_refused_at_the_top_level_before_anything_changes() {
+    fn a_scope_at_the_top_level_is_saved_and_restored() {
+        // Any mounted cgroup will do (its root); a host without one has nothing to test.
+        let args = crate::scope::CgroupArgs {
+            cgroup: Some("/".into()),
+            container: None,
+        };
+        let Ok(Some(mut sc)) = args.resolve() else {
+            eprintln!("skipped: no cgroup hierarchy mounted");
+            return;
+        };
         let (dir, t) = fake_tracefs("scope", "0\n");
-        let files = [
-            "current_tracer",
-            "tracing_on",
-            "set_ftrace_filter",
-            "set_graph_function",
-            "set_ftrace_notrace_pid",
-        ];
-        let before: Vec<String> = files.iter().map(|f| read(&dir, f)).collect();
-        let mut target = top_target(&dir, &t, "funcgraph");
-        let e = require_instance_for_scope(&target, "funcgraph", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("private trace instance"), "{e}");
-        assert!(e.contains("-p PID"), "{e}");
-        require_instance_for_scope(&target, "funcgraph", false).unwrap();
-        // With a real scope (any mounted cgroup: its root), configure_scoped refuses too.
+        std::fs::write(dir.join("set_ftrace_pid"), "no pid\n").unwrap();
+        std::fs::write(dir.join("options/function-fork"), "0\n").unwrap();
         let pats = vec!["vfs_read".to_string()];
         let settings = Settings {
             tool: "funcgraph",
@@ -1068,20 +1061,33 @@ mod tests {
             thresh_us: None,
             options: Vec::new(),
         };
-        let args = crate::scope::CgroupArgs {
-            cgroup: Some("/".into()),
-            container: None,
-        };
-        if let Ok(Some(mut sc)) = args.resolve() {
-            let e = configure_scoped(&mut target, &settings, Some(&mut sc))
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("private trace instance"), "{e}");
-        }
+        let mut target = top_target(&dir, &t, "funcgraph");
+        configure_scoped(&mut target, &settings, Some(&mut sc)).unwrap();
+        assert_eq!(read(&dir, "options/function-fork"), "1");
+        let pids = read(&dir, "set_ftrace_pid");
+        assert!(
+            pids.split(' ').all(|p| p.parse::<u32>().is_ok()),
+            "{pids:?}"
+        );
+        // The originals are in the state file before anything changes.
+        let state = read(
+            &dir,
+            &format!("state/funcgraph-{}.state", std::process::id()),
+        );
+        let saved = toplevel::parse_state(&state).unwrap();
+        assert!(
+            saved.contains(&("set_ftrace_pid".into(), String::new())),
+            "{saved:?}"
+        );
+        assert!(
+            saved.contains(&("options/function-fork".into(), "0".into())),
+            "{saved:?}"
+        );
         target.finish().unwrap();
-        let after: Vec<String> = files.iter().map(|f| read(&dir, f)).collect();
-        assert_eq!(before, after);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(read(&dir, "set_ftrace_pid"), "");
+        assert_eq!(read(&dir, "options/function-fork"), "0");
+        assert_eq!(read(&dir, "current_tracer"), "nop");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
