@@ -156,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (Some(funcstring), Some(thresh)) = (args.functions.as_deref(), args.latency_us) else {
         return Err(cli::usage(
-            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [-d secs] funcstring latency_us",
+            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [--cgroup PATH] [-d secs] funcstring latency_us",
         ));
     };
     let pats = graph::patterns(&[funcstring.to_string()]);
