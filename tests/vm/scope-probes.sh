@@ -1,13 +1,14 @@
-# VM test of --cgroup (issue 19) for kprobe, functrace, funccount and funcgraph on real
-# kernels: in a cgroup v2 made here, a shell that runs two syncs as children (forked
-# after the tool started), a shell moved into the cgroup after the start doing the same,
-# and an identical shell outside. Each tool must show exactly the four inside syncs
-# (same PIDs) and none of the outside ones; removing the cgroup mid-run ends the run
-# with exit 0 and says so; --cgroup with -p is a usage error (2); a path that is no
-# cgroup fails before tracefs changes; afterwards tracefs is as before (no instance,
-# the top-level set_ftrace_pid/set_event_pid untouched).
+# VM test of --cgroup (issue 19) for kprobe, functrace, funccount, funcgraph and
+# funcslower on real kernels: in a cgroup v2 made here, a shell that runs two syncs
+# as children (forked after the tool started), a shell moved into the cgroup after
+# the start doing the same, and an identical shell outside. Each tool must show
+# exactly the four inside syncs (same PIDs) and none of the outside ones; removing
+# the cgroup mid-run ends the run with exit 0 and says so; a SIGKILLed scoped
+# funcgraph is restored by --cleanup; --cgroup with -p is a usage error (2); a path
+# that is no cgroup fails before tracefs changes; afterwards tracefs is as before
+# (no instance, the top-level set_ftrace_pid/set_event_pid untouched).
 # Run: scripts/vm/test.sh --kernel 5.10 --kernel 7.x scope-probes
-# needs: kprobe functrace funccount funcgraph
+# needs: kprobe functrace funccount funcgraph funcslower
 # kernels: 5.10 6.12-deb13 7.x
 # timeout: 600
 # One vCPU: the function tracers live-patch function entries, which intermittently
@@ -137,6 +138,17 @@ check "funcgraph --cgroup: exactly the inside tasks (moved-in task and children 
 check "funcgraph --cgroup: four calls graphed" test "$(grep -c -E "$F\\(\\) \\{" /tmp/fg.out)" -eq 4
 check "funcgraph --cgroup: no outside task" none_outside /tmp/fg.pids
 check "funcgraph: state restored (top-level set_ftrace_pid, function-fork)" restored
+
+# 4a. funcslower -P (1 us: every sync is slower): the exits of the inside syncs only.
+round fs funcslower -P -d 6 --cgroup "$CG" "$F" 1
+grep -F "/* $F */" /tmp/fs.out
+check "funcslower --cgroup: exits 0" test "$rc" -eq 0
+grep -F "} /* $F */" /tmp/fs.out | sed -nE 's/^ *[0-9]+\) +(.*)-([0-9]+) +\|.*/\2/p' | sort -u >/tmp/fs.pids
+cat /tmp/fs.pids /tmp/sp.want >"$VM_CHECK_OUT"
+check "funcslower --cgroup: exactly the inside syncs" diff /tmp/fs.pids /tmp/sp.want
+check "funcslower --cgroup: four exits" test "$(grep -c -F "} /* $F */" /tmp/fs.out)" -eq 4
+check "funcslower --cgroup: no outside sync" none_outside /tmp/fs.pids
+check "funcslower: state restored (tracing_thresh, set_ftrace_pid, function-fork)" restored
 
 # 4b. SIGKILL of a scoped funcgraph: --cleanup puts the saved settings back.
 funcgraph --cgroup "$CG" "$F" >/tmp/fgk.out 2>/tmp/fgk.err &
