@@ -201,14 +201,6 @@ impl Target {
         }
     }
 
-    /// The private instance, if the run has one.
-    pub fn instance(&self) -> Option<&Instance> {
-        match self {
-            Target::Instance { inst, .. } => inst.inst.as_ref(),
-            Target::Top(..) => None,
-        }
-    }
-
     /// Turns recording off (`tracing_on` 0; saved first at the top level).
     fn stop_recording(top: Option<&mut TopLevel>, inst: Option<&Instance>) -> Result<()> {
         match (top, inst) {
@@ -663,8 +655,9 @@ impl LineFilter {
 }
 
 /// Streams `trace_pipe` until a signal or a closed output pipe, dropping lines `keep`
-/// rejects (all are kept with `None`); with a `scope`, keeps its kernel list current
-/// ([`Scope::turn`]) and ends the run when the cgroup is removed.
+/// rejects (all are kept with `None`); with a `scope`, keeps the target's
+/// `set_ftrace_pid` current ([`Scope::turn_in`]) and ends the run when the cgroup is
+/// removed.
 pub fn stream(
     t: &mut Target,
     shutdown: &Shutdown,
@@ -715,8 +708,9 @@ pub fn stream(
 }
 
 /// Traces for `secs`, then prints the `trace` file (without `#` lines unless `headers`;
-/// without the lines `keep` rejects); with a `scope`, keeps its kernel list current
-/// meanwhile ([`Scope::sleep`]) and ends early when the cgroup is removed.
+/// without the lines `keep` rejects); with a `scope`, keeps the target's
+/// `set_ftrace_pid` current meanwhile ([`Scope::sleep_in`]) and ends early when the
+/// cgroup is removed.
 pub fn buffered(
     t: &mut Target,
     shutdown: &Shutdown,
