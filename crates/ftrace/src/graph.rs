@@ -961,7 +961,7 @@ mod tests {
 
     #[test]
     fn finds_other_instances_running_function_graph() {
-        let dir = std::env::temp_dir().join(format!("graph-inst-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("graph-others-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (name, tracer) in [
             ("funcgraph-77", "function_graph\n"),
