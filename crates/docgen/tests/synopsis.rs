@@ -38,7 +38,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "funcgraph",
         &[
-            "funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID] funcstring...",
+            "funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] funcstring...",
             "funcgraph --cleanup",
             "funcgraph --check",
         ],
@@ -46,7 +46,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "functrace",
         &[
-            "functrace [-H] [-d secs] [-p PID | -L TID] [--force] [--buffer-kb KiB] funcstring...",
+            "functrace [-H] [-d secs] [-p PID | -L TID] [--force] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] funcstring...",
             "functrace --cleanup",
             "functrace --check",
         ],
@@ -54,7 +54,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "funccount",
         &[
-            "funccount [-T] [-d secs] [-i secs] [-t top] [--force] [--buffer-kb KiB] funcstring...",
+            "funccount [-T] [-d secs] [-i secs] [-t top] [--force] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] funcstring...",
             "funccount --cleanup",
             "funccount --check",
         ],
@@ -106,7 +106,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "kprobe",
         &[
-            "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] kprobe_definition [filter]",
+            "kprobe [-FHs] [-d secs | -v] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] kprobe_definition [filter]",
             "kprobe --cleanup",
             "kprobe --check",
         ],
@@ -148,7 +148,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "funcslower",
         &[
-            "funcslower [-aCHPt] [-d secs] [-p PID | -L TID] funcstring latency_us",
+            "funcslower [-aCHPt] [-d secs] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] funcstring latency_us",
             "funcslower --cleanup",
             "funcslower --check",
         ],

@@ -13,6 +13,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::format::{EventFormat, Field};
 use crate::instance::Instance;
+use crate::scope::Scope;
 use crate::toplevel::{close_matches, filter_function_names, glob_match};
 use crate::tracefs::{read_file, Tracefs};
 use perf_tools_core::check::{Report, Status};
@@ -185,6 +186,25 @@ pub struct Setup {
 /// (`tracing_on` 0; the caller turns recording on once its readers are open). The filter
 /// is written before the tracer is set, so no moment traces every function.
 pub fn configure(inst: &Instance, tool: &str, setup: &Setup) -> Result<()> {
+    configure_scoped(inst, tool, setup, None)
+}
+
+/// [`configure`] for a run limited to a cgroup (`--cgroup`/`--container`): the cgroup's
+/// threads go to the instance's `set_ftrace_pid` with `options/function-fork` (so the
+/// kernel follows their children from the first instant), before the tracer starts, so
+/// no moment traces every task. The tool itself stays in `set_ftrace_notrace_pid` (it
+/// may run inside the cgroup). The read loop then calls [`Scope::turn`] with
+/// `function = true` and checks each record's task with [`Scope::contains`] (tasks
+/// that moved out stay in the kernel's list until they exit).
+pub fn configure_scoped(
+    inst: &Instance,
+    tool: &str,
+    setup: &Setup,
+    scope: Option<&mut Scope>,
+) -> Result<()> {
+    if scope.is_some() && !setup.tids.is_empty() {
+        bail!("internal: {tool} was given both a cgroup scope and -p/-L threads");
+    }
     inst.set_tracing_on(false)?;
     // The clock the readers merge CPUs by (perf_tools_core::clock::monotonic_ns), as
     // every tool of the suite: with the default "local" clock, records could be held back
@@ -203,6 +223,12 @@ pub fn configure(inst: &Instance, tool: &str, setup: &Setup) -> Result<()> {
     let filter = inst.read("set_ftrace_filter")?;
     if crate::toplevel::normalize("set_ftrace_filter", &filter).is_empty() {
         bail!("set_ftrace_filter of {} is empty after writing \"{funcs}\": the kernel selected no function, and an empty filter would trace every function", inst.dir().display());
+    }
+    if let Some(sc) = scope {
+        sc.apply(inst)
+            .with_context(|| format!("limiting tracing to the {}", sc.label()))?;
+        sc.apply_function(inst)
+            .with_context(|| format!("limiting function tracing to the {}", sc.label()))?;
     }
     if !setup.tids.is_empty() {
         let list: Vec<String> = setup.tids.iter().map(u32::to_string).collect();

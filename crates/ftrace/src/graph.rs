@@ -7,6 +7,17 @@
 //! function_graph has no binary decoder in this suite: its lines are the kernel's text,
 //! passed through (optionally dropping whole lines a tool does not want).
 //!
+//! `--cgroup`/`--container` ([`configure_scoped`]): the cgroup's threads go to the
+//! target's `set_ftrace_pid` with `options/function-fork` before function_graph starts
+//! ([`Scope::seed_function`]), and the list is kept current while the run lasts
+//! ([`Scope::turn_in`], appending). At the top level (stock kernels' instances have no
+//! `set_graph_function`) both files are changed through [`TopLevel::set`] like every
+//! other top-level file: their original values are saved in the state file first and
+//! written back on every exit path (normal end, error, signal, panic; after SIGKILL by
+//! the next run or `--cleanup`), which also drops every PID appended meanwhile. The
+//! lines are the kernel's text, so the scope is the kernel's list: a task that moves
+//! out of the cgroup mid-run stays traced until it exits (the kernel keeps it listed).
+//!
 //! `tracing_thresh` (funcslower) is one global setting for every function_graph user of
 //! the kernel (an instance's graph tracer reads it too), so a run that sets it holds the
 //! top-level lock, refuses while any other function_graph user is active, and a run that
@@ -25,6 +36,7 @@ use perf_tools_core::signals::Shutdown;
 use crate::cleanup;
 use crate::instance::Instance;
 use crate::owner;
+use crate::scope::Scope;
 use crate::session::StreamEnd;
 use crate::text_pipe::{self, TextPipe};
 use crate::toplevel::{self, TopLevel};
@@ -176,8 +188,8 @@ pub enum Target {
         /// The tool (for the state file's name).
         tool: &'static str,
     },
-    /// The top level.
-    Top(TopLevel, PathBuf),
+    /// The top level: its saved state, the tracefs root, the tool.
+    Top(TopLevel, PathBuf, &'static str),
 }
 
 impl Target {
@@ -185,7 +197,40 @@ impl Target {
     pub fn dir(&self) -> &Path {
         match self {
             Target::Instance { inst, .. } => &inst.dir,
-            Target::Top(_, root) => root,
+            Target::Top(_, root, _) => root,
+        }
+    }
+
+    /// Turns recording off (`tracing_on` 0; saved first at the top level).
+    fn stop_recording(top: Option<&mut TopLevel>, inst: Option<&Instance>) -> Result<()> {
+        match (top, inst) {
+            (Some(t), _) => t.set("tracing_on", "0"),
+            (None, Some(i)) => i.write("tracing_on", "0"),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The target split into its instance (shared), its top level (when the tracer
+    /// runs there), its directory and its tool, so that a read loop can stop recording
+    /// while it keeps a scope's list current.
+    fn split(
+        &mut self,
+    ) -> (
+        Option<&Instance>,
+        Option<&mut TopLevel>,
+        &Path,
+        &'static str,
+    ) {
+        match self {
+            Target::Instance { inst, tool, .. } => (inst.inst.as_ref(), None, &inst.dir, *tool),
+            Target::Top(t, root, tool) => (None, Some(t), root, *tool),
+        }
+    }
+
+    /// The tool running on this target.
+    fn tool(&self) -> &'static str {
+        match self {
+            Target::Instance { tool, .. } | Target::Top(_, _, tool) => tool,
         }
     }
 
@@ -213,7 +258,7 @@ impl Target {
                 std::fs::write(&p, value)
                     .with_context(|| format!("writing {value:?} to {}", p.display()))
             }
-            Target::Top(t, _) => t.set(rel, value),
+            Target::Top(t, ..) => t.set(rel, value),
         }
     }
 
@@ -236,7 +281,7 @@ impl Target {
                     None => bail!("internal: top level not taken"),
                 }
             }
-            Target::Top(t, _) => Ok(t),
+            Target::Top(t, ..) => Ok(t),
         }
     }
 
@@ -255,7 +300,7 @@ impl Target {
                 };
                 removed.and(restored)
             }
-            Target::Top(t, _) => t.restore(),
+            Target::Top(t, ..) => t.restore(),
         }
     }
 }
@@ -305,7 +350,7 @@ pub fn open_target(tracefs: &Tracefs, tool: &'static str, need_depth: bool) -> R
         "{tool}: {why_not}: using the top-level tracer; the original settings are saved in {} and restored on exit",
         top.state_file().display()
     );
-    Ok(Target::Top(top, tracefs.root().to_path_buf()))
+    Ok(Target::Top(top, tracefs.root().to_path_buf(), tool))
 }
 
 /// The global `tracing_thresh` in microseconds (0: off; `None`: the kernel has no such
@@ -366,7 +411,7 @@ fn thresh_conflicts(t: &mut Target, s: &Settings) -> Result<()> {
     let tool = s.tool;
     let tracefs = match t {
         Target::Instance { tracefs, .. } => tracefs.clone(),
-        Target::Top(_, root) => Tracefs::at(root.clone()),
+        Target::Top(_, root, _) => Tracefs::at(root.clone()),
     };
     let own = (!t.is_top()).then(|| t.dir().to_path_buf());
     match s.thresh_us {
@@ -412,7 +457,19 @@ fn thresh_conflicts(t: &mut Target, s: &Settings) -> Result<()> {
 
 /// Applies the settings to the target and turns function_graph on.
 pub fn configure(t: &mut Target, s: &Settings) -> Result<()> {
+    configure_scoped(t, s, None)
+}
+
+/// [`configure`] for a run limited to a cgroup: the cgroup's threads go to the
+/// target's `set_ftrace_pid` with `options/function-fork` before the tracer starts
+/// ([`Scope::seed_function`]; at the top level saved first and restored on every exit
+/// path, see the module documentation). [`stream`] and [`buffered`] keep the list
+/// current.
+pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>) -> Result<()> {
     let tool = s.tool;
+    if scope.is_some() && !s.tids.is_empty() {
+        bail!("internal: {tool} was given both a cgroup scope and -p/-L threads");
+    }
     thresh_conflicts(t, s)?;
     let funcs = s.pats.join(" ");
     if t.is_top() || s.thresh_us.is_some() {
@@ -452,6 +509,11 @@ pub fn configure(t: &mut Target, s: &Settings) -> Result<()> {
                 eprintln!("{tool}: this kernel has no options/function-fork (Linux 4.15+): threads PID {pid} creates from now on are not traced");
             }
         }
+    }
+    if let Some(sc) = scope {
+        let label = sc.label().to_string();
+        sc.seed_function(|rel, value| t.set(rel, value))
+            .with_context(|| format!("limiting function tracing to the {label}"))?;
     }
     if s.tids.is_empty() {
         // Never trace ourselves: reading trace_pipe and writing the output run through
@@ -593,18 +655,22 @@ impl LineFilter {
 }
 
 /// Streams `trace_pipe` until a signal or a closed output pipe, dropping lines `keep`
-/// rejects (all are kept with `None`).
+/// rejects (all are kept with `None`); with a `scope`, keeps the target's
+/// `set_ftrace_pid` current ([`Scope::turn_in`]) and ends the run when the cgroup is
+/// removed.
 pub fn stream(
     t: &mut Target,
     shutdown: &Shutdown,
     out: &mut Output,
     headers: bool,
     keep: Option<Keep>,
+    mut scope: Option<&mut Scope>,
 ) -> Result<(Printed, StreamEnd)> {
     let mut pipe = TextPipe::open(t.dir())?;
     if headers {
         copy_header(t.dir(), out)?;
     }
+    let (inst, mut top, dir, tool) = t.split();
     let mut printed = Printed::default();
     // The kernel's text, with control characters in process names spelled out.
     let mut escaper = LineEscaper::default();
@@ -616,8 +682,11 @@ pub fn stream(
     let end = pipe.stream(
         shutdown,
         Duration::from_millis(250),
-        || t.set("tracing_on", "0"),
+        || Target::stop_recording(top.as_deref_mut(), inst),
         |text, last| {
+            if let Some(sc) = scope.as_deref_mut() {
+                sc.turn_in(dir, &["set_ftrace_pid"], last, shutdown, tool)?;
+            }
             let text = match filter.as_mut() {
                 Some(f) => {
                     kept.clear();
@@ -639,7 +708,9 @@ pub fn stream(
 }
 
 /// Traces for `secs`, then prints the `trace` file (without `#` lines unless `headers`;
-/// without the lines `keep` rejects).
+/// without the lines `keep` rejects); with a `scope`, keeps the target's
+/// `set_ftrace_pid` current meanwhile ([`Scope::sleep_in`]) and ends early when the
+/// cgroup is removed.
 pub fn buffered(
     t: &mut Target,
     shutdown: &Shutdown,
@@ -647,8 +718,17 @@ pub fn buffered(
     secs: f64,
     headers: bool,
     keep: Option<Keep>,
+    scope: Option<&mut Scope>,
 ) -> Result<Printed> {
-    shutdown.sleep(Duration::from_secs_f64(secs));
+    match scope {
+        Some(sc) => {
+            let (dir, tool) = (t.dir().to_path_buf(), t.tool());
+            sc.sleep_in(&dir, &["set_ftrace_pid"], shutdown, secs, tool)?;
+        }
+        None => {
+            shutdown.sleep(Duration::from_secs_f64(secs));
+        }
+    }
     t.set("tracing_on", "0")?;
     let p = t.dir().join("trace");
     let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
@@ -881,7 +961,7 @@ mod tests {
 
     #[test]
     fn finds_other_instances_running_function_graph() {
-        let dir = std::env::temp_dir().join(format!("graph-inst-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("graph-others-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (name, tracer) in [
             ("funcgraph-77", "function_graph\n"),
@@ -930,9 +1010,9 @@ mod tests {
         (dir, t)
     }
 
-    fn top_target(dir: &Path, t: &Tracefs, tool: &str) -> Target {
+    fn top_target(dir: &Path, t: &Tracefs, tool: &'static str) -> Target {
         let (top, _) = TopLevel::begin_in(t, tool, &dir.join("state")).unwrap();
-        Target::Top(top, dir.to_path_buf())
+        Target::Top(top, dir.to_path_buf(), tool)
     }
 
     fn slower<'a>(pats: &'a [String]) -> Settings<'a> {
@@ -949,6 +1029,59 @@ mod tests {
 
     fn read(dir: &Path, f: &str) -> String {
         std::fs::read_to_string(dir.join(f)).unwrap()
+    }
+
+    #[test]
+    fn a_scope_at_the_top_level_is_saved_and_restored() {
+        // Any mounted cgroup will do (its root); a host without one has nothing to test.
+        let args = crate::scope::CgroupArgs {
+            cgroup: Some("/".into()),
+            container: None,
+        };
+        let Ok(Some(mut sc)) = args.resolve() else {
+            eprintln!("skipped: no cgroup hierarchy mounted");
+            return;
+        };
+        let (dir, t) = fake_tracefs("scope", "0\n");
+        std::fs::write(dir.join("set_ftrace_pid"), "no pid\n").unwrap();
+        std::fs::write(dir.join("options/function-fork"), "0\n").unwrap();
+        let pats = vec!["vfs_read".to_string()];
+        let settings = Settings {
+            tool: "funcgraph",
+            pats: &pats,
+            tids: &[],
+            pid: None,
+            maxdepth: None,
+            thresh_us: None,
+            options: Vec::new(),
+        };
+        let mut target = top_target(&dir, &t, "funcgraph");
+        configure_scoped(&mut target, &settings, Some(&mut sc)).unwrap();
+        assert_eq!(read(&dir, "options/function-fork"), "1");
+        let pids = read(&dir, "set_ftrace_pid");
+        assert!(
+            pids.split(' ').all(|p| p.parse::<u32>().is_ok()),
+            "{pids:?}"
+        );
+        // The originals are in the state file before anything changes.
+        let state = read(
+            &dir,
+            &format!("state/funcgraph-{}.state", std::process::id()),
+        );
+        let saved = toplevel::parse_state(&state).unwrap();
+        assert!(
+            saved.contains(&("set_ftrace_pid".into(), String::new())),
+            "{saved:?}"
+        );
+        assert!(
+            saved.contains(&("options/function-fork".into(), "0".into())),
+            "{saved:?}"
+        );
+        target.finish().unwrap();
+        assert_eq!(read(&dir, "set_ftrace_pid"), "");
+        assert_eq!(read(&dir, "options/function-fork"), "0");
+        assert_eq!(read(&dir, "current_tracer"), "nop");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -35,6 +35,7 @@ use anyhow::{bail, Context, Result};
 use perf_tools_core::cgroup::{self, Cgroup, Version};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::instance::Instance;
@@ -131,6 +132,16 @@ impl CgroupArgs {
     /// See [`ScopeArgs::filter_notes`].
     pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
         filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
+    }
+
+    /// The words a banner adds for the scope: ` for cgroup PATH`, ` for container ID`,
+    /// or nothing.
+    pub fn banner_text(&self) -> String {
+        match (&self.cgroup, &self.container) {
+            (Some(c), _) => format!(" for cgroup {c}"),
+            (None, Some(c)) => format!(" for container {c}"),
+            _ => String::new(),
+        }
     }
 
     /// Rejects the scope combined with `-p`/`-L` (see [`reject_with_target`]).
@@ -241,18 +252,7 @@ impl Scope {
         let tids = self.read_members()?;
         inst.write("options/event-fork", "1")
             .context("this kernel's trace instances have no event-fork option (Linux 4.7+), which --cgroup needs to follow forked children")?;
-        if tids.is_empty() {
-            let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .unwrap_or(32768);
-            if inst.write("set_event_pid", &NO_TASK.to_string()).is_err() {
-                inst.write("set_event_pid", &(pid_max - 1).to_string())?;
-            }
-        } else {
-            let list: Vec<String> = tids.iter().map(u32::to_string).collect();
-            inst.write("set_event_pid", &list.join(" "))?;
-        }
+        write_list(&tids, |list| inst.write("set_event_pid", list))?;
         self.known = tids.clone();
         self.members = tids;
         self.last = Instant::now();
@@ -264,13 +264,25 @@ impl Scope {
     pub fn apply_function(&self, inst: &Instance) -> Result<()> {
         inst.write("options/function-fork", "1")
             .context("this kernel has no function-fork option (Linux 4.20+), which --cgroup needs for function tracers")?;
-        let list: Vec<String> = self.known.iter().map(u32::to_string).collect();
-        let list = if list.is_empty() {
-            NO_TASK.to_string()
-        } else {
-            list.join(" ")
-        };
-        inst.write("set_ftrace_pid", &list)
+        write_list(&self.known, |list| inst.write("set_ftrace_pid", list))
+    }
+
+    /// For a function tracer whose PID list is not a private instance's (function_graph
+    /// at the top level): reads the cgroup's threads and writes, through `set` (which
+    /// saves each file's original value first, so that it is restored on every exit
+    /// path), `options/function-fork` = 1 and `set_ftrace_pid` = the threads. No
+    /// `set_event_pid` is touched. Keep the list current with [`Scope::turn_in`] on the
+    /// same directory and `&["set_ftrace_pid"]`: appended PIDs go when the original
+    /// value is written back.
+    pub fn seed_function(&mut self, mut set: impl FnMut(&str, &str) -> Result<()>) -> Result<()> {
+        let tids = self.read_members()?;
+        set("options/function-fork", "1")
+            .context("this kernel has no function-fork option (Linux 4.20+), which --cgroup needs for function tracers")?;
+        write_list(&tids, |list| set("set_ftrace_pid", list))?;
+        self.known = tids.clone();
+        self.members = tids;
+        self.last = Instant::now();
+        Ok(())
     }
 
     fn read_members(&self) -> Result<BTreeSet<u32>> {
@@ -288,6 +300,16 @@ impl Scope {
 
     /// [`Scope::refresh`] without waiting for [`POLL`].
     pub fn refresh_now(&mut self, inst: &Instance, function: bool) -> Result<Refresh> {
+        let files: &[&str] = if function {
+            &["set_event_pid", "set_ftrace_pid"]
+        } else {
+            &["set_event_pid"]
+        };
+        self.refresh_in(inst.dir(), files)
+    }
+
+    /// [`Scope::refresh_now`] for the PID list `files` of the tracing directory `dir`.
+    fn refresh_in(&mut self, dir: &Path, files: &[&str]) -> Result<Refresh> {
         self.last = Instant::now();
         self.polls += 1;
         if !self.cgroup.exists() {
@@ -298,13 +320,8 @@ impl Scope {
         };
         let new: Vec<String> = tids.difference(&self.known).map(u32::to_string).collect();
         if !new.is_empty() {
-            let files: &[&str] = if function {
-                &["set_event_pid", "set_ftrace_pid"]
-            } else {
-                &["set_event_pid"]
-            };
             for f in files {
-                append(inst, f, &new.join(" "))?;
+                append(dir, f, &new.join(" "))?;
             }
             self.added += new.len() as u64;
             self.known.extend(tids.iter().copied());
@@ -395,6 +412,68 @@ impl Scope {
         Ok(())
     }
 
+    /// [`Scope::turn`] for the PID list `files` of the tracing directory `dir` (the
+    /// top level, after [`Scope::seed_function`]).
+    pub fn turn_in(
+        &mut self,
+        dir: &Path,
+        files: &[&str],
+        last: bool,
+        shutdown: &Shutdown,
+        tool: &str,
+    ) -> Result<()> {
+        if last || self.last.elapsed() < POLL {
+            return Ok(());
+        }
+        if self.refresh_in(dir, files)? == Refresh::Gone && !shutdown.requested() {
+            self.say_gone(tool);
+            shutdown.request();
+        }
+        Ok(())
+    }
+
+    /// Sleeps `secs` (a buffered `-d` run) while keeping the kernel's lists current, a
+    /// [`Scope::turn`] every [`POLL`]; returns early when a shutdown is requested (a
+    /// signal, or the cgroup removed: then it was said on stderr).
+    pub fn sleep(
+        &mut self,
+        inst: &Instance,
+        shutdown: &Shutdown,
+        secs: f64,
+        tool: &str,
+        function: bool,
+    ) -> Result<()> {
+        let files: &[&str] = if function {
+            &["set_event_pid", "set_ftrace_pid"]
+        } else {
+            &["set_event_pid"]
+        };
+        self.sleep_in(inst.dir(), files, shutdown, secs, tool)
+    }
+
+    /// [`Scope::sleep`] for the PID list `files` of the tracing directory `dir` (the
+    /// top level, after [`Scope::seed_function`]).
+    pub fn sleep_in(
+        &mut self,
+        dir: &Path,
+        files: &[&str],
+        shutdown: &Shutdown,
+        secs: f64,
+        tool: &str,
+    ) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let now = Instant::now();
+            if shutdown.requested() || now >= deadline {
+                return Ok(());
+            }
+            if shutdown.sleep(POLL.min(deadline - now)) {
+                return Ok(());
+            }
+            self.turn_in(dir, files, false, shutdown, tool)?;
+        }
+    }
+
     /// [`Scope::turn`] for tools that decide membership in user space ([`Scope::poll`]
     /// and [`Scope::holds`], no kernel list).
     pub fn poll_turn(&mut self, last: bool, shutdown: &Shutdown, tool: &str) {
@@ -425,9 +504,29 @@ impl Scope {
     }
 }
 
-/// Appends `list` to a PID list file of the instance (no `O_TRUNC`: the kernel adds).
-fn append(inst: &Instance, file: &str, list: &str) -> Result<()> {
-    let path = inst.dir().join(file);
+/// Writes `tids` (truncating) through `write`; an empty set as a PID no task has
+/// ([`NO_TASK`], or `pid_max - 1` where the kernel's list is a bitmap of `pid_max` bits
+/// and refuses larger PIDs), never as an empty list, which would mean every task.
+fn write_list(tids: &BTreeSet<u32>, mut write: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    if tids.is_empty() {
+        if write(&NO_TASK.to_string()).is_ok() {
+            return Ok(());
+        }
+        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(32768);
+        write(&pid_max.saturating_sub(1).to_string())
+    } else {
+        let list: Vec<String> = tids.iter().map(u32::to_string).collect();
+        write(&list.join(" "))
+    }
+}
+
+/// Appends `list` to the PID list file `file` of the tracing directory `dir` (no
+/// `O_TRUNC`: the kernel adds).
+fn append(dir: &Path, file: &str, list: &str) -> Result<()> {
+    let path = dir.join(file);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
@@ -650,6 +749,25 @@ mod tests {
         }
         .columns();
         assert_eq!(c.header(), "CGROUP       NSPID  ");
+        let a = CgroupArgs {
+            cgroup: Some("/web".into()),
+            container: None,
+        };
+        assert_eq!(a.banner_text(), " for cgroup /web");
+        let a = CgroupArgs {
+            cgroup: None,
+            container: Some("3f2a".into()),
+        };
+        assert_eq!(a.banner_text(), " for container 3f2a");
+        assert_eq!(CgroupArgs::default().banner_text(), "");
+        let e = CgroupArgs {
+            cgroup: Some("/web".into()),
+            container: None,
+        }
+        .reject_with_target(Some(1), None)
+        .unwrap_err();
+        assert!(e.to_string().contains("cannot be combined with -p"), "{e}");
+
         assert_eq!(ScopeArgs::default().columns().header(), "");
     }
 }

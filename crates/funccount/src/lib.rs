@@ -33,7 +33,7 @@ use perf_tools_ftrace::tracefs::Tracefs;
     version,
     about = "Count kernel function calls matching a glob, using the function tracer",
     long_about = None,
-    after_help = "Examples:\n  funccount 'vfs*'          # trace all funcs that match \"vfs*\"\n  funccount -d 5 'tcp*'     # trace \"tcp*\" funcs for 5 seconds\n  funccount -t 10 'ext3*'   # show top 10 \"ext3*\" funcs\n  funccount -i 1 'ext3*'    # summary every 1 second\n  funccount -i 1 -d 5 'ext3*' # 5 x 1 second summaries\n\nWARNING: every counted call costs the kernel time; see the funccount(8) man page."
+    after_help = "Examples:\n  funccount 'vfs*'          # trace all funcs that match \"vfs*\"\n  funccount -d 5 'tcp*'     # trace \"tcp*\" funcs for 5 seconds\n  funccount -t 10 'ext3*'   # show top 10 \"ext3*\" funcs\n  funccount -i 1 'ext3*'    # summary every 1 second\n  funccount -i 1 -d 5 'ext3*' # 5 x 1 second summaries\n  funccount --cgroup /sys/fs/cgroup/web 'vfs_*'  # calls by that cgroup's tasks\n\nWARNING: every counted call costs the kernel time; see the funccount(8) man page."
 )]
 pub struct Args {
     /// Total duration of the trace, in seconds
@@ -57,6 +57,9 @@ pub struct Args {
     /// Kernel function name(s) or glob(s) to count, e.g. 'vfs_*'
     #[arg(value_name = "funcstring", required = true)]
     pub functions: Vec<String>,
+    /// Container scope, filtered in the kernel (set_ftrace_pid of the private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -77,13 +80,14 @@ pub const COUNTER: &str =
 /// The startup line, as the original prints it.
 pub fn banner(args: &Args) -> String {
     let funcs = function::patterns(&args.functions).join(" ");
+    let stext = args.scope.banner_text();
     let ttext = args
         .top
         .map(|t| format!(" Top {t} only."))
         .unwrap_or_default();
     match args.duration {
-        Some(d) => format!("Tracing \"{funcs}\" for {d} seconds.{ttext}.."),
-        None => format!("Tracing \"{funcs}\".{ttext}.. Ctrl-C to end."),
+        Some(d) => format!("Tracing \"{funcs}\"{stext} for {d} seconds.{ttext}.."),
+        None => format!("Tracing \"{funcs}\"{stext}.{ttext}.. Ctrl-C to end."),
     }
 }
 
@@ -188,6 +192,8 @@ pub fn run(args: Args) -> Result<()> {
             "no function given: name a kernel function or glob, e.g. funccount 'vfs_*'",
         ));
     }
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     function::require_function_tracer(&tracefs, "funccount")?;
@@ -198,7 +204,7 @@ pub fn run(args: Args) -> Result<()> {
         anyhow::bail!("{why}: funccount counts only in a private instance and does not take over the top-level tracer (which funcgraph or another tool may be using)");
     }
     let decoder = FunctionEvent::of(&inst)?;
-    function::configure(
+    function::configure_scoped(
         &inst,
         "funccount",
         &Setup {
@@ -207,6 +213,7 @@ pub fn run(args: Args) -> Result<()> {
             follow_forks: false,
             buffer_kb: Some(args.buffer_kb),
         },
+        scope.as_mut(),
     )?;
     eprintln!(
         "funccount: counting {matched} functions with the {COUNTER}; calls by funccount itself are not counted"
@@ -238,10 +245,16 @@ pub fn run(args: Args) -> Result<()> {
         &shutdown,
         args.duration,
         Duration::from_millis(100),
-        |reader, _, batch| {
+        |reader, inst, batch| {
+            if let Some(sc) = scope.as_mut() {
+                sc.turn(inst, batch.last, &shutdown, "funccount", true)?;
+            }
             let stats = reader.drain(|_, _, p| {
                 if let Some(c) = decoder.decode(p) {
-                    *counts.by_ip.entry(c.ip).or_default() += 1;
+                    // Tasks that moved out of the cgroup stay in the kernel's list.
+                    if scope.as_mut().is_none_or(|sc| sc.contains(c.pid as u32)) {
+                        *counts.by_ip.entry(c.ip).or_default() += 1;
+                    }
                 }
             });
             // The kernel's loss counters since the last batch (the pages' flags are a
@@ -291,8 +304,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if total_calls == 0 {
         eprintln!(
-            "funccount: 0 calls of \"{}\" counted in {summaries} summaries ({matched} functions matched; not called while tracing, or only inlined); {} lost",
+            "funccount: 0 calls of \"{}\"{} counted in {summaries} summaries ({matched} functions matched; not called while tracing, or only inlined); {} lost",
             pats.join(" "),
+            args.scope.banner_text().replace(" for ", " in "),
             thousands(lost)
         );
     }
@@ -315,6 +329,11 @@ mod tests {
         );
         let a = Args::parse_from(["funccount", "-d", "5", "tcp*"]);
         assert_eq!(banner(&a), "Tracing \"tcp*\" for 5 seconds...");
+        let a = Args::parse_from(["funccount", "--cgroup", "/web", "-d", "5", "tcp*"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"tcp*\" for cgroup /web for 5 seconds..."
+        );
     }
 
     #[test]

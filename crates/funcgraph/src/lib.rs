@@ -16,6 +16,7 @@ use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::graph::{self, Printed, Settings, Target};
+use perf_tools_ftrace::scope::Scope;
 use perf_tools_ftrace::session::{RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 
@@ -26,7 +27,7 @@ use perf_tools_ftrace::tracefs::Tracefs;
     version,
     about = "Trace kernel function calls as a call graph with durations, using the function_graph tracer",
     long_about = None,
-    after_help = "Examples:\n  funcgraph do_nanosleep        # trace do_nanosleep() and children\n  funcgraph -m 3 do_sys_open    # trace do_sys_open() to 3 levels only\n  funcgraph -a do_sys_open      # include timestamps and process name\n  funcgraph -p 198 vfs_read     # trace vfs_read() for PID 198 only\n  funcgraph -d 1 do_sys_open >out  # trace 1 sec, then write to file\n  funcgraph 'vfs_read vfs_write'   # several functions (or globs)\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcgraph(8) man page for more."
+    after_help = "Examples:\n  funcgraph do_nanosleep        # trace do_nanosleep() and children\n  funcgraph -m 3 do_sys_open    # trace do_sys_open() to 3 levels only\n  funcgraph -a do_sys_open      # include timestamps and process name\n  funcgraph -p 198 vfs_read     # trace vfs_read() for PID 198 only\n  funcgraph --cgroup /sys/fs/cgroup/web vfs_read  # only that cgroup's tasks\n  funcgraph -d 1 do_sys_open >out  # trace 1 sec, then write to file\n  funcgraph 'vfs_read vfs_write'   # several functions (or globs)\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcgraph(8) man page for more."
 )]
 pub struct Args {
     /// All info (same as -HPt)
@@ -65,6 +66,9 @@ pub struct Args {
     /// Kernel function name(s) or glob(s) to graph, e.g. vfs_read, 'ext4_*'
     #[arg(value_name = "funcstring", required = true)]
     pub functions: Vec<String>,
+    /// Container scope, filtered in the kernel (set_ftrace_pid of a private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -89,7 +93,7 @@ pub fn banner(args: &Args) -> String {
     let ftext = match (args.pid, args.tid) {
         (Some(p), _) => format!(" for PID {p}"),
         (None, Some(t)) => format!(" for TID {t}"),
-        _ => String::new(),
+        _ => args.scope.banner_text(),
     };
     match args.duration {
         Some(d) => format!("Tracing \"{funcs}\"{ftext} for {d} seconds..."),
@@ -107,7 +111,13 @@ pub fn check() -> Result<perf_tools_core::check::Report> {
 }
 
 /// Applies the options to the target and turns function_graph on.
-fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Result<()> {
+fn configure(
+    t: &mut Target,
+    args: &Args,
+    tids: &[u32],
+    pats: &[String],
+    scope: Option<&mut Scope>,
+) -> Result<()> {
     let all = args.all;
     let toggles = [
         ("funcgraph-proc", args.proc_names || all, "1", "-P"),
@@ -121,7 +131,7 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
         .filter(|t| t.1)
         .map(|&(opt, _, value, flag)| (opt, value, flag))
         .collect();
-    graph::configure(
+    graph::configure_scoped(
         t,
         &Settings {
             tool: "funcgraph",
@@ -132,6 +142,7 @@ fn configure(t: &mut Target, args: &Args, tids: &[u32], pats: &[String]) -> Resu
             thresh_us: None,
             options,
         },
+        scope,
     )
 }
 
@@ -149,7 +160,12 @@ fn account(args: &Args, pats: &[String], printed: Printed) -> RunAccount {
             a.filter(format!("-L {t}"), true);
             format!(" by TID {t}")
         }
-        _ => String::new(),
+        _ => {
+            for (option, in_kernel) in args.scope.filter_notes(true) {
+                a.filter(option, in_kernel);
+            }
+            args.scope.banner_text().replace(" for ", " in ")
+        }
     };
     a.notes.push(format!(
         "no call of \"{funcs}\"{who} was traced (not called while tracing, or only inlined)"
@@ -173,6 +189,9 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     let headers = args.headers || args.all;
+    args.scope.reject_with_target(args.pid, args.tid)?;
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     graph::require_function_graph(&tracefs, "funcgraph")?;
@@ -181,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut target =
         graph::open_target(&tracefs, "funcgraph", args.maxdepth.is_some_and(|d| d > 0))?;
-    configure(&mut target, &args, &tids, &pats)?;
+    configure(&mut target, &args, &tids, &pats, scope.as_mut())?;
     // PT_FAULT=panic (cleanup tests): everything must still be restored while unwinding.
     perf_tools_core::fault::fault_point();
     let mut out = Output::stdout();
@@ -189,10 +208,25 @@ pub fn run(args: Args) -> Result<()> {
     out.flush()?;
     let (printed, end) = match args.duration {
         Some(d) => (
-            graph::buffered(&mut target, &shutdown, &mut out, d, headers, None)?,
+            graph::buffered(
+                &mut target,
+                &shutdown,
+                &mut out,
+                d,
+                headers,
+                None,
+                scope.as_mut(),
+            )?,
             StreamEnd::Finished,
         ),
-        None => graph::stream(&mut target, &shutdown, &mut out, headers, None)?,
+        None => graph::stream(
+            &mut target,
+            &shutdown,
+            &mut out,
+            headers,
+            None,
+            scope.as_mut(),
+        )?,
     };
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, restoring everything.
@@ -252,6 +286,11 @@ mod tests {
         assert_eq!(
             banner(&a),
             "Tracing \"vfs_read vfs_write\" for TID 7... Ctrl-C to end."
+        );
+        let a = Args::parse_from(["funcgraph", "--container", "3f2a", "vfs_read"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"vfs_read\" for container 3f2a... Ctrl-C to end."
         );
     }
 

@@ -78,7 +78,7 @@ fn help_and_cleanup() {
 /// the arguments given: the usage is now the whole synopsis, required operand and all.
 #[test]
 fn usage_shows_the_required_funcstring_and_the_cleanup_form() {
-    let usage = "Usage: funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID]\n                 funcstring...\n       funcgraph --cleanup\n";
+    let usage = "Usage: funcgraph [-aCDHPtT] [-d secs] [-m maxdepth] [-p PID | -L TID]\n                 [--cgroup PATH | --container ID|NAME] funcstring...\n       funcgraph --cleanup\n";
     let (code, out, _) = run(BIN, &["-h"]);
     assert_eq!(code, 0);
     assert!(out.contains(usage), "{out}");

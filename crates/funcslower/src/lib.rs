@@ -34,7 +34,7 @@ pub const MAX_LATENCY_US: u64 = 3_600_000_000;
     version,
     about = "Trace kernel function calls slower than a threshold (microseconds), using the function_graph tracer",
     long_about = None,
-    after_help = "Examples:\n  funcslower vfs_read 10000         # trace vfs_read() slower than 10 ms\n  funcslower -HPt vfs_read 10000    # with headers, timestamps, process names\n  funcslower -p 198 vfs_read 10000  # slow vfs_read()s of PID 198 only\n  funcslower -C vfs_read 1000       # on-CPU time only (exclude sleeping)\n  funcslower -d 10 vfs_read 10000   # trace 10 seconds, buffered, then print\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcslower(8) man page for more."
+    after_help = "Examples:\n  funcslower vfs_read 10000         # trace vfs_read() slower than 10 ms\n  funcslower -HPt vfs_read 10000    # with headers, timestamps, process names\n  funcslower -p 198 vfs_read 10000  # slow vfs_read()s of PID 198 only\n  funcslower --cgroup /sys/fs/cgroup/web vfs_read 10000  # that cgroup's only\n  funcslower -C vfs_read 1000       # on-CPU time only (exclude sleeping)\n  funcslower -d 10 vfs_read 10000   # trace 10 seconds, buffered, then print\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcslower(8) man page for more."
 )]
 pub struct Args {
     /// All info (same as -HPt)
@@ -67,6 +67,9 @@ pub struct Args {
     /// Show only calls that took at least this many microseconds (measured in the kernel)
     #[arg(value_name = "latency_us", required = true, value_parser = perf_tools_core::cli::between::<u64>("latency_us", 1, MAX_LATENCY_US))]
     pub latency_us: Option<u64>,
+    /// Container scope, filtered in the kernel (set_ftrace_pid of a private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Restore what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -85,7 +88,7 @@ pub fn banner(funcs: &str, args: &Args, thresh: u64) -> String {
     let ftext = match (args.pid, args.tid) {
         (Some(p), _) => format!(" for PID {p}"),
         (None, Some(t)) => format!(" for TID {t}"),
-        _ => String::new(),
+        _ => args.scope.banner_text(),
     };
     match args.duration {
         Some(d) => format!("Tracing \"{funcs}\"{ftext} slower than {thresh} us for {d} seconds..."),
@@ -128,7 +131,12 @@ fn account(args: &Args, pats: &[String], thresh: u64, printed: Printed) -> RunAc
             a.filter(format!("-L {t}"), true);
             format!(" by TID {t}")
         }
-        _ => String::new(),
+        _ => {
+            for (option, in_kernel) in args.scope.filter_notes(true) {
+                a.filter(option, in_kernel);
+            }
+            args.scope.banner_text().replace(" for ", " in ")
+        }
     };
     let what = if args.cpu_only { "on-CPU time" } else { "time" };
     a.notes.push(format!(
@@ -148,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (Some(funcstring), Some(thresh)) = (args.functions.as_deref(), args.latency_us) else {
         return Err(cli::usage(
-            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [-d secs] funcstring latency_us",
+            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [--cgroup PATH] [-d secs] funcstring latency_us",
         ));
     };
     let pats = graph::patterns(&[funcstring.to_string()]);
@@ -159,6 +167,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let headers = args.headers || args.all;
     let proc_names = args.proc_names || args.all;
+    args.scope.reject_with_target(args.pid, args.tid)?;
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     graph::require_function_graph(&tracefs, "funcslower")?;
@@ -176,7 +187,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.cpu_only {
         options.push(("sleep-time", "0", "-C"));
     }
-    graph::configure(
+    graph::configure_scoped(
         &mut target,
         &Settings {
             tool: "funcslower",
@@ -187,6 +198,7 @@ pub fn run(args: Args) -> Result<()> {
             thresh_us: Some(thresh),
             options,
         },
+        scope.as_mut(),
     )?;
     // PT_FAULT=panic (cleanup tests): everything must still be restored while unwinding.
     perf_tools_core::fault::fault_point();
@@ -200,10 +212,25 @@ pub fn run(args: Args) -> Result<()> {
     out.flush()?;
     let (printed, end) = match args.duration {
         Some(d) => (
-            graph::buffered(&mut target, &shutdown, &mut out, d, headers, keep)?,
+            graph::buffered(
+                &mut target,
+                &shutdown,
+                &mut out,
+                d,
+                headers,
+                keep,
+                scope.as_mut(),
+            )?,
             StreamEnd::Finished,
         ),
-        None => graph::stream(&mut target, &shutdown, &mut out, headers, keep)?,
+        None => graph::stream(
+            &mut target,
+            &shutdown,
+            &mut out,
+            headers,
+            keep,
+            scope.as_mut(),
+        )?,
     };
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, restoring everything.
@@ -247,6 +274,11 @@ mod tests {
         assert_eq!(
             banner("vfs_read vfs_write", &a, 1),
             "Tracing \"vfs_read vfs_write\" for TID 7 slower than 1 us... Ctrl-C to end."
+        );
+        let a = args(&["--cgroup", "/web", "vfs_read", "100"]);
+        assert_eq!(
+            banner("vfs_read", &a, 100),
+            "Tracing \"vfs_read\" for cgroup /web slower than 100 us... Ctrl-C to end."
         );
     }
 

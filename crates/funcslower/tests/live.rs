@@ -45,7 +45,7 @@ fn refuses_cleanly_without_function_graph() {
 
 #[test]
 fn usage_errors_exit_2_with_the_synopsis() {
-    let usage = "Usage: funcslower [-aCHPt] [-d secs] [-p PID | -L TID] funcstring latency_us\n       funcslower --cleanup\n       funcslower --check\n";
+    let usage = "Usage: funcslower [-aCHPt] [-d secs] [-p PID | -L TID]\n                  [--cgroup PATH | --container ID|NAME] funcstring latency_us\n       funcslower --cleanup\n       funcslower --check\n";
     for args in [
         &[][..],
         &["vfs_read"],

@@ -33,7 +33,7 @@ use perf_tools_ftrace::tracefs::Tracefs;
     version,
     about = "Trace kernel function calls matching a glob: task, CPU, time, function and caller, using the function tracer",
     long_about = None,
-    after_help = "Examples:\n  functrace do_nanosleep        # trace the do_nanosleep() function\n  functrace '*sleep'            # trace functions ending in \"sleep\"\n  functrace -p 198 'vfs*'       # trace \"vfs*\" funcs for PID 198\n  functrace 'tcp*' > out        # trace all \"tcp*\" funcs to out file\n  functrace -d 1 'tcp*' > out   # trace 1 sec, then write out file\n\nWARNING: every traced call costs the kernel time; see the functrace(8) man page."
+    after_help = "Examples:\n  functrace do_nanosleep        # trace the do_nanosleep() function\n  functrace '*sleep'            # trace functions ending in \"sleep\"\n  functrace -p 198 'vfs*'       # trace \"vfs*\" funcs for PID 198\n  functrace --cgroup /sys/fs/cgroup/web vfs_read  # that cgroup's tasks only\n  functrace 'tcp*' > out        # trace all \"tcp*\" funcs to out file\n  functrace -d 1 'tcp*' > out   # trace 1 sec, then write out file\n\nWARNING: every traced call costs the kernel time; see the functrace(8) man page."
 )]
 pub struct Args {
     /// Trace for this many seconds, then print (default: live until Ctrl-C)
@@ -57,6 +57,9 @@ pub struct Args {
     /// Kernel function name(s) or glob(s) to trace, e.g. do_nanosleep, 'vfs_*'
     #[arg(value_name = "funcstring", required = true)]
     pub functions: Vec<String>,
+    /// Container scope, filtered in the kernel (set_ftrace_pid of the private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove what killed runs of any tool left behind (instances, top-level settings), then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -76,7 +79,7 @@ pub fn banner(args: &Args) -> String {
     let ftext = match (args.pid, args.tid) {
         (Some(p), _) => format!(" for PID {p}"),
         (None, Some(t)) => format!(" for TID {t}"),
-        _ => String::new(),
+        _ => args.scope.banner_text(),
     };
     match args.duration {
         Some(d) => format!("Tracing \"{funcs}\"{ftext} for {d} seconds..."),
@@ -106,6 +109,9 @@ pub fn run(args: Args) -> Result<()> {
             "no function given: name a kernel function or glob, e.g. functrace do_nanosleep",
         ));
     }
+    args.scope.reject_with_target(args.pid, args.tid)?;
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     function::require_function_tracer(&tracefs, "functrace")?;
@@ -120,7 +126,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{why}: functrace runs only in a private instance and does not take over the top-level tracer (which funcgraph or another tool may be using)");
     }
     let decoder = FunctionEvent::of(&inst)?;
-    function::configure(
+    function::configure_scoped(
         &inst,
         "functrace",
         &Setup {
@@ -129,6 +135,7 @@ pub fn run(args: Args) -> Result<()> {
             follow_forks: args.pid.is_some(),
             buffer_kb: Some(args.buffer_kb),
         },
+        scope.as_mut(),
     )?;
     let (head, style) = function::header(&inst)?;
     let syms = Symbols::load();
@@ -156,12 +163,19 @@ pub fn run(args: Args) -> Result<()> {
         &shutdown,
         args.duration,
         Duration::from_millis(100),
-        |reader, _, batch| {
+        |reader, inst, batch| {
+            if let Some(sc) = scope.as_mut() {
+                sc.turn(inst, batch.last, &shutdown, "functrace", true)?;
+            }
             let stats = reader.drain_rounds(
                 u64::MAX,
-                &mut merger,
-                |m, cpu, ts, p| {
-                    if decoder.decode(p).is_some() {
+                &mut (&mut merger, scope.as_mut()),
+                |(m, sc), cpu, ts, p| {
+                    let Some(call) = decoder.decode(p) else {
+                        return;
+                    };
+                    // Tasks that moved out of the cgroup stay in the kernel's list.
+                    if sc.as_mut().is_none_or(|sc| sc.contains(call.pid as u32)) {
                         m.push(cpu as usize, ts, (cpu, p.to_vec()));
                     }
                 },
@@ -211,7 +225,12 @@ pub fn run(args: Args) -> Result<()> {
             account.filter(format!("-L {t}"), true);
             format!(" by TID {t}")
         }
-        _ => String::new(),
+        _ => {
+            for (option, in_kernel) in args.scope.filter_notes(true) {
+                account.filter(option, in_kernel);
+            }
+            args.scope.banner_text().replace(" for ", " in ")
+        }
     };
     account.notes.push(format!(
         "no call of \"{}\"{who} was traced (not called while tracing, or only inlined)",
@@ -248,6 +267,11 @@ mod tests {
         assert_eq!(
             banner(&a),
             "Tracing \"vfs_read vfs_write\" for TID 7... Ctrl-C to end."
+        );
+        let a = Args::parse_from(["functrace", "--cgroup", "/web", "-d", "2", "vfs_read"]);
+        assert_eq!(
+            banner(&a),
+            "Tracing \"vfs_read\" for cgroup /web for 2 seconds..."
         );
     }
 

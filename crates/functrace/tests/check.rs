@@ -42,3 +42,27 @@ fn usage_errors_exit_2() {
     let (rc, _, err) = testkit::run(BIN, &[]);
     assert_eq!(rc, 2, "{err}");
 }
+
+/// --cgroup is checked before tracefs is touched: with -p a usage error (2); a
+/// directory that is no cgroup an error (1) naming the cgroup problem, not the kernel's
+/// tracer (which this host may lack), and no instance is made.
+#[test]
+fn cgroup_is_refused_before_tracefs() {
+    let (rc, _, err) = testkit::run(BIN, &["--cgroup", "/", "-p", "1", "vfs_read"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("cannot be combined with -p or -L"), "{err}");
+    let (rc, _, err, pid) = testkit::run_pid(
+        BIN,
+        &["--cgroup", "/proc/no-such-cgroup", "-d", "1", "vfs_read"],
+    );
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains("/proc/no-such-cgroup is not a cgroup")
+            || err.contains("no cgroup hierarchy is mounted"),
+        "{err}"
+    );
+    assert!(
+        !testkit::instance_of("functrace", pid),
+        "instance left behind"
+    );
+}

@@ -32,7 +32,7 @@ pub use perf_tools_ftrace::probe::{faults, render};
     version,
     about = "Create, trace and remove one dynamic kernel probe (kprobe or kretprobe)",
     long_about = None,
-    after_help = "Examples:\n  kprobe p:do_sys_openat2                    # trace do_sys_openat2() entry\n  kprobe r:do_sys_openat2                    # trace its return\n  kprobe 'r:do_sys_openat2 $retval'          # with the return value\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring'\n                                             # file name (2nd argument)\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring' 'filename ~ \"*stat\"'\n                                             # only names ending in stat\n  kprobe -s p:vfs_fsync                      # with kernel stack traces\n  kprobe -p 91 p:vfs_read                    # only PID 91\n  kprobe -v 'p:do_sys_openat2 $arg1 $arg2'   # show the format, trace nothing\n\n$argN and $retval are portable across architectures (Linux 4.20+); register names\n(%di, %x0, ...) are not. See the kprobe(8) man page and the kernel's kprobetrace.rst."
+    after_help = "Examples:\n  kprobe p:do_sys_openat2                    # trace do_sys_openat2() entry\n  kprobe r:do_sys_openat2                    # trace its return\n  kprobe 'r:do_sys_openat2 $retval'          # with the return value\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring'\n                                             # file name (2nd argument)\n  kprobe 'p:myopen do_sys_openat2 filename=+0($arg2):ustring' 'filename ~ \"*stat\"'\n                                             # only names ending in stat\n  kprobe -s p:vfs_fsync                      # with kernel stack traces\n  kprobe -p 91 p:vfs_read                    # only PID 91\n  kprobe --cgroup /sys/fs/cgroup/web p:vfs_read  # only that cgroup's tasks\n  kprobe -v 'p:do_sys_openat2 $arg1 $arg2'   # show the format, trace nothing\n\n$argN and $retval are portable across architectures (Linux 4.20+); register names\n(%di, %x0, ...) are not. See the kprobe(8) man page and the kernel's kprobetrace.rst."
 )]
 pub struct Args {
     /// Force: skip the available_filter_functions safety check
@@ -62,6 +62,9 @@ pub struct Args {
     /// Optional ftrace filter expression, e.g. 'filename ~ "*stat"'
     #[arg(value_name = "filter")]
     pub filter: Option<String>,
+    /// Container scope, filtered in the kernel (set_event_pid of the private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -272,6 +275,13 @@ pub fn run(args: Args) -> Result<()> {
         return Err(cli::usage("no kprobe definition given"));
     };
     let def = parse_definition(def_text).map_err(cli::usage)?;
+    args.scope.reject_with_target(args.pid, args.tid)?;
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = if args.view {
+        None
+    } else {
+        args.scope.resolve()?
+    };
     // The suite's rule: a target that does not exist is an error before any state.
     if let Some(p) = args.pid {
         target::require_process(p)?;
@@ -297,15 +307,25 @@ pub fn run(args: Args) -> Result<()> {
     let symbols = std::thread::spawn(render::Symbols::load);
     let spec = spec(&args, &def);
     let inst = run::setup_instance(&tracefs, &spec, &p)?;
+    if let Some(sc) = scope.as_mut() {
+        // Before the event is enabled: no moment traces every task.
+        sc.apply(&inst)
+            .map_err(|e| e.context(format!("limiting tracing to the {}", sc.label())))?;
+    }
     let decoders = run::decoders(&tracefs, &spec, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
     let mut out = Output::stdout();
-    let syms = match decoders {
-        Some(_) => symbols.join().unwrap_or_default(),
-        None => render::Symbols::default(),
-    };
-    let traced = run::trace(&spec, &shutdown, inst, &mut out, p.event(), decoders, syms)?;
+    let decoded = decoders.map(|d| (d, symbols.join().unwrap_or_default()));
+    let traced = run::trace_scoped(
+        &spec,
+        &shutdown,
+        inst,
+        &mut out,
+        p.event(),
+        decoded,
+        scope.as_mut(),
+    )?;
     if traced.end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly (the instance is gone).
         return p.remove();
@@ -326,7 +346,11 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
         }
     }
-    if let Some(line) = run::account(&spec, &traced, counts.map(|c| c.0)).line() {
+    let mut account = run::account(&spec, &traced, counts.map(|c| c.0));
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
+    }
+    if let Some(line) = account.line() {
         eprintln!("{line}");
     }
     Ok(())
@@ -394,7 +418,7 @@ fn spec<'a>(args: &'a Args, def: &'a Definition) -> run::Spec<'a> {
         headers: args.headers,
         duration: args.duration,
         fetch_args: &def.args,
-        banner_detail: String::new(),
+        banner_detail: args.scope.banner_text(),
     }
 }
 

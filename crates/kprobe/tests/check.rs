@@ -31,3 +31,24 @@ fn check_gives_this_hosts_verdict_and_leaves_nothing() {
     let left = testkit::probes_of(pid);
     assert!(left.is_empty(), "probes left behind: {left:?}");
 }
+
+/// --cgroup is checked before tracefs is touched: with -p a usage error (2); a
+/// directory that is no cgroup an error (1) naming the cgroup problem, not the kernel's
+/// tracer (which this host may lack), and no instance is made.
+#[test]
+fn cgroup_is_refused_before_tracefs() {
+    let (rc, _, err) = testkit::run(BIN, &["--cgroup", "/", "-p", "1", "p:vfs_read"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("cannot be combined with -p or -L"), "{err}");
+    let (rc, _, err, pid) = testkit::run_pid(
+        BIN,
+        &["--cgroup", "/proc/no-such-cgroup", "-d", "1", "p:vfs_read"],
+    );
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains("/proc/no-such-cgroup is not a cgroup")
+            || err.contains("no cgroup hierarchy is mounted"),
+        "{err}"
+    );
+    assert!(!testkit::instance_of("kprobe", pid), "instance left behind");
+}

@@ -3,6 +3,12 @@
 //! activity left out), stack traces (`-s`), the decoders of the probe's binary records,
 //! live or buffered (`-d`) output in time order with escaped names, the `(fault)` watch,
 //! and the end-of-run account. Without decoders, the kernel's text is printed instead.
+//!
+//! A cgroup scope ([`trace_scoped`]) is the instance's `set_event_pid` with
+//! `event-fork` ([`Scope::apply`], made by the tool before the event is enabled), kept
+//! current every turn; decoded records of tasks that moved out of the cgroup are dropped
+//! by their `common_pid` ([`Scope::contains`]). The kernel's text (no decoders) is
+//! scoped by the kernel's list only.
 
 use anyhow::{bail, Result};
 use std::io::{Read, Write};
@@ -18,6 +24,7 @@ use super::Probe;
 use crate::cleanup;
 use crate::instance::Instance;
 use crate::merge::Merger;
+use crate::scope::Scope;
 use crate::session::{RunAccount, Session, StreamEnd};
 use crate::text_pipe::{self, TextPipe};
 use crate::tracefs::Tracefs;
@@ -226,9 +233,41 @@ pub fn trace(
     decoders: Option<Decoders>,
     syms: render::Symbols,
 ) -> Result<Traced> {
-    match decoders {
-        Some(d) => trace_binary(spec, shutdown, inst, out, event, d, syms),
-        None => trace_text(spec, shutdown, inst, out, event),
+    let decoded = decoders.map(|d| (d, syms));
+    trace_scoped(spec, shutdown, inst, out, event, decoded, None)
+}
+
+/// [`trace`] limited to a cgroup: `scope` was applied to `inst` ([`Scope::apply`]);
+/// its list is kept current every turn, a removed cgroup ends the run (exit 0), and
+/// decoded records of tasks no longer in the cgroup are dropped. `decoded`: the
+/// decoders with the kernel symbols, or `None` for the kernel's text.
+pub fn trace_scoped(
+    spec: &Spec,
+    shutdown: &Shutdown,
+    inst: Instance,
+    out: &mut Output,
+    event: &str,
+    decoded: Option<(Decoders, render::Symbols)>,
+    scope: Option<&mut Scope>,
+) -> Result<Traced> {
+    match decoded {
+        Some(d) => trace_binary(spec, shutdown, inst, out, event, d, scope),
+        None => trace_text(spec, shutdown, inst, out, event, scope),
+    }
+}
+
+/// The task (`common_pid`, at offset 4 of every record) of a raw record.
+fn common_pid(payload: &[u8]) -> Option<u32> {
+    payload
+        .get(4..8)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u32)
+}
+
+/// Whether a record belongs to the scope (always without one).
+fn in_scope(scope: &mut Option<&mut Scope>, payload: &[u8]) -> bool {
+    match scope.as_deref_mut() {
+        None => true,
+        Some(sc) => common_pid(payload).is_none_or(|pid| sc.contains(pid)),
     }
 }
 
@@ -255,6 +294,7 @@ fn trace_text(
     inst: Instance,
     out: &mut Output,
     event: &str,
+    mut scope: Option<&mut Scope>,
 ) -> Result<Traced> {
     let mut traced = Traced {
         end: StreamEnd::Finished,
@@ -265,7 +305,12 @@ fn trace_text(
     match spec.duration {
         Some(d) => {
             out.flush()?;
-            shutdown.sleep(Duration::from_secs_f64(d));
+            match scope.as_deref_mut() {
+                Some(sc) => sc.sleep(&inst, shutdown, d, spec.tool, false)?,
+                None => {
+                    shutdown.sleep(Duration::from_secs_f64(d));
+                }
+            }
             inst.set_tracing_on(false)?;
             let text = inst.read("trace")?;
             for l in text.lines() {
@@ -292,6 +337,9 @@ fn trace_text(
                 Duration::from_millis(100),
                 || inst.set_tracing_on(false),
                 |text, last| {
+                    if let Some(sc) = scope.as_deref_mut() {
+                        sc.turn(&inst, last, shutdown, spec.tool, false)?;
+                    }
                     partial.extend_from_slice(text);
                     let end = if last {
                         Some(partial.len())
@@ -417,8 +465,8 @@ fn trace_binary(
     inst: Instance,
     out: &mut Output,
     event: &str,
-    dec: Decoders,
-    syms: render::Symbols,
+    (dec, syms): (Decoders, render::Symbols),
+    mut scope: Option<&mut Scope>,
 ) -> Result<Traced> {
     let mut session = Session::start(inst)?;
     let mut lines = Lines::new(dec, spec, perf_tools_core::clock::monotonic_ns(), syms);
@@ -433,7 +481,12 @@ fn trace_binary(
     let end = match spec.duration {
         Some(d) => {
             out.flush()?;
-            shutdown.sleep(Duration::from_secs_f64(d));
+            match scope.as_deref_mut() {
+                Some(sc) => sc.sleep(&session.instance, shutdown, d, spec.tool, false)?,
+                None => {
+                    shutdown.sleep(Duration::from_secs_f64(d));
+                }
+            }
             session.instance.set_tracing_on(false)?;
             if spec.headers {
                 for l in header_lines(&session.instance) {
@@ -441,7 +494,11 @@ fn trace_binary(
                 }
             }
             loop {
-                let stats = session.reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
+                let stats = session.reader.drain(|cpu, ts, p| {
+                    if in_scope(&mut scope, p) {
+                        lines.event(cpu, ts, p);
+                    }
+                });
                 warn_lost(stats.missed);
                 if stats.pages == 0 {
                     break;
@@ -462,8 +519,15 @@ fn trace_binary(
                 shutdown,
                 None,
                 Duration::from_millis(100),
-                |reader, _, turn| {
-                    let stats = reader.drain(|cpu, ts, p| lines.event(cpu, ts, p));
+                |reader, inst, turn| {
+                    if let Some(sc) = scope.as_deref_mut() {
+                        sc.turn(inst, turn.last, shutdown, spec.tool, false)?;
+                    }
+                    let stats = reader.drain(|cpu, ts, p| {
+                        if in_scope(&mut scope, p) {
+                            lines.event(cpu, ts, p);
+                        }
+                    });
                     warn_lost(stats.missed);
                     lines.release(turn.clock, &mut out.buf, turn.last);
                     out.flush()?;
