@@ -18,7 +18,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "iolatency",
         &[
-            "iolatency [-DPQTu] [-d device] [-i iotype] [--json] [--buffer-kb KiB] [--heatmap FILE] [interval [count]]",
+            "iolatency [-DPQTu] [-d device] [-i iotype] [--json] [--buffer-kb KiB] [--heatmap FILE] [--cgroup PATH | --container ID|NAME] [interval [count]]",
             "iolatency --cleanup",
             "iolatency --check",
         ],
@@ -70,7 +70,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "syscount",
         &[
-            "syscount [-cv] [-p PID | -d seconds] [-t top] [--buffer-kb KiB] [command...]",
+            "syscount [-cv] [-p PID | -d seconds] [-t top] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] [command...]",
             "syscount --cleanup",
             "syscount --check",
         ],
@@ -78,7 +78,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "killsnoop",
         &[
-            "killsnoop [-st] [-d secs] [-n name | -p PID] [--buffer-kb KiB]",
+            "killsnoop [-st] [-d secs] [-n name | -p PID] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] [--show-cgroup] [--show-nspid]",
             "killsnoop --cleanup",
             "killsnoop --check",
         ],
@@ -86,7 +86,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "perf-stat-hist",
         &[
-            "perf-stat-hist [-b buckets | -P power] [-m max] [-f filter] [--buffer-kb KiB] tracepoint variable [seconds]",
+            "perf-stat-hist [-b buckets | -P power] [-m max] [-f filter] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] tracepoint variable [seconds]",
             "perf-stat-hist --cleanup",
             "perf-stat-hist --check",
         ],
@@ -114,7 +114,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "tcpretrans",
         &[
-            "tcpretrans [-ls] [--source SOURCE] [--duration seconds] [--buffer-kb KiB]",
+            "tcpretrans [-ls] [--source SOURCE] [--duration seconds] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME]",
             "tcpretrans --cleanup",
             "tcpretrans --check",
         ],
@@ -122,7 +122,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "uprobe",
         &[
-            "uprobe [-FHs] [-d secs | -v] [-p PID | -L TID] uprobe_definition [filter]",
+            "uprobe [-FHs] [-d secs | -v] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] uprobe_definition [filter]",
             "uprobe -l target",
             "uprobe --cleanup",
             "uprobe --check",
@@ -131,7 +131,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "bitesize",
         &[
-            "bitesize [-b buckets] [-d device] [--per-process] [--buffer-kb KiB] [seconds]",
+            "bitesize [-b buckets] [-d device] [--per-process] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] [seconds]",
             "bitesize --cleanup",
             "bitesize --check",
         ],
@@ -160,7 +160,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "cachestat",
         &[
-            "cachestat [-Dt] [--count N] [--buffer-kb KiB] [interval]",
+            "cachestat [-Dt] [--count N] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] [interval]",
             "cachestat --cleanup",
             "cachestat --check",
         ],

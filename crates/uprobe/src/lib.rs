@@ -68,6 +68,9 @@ pub struct Args {
     /// Optional ftrace filter expression, e.g. 'file == 0'
     #[arg(value_name = "filter")]
     pub filter: Option<String>,
+    /// Container scope, filtered in the kernel (set_event_pid of the private instance)
+    #[command(flatten)]
+    pub scope: perf_tools_ftrace::scope::CgroupArgs,
     /// Remove trace instances and probes left behind by killed runs, then exit
     #[arg(long, exclusive = true)]
     pub cleanup: bool,
@@ -586,6 +589,13 @@ pub fn run(args: Args) -> Result<()> {
         return Err(cli::usage("no uprobe definition given"));
     };
     let def = parse_definition(def_text).map_err(cli::usage)?;
+    args.scope.reject_with_target(args.pid, args.tid)?;
+    // Resolved before any kernel state is made: a wrong path changes nothing.
+    let mut scope = if args.view {
+        None
+    } else {
+        args.scope.resolve()?
+    };
     // The suite's rule: a target that does not exist is an error before any state.
     if let Some(p) = args.pid {
         target::require_process(p)?;
@@ -615,27 +625,33 @@ pub fn run(args: Args) -> Result<()> {
         duration: args.duration,
         fetch_args: &def.args,
         banner_detail: format!(
-            " ({}:{} {}{}{})",
+            " ({}:{} {}{}{}){}",
             def.kind,
             def.event,
             res.place(),
             if res.args.is_empty() { "" } else { " " },
-            res.args
+            res.args,
+            args.scope.banner_text()
         ),
     };
     let inst = run::setup_instance(&tracefs, &spec, &p)?;
+    if let Some(sc) = scope.as_mut() {
+        // Before the event is enabled: no moment traces every task.
+        sc.apply(&inst)
+            .map_err(|e| e.context(format!("limiting tracing to the {}", sc.label())))?;
+    }
     let decoders = run::decoders(&tracefs, &spec, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
     let mut out = Output::stdout();
-    let traced = run::trace(
+    let traced = run::trace_scoped(
         &spec,
         &shutdown,
         inst,
         &mut out,
         p.event(),
-        decoders,
-        render::Symbols::default(),
+        decoders.map(|d| (d, render::Symbols::default())),
+        scope.as_mut(),
     )?;
     if traced.end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly (the instance is gone).
@@ -652,7 +668,11 @@ pub fn run(args: Args) -> Result<()> {
             traced.lost
         );
     }
-    if let Some(line) = run::account(&spec, &traced, hits).line() {
+    let mut account = run::account(&spec, &traced, hits);
+    for (option, in_kernel) in args.scope.filter_notes(true) {
+        account.filter(option, in_kernel);
+    }
+    if let Some(line) = account.line() {
         eprintln!("{line}");
     }
     Ok(())

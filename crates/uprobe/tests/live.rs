@@ -248,6 +248,50 @@ fn pid_filter_keeps_one_process() {
     assert_clean(up.child.id());
 }
 
+/// `--cgroup`: two runs of the program wait on stdin, one moved into a cgroup made here;
+/// only its 5 calls are traced (not the other's 7), and a cgroup removed mid-run ends the
+/// run with exit 0.
+#[test]
+fn cgroup_scope_keeps_the_cgroups_process_only() {
+    if !live_or_skip("cgroup_scope") || !has_uprobes() {
+        return;
+    }
+    let Some(prog) = build("upcg") else { return };
+    let start = |n: &str| {
+        Command::new(&prog)
+            .args([n, "p", "wait"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (start("5"), start("7"));
+    let cg = testkit::cgroup::TestCgroup::v2("ptrs-scope-up");
+    cg.add(a.id());
+    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let def = format!("p:{}:probed n=$arg1", prog.display());
+    let mut up = spawn(BIN, &["--cgroup", &name, &def]);
+    let banner = up.wait_for("Tracing uprobe probed", T);
+    assert!(banner.contains(&format!(" for cgroup {name}")), "{banner}");
+    for c in [&mut a, &mut b] {
+        c.stdin.take().unwrap().write_all(b"g").unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+    up.collect_until(Duration::from_secs(2), |l| events(l, "probed").len() > 5);
+    // The cgroup goes away: the run ends by itself.
+    cg.remove();
+    let (code, err) = up.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("was removed"), "{err}");
+    let e = events(&up.seen, "probed");
+    assert_eq!(e.len(), 5, "only the cgroup's 5 calls: {:?}", up.seen);
+    let pid_a = a.id();
+    assert!(e
+        .iter()
+        .all(|l| l.trim_start().starts_with(&format!("upcg-{pid_a} "))));
+    assert_clean(up.child.id());
+}
+
 /// `-l` lists the program's functions; errors explain themselves and leave nothing.
 #[test]
 fn listing_and_errors() {

@@ -323,6 +323,12 @@ pub struct ProbeEvent {
 }
 
 impl ProbeEvent {
+    /// The `common_pid` field: the same place in every record of this kernel (the common
+    /// fields head every event's format), so it reads stack records too.
+    pub fn pid_field(&self) -> &Field {
+        &self.pid
+    }
+
     /// Builds the layout from the text of the event's `format` file. `comm_field` names
     /// an argument holding the task's `$comm`, used for the line context and, when
     /// `hide_comm`, left out of the arguments printed.

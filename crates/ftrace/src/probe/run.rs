@@ -14,6 +14,7 @@ use anyhow::{bail, Result};
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use crate::format::Field;
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target;
@@ -256,18 +257,12 @@ pub fn trace_scoped(
     }
 }
 
-/// The task (`common_pid`, at offset 4 of every record) of a raw record.
-fn common_pid(payload: &[u8]) -> Option<u32> {
-    payload
-        .get(4..8)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u32)
-}
-
-/// Whether a record belongs to the scope (always without one).
-fn in_scope(scope: &mut Option<&mut Scope>, payload: &[u8]) -> bool {
+/// Whether a record belongs to the scope (always without one): its task, read by the
+/// probe's format (`pid`: its `common_pid` field), is in the cgroup.
+fn in_scope(scope: &mut Option<&mut Scope>, pid: &Field, payload: &[u8]) -> bool {
     match scope.as_deref_mut() {
         None => true,
-        Some(sc) => common_pid(payload).is_none_or(|pid| sc.contains(pid)),
+        Some(sc) => pid.read_u64(payload).is_none_or(|p| sc.contains(p as u32)),
     }
 }
 
@@ -469,6 +464,7 @@ fn trace_binary(
     mut scope: Option<&mut Scope>,
 ) -> Result<Traced> {
     let mut session = Session::start(inst)?;
+    let pid = dec.layout.pid_field().clone();
     let mut lines = Lines::new(dec, spec, perf_tools_core::clock::monotonic_ns(), syms);
     let mut lost_in_pages = 0;
     let mut warn_lost = |n: u64| {
@@ -495,7 +491,7 @@ fn trace_binary(
             }
             loop {
                 let stats = session.reader.drain(|cpu, ts, p| {
-                    if in_scope(&mut scope, p) {
+                    if in_scope(&mut scope, &pid, p) {
                         lines.event(cpu, ts, p);
                     }
                 });
@@ -524,7 +520,7 @@ fn trace_binary(
                         sc.turn(inst, turn.last, shutdown, spec.tool, false)?;
                     }
                     let stats = reader.drain(|cpu, ts, p| {
-                        if in_scope(&mut scope, p) {
+                        if in_scope(&mut scope, &pid, p) {
                             lines.event(cpu, ts, p);
                         }
                     });
