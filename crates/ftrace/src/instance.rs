@@ -124,6 +124,34 @@ impl Instance {
         fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
     }
 
+    /// Limits the instance's events to every thread of process `pid` and the threads and
+    /// children they create later (`options/event-fork`, then `set_event_pid`). A thread
+    /// created while the list was being read and written is not followed by the kernel,
+    /// so the list is read again after each write until it holds every thread. Returns
+    /// the threads; none if the process is gone.
+    pub fn follow_process(&self, pid: u32) -> Result<Vec<u32>> {
+        let procfs = perf_tools_core::target::Procfs::default();
+        self.write("options/event-fork", "1")?;
+        let mut tids = procfs.threads_of(pid);
+        for _ in 0..100 {
+            if tids.is_empty() {
+                break;
+            }
+            let list: Vec<String> = tids.iter().map(u32::to_string).collect();
+            self.write("set_event_pid", &list.join(" "))?;
+            let now = procfs.threads_of(pid);
+            if now.iter().all(|t| tids.contains(t)) {
+                break;
+            }
+            tids.extend(
+                now.into_iter()
+                    .filter(|t| !tids.contains(t))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Ok(tids)
+    }
+
     /// Writes `value` to a setting of the instance unless it already reads so; returns
     /// true if it wrote. Some settings cost the kernel an RCU grace period or more per
     /// write (`trace_clock`, `buffer_subbuf_size_kb`, `buffer_size_kb`: milliseconds each),

@@ -270,16 +270,13 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let mut exclusion = None;
     if let Some(p) = args.pid.or(args.tid) {
-        let mut tids = vec![p];
         if args.pid.is_some() {
-            tids = target::Procfs::default().threads_of(p);
-            if tids.is_empty() {
+            if inst.follow_process(p)?.is_empty() {
                 bail!("no process with PID {p} (it exited after opensnoop started)");
             }
-            inst.write("options/event-fork", "1")?;
+        } else {
+            inst.write("set_event_pid", &p.to_string())?;
         }
-        let list: Vec<String> = tids.iter().map(u32::to_string).collect();
-        inst.write("set_event_pid", &list.join(" "))?;
     } else {
         if let Some(sc) = scope.as_mut() {
             // In the kernel: the cgroup's threads and their children; the suite's tools

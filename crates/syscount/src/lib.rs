@@ -309,9 +309,10 @@ fn configure(
     let dec = RawDecoder::load(inst)
         .map_err(|e| anyhow::anyhow!("{e:#} (a kernel with CONFIG_FTRACE_SYSCALLS=y has it)"))?;
     if let Some(pids) = pids {
+        // Forks followed from the moment the list is in place.
+        inst.write("options/event-fork", "1")?;
         let list: Vec<String> = pids.iter().map(u32::to_string).collect();
         inst.write("set_event_pid", &list.join(" "))?;
-        inst.write("options/event-fork", "1")?;
     }
     if let Some(f) = filter {
         inst.set_filter("raw_syscalls", "sys_enter", f)?;
@@ -437,6 +438,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (inst, dec, mut names) =
         setup(&tracefs, args.buffer_kb, filter.as_deref(), pids.as_deref())?;
+    if let Target::Pid(p) = &target {
+        // Threads the process created while its list was read are in it too.
+        inst.follow_process(*p)?;
+    }
     if let Some(sc) = scope.as_mut() {
         sc.apply(&inst)?;
     }
@@ -661,9 +666,9 @@ fn run_hist(
 ) -> Result<bool> {
     let inst = cleanup::start_instance(tracefs, "syscount")?;
     if let Some(pids) = pids {
+        inst.write("options/event-fork", "1")?;
         let list: Vec<String> = pids.iter().map(u32::to_string).collect();
         inst.write("set_event_pid", &list.join(" "))?;
-        inst.write("options/event-fork", "1")?;
     }
     let trigger = match hist::Trigger::set(&inst, filter) {
         Ok(t) => t,

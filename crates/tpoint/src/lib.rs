@@ -161,16 +161,9 @@ fn setup_instance(
         inst.set_filter(sys, ev, &filter)?;
     }
     if let Some(pid) = args.pid {
-        let tids: Vec<String> = target::Procfs::default()
-            .threads_of(pid)
-            .iter()
-            .map(u32::to_string)
-            .collect();
-        if tids.is_empty() {
+        if inst.follow_process(pid)?.is_empty() {
             bail!("no process with PID {pid} (it exited after tpoint started)");
         }
-        inst.write("options/event-fork", "1")?;
-        inst.write("set_event_pid", &tids.join(" "))?;
     }
     if let Some(sc) = scope {
         sc.apply(&inst)?;

@@ -17,7 +17,6 @@ use std::time::Duration;
 use crate::format::Field;
 use perf_tools_core::output::Output;
 use perf_tools_core::signals::Shutdown;
-use perf_tools_core::target;
 
 use super::faults::{self, FaultWatch};
 use super::render;
@@ -99,19 +98,12 @@ pub fn setup_instance(tracefs: &Tracefs, spec: &Spec, p: &Probe) -> Result<Insta
         inst.set_filter(group, event, &filter)?;
     }
     if let Some(pid) = spec.pid {
-        let tids: Vec<String> = target::Procfs::default()
-            .threads_of(pid)
-            .iter()
-            .map(u32::to_string)
-            .collect();
-        if tids.is_empty() {
+        if inst.follow_process(pid)?.is_empty() {
             bail!(
                 "no process with PID {pid} (it exited after {} started)",
                 spec.tool
             );
         }
-        inst.write("options/event-fork", "1")?;
-        inst.write("set_event_pid", &tids.join(" "))?;
     }
     if spec.stack {
         let opt = if spec.user {
