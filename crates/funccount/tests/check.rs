@@ -64,18 +64,5 @@ fn usage_errors_exit_2() {
 /// tracer (which this host may lack), and no instance is made.
 #[test]
 fn cgroup_is_refused_before_tracefs() {
-    let (rc, _, err, pid) = testkit::run_pid(
-        BIN,
-        &["--cgroup", "/proc/no-such-cgroup", "-d", "1", "vfs_read"],
-    );
-    assert_eq!(rc, 1, "{err}");
-    assert!(
-        err.contains("/proc/no-such-cgroup is not a cgroup")
-            || err.contains("no cgroup hierarchy is mounted"),
-        "{err}"
-    );
-    assert!(
-        !testkit::instance_of("funccount", pid),
-        "instance left behind"
-    );
+    testkit::cgroup::assert_scope_refusals(BIN, "funccount", false, &["vfs_read"]);
 }

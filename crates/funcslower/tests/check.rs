@@ -47,28 +47,5 @@ fn check_gives_this_hosts_verdict_and_leaves_nothing() {
 /// tracer (which this host may lack), and no instance is made.
 #[test]
 fn cgroup_is_refused_before_tracefs() {
-    let (rc, _, err) = testkit::run(BIN, &["--cgroup", "/", "-p", "1", "vfs_read", "100"]);
-    assert_eq!(rc, 2, "{err}");
-    assert!(err.contains("cannot be combined with -p or -L"), "{err}");
-    let (rc, _, err, pid) = testkit::run_pid(
-        BIN,
-        &[
-            "--cgroup",
-            "/proc/no-such-cgroup",
-            "-d",
-            "1",
-            "vfs_read",
-            "100",
-        ],
-    );
-    assert_eq!(rc, 1, "{err}");
-    assert!(
-        err.contains("/proc/no-such-cgroup is not a cgroup")
-            || err.contains("no cgroup hierarchy is mounted"),
-        "{err}"
-    );
-    assert!(
-        !testkit::instance_of("funcslower", pid),
-        "instance left behind"
-    );
+    testkit::cgroup::assert_scope_refusals(BIN, "funcslower", true, &["vfs_read", "100"]);
 }

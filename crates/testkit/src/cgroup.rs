@@ -95,3 +95,33 @@ pub fn gated_shell(go: &Path, script: &str) -> std::process::Child {
         .spawn()
         .expect("spawning sh")
 }
+
+/// The container-scope refusals every scoped tool shares, made before tracefs is
+/// touched: `--cgroup` with `-p` is a usage error (exit 2; skipped when `has_pid` is
+/// false); a path that is no cgroup an error (exit 1) that names the cgroup problem, and
+/// `tool` made no instance. `operands`: what the tool needs besides (a function, a probe).
+pub fn assert_scope_refusals(bin: &str, tool: &str, has_pid: bool, operands: &[&str]) {
+    let with = |lead: &[&str]| -> Vec<String> {
+        lead.iter().chain(operands).map(|s| s.to_string()).collect()
+    };
+    if has_pid {
+        let args = with(&["--cgroup", "/", "-p", "1"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (rc, _, err) = crate::run(bin, &args);
+        assert_eq!(rc, 2, "{tool} {args:?}: {err}");
+        assert!(err.contains("cannot be combined with -p or -L"), "{err}");
+    }
+    let args = with(&["--cgroup", "/proc/no-such-cgroup", "-d", "1"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (rc, _, err, pid) = crate::run_pid(bin, &args);
+    assert_eq!(rc, 1, "{tool} {args:?}: {err}");
+    assert!(
+        err.contains("/proc/no-such-cgroup is not a cgroup")
+            || err.contains("no cgroup hierarchy is mounted"),
+        "{err}"
+    );
+    assert!(
+        !crate::instance_of(tool, pid),
+        "{tool}: instance left behind"
+    );
+}
