@@ -47,20 +47,13 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// `PID_MAX_LIMIT` on 64-bit kernels: no task can have this PID.
 const NO_TASK: u32 = 4_194_304;
 
-/// The container-scope options, flattened into a tool's `Args`.
+/// The container-scope options with the extra columns, flattened into the `Args` of a
+/// tool whose rows name tasks: [`CgroupArgs`] plus `--show-cgroup` and `--show-nspid`.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeArgs {
-    /// Only trace tasks in this cgroup and its descendants, including tasks moved into it
-    /// later and children they fork: a directory under a cgroup mount, or a path as
-    /// /proc/PID/cgroup shows it (looked up in the v2 hierarchy, then each v1 one)
-    #[arg(long, value_name = "PATH", conflicts_with = "container")]
-    pub cgroup: Option<String>,
-    /// Only trace the tasks of this container: its ID or a prefix of at least 4
-    /// characters (as `docker ps` shows it), or a pod UID, found by the names runtimes give
-    /// cgroups (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
-    /// libpod-<id>.scope, kubepods/.../pod<uid>/<id>)
-    #[arg(long, value_name = "ID|NAME")]
-    pub container: Option<String>,
+    /// `--cgroup` / `--container`.
+    #[command(flatten)]
+    pub target: CgroupArgs,
     /// Add a CGROUP column (the container short ID or pod UID when the task's cgroup names
     /// one, else the last component of its cgroup path), just before the last column
     #[arg(long = "show-cgroup")]
@@ -74,19 +67,19 @@ pub struct ScopeArgs {
 impl ScopeArgs {
     /// Whether a scope was asked for.
     pub fn scoped(&self) -> bool {
-        self.cgroup.is_some() || self.container.is_some()
+        self.target.scoped()
     }
 
     /// The scope asked for, resolved (before any kernel state is made), or `None`.
     pub fn resolve(&self) -> Result<Option<Scope>> {
-        resolve(self.cgroup.as_deref(), self.container.as_deref())
+        self.target.resolve()
     }
 
     /// The scope options given, for the end-of-run account's filter list
     /// ([`crate::session::RunAccount::filter`]); `in_kernel` says whether the tool
     /// filters them in the kernel (`set_event_pid`) or in user space.
     pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
-        filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
+        self.target.filter_notes(in_kernel)
     }
 
     /// The extra columns asked for.
@@ -129,7 +122,9 @@ impl CgroupArgs {
         resolve(self.cgroup.as_deref(), self.container.as_deref())
     }
 
-    /// See [`ScopeArgs::filter_notes`].
+    /// The scope options given, for the end-of-run account's filter list
+    /// ([`crate::session::RunAccount::filter`]); `in_kernel` says whether the tool
+    /// filters them in the kernel (`set_event_pid`) or in user space.
     pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
         filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
     }
@@ -738,7 +733,7 @@ mod tests {
             scope: ScopeArgs,
         }
         let t = T::try_parse_from(["t", "--cgroup", "/x", "--show-cgroup"]).unwrap();
-        assert_eq!(t.scope.cgroup.as_deref(), Some("/x"));
+        assert_eq!(t.scope.target.cgroup.as_deref(), Some("/x"));
         assert!(t.scope.show_cgroup && !t.scope.show_nspid && t.scope.scoped());
         let e = T::try_parse_from(["t", "--cgroup", "/x", "--container", "abcd"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
