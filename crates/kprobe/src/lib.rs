@@ -306,12 +306,7 @@ pub fn run(args: Args) -> Result<()> {
     // instance's settings wait on the kernel (RCU grace periods).
     let symbols = std::thread::spawn(render::Symbols::load);
     let spec = spec(&args, &def);
-    let inst = run::setup_instance(&tracefs, &spec, &p)?;
-    if let Some(sc) = scope.as_mut() {
-        // Before the event is enabled: no moment traces every task.
-        sc.apply(&inst)
-            .map_err(|e| e.context(format!("limiting tracing to the {}", sc.label())))?;
-    }
+    let inst = run::setup_instance(&tracefs, &spec, &p, scope.as_mut())?;
     let decoders = run::decoders(&tracefs, &spec, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
@@ -346,11 +341,7 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("WARNING: {m} kretprobe hits were missed (maxactive too low: use r<N>: with a larger N, e.g. r64:)");
         }
     }
-    let mut account = run::account(&spec, &traced, counts.map(|c| c.0));
-    for (option, in_kernel) in args.scope.filter_notes(true) {
-        account.filter(option, in_kernel);
-    }
-    if let Some(line) = account.line() {
+    if let Some(line) = run::account(&spec, &traced, counts.map(|c| c.0)).line() {
         eprintln!("{line}");
     }
     Ok(())
@@ -418,7 +409,8 @@ fn spec<'a>(args: &'a Args, def: &'a Definition) -> run::Spec<'a> {
         headers: args.headers,
         duration: args.duration,
         fetch_args: &def.args,
-        banner_detail: args.scope.banner_text(),
+        banner_detail: String::new(),
+        scope: args.scope.clone(),
     }
 }
 

@@ -625,21 +625,16 @@ pub fn run(args: Args) -> Result<()> {
         duration: args.duration,
         fetch_args: &def.args,
         banner_detail: format!(
-            " ({}:{} {}{}{}){}",
+            " ({}:{} {}{}{})",
             def.kind,
             def.event,
             res.place(),
             if res.args.is_empty() { "" } else { " " },
-            res.args,
-            args.scope.banner_text()
+            res.args
         ),
+        scope: args.scope.clone(),
     };
-    let inst = run::setup_instance(&tracefs, &spec, &p)?;
-    if let Some(sc) = scope.as_mut() {
-        // Before the event is enabled: no moment traces every task.
-        sc.apply(&inst)
-            .map_err(|e| e.context(format!("limiting tracing to the {}", sc.label())))?;
-    }
+    let inst = run::setup_instance(&tracefs, &spec, &p, scope.as_mut())?;
     let decoders = run::decoders(&tracefs, &spec, &p, &inst, with_comm);
     inst.enable_event(p.group(), p.event())?;
     inst.set_tracing_on(true)?;
@@ -668,11 +663,7 @@ pub fn run(args: Args) -> Result<()> {
             traced.lost
         );
     }
-    let mut account = run::account(&spec, &traced, hits);
-    for (option, in_kernel) in args.scope.filter_notes(true) {
-        account.filter(option, in_kernel);
-    }
-    if let Some(line) = account.line() {
+    if let Some(line) = run::account(&spec, &traced, hits).line() {
         eprintln!("{line}");
     }
     Ok(())

@@ -24,7 +24,7 @@ use super::Probe;
 use crate::cleanup;
 use crate::instance::Instance;
 use crate::merge::Merger;
-use crate::scope::Scope;
+use crate::scope::{CgroupArgs, Scope};
 use crate::session::{RunAccount, Session, StreamEnd};
 use crate::text_pipe::{self, TextPipe};
 use crate::tracefs::Tracefs;
@@ -55,6 +55,8 @@ pub struct Spec<'a> {
     pub fetch_args: &'a str,
     /// Shown after the event name in the live banner, e.g. ` (p:readline /bin/bash:0x8db60)`.
     pub banner_detail: String,
+    /// `--cgroup` / `--container` (named in the live banner and the account).
+    pub scope: CgroupArgs,
 }
 
 /// How tracing went: how it ended, the event lines printed and the events lost. The
@@ -70,8 +72,15 @@ pub struct Traced {
 }
 
 /// The private instance with the trace clock, the filters (the user's, `-L`, and the
-/// tool's own activity left out), `-p`'s PID list and `-s`'s stack traces.
-pub fn setup_instance(tracefs: &Tracefs, spec: &Spec, p: &Probe) -> Result<Instance> {
+/// tool's own activity left out), `-p`'s PID list, `-s`'s stack traces and the cgroup
+/// `scope` ([`Scope::apply`], before the caller enables the event: no moment traces
+/// every task).
+pub fn setup_instance(
+    tracefs: &Tracefs,
+    spec: &Spec,
+    p: &Probe,
+    scope: Option<&mut Scope>,
+) -> Result<Instance> {
     let inst = cleanup::start_instance(tracefs, spec.tool)?;
     inst.ensure("trace_clock", "mono")?;
     let (group, event) = (p.group(), p.event());
@@ -112,6 +121,10 @@ pub fn setup_instance(tracefs: &Tracefs, spec: &Spec, p: &Probe) -> Result<Insta
             "options/stacktrace"
         };
         inst.write(opt, "1")?;
+    }
+    if let Some(sc) = scope {
+        sc.apply(&inst)
+            .map_err(|e| e.context(format!("limiting tracing to the {}", sc.label())))?;
     }
     Ok(inst)
 }
@@ -183,6 +196,9 @@ pub fn account(spec: &Spec, traced: &Traced, hits: Option<u64>) -> RunAccount {
     }
     if let Some(t) = spec.tid {
         a.filter(format!("-L {t}"), true);
+    }
+    for (option, in_kernel) in spec.scope.filter_notes(true) {
+        a.filter(option, in_kernel);
     }
     let profile = if spec.user {
         "uprobe_profile"
@@ -267,8 +283,10 @@ fn banner(spec: &Spec, event: &str, out: &mut Output) {
         ),
         None => writeln!(
             out.buf,
-            "Tracing {} {event}{}. Ctrl-C to end.",
-            spec.tool, spec.banner_detail
+            "Tracing {} {event}{}{}. Ctrl-C to end.",
+            spec.tool,
+            spec.banner_detail,
+            spec.scope.banner_text()
         ),
     };
 }
