@@ -654,6 +654,26 @@ impl LineFilter {
     }
 }
 
+/// The run of a graph tool: [`buffered`] for `duration` seconds when given (then
+/// always [`StreamEnd::Finished`]), else [`stream`].
+pub fn trace(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    duration: Option<f64>,
+    headers: bool,
+    keep: Option<Keep>,
+    scope: Option<&mut Scope>,
+) -> Result<(Printed, StreamEnd)> {
+    match duration {
+        Some(d) => Ok((
+            buffered(t, shutdown, out, d, headers, keep, scope)?,
+            StreamEnd::Finished,
+        )),
+        None => stream(t, shutdown, out, headers, keep, scope),
+    }
+}
+
 /// Streams `trace_pipe` until a signal or a closed output pipe, dropping lines `keep`
 /// rejects (all are kept with `None`); with a `scope`, keeps the target's
 /// `set_ftrace_pid` current ([`Scope::turn_in`]) and ends the run when the cgroup is

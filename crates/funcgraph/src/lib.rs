@@ -206,28 +206,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&args));
     out.flush()?;
-    let (printed, end) = match args.duration {
-        Some(d) => (
-            graph::buffered(
-                &mut target,
-                &shutdown,
-                &mut out,
-                d,
-                headers,
-                None,
-                scope.as_mut(),
-            )?,
-            StreamEnd::Finished,
-        ),
-        None => graph::stream(
-            &mut target,
-            &shutdown,
-            &mut out,
-            headers,
-            None,
-            scope.as_mut(),
-        )?,
-    };
+    let (printed, end) = graph::trace(
+        &mut target,
+        &shutdown,
+        &mut out,
+        args.duration,
+        headers,
+        None,
+        scope.as_mut(),
+    )?;
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, restoring everything.
         return target.finish();

@@ -210,28 +210,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&pats.join(" "), &args, thresh));
     out.flush()?;
-    let (printed, end) = match args.duration {
-        Some(d) => (
-            graph::buffered(
-                &mut target,
-                &shutdown,
-                &mut out,
-                d,
-                headers,
-                keep,
-                scope.as_mut(),
-            )?,
-            StreamEnd::Finished,
-        ),
-        None => graph::stream(
-            &mut target,
-            &shutdown,
-            &mut out,
-            headers,
-            keep,
-            scope.as_mut(),
-        )?,
-    };
+    let (printed, end) = graph::trace(
+        &mut target,
+        &shutdown,
+        &mut out,
+        args.duration,
+        headers,
+        keep,
+        scope.as_mut(),
+    )?;
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, restoring everything.
         return target.finish();
