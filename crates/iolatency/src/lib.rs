@@ -361,70 +361,40 @@ pub fn run(args: Args) -> Result<()> {
     if args.check {
         return check()?.print_check();
     }
-    let start_point = if args.queue {
-        StartPoint::Insert
-    } else {
-        StartPoint::Issue
-    };
     // The device is checked before any kernel state is created: a name that does not
     // exist is an error; a major,minor that does not exist (yet) is traced with a warning.
     let device = perf_tools_block::device_filter(args.device.as_ref())?;
     let filters = perf_tools_block::filters(device.as_ref(), args.iotype.as_deref(), None)
         .map_err(|e| cli::usage(e.to_string()))?;
-    let interval = args.interval.unwrap_or(1.0);
-    let interval_ns = (interval * 1e9) as u64;
-    let unit_ns = if args.usecs { 1_000 } else { 1_000_000 };
-    let exact = args.percentiles || args.json;
     let heat = (args.heatmap.as_deref())
         .map(|p| IoHeatmap::new("iolatency", p))
         .transpose()
         .map_err(cli::usage)?;
-
-    let scope = args.scope.resolve()?;
-    let run = Run {
-        args: &args,
-        start_point,
-        device,
-        filters,
-        interval,
-        interval_ns,
-        unit_ns,
-        exact,
-        heat,
-    };
     // Without a scope the events keep no thread (less to hold and pair).
-    match scope {
-        Some(sc) => trace::<Tasked>(run, Some(sc)),
-        None => trace::<Lean>(run, None),
+    match args.scope.resolve()? {
+        Some(sc) => trace::<Tasked>(&args, device, filters, heat, Some(sc)),
+        None => trace::<Lean>(&args, device, filters, heat, None),
     }
 }
 
-/// What [`run`] worked out from the options, for [`trace`].
-struct Run<'a> {
-    args: &'a Args,
-    start_point: StartPoint,
+/// The trace of [`run`], its options checked, keeping detail `D` of each request
+/// ([`Tasked`] for a scope).
+fn trace<D: Detail>(
+    args: &Args,
     device: Option<perf_tools_block::DeviceFilter>,
     filters: (Option<String>, Option<String>),
-    interval: f64,
-    interval_ns: u64,
-    unit_ns: u64,
-    exact: bool,
-    heat: Option<IoHeatmap>,
-}
-
-/// The trace, keeping detail `D` of each request ([`Tasked`] for a scope).
-fn trace<D: Detail>(run: Run, mut scope: Option<Scope>) -> Result<()> {
-    let Run {
-        args,
-        start_point,
-        device,
-        filters,
-        interval,
-        interval_ns,
-        unit_ns,
-        exact,
-        mut heat,
-    } = run;
+    mut heat: Option<IoHeatmap>,
+    mut scope: Option<Scope>,
+) -> Result<()> {
+    let start_point = if args.queue {
+        StartPoint::Insert
+    } else {
+        StartPoint::Issue
+    };
+    let interval = args.interval.unwrap_or(1.0);
+    let interval_ns = (interval * 1e9) as u64;
+    let unit_ns = if args.usecs { 1_000 } else { 1_000_000 };
+    let exact = args.percentiles || args.json;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     let (mut session, decoder) = perf_tools_block::start_trace(
