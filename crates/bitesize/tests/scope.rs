@@ -30,10 +30,8 @@ fn cgroup_counts_the_io_its_tasks_issue_only() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-bs");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
-    let d = std::env::temp_dir().join(&name);
-    std::fs::create_dir_all(&d).unwrap();
-    let go = d.join("go");
+    let name = cg.name();
+    let go = cg.gate();
     let lo = LoopDev::new(16);
     let mut inside = reader(&go, &lo.path, 65536, 5);
     cg.add(inside.id());
@@ -47,7 +45,6 @@ fn cgroup_counts_the_io_its_tasks_issue_only() {
     std::thread::sleep(Duration::from_millis(400));
     r.signal(testkit::libc::SIGINT);
     let (code, err) = r.finish(T);
-    let _ = std::fs::remove_dir_all(&d);
     assert_eq!(code, 0, "{err}");
     let counts: Vec<u64> = r
         .seen

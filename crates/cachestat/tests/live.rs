@@ -117,7 +117,7 @@ fn cgroup_counts_its_tasks_misses_only() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-cs");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cg.name();
     let small = cold_file("cachestat-scope-in", 256);
     let big = cold_file("cachestat-scope-out", 4096);
     let go = small.with_extension("go");

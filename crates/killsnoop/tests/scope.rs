@@ -25,10 +25,8 @@ fn cgroup_shows_its_senders_only_with_cgroup_and_nspid_columns() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-ks");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
-    let d = std::env::temp_dir().join(&name);
-    std::fs::create_dir_all(&d).unwrap();
-    let go = d.join("go");
+    let name = cg.name();
+    let go = cg.gate();
     let mut inside = sender(&go);
     cg.add(inside.id());
     let mut outside = sender(&go);
@@ -48,7 +46,6 @@ fn cgroup_shows_its_senders_only_with_cgroup_and_nspid_columns() {
     outside.wait().unwrap();
     r.signal(testkit::libc::SIGINT);
     let (code, err) = r.finish(T);
-    let _ = std::fs::remove_dir_all(&d);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         row.split_whitespace().collect::<Vec<_>>(),

@@ -26,10 +26,8 @@ fn cgroup_counts_its_tasks_events_only() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-psh");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
-    let d = std::env::temp_dir().join(&name);
-    std::fs::create_dir_all(&d).unwrap();
-    let go = d.join("go");
+    let name = cg.name();
+    let go = cg.gate();
     let mut inside = reader(&go, 7);
     cg.add(inside.id());
     let mut outside = reader(&go, 3);
@@ -52,7 +50,6 @@ fn cgroup_counts_its_tasks_events_only() {
     std::thread::sleep(Duration::from_millis(400));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
-    let _ = std::fs::remove_dir_all(&d);
     assert_eq!(code, 0, "{err}");
     let row = r
         .seen

@@ -212,7 +212,7 @@ fn cgroup_counts_its_tasks_syscalls_only_and_exactly() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-sc");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cg.name();
     let mut inside = waiting_helper(3210);
     cg.add(inside.id());
     let mut outside = waiting_helper(1234);
@@ -248,7 +248,7 @@ fn a_removed_cgroup_ends_the_run_cleanly() {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-sg");
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cg.name();
     let mut r = spawn(BIN, &["--cgroup", &name]);
     r.wait_for("Tracing.", T);
     cg.remove();

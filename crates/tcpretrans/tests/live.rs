@@ -443,7 +443,7 @@ fn cgroup_scope_shows_the_connections_its_processes_hold_only() {
     let mut holder = holder.spawn().unwrap();
     let cg = testkit::cgroup::TestCgroup::v2("ptrs-scope-tcp");
     cg.add(holder.id());
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cg.name();
     let mut r = start(&["--cgroup", &name]);
     pair.drop_to_server(false, true);
     let data = vec![b'y'; 4000];

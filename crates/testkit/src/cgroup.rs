@@ -41,6 +41,26 @@ impl TestCgroup {
         TestCgroup::new(&v2_root(), &format!("{name}-{}", std::process::id()))
     }
 
+    /// The cgroup's name (the last component of its path), as `--cgroup` takes it.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A file path for [`gated_shell`]'s gate, in a scratch directory of the test named
+    /// after the cgroup (made now; removed with the cgroup).
+    pub fn gate(&self) -> PathBuf {
+        let d = self.scratch();
+        std::fs::create_dir_all(&d).expect("making a scratch directory");
+        d.join("go")
+    }
+
+    fn scratch(&self) -> PathBuf {
+        std::env::temp_dir().join(self.name())
+    }
+
     /// Moves process `pid` (all its threads) into the cgroup.
     pub fn add(&self, pid: u32) {
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
@@ -56,6 +76,7 @@ impl TestCgroup {
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         self.remove();
+        let _ = std::fs::remove_dir_all(self.scratch());
     }
 }
 

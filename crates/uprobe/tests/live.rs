@@ -268,7 +268,7 @@ fn cgroup_scope_keeps_the_cgroups_process_only() {
     let (mut a, mut b) = (start("5"), start("7"));
     let cg = testkit::cgroup::TestCgroup::v2("ptrs-scope-up");
     cg.add(a.id());
-    let name = cg.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cg.name();
     let def = format!("p:{}:probed n=$arg1", prog.display());
     let mut up = spawn(BIN, &["--cgroup", &name, &def]);
     let banner = up.wait_for("Tracing uprobe probed", T);
