@@ -119,14 +119,35 @@ impl CgroupArgs {
 
     /// The scope asked for, resolved (before any kernel state is made), or `None`.
     pub fn resolve(&self) -> Result<Option<Scope>> {
-        resolve(self.cgroup.as_deref(), self.container.as_deref())
+        let (cg, label) = if let Some(p) = &self.cgroup {
+            (cgroup::resolve(p)?, format!("cgroup {p}"))
+        } else if let Some(id) = &self.container {
+            let f = cgroup::find_container(id)?;
+            let label = format!(
+                "container {} ({}, cgroup {})",
+                f.id.chars().take(12).collect::<String>(),
+                f.runtime,
+                f.cgroup.path
+            );
+            (f.cgroup, label)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(Scope::new(cg, label)))
     }
 
     /// The scope options given, for the end-of-run account's filter list
     /// ([`crate::session::RunAccount::filter`]); `in_kernel` says whether the tool
     /// filters them in the kernel (`set_event_pid`) or in user space.
     pub fn filter_notes(&self, in_kernel: bool) -> Vec<(String, bool)> {
-        filter_notes(self.cgroup.as_deref(), self.container.as_deref(), in_kernel)
+        let mut v = Vec::new();
+        if let Some(c) = &self.cgroup {
+            v.push((format!("--cgroup {c}"), in_kernel));
+        }
+        if let Some(c) = &self.container {
+            v.push((format!("--container {c}"), in_kernel));
+        }
+        v
     }
 
     /// The words a banner adds for the scope: ` for cgroup PATH`, ` for container ID`,
@@ -139,43 +160,16 @@ impl CgroupArgs {
         }
     }
 
-    /// Rejects the scope combined with `-p`/`-L` (see [`reject_with_target`]).
+    /// Rejects the scope combined with `-p`/`-L` (a usage error, checked after parsing
+    /// so that the synopsis keeps `-n | -p | -L` and `--cgroup | --container` as groups).
     pub fn reject_with_target(&self, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
-        reject_target(self.scoped(), pid, tid)
+        if self.scoped() && (pid.is_some() || tid.is_some()) {
+            return Err(perf_tools_core::cli::usage(
+                "--cgroup/--container cannot be combined with -p or -L (the scope is the cgroup's tasks)",
+            ));
+        }
+        Ok(())
     }
-}
-
-fn resolve(cgroup_path: Option<&str>, container: Option<&str>) -> Result<Option<Scope>> {
-    let (cg, label) = if let Some(p) = cgroup_path {
-        (cgroup::resolve(p)?, format!("cgroup {p}"))
-    } else if let Some(id) = container {
-        let f = cgroup::find_container(id)?;
-        let label = format!(
-            "container {} ({}, cgroup {})",
-            f.id.chars().take(12).collect::<String>(),
-            f.runtime,
-            f.cgroup.path
-        );
-        (f.cgroup, label)
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(Scope::new(cg, label)))
-}
-
-fn filter_notes(
-    cgroup: Option<&str>,
-    container: Option<&str>,
-    in_kernel: bool,
-) -> Vec<(String, bool)> {
-    let mut v = Vec::new();
-    if let Some(c) = cgroup {
-        v.push((format!("--cgroup {c}"), in_kernel));
-    }
-    if let Some(c) = container {
-        v.push((format!("--container {c}"), in_kernel));
-    }
-    v
 }
 
 /// What [`Scope::refresh`] found.
@@ -665,19 +659,9 @@ impl Columns {
     }
 }
 
-/// Rejects a scope combined with `-p`/`-L` (a usage error, checked after parsing so
-/// that the synopsis keeps `-n | -p | -L` and `--cgroup | --container` as groups).
+/// [`CgroupArgs::reject_with_target`] of a tool with the column flags.
 pub fn reject_with_target(args: &ScopeArgs, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
-    reject_target(args.scoped(), pid, tid)
-}
-
-fn reject_target(scoped: bool, pid: Option<u32>, tid: Option<u32>) -> Result<()> {
-    if scoped && (pid.is_some() || tid.is_some()) {
-        return Err(perf_tools_core::cli::usage(
-            "--cgroup/--container cannot be combined with -p or -L (the scope is the cgroup's tasks)",
-        ));
-    }
-    Ok(())
+    args.target.reject_with_target(pid, tid)
 }
 
 /// Rejects scope options a tool does not support yet (a usage error).
