@@ -296,7 +296,8 @@ fn setup(
     tp: &str,
     var: &str,
     filter: Option<&str>,
-) -> Result<(Instance, u16, Field)> {
+    scope: Option<Scope>,
+) -> Result<(Instance, u16, Field, Option<InScope>)> {
     let (system, event) = split_tracepoint(tp)?;
     if !tracefs.has_event(system, event) {
         return Err(no_such_tracepoint(tracefs, tp));
@@ -311,8 +312,24 @@ fn setup(
     if let Some(f) = filter {
         inst.set_filter(system, event, f)?;
     }
+    // In the kernel: set_event_pid (the task on the CPU when the event fires) with
+    // event-fork.
+    let scope = match scope {
+        Some(mut sc) => {
+            sc.apply(&inst)?;
+            let pid = format.field("common_pid").cloned().with_context(|| {
+                format!("{tp} has no common_pid field on this kernel, which --cgroup needs")
+            })?;
+            Some(InScope {
+                scope: sc,
+                pid,
+                left_out: 0,
+            })
+        }
+        None => None,
+    };
     inst.enable_event(system, event)?;
-    Ok((inst, format.id, field))
+    Ok((inst, format.id, field, scope))
 }
 
 /// The run's container scope, with the event's `common_pid` field to check the task
@@ -375,28 +392,17 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let mut hist = Hist::new(points);
-    // In the kernel: set_event_pid (the task on the CPU when the event fires) with
-    // event-fork.
     let scope = args.scope.resolve()?;
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
-    let (inst, id, field) = setup(&tracefs, args.buffer_kb, tp, var, args.filter.as_deref())?;
-    let mut scope = match scope {
-        Some(mut sc) => {
-            sc.apply(&inst)?;
-            let (system, event) = split_tracepoint(tp)?;
-            let format = inst.event_format(system, event)?;
-            let pid = format.field("common_pid").cloned().with_context(|| {
-                format!("{tp} has no common_pid field on this kernel, which --cgroup needs")
-            })?;
-            Some(InScope {
-                scope: sc,
-                pid,
-                left_out: 0,
-            })
-        }
-        None => None,
-    };
+    let (inst, id, field, mut scope) = setup(
+        &tracefs,
+        args.buffer_kb,
+        tp,
+        var,
+        args.filter.as_deref(),
+        scope,
+    )?;
     inst.set_tracing_on(true)?;
     let mut session = Session::start(inst)?;
     let mut out = Output::stdout();
@@ -471,12 +477,13 @@ pub fn check() -> Result<Report> {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
     let result = (|| -> Result<Hist> {
-        let (inst, id, field) = setup(
+        let (inst, id, field, _) = setup(
             &tracefs,
             64,
             "syscalls:sys_enter_read",
             "count",
             Some(&format!("common_pid == {tid}")),
+            None,
         )?;
         let mut session = Session::start(inst)?;
         session.instance.set_tracing_on(true)?;
