@@ -411,13 +411,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (pids, filter) = match &target {
         Target::All => (None, Some(format!("common_pid != {me}"))),
-        Target::Pid(p) => {
-            let t = Procfs::default().threads_of(*p);
-            if t.is_empty() {
-                bail!("no process with PID {p} (it exited before tracing began)");
-            }
-            (Some(t), None)
-        }
+        // Its threads are listed once the instance exists (follow_process below).
+        Target::Pid(_) => (None, None),
         Target::Command(w) => (Some(vec![w.pid() as u32]), None),
     };
     // -c of the whole system or of a command: counted in the kernel where it can.
@@ -439,8 +434,9 @@ pub fn run(args: Args) -> Result<()> {
     let (inst, dec, mut names) =
         setup(&tracefs, args.buffer_kb, filter.as_deref(), pids.as_deref())?;
     if let Target::Pid(p) = &target {
-        // Threads the process created while its list was read are in it too.
-        inst.follow_process(*p)?;
+        if inst.follow_process(*p)?.is_empty() {
+            bail!("no process with PID {p} (it exited before tracing began)");
+        }
     }
     if let Some(sc) = scope.as_mut() {
         sc.apply(&inst)?;
