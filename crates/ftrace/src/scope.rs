@@ -324,6 +324,13 @@ impl Scope {
     /// read, or /proc says it is now, or it has exited (the kernel traced it, so it was
     /// a member or a member's child).
     pub fn contains(&mut self, tid: u32) -> bool {
+        self.member(tid, |_, _| true)
+    }
+
+    /// Whether `tid` is in the cgroup: in the last list read, else by its
+    /// `/proc/TID/cgroup` (cached until the next poll), else (it has exited) what
+    /// `exited` says.
+    fn member(&mut self, tid: u32, exited: impl FnOnce(&mut Scope, u32) -> bool) -> bool {
         if self.members.contains(&tid) {
             return true;
         }
@@ -333,7 +340,7 @@ impl Scope {
         let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
             Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
                 .is_some_and(|p| under(&p, &self.cgroup.path)),
-            Err(_) => true,
+            Err(_) => exited(self, tid),
         };
         self.looked_up.insert(tid, m);
         m
@@ -363,23 +370,13 @@ impl Scope {
     /// by exiting), otherwise not (nothing followed it in the kernel): [`Scope::unknown`]
     /// counts those.
     pub fn holds(&mut self, tid: u32) -> bool {
-        if self.members.contains(&tid) {
-            return true;
-        }
-        if let Some(&m) = self.looked_up.get(&tid) {
-            return m;
-        }
-        let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
-            Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
-                .is_some_and(|p| under(&p, &self.cgroup.path)),
-            Err(_) if self.previous.contains(&tid) => true,
-            Err(_) => {
-                self.unknown += 1;
-                false
+        self.member(tid, |s, tid| {
+            if s.previous.contains(&tid) {
+                return true;
             }
-        };
-        self.looked_up.insert(tid, m);
-        m
+            s.unknown += 1;
+            false
+        })
     }
 
     /// One turn of a tool's read loop that filters in the kernel ([`Scope::apply`]):
