@@ -284,20 +284,11 @@ impl Scope {
         if self.last.elapsed() < POLL {
             return Ok(Refresh::Current);
         }
-        self.refresh_now(inst, function)
+        self.refresh_in(inst.dir(), lists(function))
     }
 
-    /// [`Scope::refresh`] without waiting for [`POLL`].
-    pub fn refresh_now(&mut self, inst: &Instance, function: bool) -> Result<Refresh> {
-        let files: &[&str] = if function {
-            &["set_event_pid", "set_ftrace_pid"]
-        } else {
-            &["set_event_pid"]
-        };
-        self.refresh_in(inst.dir(), files)
-    }
-
-    /// [`Scope::refresh_now`] for the PID list `files` of the tracing directory `dir`.
+    /// Reads the cgroup's threads now and appends new ones to the PID list `files` of
+    /// the tracing directory `dir`.
     fn refresh_in(&mut self, dir: &Path, files: &[&str]) -> Result<Refresh> {
         self.last = Instant::now();
         self.polls += 1;
@@ -391,11 +382,7 @@ impl Scope {
         tool: &str,
         function: bool,
     ) -> Result<()> {
-        if !last && self.refresh(inst, function)? == Refresh::Gone && !shutdown.requested() {
-            self.say_gone(tool);
-            shutdown.request();
-        }
-        Ok(())
+        self.turn_in(inst.dir(), lists(function), last, shutdown, tool)
     }
 
     /// [`Scope::turn`] for the PID list `files` of the tracing directory `dir` (the
@@ -429,12 +416,7 @@ impl Scope {
         tool: &str,
         function: bool,
     ) -> Result<()> {
-        let files: &[&str] = if function {
-            &["set_event_pid", "set_ftrace_pid"]
-        } else {
-            &["set_event_pid"]
-        };
-        self.sleep_in(inst.dir(), files, shutdown, secs, tool)
+        self.sleep_in(inst.dir(), lists(function), shutdown, secs, tool)
     }
 
     /// [`Scope::sleep`] for the PID list `files` of the tracing directory `dir` (the
@@ -487,6 +469,16 @@ impl Scope {
             self.label,
             self.cgroup.dir.display()
         );
+    }
+}
+
+/// The PID lists of an instance that a scope keeps current: `set_event_pid`, and
+/// `set_ftrace_pid` too for the function tracers.
+fn lists(function: bool) -> &'static [&'static str] {
+    if function {
+        &["set_event_pid", "set_ftrace_pid"]
+    } else {
+        &["set_event_pid"]
     }
 }
 
