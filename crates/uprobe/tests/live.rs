@@ -90,6 +90,16 @@ fn build(name: &str) -> Option<Prog> {
     }
 }
 
+/// Starts `prog N p wait`: it calls `probed` N times once a byte comes on its stdin.
+fn waiting(prog: &Prog, n: &str) -> std::process::Child {
+    Command::new(prog)
+        .args([n, "p", "wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn has_uprobes() -> bool {
     std::path::Path::new(testkit::TRACEFS)
         .join("uprobe_events")
@@ -219,14 +229,7 @@ fn pid_filter_keeps_one_process() {
         return;
     }
     let Some(prog) = build("uppid") else { return };
-    let start = |n: &str| {
-        Command::new(&prog)
-            .args([n, "p", "wait"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let start = |n: &str| waiting(&prog, n);
     let (mut a, mut b) = (start("4"), start("6"));
     let def = format!("p:{}:probed n=$arg1", prog.display());
     let pid_a = a.id().to_string();
@@ -257,14 +260,7 @@ fn cgroup_scope_keeps_the_cgroups_process_only() {
         return;
     }
     let Some(prog) = build("upcg") else { return };
-    let start = |n: &str| {
-        Command::new(&prog)
-            .args([n, "p", "wait"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let start = |n: &str| waiting(&prog, n);
     let (mut a, mut b) = (start("5"), start("7"));
     let cg = testkit::cgroup::TestCgroup::v2("ptrs-scope-up");
     cg.add(a.id());
