@@ -35,7 +35,7 @@ pub fn patterns(functions: &[String]) -> Vec<String> {
 
 /// Patterns the kernel interprets itself (`!negation`, `:mod:` commands, `[classes]`):
 /// their matches are not counted here.
-fn kernel_only(p: &str) -> bool {
+pub fn kernel_only(p: &str) -> bool {
     p.starts_with('!') || p.contains(':') || p.contains('[')
 }
 
@@ -94,6 +94,16 @@ pub fn check_selection(tool: &str, pats: &[String], names: &[&str], force: bool)
     Ok(n)
 }
 
+/// Reads `available_filter_functions` (parse it with [`filter_function_names`]).
+pub fn available_functions(tracefs: &Tracefs) -> Result<String> {
+    read_file(&tracefs.path("available_filter_functions")).with_context(|| {
+        format!(
+            "reading {}: the kernel needs CONFIG_DYNAMIC_FTRACE to trace single functions",
+            tracefs.path("available_filter_functions").display()
+        )
+    })
+}
+
 /// Reads `available_filter_functions` and checks the selection ([`check_selection`]).
 pub fn check_available(
     tracefs: &Tracefs,
@@ -101,12 +111,7 @@ pub fn check_available(
     pats: &[String],
     force: bool,
 ) -> Result<usize> {
-    let aff = read_file(&tracefs.path("available_filter_functions")).with_context(|| {
-        format!(
-            "reading {}: the kernel needs CONFIG_DYNAMIC_FTRACE to trace single functions",
-            tracefs.path("available_filter_functions").display()
-        )
-    })?;
+    let aff = available_functions(tracefs)?;
     check_selection(tool, pats, &filter_function_names(&aff), force)
 }
 

@@ -25,6 +25,7 @@ pub mod elf;
 pub mod format;
 pub mod function;
 pub mod graph;
+pub mod hist;
 pub mod instance;
 pub mod lastresort;
 pub mod merge;

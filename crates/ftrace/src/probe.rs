@@ -86,6 +86,9 @@ pub struct Support {
     pub ustring: bool,
     /// `README` documents `$arg<N>` (Linux 4.20+).
     pub args: bool,
+    /// `README` documents `f[:[<group>/][<event>]]` function-entry probes (Linux 6.7+,
+    /// CONFIG_FPROBE_EVENTS).
+    pub fprobes: bool,
 }
 
 impl Support {
@@ -98,6 +101,7 @@ impl Support {
             uprobes: tracefs.path("uprobe_events").exists(),
             ustring: readme.contains("ustring"),
             args: readme.contains("$arg<N>"),
+            fprobes: readme.contains("f[:[<group>/][<event>]]"),
         }
     }
 
