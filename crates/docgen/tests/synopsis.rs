@@ -54,7 +54,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "funccount",
         &[
-            "funccount [-T] [-d secs] [-i secs] [-t top] [--force] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] funcstring...",
+            "funccount [-T] [-d secs] [-i secs] [-t top] [--force] [--counter COUNTER] [--buffer-kb KiB] [--cgroup PATH | --container ID|NAME] funcstring...",
             "funccount --cleanup",
             "funccount --check",
         ],

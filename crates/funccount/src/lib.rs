@@ -3,12 +3,22 @@
 //!
 //! A port of perf-tools' `funccount` with the same options and columns (`FUNC`,
 //! `COUNT`, ascending, `-t` keeping the largest). The original reads the kernel's function
-//! profiler, which only exists at the top level and is missing from many distribution
-//! kernels (CONFIG_FUNCTION_PROFILER); the `ftrace:function` event takes no hist trigger.
-//! So funccount runs the function tracer in a private instance
-//! (`instances/funccount-<pid>`) and counts its binary records in user space, reporting
-//! any the kernel lost: it never touches the top-level tracer, so it runs beside
-//! funcgraph, another funccount or any other ftrace user.
+//! profiler, which exists only at the top level, shares the top level's
+//! `set_ftrace_filter` with any function tracer running there, and is missing from many
+//! distribution kernels (CONFIG_FUNCTION_PROFILER; Debian's). funccount never takes over
+//! the top level; it chooses, verifies with a canary and names the best counter the
+//! running kernel offers in a private instance (`instances/funccount-<pid>`), so it runs
+//! beside funcgraph, another funccount or any other ftrace user:
+//!
+//! 1. hist triggers on one fprobe event per function (Linux 6.7+, CONFIG_FPROBE_EVENTS,
+//!    CONFIG_HIST_TRIGGERS): counted in the kernel, nothing goes through the ring buffer,
+//!    nothing can be lost;
+//! 2. the same on kprobe events (kernels without fprobe events);
+//! 3. the function tracer's records counted in user space from the binary buffer (any
+//!    kernel with the function tracer; the kernel's losses are counted and reported).
+//!
+//! The in-kernel counters are used for up to [`kernel::MAX_PROBES`] functions (each is a
+//! probe the kernel creates and removes one by one).
 
 use anyhow::Result;
 use clap::Parser;
@@ -20,10 +30,15 @@ use perf_tools_core::check::{Report, Status};
 use perf_tools_core::cli;
 use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
+use perf_tools_ftrace::canary;
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::function::{self, FunctionEvent, Setup, Symbols};
+use perf_tools_ftrace::hist::ProbeKind;
 use perf_tools_ftrace::session::{thousands, Session, StreamEnd};
+use perf_tools_ftrace::toplevel::filter_function_names;
 use perf_tools_ftrace::tracefs::Tracefs;
+
+pub mod kernel;
 
 /// Command-line options (the original's, plus `--force`, `--buffer-kb`, `--cleanup`,
 /// `--check`).
@@ -51,7 +66,10 @@ pub struct Args {
     /// Count even when the glob matches more than 1000 functions
     #[arg(long)]
     pub force: bool,
-    /// Per-CPU trace buffer size in KiB
+    /// The counter: the best this kernel verifies (auto), or only the one named
+    #[arg(long, value_enum, default_value_t = Counter::Auto)]
+    pub counter: Counter,
+    /// Per-CPU trace buffer size in KiB (the records counter's)
     #[arg(long, value_name = "KiB", default_value_t = 4096, value_parser = perf_tools_core::cli::between::<u32>("--buffer-kb", 64, 1 << 20))]
     pub buffer_kb: u32,
     /// Kernel function name(s) or glob(s) to count, e.g. 'vfs_*'
@@ -73,7 +91,32 @@ pub fn command() -> clap::Command {
     perf_tools_core::cli::command::<Args>()
 }
 
-/// The counter funccount uses, named on stderr and in `--check`.
+/// The counters funccount can use (`--counter`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// The first of fprobe, kprobe, records that works and passes its canary.
+    Auto,
+    /// Hist triggers on fprobe events, counted in the kernel.
+    Fprobe,
+    /// Hist triggers on kprobe events, counted in the kernel.
+    Kprobe,
+    /// Function tracer records counted in user space.
+    Records,
+}
+
+impl Counter {
+    /// The counters tried, best first.
+    pub fn order(self) -> &'static [Counter] {
+        match self {
+            Counter::Auto => &[Counter::Fprobe, Counter::Kprobe, Counter::Records],
+            Counter::Fprobe => &[Counter::Fprobe],
+            Counter::Kprobe => &[Counter::Kprobe],
+            Counter::Records => &[Counter::Records],
+        }
+    }
+}
+
+/// The records counter, as named on stderr and in `--check`.
 pub const COUNTER: &str =
     "function tracer records counted in user space (private instance, binary buffer)";
 
@@ -142,7 +185,9 @@ impl Counts {
 }
 
 /// What funccount would use on this host and whether it can run (`--check`, and its
-/// row in perf-tools-doctor): the counters it knows, best first, and which it takes.
+/// row in perf-tools-doctor): the counters it knows, best first, each in-kernel one
+/// verified with its canary in a private instance (removed before this returns), and
+/// which it takes.
 pub fn check() -> Result<Report> {
     let mut r = function::check_report("funccount")?;
     let Ok(tracefs) = Tracefs::open() else {
@@ -153,27 +198,66 @@ pub fn check() -> Result<Report> {
         "function profiler",
         Status::Yes,
         if profiler {
-            "present (top level only): not used, funccount counts in a private instance so it never takes over the top-level tracer"
+            "present (top level only): not used; it shares the top level's set_ftrace_filter with any function tracer there, so funccount counts in a private instance instead and never takes over the top level"
         } else {
             "absent (kernel built without CONFIG_FUNCTION_PROFILER): not needed"
         },
         "",
         false,
     );
-    let trigger = tracefs.path("events/ftrace/function/trigger").exists();
-    r.item(
-        "hist trigger on ftrace:function",
-        Status::Yes,
-        if trigger {
-            "the event has a trigger file: not used yet"
-        } else {
-            "impossible: ftrace:function has no trigger file on this kernel (not needed)"
-        },
-        "",
-        false,
-    );
-    if !r.uses.starts_with("nothing") {
-        r.uses = COUNTER.into();
+    if r.uses.starts_with("nothing") {
+        return Ok(r);
+    }
+    r.uses = COUNTER.into();
+    let names_text = function::available_functions(&tracefs).unwrap_or_default();
+    let names = filter_function_names(&names_text);
+    let Ok(inst) = cleanup::start_instance(&tracefs, "funccount") else {
+        return Ok(r);
+    };
+    let support = perf_tools_ftrace::probe::Support::detect(&tracefs);
+    let mut chosen = None;
+    let mut failed = Vec::new();
+    for kind in [ProbeKind::Fprobe, ProbeKind::Kprobe] {
+        let name = format!("hist triggers on {} events", kind.name());
+        match perf_tools_ftrace::hist::canary(&tracefs, &inst, &support, kind, &names) {
+            Ok(f) => {
+                r.item(
+                    name,
+                    Status::Yes,
+                    format!(
+                        "verified: {} {f} calls counted exactly{}",
+                        perf_tools_ftrace::hist::CANARY_CALLS,
+                        if chosen.is_some() {
+                            " (not needed)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "",
+                    false,
+                );
+                chosen.get_or_insert(kind);
+            }
+            Err(e) => failed.push((name, canary::one_line(&e))),
+        }
+    }
+    // Missing in-kernel counters degrade funccount only if none works.
+    for (name, why) in failed {
+        r.item(
+            name,
+            if chosen.is_some() { Status::Yes } else { Status::Degraded },
+            why,
+            "for in-kernel counting without loss use Linux 6.7+ built with CONFIG_FPROBE_EVENTS=y and CONFIG_HIST_TRIGGERS=y (or CONFIG_KPROBE_EVENTS=y and CONFIG_HIST_TRIGGERS=y); funccount counts records in user space meanwhile",
+            false,
+        );
+    }
+    inst.remove()?;
+    if let Some(kind) = chosen {
+        r.uses = format!(
+            "{} for up to {} functions, else {COUNTER}",
+            kernel::Counters::describe(kind),
+            kernel::MAX_PROBES
+        );
     }
     Ok(r)
 }
@@ -197,8 +281,73 @@ pub fn run(args: Args) -> Result<()> {
     let shutdown = Shutdown::install()?;
     let tracefs = Tracefs::open()?;
     function::require_function_tracer(&tracefs, "funccount")?;
-    let matched = function::check_available(&tracefs, "funccount", &pats, args.force)?;
+    let aff = function::available_functions(&tracefs)?;
+    let names = filter_function_names(&aff);
+    let matched = function::check_selection("funccount", &pats, &names, args.force)?;
+    let mut selected = function::matching(&pats, &names);
+    selected.sort_unstable();
+    selected.dedup();
+    // Declared before the instance: probes go after it (a probe with a trigger is busy).
+    let mut in_kernel: Option<kernel::Counters> = None;
     let inst = cleanup::start_instance(&tracefs, "funccount")?;
+    let mut rejected = Vec::new();
+    for &counter in args.counter.order() {
+        let kind = match counter {
+            Counter::Fprobe => ProbeKind::Fprobe,
+            Counter::Kprobe => ProbeKind::Kprobe,
+            Counter::Auto | Counter::Records => break,
+        };
+        if pats.iter().any(|p| function::kernel_only(p)) {
+            rejected.push(format!("{}: the patterns hold one the kernel interprets itself (!negation, :mod:, [class]), so the functions to probe are not known", kind.name()));
+            continue;
+        }
+        match kernel::set_up(&tracefs, &inst, kind, &selected, &names, scope.as_mut()) {
+            Ok(c) => {
+                in_kernel = Some(c);
+                break;
+            }
+            Err(e) => rejected.push(format!("{}: {}", kind.name(), canary::one_line(&e))),
+        }
+    }
+    if in_kernel.is_none() && !args.counter.order().contains(&Counter::Records) {
+        inst.remove()?;
+        anyhow::bail!(
+            "the {:?} counter cannot count on this kernel: {}; try --counter auto",
+            args.counter,
+            rejected.join("; ")
+        );
+    }
+    if args.counter == Counter::Auto {
+        for r in &rejected {
+            eprintln!("funccount: not counting with hist triggers on {r}");
+        }
+    }
+    if let Some(set) = &in_kernel {
+        eprintln!(
+            "funccount: counting {} functions with {} (verified: {} {} calls counted exactly); calls by funccount itself are not counted",
+            set.counters.len(),
+            kernel::Counters::describe(set.kind),
+            perf_tools_ftrace::hist::CANARY_CALLS,
+            set.canary
+        );
+        // PT_FAULT=panic (cleanup tests): everything must still be removed while unwinding.
+        perf_tools_core::fault::fault_point();
+        let mut out = Output::stdout();
+        let _ = writeln!(out.buf, "{}", banner(&args));
+        out.flush()?;
+        let (total, summaries, closed) =
+            kernel::run(&args, &inst, set, scope.as_mut(), &shutdown, &mut out)?;
+        inst.remove()?;
+        if closed {
+            return Ok(());
+        }
+        let _ = writeln!(out.buf, "\nEnding tracing...");
+        out.flush()?;
+        if total == 0 {
+            say_none(&args, &pats, matched, summaries, 0);
+        }
+        return Ok(());
+    }
     if let Some(why) = function::instance_unfit(&inst) {
         inst.remove()?;
         anyhow::bail!("{why}: funccount counts only in a private instance and does not take over the top-level tracer (which funcgraph or another tool may be using)");
@@ -303,14 +452,19 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     if total_calls == 0 {
-        eprintln!(
-            "funccount: 0 calls of \"{}\"{} counted in {summaries} summaries ({matched} functions matched; not called while tracing, or only inlined); {} lost",
-            pats.join(" "),
-            args.scope.banner_text().replace(" for ", " in "),
-            thousands(lost)
-        );
+        say_none(&args, &pats, matched, summaries, lost);
     }
     Ok(())
+}
+
+/// Says on stderr why a run counted nothing.
+fn say_none(args: &Args, pats: &[String], matched: usize, summaries: u64, lost: u64) {
+    eprintln!(
+        "funccount: 0 calls of \"{}\"{} counted in {summaries} summaries ({matched} functions matched; not called while tracing, or only inlined); {} lost",
+        pats.join(" "),
+        args.scope.banner_text().replace(" for ", " in "),
+        thousands(lost)
+    );
 }
 
 #[cfg(test)]
@@ -385,5 +539,18 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{argv:?}");
         }
         assert!(Args::try_parse_from(["funccount", "--check"]).is_ok());
+        let e = Args::try_parse_from(["funccount", "--counter", "profiler", "f"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn counters_are_tried_best_first_or_only_the_one_named() {
+        let a = Args::parse_from(["funccount", "f"]);
+        assert_eq!(
+            a.counter.order(),
+            [Counter::Fprobe, Counter::Kprobe, Counter::Records]
+        );
+        let a = Args::parse_from(["funccount", "--counter", "kprobe", "f"]);
+        assert_eq!(a.counter.order(), [Counter::Kprobe]);
     }
 }

@@ -1,5 +1,5 @@
-# Guest half of scripts/bench-funccount.sh: the cost of funccount and functrace on a
-# storm of vfs_read calls (busybox dd bs=1: one read and one write per byte), against the
+# Guest half of scripts/bench-funccount.sh: the cost of funccount (with the counter it
+# chooses, and with --counter records) and functrace on a storm of vfs_read calls (busybox dd bs=1: one read and one write per byte), against the
 # same storm untraced. Prints the storm's wall time untraced and under each tool, the
 # tool's CPU time (utime+stime from /proc/PID/stat, ticks of 10 ms), what it counted or
 # printed, and what it reported lost. Under QEMU TCG every number is inflated many times
@@ -19,8 +19,11 @@ cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 wait_banner() { _i=0; while [ ! -s "$1" ]; do _i=$((_i + 1)); [ "$_i" -gt 600 ] && return 1; sleep 0.1; done; }
 echo "BENCH untraced: dd bs=1 count=$N took $(storm) s"
 echo "BENCH untraced again: $(storm) s"
-for tool in funccount functrace; do
-  "$tool" "$F" >/tmp/b.$tool.out 2>/tmp/b.$tool.err &
+for run in funccount funccount-records functrace; do
+  tool=${run%-records}
+  opt=; [ "$run" = funccount-records ] && opt='--counter records'
+  # shellcheck disable=SC2086  # opt is empty or two words
+  "$tool" $opt "$F" >/tmp/b.$tool.out 2>/tmp/b.$tool.err &
   p=$!
   wait_banner /tmp/b.$tool.out; sleep 1
   c0=$(cpu "$p"); t=$(storm); sleep 1; c1=$(cpu "$p")
@@ -31,7 +34,8 @@ for tool in funccount functrace; do
     got="printed $(grep -c -- "$F <-" /tmp/b.$tool.out) lines"
   fi
   lost=$(grep -o -E '[0-9,]+ events lost' /tmp/b.$tool.err | tr '\n' ' ')
-  echo "BENCH $tool: dd took $t s; $tool used $(( (c1 - c0) * 10 )) ms of CPU during it; $got; lost: ${lost:-none}"
+  counter=$(grep -o -E 'with (hist triggers on [a-z]+ events|function tracer records)' /tmp/b.$tool.err)
+  echo "BENCH $tool${opt:+ $opt} (${counter:-no counter line}): dd took $t s; $tool used $(( (c1 - c0) * 10 )) ms of CPU during it; $got; lost: ${lost:-none}"
 done
 pass "bench ran"
 vm_finish
