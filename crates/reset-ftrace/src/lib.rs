@@ -10,7 +10,7 @@
 //! are not named like this suite's are never touched. Every change is listed, as
 //! `file: before -> after` (`-q`: nothing is printed).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::fs;
 use std::io::Write;
@@ -444,6 +444,9 @@ fn apply(tracefs: &Tracefs, plan: &Plan, force: bool) -> (Vec<String>, Vec<Strin
     (done, failed)
 }
 
+/// What failed when the list of changes cannot be written.
+const STDOUT: &str = "writing to standard output";
+
 /// Runs reset-ftrace.
 pub fn run(args: Args) -> Result<()> {
     if args.check {
@@ -466,24 +469,24 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if !args.quiet {
-        writeln!(out, "Resetting ftrace state...")?;
+        writeln!(out, "Resetting ftrace state...").context(STDOUT)?;
         if args.force {
             for b in &plan.live {
-                writeln!(out, "left alone (-f): {b}")?;
+                writeln!(out, "left alone (-f): {b}").context(STDOUT)?;
             }
         }
     }
     let (done, failed) = apply(&tracefs, &plan, args.force);
     if !args.quiet {
         for d in &done {
-            writeln!(out, "{d}")?;
+            writeln!(out, "{d}").context(STDOUT)?;
         }
         if done.is_empty() {
-            writeln!(out, "nothing to reset: the top level is at its defaults")?;
+            writeln!(out, "nothing to reset: the top level is at its defaults").context(STDOUT)?;
         }
-        writeln!(out, "Done.")?;
+        writeln!(out, "Done.").context(STDOUT)?;
     }
-    out.flush()?;
+    out.flush().context(STDOUT)?;
     if !failed.is_empty() {
         bail!(
             "{} change(s) failed:\n  {}",

@@ -53,6 +53,9 @@ struct Tool {
     cleanup: bool,
     /// Leaves tracefs state behind when killed (the rerun or `--cleanup` must remove it).
     state: bool,
+    /// Paths that do not apply, with the reason (a tool that runs to completion at once
+    /// has no running state for a signal to end).
+    na: &'static [(&'static str, &'static str)],
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -195,6 +198,10 @@ struct Matrix {
     failures: Vec<String>,
 }
 
+/// Why a signal path does not apply to reset-ftrace.
+const RUNS_THROUGH: &str =
+    "reset-ftrace runs to completion in milliseconds and keeps no state of its own: no running state for a signal to end";
+
 /// Exit paths, as the ids of `docgen::leak::PATHS`.
 const PATHS: &[&str] = &[
     "normal",
@@ -312,6 +319,9 @@ impl Matrix {
         path: &str,
         before: &Snapshot,
     ) -> Result<Option<String>, String> {
+        if let Some((_, why)) = tools.iter().flat_map(|t| t.na).find(|(p, _)| *p == path) {
+            return Ok(Some((*why).to_string()));
+        }
         match path {
             "normal" => {
                 let mut ps: Vec<Proc> = tools
@@ -556,6 +566,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         "pmcstat",
         "cputemp",
         "showboost",
+        "reset-ftrace",
     ];
     let bins = build_tools(&names);
     let tmp = std::env::temp_dir().join(format!("ptrs-leak-matrix-{}", std::process::id()));
@@ -581,6 +592,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     }
     };
     let iosnoop = block("iosnoop", &[], &["0.5"]);
@@ -600,6 +612,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     // Tools whose error run is standard output on /dev/full (syscount and killsnoop use
     // syscall tracepoints only, the same on every kernel: no VM rows; execsnoop has them).
@@ -619,6 +632,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     }
     };
     let syscount = full_stdout("syscount", &["-c"], &["-c", "-d", "0.5"], "Tracing");
@@ -638,6 +652,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let execsnoop = full_stdout("execsnoop", &[], &["-d", "0.5"], "Tracing exec()s");
     // With -ls: the stack option is set in its instance too (and must go with it).
@@ -656,6 +671,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let uprobe = Tool {
         name: "uprobe",
@@ -672,6 +688,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let bitesize = Tool {
         name: "bitesize",
@@ -688,6 +705,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let tpoint = Tool {
         name: "tpoint",
@@ -704,6 +722,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let cachestat = Tool {
         name: "cachestat",
@@ -721,6 +740,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: true,
         cleanup: true,
         state: true,
+        na: &[],
     };
     let pmcstat = Tool {
         name: "pmcstat",
@@ -737,6 +757,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         panic: false,
         cleanup: false,
         state: false,
+        na: &[],
     };
     let msr_tool = |name: &'static str, run: &[&str], finite: &[&str], ready, error| {
         let mut t = Tool {
@@ -749,6 +770,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
             panic: false,
             cleanup: false,
             state: false,
+            na: &[],
         };
         for a in [&mut t.run, &mut t.finite] {
             a.splice(0..0, ["--root".to_string(), intel.root_str()]);
@@ -779,6 +801,31 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
             how: "fake machine whose MSRs read 0: APERF/MPERF did not advance (after the preamble and header)",
         },
     );
+    // reset-ftrace changes the top level by design: on this host's state, at its defaults
+    // with nothing of killed runs left, it must change nothing on any path that applies.
+    let reset_ftrace = Tool {
+        name: "reset-ftrace",
+        bin: bins.join("reset-ftrace"),
+        run: vec![],
+        finite: strings(&["-q"]),
+        ready: "Resetting ftrace state",
+        error: ErrorRun {
+            stdout_full: true,
+            args: vec![],
+            expect: "No space left on device",
+            how: "standard output on /dev/full: its first line fails (ENOSPC) before anything is reset",
+        },
+        panic: false,
+        cleanup: false,
+        state: false,
+        na: &[
+            ("sigint", RUNS_THROUGH),
+            ("sigterm", RUNS_THROUGH),
+            ("sighup", RUNS_THROUGH),
+            ("sigusr1", RUNS_THROUGH),
+            ("kill-rerun", RUNS_THROUGH),
+        ],
+    };
 
     let before_all = Snapshot::take();
     let stale: Vec<&String> = before_all
@@ -810,6 +857,7 @@ fn no_tool_leaves_tracing_state_behind_on_any_exit_path() {
         vec![&pmcstat],
         vec![&cputemp],
         vec![&showboost],
+        vec![&reset_ftrace],
         vec![&iosnoop, &iolatency, &opensnoop],
     ];
     for row in &rows {
@@ -869,6 +917,7 @@ fn a_leaking_tool_fails_its_cell() {
         panic: false,
         cleanup: false,
         state: true,
+        na: &[],
     };
     let mut m = new_matrix(&tmp);
     m.cell(&[&leaky], "normal");
@@ -938,6 +987,7 @@ fn a_cgroup_scoped_run_leaves_nothing_behind_on_any_exit_path() {
             panic: true,
             cleanup: true,
             state: true,
+            na: &[],
         }
     };
     let read = ["syscalls:sys_enter_read", "count"];
