@@ -400,6 +400,9 @@ pub struct Settings<'a> {
     /// `tracing_thresh` in microseconds (funcslower): only returns slower than this are
     /// recorded, and `set_ftrace_filter` is set to the patterns so only they are timed.
     pub thresh_us: Option<u64>,
+    /// `set_ftrace_filter` is set to the patterns without a threshold, so only they are
+    /// timed and every call of them is recorded (funcslower `--context`).
+    pub filter_functions: bool,
     /// Trace options to set: `(option, value, the flag that asks for it)`.
     pub options: Vec<(&'a str, &'a str, &'a str)>,
 }
@@ -472,7 +475,8 @@ pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>)
     }
     thresh_conflicts(t, s)?;
     let funcs = s.pats.join(" ");
-    if t.is_top() || s.thresh_us.is_some() {
+    let only_functions = s.thresh_us.is_some() || s.filter_functions;
+    if t.is_top() || only_functions {
         // function_graph also honours set_ftrace_filter: clear it at the top level (saved,
         // restored later), or (with a threshold) limit it to the functions themselves.
         let filter = t.read("set_ftrace_filter")?;
@@ -482,7 +486,7 @@ pub fn configure_scoped(t: &mut Target, s: &Settings, scope: Option<&mut Scope>)
         {
             bail!("set_ftrace_filter holds function triggers (another ftrace user is active); {tool} will not remove them. Clear them first if they are left over");
         }
-        if s.thresh_us.is_some() {
+        if only_functions {
             if let Err(e) = t.set("set_ftrace_filter", &format!("{funcs}\n")) {
                 bail!("the kernel refused set_ftrace_filter \"{funcs}\" ({e:#}); check the names against available_filter_functions");
             }
@@ -583,21 +587,128 @@ fn verify(t: &Target, tool: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copies the `#` header lines at the top of the target's `trace` file.
-fn copy_header(dir: &Path, out: &mut Output) -> Result<()> {
+/// The `#` header lines at the top of the target's `trace` file.
+fn header(dir: &Path) -> Result<Vec<u8>> {
     let p = dir.join("trace");
     let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
     let mut r = BufReader::new(f);
     let mut line = Vec::new();
+    let mut out = Vec::new();
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line)? == 0 || !line.starts_with(b"#") {
             break;
         }
-        out.buf.extend_from_slice(&line);
+        out.extend_from_slice(&line);
     }
-    out.flush()?;
-    Ok(())
+    Ok(out)
+}
+
+/// A consumer of the kernel's text line by line, instead of passing it through
+/// (funcslower `--context`: it decides what to print from each call's duration).
+pub trait LineSink {
+    /// Takes one whole line (escaped like printed text, with its newline; `#` header
+    /// lines too when headers were asked for) and appends what is to be printed to
+    /// `out`.
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>);
+    /// Called after each read while streaming (at least every 250 ms, also when
+    /// nothing came) and once at the end (`last`); returns true when the run can end
+    /// (the run is then ended as by a signal: the rest is read and handed on first).
+    fn tick(&mut self, last: bool, out: &mut Vec<u8>) -> bool;
+}
+
+/// Where the kernel's lines go.
+enum Lines<'s> {
+    /// Printed as they are, less those the predicate rejects.
+    Print(Option<Keep>),
+    /// Handed whole to a sink, which prints what it decides.
+    Sink(&'s mut dyn LineSink),
+}
+
+impl Lines<'_> {
+    /// Escapes `text` (a chunk, or the rest with `last`) and prints or hands on its
+    /// whole lines; counts what is printed and the kernel's lost-event markers.
+    fn push(
+        &mut self,
+        text: &[u8],
+        last: bool,
+        st: &mut LinesState,
+        printed: &mut Printed,
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            Lines::Print(keep) => {
+                let text = match keep {
+                    Some(keep) => {
+                        let f = st.filter.get_or_insert_with(|| LineFilter {
+                            keep: *keep,
+                            partial: Vec::new(),
+                        });
+                        st.kept.clear();
+                        f.push(text, last, &mut st.kept);
+                        &st.kept[..]
+                    }
+                    None => text,
+                };
+                printed.add(text);
+                st.escaper.push(text, out);
+                if last {
+                    st.escaper.finish(out);
+                }
+            }
+            Lines::Sink(sink) => {
+                let (lost, events) = text_pipe::lost_markers(text);
+                printed.lost += lost;
+                printed.lost_events += events;
+                st.kept.clear();
+                st.escaper.push(text, &mut st.kept);
+                if last {
+                    st.escaper.finish(&mut st.kept);
+                    if !st.kept.is_empty() && !st.kept.ends_with(b"\n") {
+                        st.kept.push(b'\n');
+                    }
+                }
+                let start = out.len();
+                for line in st.kept.split_inclusive(|&b| b == b'\n') {
+                    sink.line(line, out);
+                }
+                printed.lines += out[start..].iter().filter(|&&b| b == b'\n').count() as u64;
+            }
+        }
+    }
+
+    /// The sink's tick (see [`LineSink::tick`]); false when printing.
+    fn tick(&mut self, last: bool, printed: &mut Printed, out: &mut Vec<u8>) -> bool {
+        match self {
+            Lines::Print(_) => false,
+            Lines::Sink(sink) => {
+                let start = out.len();
+                let done = sink.tick(last, out);
+                printed.lines += out[start..].iter().filter(|&&b| b == b'\n').count() as u64;
+                done
+            }
+        }
+    }
+
+    /// Prints the header lines, or hands them to the sink.
+    fn header(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Lines::Print(_) => out.extend_from_slice(text),
+            Lines::Sink(sink) => {
+                for line in text.split_inclusive(|&b| b == b'\n') {
+                    sink.line(line, out);
+                }
+            }
+        }
+    }
+}
+
+/// The state of [`Lines::push`] across reads.
+#[derive(Default)]
+struct LinesState {
+    escaper: LineEscaper,
+    filter: Option<LineFilter>,
+    kept: Vec<u8>,
 }
 
 /// What a run printed: lines of the graph (not counting `#` headers) and lost-event
@@ -665,12 +776,54 @@ pub fn trace(
     keep: Option<Keep>,
     scope: Option<&mut Scope>,
 ) -> Result<(Printed, StreamEnd)> {
+    run_lines(
+        t,
+        shutdown,
+        out,
+        duration,
+        headers,
+        Lines::Print(keep),
+        scope,
+    )
+}
+
+/// [`trace`] with every whole line (escaped) handed to `sink`, which prints what it
+/// decides ([`LineSink`]); [`Printed::lines`] counts the lines it printed.
+pub fn trace_lines(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    duration: Option<f64>,
+    headers: bool,
+    sink: &mut dyn LineSink,
+    scope: Option<&mut Scope>,
+) -> Result<(Printed, StreamEnd)> {
+    run_lines(
+        t,
+        shutdown,
+        out,
+        duration,
+        headers,
+        Lines::Sink(sink),
+        scope,
+    )
+}
+
+fn run_lines(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    duration: Option<f64>,
+    headers: bool,
+    lines: Lines,
+    scope: Option<&mut Scope>,
+) -> Result<(Printed, StreamEnd)> {
     match duration {
         Some(d) => Ok((
-            buffered(t, shutdown, out, d, headers, keep, scope)?,
+            buffered_lines(t, shutdown, out, d, headers, lines, scope)?,
             StreamEnd::Finished,
         )),
-        None => stream(t, shutdown, out, headers, keep, scope),
+        None => stream_lines(t, shutdown, out, headers, lines, scope),
     }
 }
 
@@ -684,21 +837,29 @@ pub fn stream(
     out: &mut Output,
     headers: bool,
     keep: Option<Keep>,
+    scope: Option<&mut Scope>,
+) -> Result<(Printed, StreamEnd)> {
+    stream_lines(t, shutdown, out, headers, Lines::Print(keep), scope)
+}
+
+fn stream_lines(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    headers: bool,
+    mut lines: Lines,
     mut scope: Option<&mut Scope>,
 ) -> Result<(Printed, StreamEnd)> {
     let mut pipe = TextPipe::open(t.dir())?;
     if headers {
-        copy_header(t.dir(), out)?;
+        let text = header(t.dir())?;
+        lines.header(&text, &mut out.buf);
+        out.flush()?;
     }
     let (inst, mut top, dir, tool) = t.split();
     let mut printed = Printed::default();
     // The kernel's text, with control characters in process names spelled out.
-    let mut escaper = LineEscaper::default();
-    let mut filter = keep.map(|keep| LineFilter {
-        keep,
-        partial: Vec::new(),
-    });
-    let mut kept = Vec::new();
+    let mut st = LinesState::default();
     let end = pipe.stream(
         shutdown,
         Duration::from_millis(250),
@@ -707,18 +868,10 @@ pub fn stream(
             if let Some(sc) = scope.as_deref_mut() {
                 sc.turn_in(dir, &["set_ftrace_pid"], last, shutdown, tool)?;
             }
-            let text = match filter.as_mut() {
-                Some(f) => {
-                    kept.clear();
-                    f.push(text, last, &mut kept);
-                    &kept[..]
-                }
-                None => text,
-            };
-            printed.add(text);
-            escaper.push(text, &mut out.buf);
-            if last {
-                escaper.finish(&mut out.buf);
+            lines.push(text, last, &mut st, &mut printed, &mut out.buf);
+            if lines.tick(last, &mut printed, &mut out.buf) && !last {
+                // The sink has all it wants (--count): end as a signal would.
+                shutdown.request();
             }
             out.flush()?;
             Ok(())
@@ -740,6 +893,18 @@ pub fn buffered(
     keep: Option<Keep>,
     scope: Option<&mut Scope>,
 ) -> Result<Printed> {
+    buffered_lines(t, shutdown, out, secs, headers, Lines::Print(keep), scope)
+}
+
+fn buffered_lines(
+    t: &mut Target,
+    shutdown: &Shutdown,
+    out: &mut Output,
+    secs: f64,
+    headers: bool,
+    mut lines: Lines,
+    scope: Option<&mut Scope>,
+) -> Result<Printed> {
     match scope {
         Some(sc) => {
             let (dir, tool) = (t.dir().to_path_buf(), t.tool());
@@ -755,7 +920,7 @@ pub fn buffered(
     let mut r = BufReader::with_capacity(1 << 16, f);
     let mut line = Vec::new();
     let mut printed = Printed::default();
-    let mut escaper = LineEscaper::default();
+    let mut st = LinesState::default();
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line)
@@ -765,21 +930,18 @@ pub fn buffered(
             break;
         }
         if line.starts_with(b"#") {
-            if !headers {
-                continue;
+            if headers {
+                lines.header(&line, &mut out.buf);
             }
-        } else {
-            if keep.is_some_and(|k| !k(&line)) {
-                continue;
-            }
-            printed.add(&line);
+            continue;
         }
-        escaper.push(&line, &mut out.buf);
+        lines.push(&line, false, &mut st, &mut printed, &mut out.buf);
         if out.buf.len() >= 1 << 16 {
             out.flush()?;
         }
     }
-    escaper.finish(&mut out.buf);
+    lines.push(b"", true, &mut st, &mut printed, &mut out.buf);
+    lines.tick(true, &mut printed, &mut out.buf);
     out.flush()?;
     Ok(printed)
 }
@@ -1043,6 +1205,7 @@ mod tests {
             pid: None,
             maxdepth: None,
             thresh_us: Some(150),
+            filter_functions: false,
             options: vec![("funcgraph-proc", "1", "-P")],
         }
     }
@@ -1073,6 +1236,7 @@ mod tests {
             pid: None,
             maxdepth: None,
             thresh_us: None,
+            filter_functions: false,
             options: Vec::new(),
         };
         let mut target = top_target(&dir, &t, "funcgraph");

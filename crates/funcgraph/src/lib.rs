@@ -140,6 +140,7 @@ fn configure(
             pid: args.pid,
             maxdepth: args.maxdepth,
             thresh_us: None,
+            filter_functions: false,
             options,
         },
         scope,
