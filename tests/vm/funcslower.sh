@@ -6,7 +6,7 @@
 # threshold, and runs that end when the sleeper is done instead of after fixed times.)
 # It refuses to run beside funcgraph (and funcgraph beside it) without touching the
 # other run's settings, and the state-leak matrix row (LEAK lines) covers every exit
-# path.
+# path. --context (3b, 3c): exact rows around a 300 ms sleep, --count, -H, -t.
 # Run: scripts/vm/test.sh --kernel 6.12-deb13 funcslower
 # needs: funcslower funcgraph
 # timeout: 600
@@ -101,6 +101,88 @@ check "-C: exits 0" test "$rc" -eq 0
 check_no_grep "-C: no sleep shown" '\} /\* do_nanosleep' cat /tmp/fs3.out
 check_file_grep "-C: the empty run explains itself" "^funcslower: 0 lines: no call of \"do_nanosleep\" by PID $sl took 500000 us or more \\(on-CPU time" /tmp/fs3.err
 check "settings restored after -C" restored
+
+# 3b. --context (the outlier recorder): tracing_thresh stays 0, every call is traced,
+#     and the outlier (a 300 ms sleep) is printed with exactly the calls that returned
+#     within 2 s of it: a 1 ms sleep before and one after. A 1 ms sleep 3 s before and
+#     one 3 s after (the sleeper waits on FIFOs between, which calls no do_nanosleep)
+#     are not printed. Five calls seen, one outlier, two context rows.
+ctx_sleeper() {
+  rm -f /tmp/fc.go /tmp/fc.a /tmp/fc.b /tmp/fc.mid1 /tmp/fc.mid2 /tmp/fs.done
+  mkfifo /tmp/fc.go /tmp/fc.a /tmp/fc.b
+  sh -c 'read -r _ </tmp/fc.go; usleep 1000; : >/tmp/fc.mid1; read -r _ </tmp/fc.a
+    usleep 1000; sleep 0.3; usleep 1000; : >/tmp/fc.mid2; read -r _ </tmp/fc.b
+    usleep 1000; : >/tmp/fs.done' &
+  sl=$!
+}
+# ctx_drive: lets the sleeper through, with 3 s pauses around its middle part.
+ctx_drive() {
+  echo go >/tmp/fc.go
+  wait_file /tmp/fc.mid1 60 && sleep 3 && echo go >/tmp/fc.a
+  wait_file /tmp/fc.mid2 60 && sleep 3
+}
+wait_file() { # FILE SECS
+  _d=0
+  while [ ! -e "$1" ] && [ "$_d" -lt $(($2 * 10)) ]; do sleep 0.1; _d=$((_d + 1)); done
+  [ -e "$1" ]
+}
+# rows FILE: the marked rows (the marker and the duration), one a line.
+rows() { grep -E '^[*-] ' "$1" | sed -E 's/^([*-]) .* ([0-9]+)(\.[0-9]+)? us .*/\1 \2/'; }
+ctx_rows_ok() { # FILE: - (fast), * (300 ms or more), - (fast), and nothing else
+  rows "$1"
+  [ "$(rows "$1" | cut -c1 | tr -d '\n')" = '-*-' ] || return 1
+  rows "$1" | while read -r m d; do
+    case $m in
+      '*') [ "$d" -ge 300000 ] && [ "$d" -lt 30000000 ] || exit 1 ;;
+      -) [ "$d" -lt 100000 ] || exit 1 ;;
+    esac
+  done
+}
+ctx_sleeper
+funcslower -H -p "$sl" --context 2 do_nanosleep 100000 >/tmp/fs7.out 2>/tmp/fs7.err &
+fs=$!
+wait_line /tmp/fs7.out '^Tracing' 60
+thresh_during=$(cat "$T/tracing_thresh")
+ctx_drive
+echo go >/tmp/fc.b
+done_then_int "$fs"
+rc=$?
+kill "$sl" 2>/dev/null
+cat /tmp/fs7.err /tmp/fs7.out >"$VM_CHECK_OUT"
+sed 's/^/    7| /' /tmp/fs7.out /tmp/fs7.err
+check "--context: exits 0" test "$rc" -eq 0
+check "--context: tracing_thresh left at 0 while tracing" test "$thresh_during" = 0
+check_file_grep "--context: banner" "^Tracing \"do_nanosleep\" for PID $sl slower than 100000 us, with 2 s of context \\(every call traced\\)\\.\\.\\. Ctrl-C to end\\.\$" /tmp/fs7.out
+check "--context: exactly - * - (the 1 ms sleeps around the 300 ms one)" ctx_rows_ok /tmp/fs7.out
+check_file_grep "--context: the outlier row, marked *" '^\* +[0-9]+\) +[@$] +[0-9.]+ us +\| +(\} /\* do_nanosleep \*/|do_nanosleep\(\);)$' /tmp/fs7.out
+check_file_grep "--context: a context row, marked -" '^- +[0-9]+\) +[#*!+ ] +[0-9.]+ us +\| +(\} /\* do_nanosleep \*/|do_nanosleep\(\);)$' /tmp/fs7.out
+check_no_grep "--context: no timestamps without -t, no entry lines or notes" '^[*-] +[0-9]+\.[0-9]{6} |do_nanosleep\(\) \{|=>' cat /tmp/fs7.out
+check_file_grep "--context -H: the header has the marker column, no TIME" '^#M +CPU +DURATION +FUNCTION CALLS' /tmp/fs7.out
+check_file_grep "--context: end-of-run counts" '^funcslower: 5 calls seen, 1 outliers \(>= 100000 us\), 2 context rows$' /tmp/fs7.err
+check "settings restored after --context" restored
+
+# 3c. --context with --count 1 and -t: ends by itself once the 2 s after the outlier
+#     are over (the last 1 ms sleep, 3 s later, is never traced), with timestamps.
+ctx_sleeper
+funcslower -t -p "$sl" --context 2 --count 1 do_nanosleep 100000 >/tmp/fs8.out 2>/tmp/fs8.err &
+fs=$!
+wait_line /tmp/fs8.out '^Tracing' 60
+ctx_drive
+gone() { _d=0; while kill -0 "$1" 2>/dev/null && [ "$_d" -lt 300 ]; do sleep 0.1; _d=$((_d + 1)); done; ! kill -0 "$1" 2>/dev/null; }
+check "--count 1: funcslower ends by itself after the context" gone "$fs"
+wait "$fs"
+rc=$?
+echo go >/tmp/fc.b
+wait_file /tmp/fs.done 60
+kill "$sl" 2>/dev/null
+cat /tmp/fs8.err /tmp/fs8.out >"$VM_CHECK_OUT"
+sed 's/^/    8| /' /tmp/fs8.out /tmp/fs8.err
+check "--count 1: exits 0" test "$rc" -eq 0
+check "--count 1: exactly - * -" ctx_rows_ok /tmp/fs8.out
+check_file_grep "--count 1 -t: rows keep the timestamp" '^\* +[0-9]+\.[0-9]{6} \| +[0-9]+\) +[@$] +[0-9.]+ us +\|' /tmp/fs8.out
+check_file_grep "--count 1: end-of-run counts" '^funcslower: 4 calls seen, 1 outliers \(>= 100000 us\), 2 context rows; stopped after 1 \(--count\)$' /tmp/fs8.err
+check "settings restored after --count" restored
+check_grep "--count without --context: usage error" 'exit 2' sh -c 'funcslower --count 1 do_nanosleep 100 >/dev/null 2>&1; echo "exit $?"'
 
 # 4. Beside funcgraph: each refuses while the other runs, and the running one's
 #    settings and output are untouched.

@@ -148,7 +148,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "funcslower",
         &[
-            "funcslower [-aCHPt] [-d secs] [-p PID | -L TID] [--cgroup PATH | --container ID|NAME] funcstring latency_us",
+            "funcslower [-aCHPt] [-d secs] [-p PID | -L TID] [--context SECS] [--context-rows N] [--count N] [--cgroup PATH | --container ID|NAME] funcstring latency_us",
             "funcslower --cleanup",
             "funcslower --check",
         ],

@@ -11,6 +11,13 @@
 //! function_graph user, so it is always saved and restored through the top-level state
 //! file and lock (see [`perf_tools_ftrace::graph`]), and funcslower refuses to start while
 //! another function_graph run (funcgraph, another funcslower) is active.
+//!
+//! With `--context SECS` (the outlier recorder, [`context`]) `tracing_thresh` is left
+//! alone: every call of the function is recorded, the outliers (calls of at least
+//! `latency_us`) are decided here from the kernel's text, and each is printed with the
+//! calls that returned within SECS before and after it, marked `*` and `-`.
+
+pub mod context;
 
 use anyhow::Result;
 use clap::Parser;
@@ -34,7 +41,7 @@ pub const MAX_LATENCY_US: u64 = 3_600_000_000;
     version,
     about = "Trace kernel function calls slower than a threshold (microseconds), using the function_graph tracer",
     long_about = None,
-    after_help = "Examples:\n  funcslower vfs_read 10000         # trace vfs_read() slower than 10 ms\n  funcslower -HPt vfs_read 10000    # with headers, timestamps, process names\n  funcslower -p 198 vfs_read 10000  # slow vfs_read()s of PID 198 only\n  funcslower --cgroup /sys/fs/cgroup/web vfs_read 10000  # that cgroup's only\n  funcslower -C vfs_read 1000       # on-CPU time only (exclude sleeping)\n  funcslower -d 10 vfs_read 10000   # trace 10 seconds, buffered, then print\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcslower(8) man page for more."
+    after_help = "Examples:\n  funcslower vfs_read 10000         # trace vfs_read() slower than 10 ms\n  funcslower --context 2 vfs_read 10000  # and every call 2 s before/after each\n  funcslower -HPt vfs_read 10000    # with headers, timestamps, process names\n  funcslower -p 198 vfs_read 10000  # slow vfs_read()s of PID 198 only\n  funcslower --cgroup /sys/fs/cgroup/web vfs_read 10000  # that cgroup's only\n  funcslower -C vfs_read 1000       # on-CPU time only (exclude sleeping)\n  funcslower -d 10 vfs_read 10000   # trace 10 seconds, buffered, then print\n\nWARNING: the kernel runs measurably slower while function_graph is active.\nSee the funcslower(8) man page for more."
 )]
 pub struct Args {
     /// All info (same as -HPt)
@@ -67,6 +74,15 @@ pub struct Args {
     /// Show only calls that took at least this many microseconds (measured in the kernel)
     #[arg(value_name = "latency_us", required = true, value_parser = perf_tools_core::cli::between::<u64>("latency_us", 1, MAX_LATENCY_US))]
     pub latency_us: Option<u64>,
+    /// Trace every call and also print the calls that returned within SECS seconds before or after each outlier, from a bounded window in memory; adds a first column: * outlier, - context (tracing_thresh is not used)
+    #[arg(long, value_name = "SECS", value_parser = perf_tools_core::cli::seconds("--context", 0.0, 3600.0))]
+    pub context: Option<f64>,
+    /// With --context, the most calls the window holds (the memory bound); older ones are dropped and the output then says the context was truncated
+    #[arg(long = "context-rows", value_name = "N", requires = "context", default_value_t = context::DEFAULT_CONTEXT_ROWS, value_parser = perf_tools_core::cli::between::<usize>("--context-rows", 1000, 10_000_000))]
+    pub context_rows: usize,
+    /// With --context, stop after N outliers (and the context after the last one)
+    #[arg(long, value_name = "N", requires = "context", value_parser = perf_tools_core::cli::between::<u64>("--count", 1, u64::MAX))]
+    pub count: Option<u64>,
     /// Container scope, filtered in the kernel (set_ftrace_pid of a private instance)
     #[command(flatten)]
     pub scope: perf_tools_ftrace::scope::CgroupArgs,
@@ -90,9 +106,17 @@ pub fn banner(funcs: &str, args: &Args, thresh: u64) -> String {
         (None, Some(t)) => format!(" for TID {t}"),
         _ => args.scope.banner_text(),
     };
+    let ctx = args
+        .context
+        .map(|s| format!(", with {s} s of context (every call traced)"))
+        .unwrap_or_default();
     match args.duration {
-        Some(d) => format!("Tracing \"{funcs}\"{ftext} slower than {thresh} us for {d} seconds..."),
-        None => format!("Tracing \"{funcs}\"{ftext} slower than {thresh} us... Ctrl-C to end."),
+        Some(d) => {
+            format!("Tracing \"{funcs}\"{ftext} slower than {thresh} us{ctx} for {d} seconds...")
+        }
+        None => {
+            format!("Tracing \"{funcs}\"{ftext} slower than {thresh} us{ctx}... Ctrl-C to end.")
+        }
     }
 }
 
@@ -118,7 +142,13 @@ pub fn check() -> Result<perf_tools_core::check::Report> {
 }
 
 /// The end-of-run account: why a run printed no line.
-fn account(args: &Args, pats: &[String], thresh: u64, printed: Printed) -> RunAccount {
+fn account(
+    args: &Args,
+    pats: &[String],
+    thresh: u64,
+    printed: Printed,
+    seen: Option<u64>,
+) -> RunAccount {
     let mut a = RunAccount::new("funcslower", "lines");
     a.rows = printed.lines;
     let funcs = pats.join(" ");
@@ -139,9 +169,14 @@ fn account(args: &Args, pats: &[String], thresh: u64, printed: Printed) -> RunAc
         }
     };
     let what = if args.cpu_only { "on-CPU time" } else { "time" };
-    a.notes.push(format!(
-        "no call of \"{funcs}\"{who} took {thresh} us or more ({what}, measured in the kernel, which does not count the faster calls)"
-    ));
+    a.notes.push(match seen {
+        None => format!(
+            "no call of \"{funcs}\"{who} took {thresh} us or more ({what}, measured in the kernel, which does not count the faster calls)"
+        ),
+        Some(n) => format!(
+            "no call of \"{funcs}\"{who} took {thresh} us or more ({what}; {n} calls seen)"
+        ),
+    });
     a.lost = printed.lost_events;
     a
 }
@@ -156,7 +191,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (Some(funcstring), Some(thresh)) = (args.functions.as_deref(), args.latency_us) else {
         return Err(cli::usage(
-            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [--cgroup PATH] [-d secs] funcstring latency_us",
+            "usage: funcslower [-aChHPt] [-p PID] [-L TID] [--cgroup PATH] [-d secs] [--context SECS] funcstring latency_us",
         ));
     };
     let pats = graph::patterns(&[funcstring.to_string()]);
@@ -181,8 +216,13 @@ pub fn run(args: Args) -> Result<()> {
     if proc_names {
         options.push(("funcgraph-proc", "1", "-P"));
     }
-    if args.timestamps || args.all {
-        options.push(("funcgraph-abstime", "1", "-t"));
+    let timestamps = args.timestamps || args.all;
+    if timestamps || args.context.is_some() {
+        options.push(("funcgraph-abstime", "1", "-t or --context"));
+    }
+    if args.context.is_some() {
+        // Every return names its function ("} /* f */", not "}").
+        options.push(("funcgraph-tail", "1", "--context"));
     }
     if args.cpu_only {
         options.push(("sleep-time", "0", "-C"));
@@ -195,7 +235,10 @@ pub fn run(args: Args) -> Result<()> {
             tids: &tids,
             pid: args.pid,
             maxdepth: None,
-            thresh_us: Some(thresh),
+            // --context: no tracing_thresh (every call is recorded), and only the
+            // functions themselves are timed.
+            thresh_us: args.context.is_none().then_some(thresh),
+            filter_functions: true,
             options,
         },
         scope.as_mut(),
@@ -210,15 +253,29 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = Output::stdout();
     let _ = writeln!(out.buf, "{}", banner(&pats.join(" "), &args, thresh));
     out.flush()?;
-    let (printed, end) = graph::trace(
-        &mut target,
-        &shutdown,
-        &mut out,
-        args.duration,
-        headers,
-        keep,
-        scope.as_mut(),
-    )?;
+    let mut recorder = args.context.map(|secs| {
+        context::Recorder::new(thresh, secs, args.context_rows, timestamps, args.count)
+    });
+    let (printed, end) = match recorder.as_mut() {
+        Some(r) => graph::trace_lines(
+            &mut target,
+            &shutdown,
+            &mut out,
+            args.duration,
+            headers,
+            r,
+            scope.as_mut(),
+        )?,
+        None => graph::trace(
+            &mut target,
+            &shutdown,
+            &mut out,
+            args.duration,
+            headers,
+            keep,
+            scope.as_mut(),
+        )?,
+    };
     if end == StreamEnd::OutputClosed {
         // Nobody reads our output any more: end quietly, restoring everything.
         return target.finish();
@@ -228,10 +285,18 @@ pub fn run(args: Args) -> Result<()> {
     target.finish()?;
     flushed?;
     if printed.lost > 0 {
-        eprintln!("WARNING: the kernel lost events {} times (see the [LOST N EVENTS] lines); slow calls are missing", printed.lost);
+        if recorder.is_some() {
+            eprintln!("WARNING: the kernel lost events {} times ({} events); calls are missing (a context that covers a loss says so)", printed.lost, printed.lost_events);
+        } else {
+            eprintln!("WARNING: the kernel lost events {} times (see the [LOST N EVENTS] lines); slow calls are missing", printed.lost);
+        }
     }
-    if let Some(line) = account(&args, &pats, thresh, printed).line() {
+    let seen = recorder.as_ref().map(|r| r.window.stats.seen);
+    if let Some(line) = account(&args, &pats, thresh, printed, seen).line() {
         eprintln!("{line}");
+    }
+    if let Some(r) = &recorder {
+        eprintln!("{}", r.summary());
     }
     Ok(())
 }
@@ -299,19 +364,19 @@ mod tests {
         let a = args(&["-C", "-p", "42", "do_nanosleep", "100000"]);
         let pats = graph::patterns(&["do_nanosleep".into()]);
         assert_eq!(
-            account(&a, &pats, 100000, Printed::default()).line().unwrap(),
+            account(&a, &pats, 100000, Printed::default(), None).line().unwrap(),
             "funcslower: 0 lines: no call of \"do_nanosleep\" by PID 42 took 100000 us or more (on-CPU time, measured in the kernel, which does not count the faster calls) (filter -p 42); 0 lost; -p 42 filtered in the kernel, which does not count what it leaves out: run without it (or with --check) to see what it excludes"
         );
         let a = args(&["vfs_read", "5"]);
         assert_eq!(
-            account(&a, &pats, 5, Printed::default()).line().unwrap(),
+            account(&a, &pats, 5, Printed::default(), None).line().unwrap(),
             "funcslower: 0 lines: no call of \"do_nanosleep\" took 5 us or more (time, measured in the kernel, which does not count the faster calls); 0 lost"
         );
         let printed = Printed {
             lines: 2,
             ..Default::default()
         };
-        assert_eq!(account(&a, &pats, 5, printed).line(), None);
+        assert_eq!(account(&a, &pats, 5, printed, None).line(), None);
     }
 
     /// Real output of funcslower on Debian's 6.12.118+deb13-cloud-amd64 (QEMU TCG, one

@@ -45,7 +45,7 @@ fn refuses_cleanly_without_function_graph() {
 
 #[test]
 fn usage_errors_exit_2_with_the_synopsis() {
-    let usage = "Usage: funcslower [-aCHPt] [-d secs] [-p PID | -L TID]\n                  [--cgroup PATH | --container ID|NAME] funcstring latency_us\n       funcslower --cleanup\n       funcslower --check\n";
+    let usage = "Usage: funcslower [-aCHPt] [-d secs] [-p PID | -L TID] [--context SECS]\n                  [--context-rows N] [--count N]\n                  [--cgroup PATH | --container ID|NAME] funcstring latency_us\n       funcslower --cleanup\n       funcslower --check\n";
     for args in [
         &[][..],
         &["vfs_read"],
@@ -56,6 +56,11 @@ fn usage_errors_exit_2_with_the_synopsis() {
         &["-d", "0", "vfs_read", "100"],
         &["-m", "3", "vfs_read", "100"],
         &["vfs_read", "100", "extra"],
+        // --count and --context-rows only with --context; --context above 0.
+        &["--count", "1", "vfs_read", "100"],
+        &["--context-rows", "5000", "vfs_read", "100"],
+        &["--context", "0", "vfs_read", "100"],
+        &["--context", "1", "--context-rows", "999", "vfs_read", "100"],
     ] {
         let (code, out, err) = run(BIN, args);
         assert_eq!(code, 2, "{args:?}: stdout {out} stderr {err}");
@@ -63,8 +68,10 @@ fn usage_errors_exit_2_with_the_synopsis() {
         assert!(err.starts_with("error: "), "{args:?}: {err}");
         // Missing, extra, unknown or conflicting arguments show the whole synopsis; a
         // bad value says what is wrong with it.
-        let bad_value =
-            args.contains(&"0") || args.contains(&"10us") || args.contains(&"3600000001");
+        let bad_value = args.contains(&"0")
+            || args.contains(&"10us")
+            || args.contains(&"3600000001")
+            || args.contains(&"999");
         assert_eq!(err.contains(usage), !bad_value, "{args:?}: {err}");
     }
     let (_, _, err) = run(BIN, &["vfs_read", "0"]);
