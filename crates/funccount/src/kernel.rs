@@ -106,14 +106,45 @@ pub fn set_up(
     })
 }
 
+/// What the histograms held when the trace began: each counter is live from its creation
+/// on, so the calls made while the others were still being set up are subtracted from the
+/// first summary.
+#[derive(Debug, Default)]
+pub struct Baseline {
+    /// Hit counts per (counter index, key).
+    prev: HashMap<(usize, u64), u64>,
+    /// `Dropped` per counter.
+    dropped: Vec<u64>,
+}
+
+impl Counters {
+    /// Reads every histogram now (call just after the banner).
+    pub fn baseline(&self) -> Result<Baseline> {
+        let mut b = Baseline {
+            prev: HashMap::new(),
+            dropped: Vec::with_capacity(self.counters.len()),
+        };
+        for (i, c) in self.counters.iter().enumerate() {
+            let h = c.read()?;
+            b.dropped.push(h.dropped);
+            for e in h.entries {
+                b.prev.insert((i, e.key), e.hitcount);
+            }
+        }
+        Ok(b)
+    }
+}
+
 /// Runs the summaries of an in-kernel count: sleeps until each interval (`-i`), the end
 /// of the duration (`-d`) or a shutdown, then reads every histogram and prints what was
 /// counted since the last summary. Returns the number of calls counted and of
-/// summaries, and whether standard output was closed.
+/// summaries, and whether standard output was closed. `baseline` is what the histograms
+/// held when the banner had been printed.
 pub fn run(
     args: &Args,
     inst: &Instance,
     set: &Counters,
+    baseline: Baseline,
     mut scope: Option<&mut Scope>,
     shutdown: &Shutdown,
     out: &mut Output,
@@ -123,8 +154,10 @@ pub fn run(
     let end_at = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut next = interval.map(|i| start + i);
     // Hit counts are cumulative: each summary prints the difference, per key.
-    let mut prev: HashMap<(usize, u64), u64> = HashMap::new();
-    let mut prev_dropped: Vec<u64> = vec![0; set.counters.len()];
+    let Baseline {
+        mut prev,
+        dropped: mut prev_dropped,
+    } = baseline;
     let (mut total, mut summaries) = (0u64, 0u64);
     loop {
         let now = Instant::now();

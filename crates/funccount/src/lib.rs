@@ -335,8 +335,18 @@ pub fn run(args: Args) -> Result<()> {
         let mut out = Output::stdout();
         let _ = writeln!(out.buf, "{}", banner(&args));
         out.flush()?;
-        let (total, summaries, closed) =
-            kernel::run(&args, &inst, set, scope.as_mut(), &shutdown, &mut out)?;
+        // After the banner, as the records counter turns tracing on after it: what the
+        // counters held before is not counted (reading them all takes a while).
+        let baseline = set.baseline()?;
+        let (total, summaries, closed) = kernel::run(
+            &args,
+            &inst,
+            set,
+            baseline,
+            scope.as_mut(),
+            &shutdown,
+            &mut out,
+        )?;
         inst.remove()?;
         if closed {
             return Ok(());
