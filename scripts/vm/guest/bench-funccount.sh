@@ -23,18 +23,18 @@ for run in funccount funccount-records functrace; do
   tool=${run%-records}
   opt=; [ "$run" = funccount-records ] && opt='--counter records'
   # shellcheck disable=SC2086  # opt is empty or two words
-  "$tool" $opt "$F" >/tmp/b.$tool.out 2>/tmp/b.$tool.err &
+  "$tool" $opt "$F" >/tmp/b.$run.out 2>/tmp/b.$run.err &
   p=$!
-  wait_banner /tmp/b.$tool.out; sleep 1
+  wait_banner /tmp/b.$run.out; sleep 1
   c0=$(cpu "$p"); t=$(storm); sleep 1; c1=$(cpu "$p")
   kill -INT "$p"; wait "$p"
   if [ "$tool" = funccount ]; then
-    got="counted $(awk -v f="$F" '$1 == f { print $2 }' /tmp/b.$tool.out) calls of $F"
+    got="counted $(awk -v f="$F" '$1 == f { print $2 }' /tmp/b.$run.out) calls of $F"
   else
-    got="printed $(grep -c -- "$F <-" /tmp/b.$tool.out) lines"
+    got="printed $(grep -c -- "$F <-" /tmp/b.$run.out) lines"
   fi
-  lost=$(grep -o -E '[0-9,]+ events lost' /tmp/b.$tool.err | tr '\n' ' ')
-  counter=$(grep -o -E 'with (hist triggers on [a-z]+ events|function tracer records)' /tmp/b.$tool.err)
+  lost=$(grep -o -E '[0-9,]+ events lost' /tmp/b.$run.err | tr '\n' ' ')
+  counter=$(grep -o -E 'with (hist triggers on [a-z]+ events|the function tracer records)' /tmp/b.$run.err)
   echo "BENCH $tool${opt:+ $opt} (${counter:-no counter line}): dd took $t s; $tool used $(( (c1 - c0) * 10 )) ms of CPU during it; $got; lost: ${lost:-none}"
 done
 pass "bench ran"

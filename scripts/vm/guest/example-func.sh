@@ -17,10 +17,18 @@ echo "### funccount -d 4 'vfs_*' (dd copying 64 blocks)"
 funccount -d 4 'vfs_*' >/tmp/ex3.out 2>/tmp/ex3.err &
 p=$!; wait_banner /tmp/ex3.out; dd if=/tmp/ex.data of=/tmp/ex.copy bs=1024 count=64 2>/dev/null; wait "$p"
 cat /tmp/ex3.err /tmp/ex3.out
+echo "### funccount --counter records -d 4 'vfs_*' (dd copying 64 blocks)"
+funccount --counter records -d 4 'vfs_*' >/tmp/ex4.out 2>/tmp/ex4.err &
+p=$!; wait_banner /tmp/ex4.out; dd if=/tmp/ex.data of=/tmp/ex.copy bs=1024 count=64 2>/dev/null; wait "$p"
+cat /tmp/ex4.err /tmp/ex4.out
 echo "### funccount -T -i 1 -d 3 -t 3 'vfs_*'"
-(i=0; while [ $i -lt 30 ]; do dd if=/tmp/ex.data of=/dev/null bs=4096 count=2 2>/dev/null; sleep 0.1; i=$((i + 1)); done) &
-funccount -T -i 1 -d 3 -t 3 'vfs_*' 2>&1
-wait
+funccount -T -i 1 -d 3 -t 3 'vfs_*' >/tmp/ex5.out 2>&1 &
+p=$!; wait_banner /tmp/ex5.out
+i=0; while [ $i -lt 25 ]; do dd if=/tmp/ex.data of=/dev/null bs=4096 count=2 2>/dev/null; sleep 0.1; i=$((i + 1)); done
+wait "$p"
+cat /tmp/ex5.out
+echo "### funccount --check"
+funccount --check 2>&1
 echo "### funccount '*'"
 funccount -d 1 '*' 2>&1
 echo "### functrace vfs_raed"
