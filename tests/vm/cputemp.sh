@@ -3,6 +3,7 @@
 # temperature source" error (exit 1), never print temperatures from zeros; with an
 # Intel vCPU the reason names the TjMax register that read 0.
 # needs: cputemp
+# sets: trixie
 # timeout: 120
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh

@@ -2,6 +2,7 @@
 # and 6.12 (kprobes present everywhere, event probes only on 5.15+, the block layout
 # before and after 6.11), verdicts of the tracing tools, --json, and nothing left in tracefs.
 # needs: perf-tools-doctor
+# sets: trixie
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 

@@ -7,6 +7,7 @@
 # Run: scripts/vm/test.sh iolatency   (or: scripts/vm/run.sh --module null_blk
 #      --bin "$(scripts/vm/build-static.sh -p iolatency)/iolatency" tests/vm/iolatency.sh)
 # needs: iolatency
+# sets: trixie
 # modules: null_blk
 # timeout: 120
 # The bucket checks need the guest to get the CPU within a few ms of each completion:

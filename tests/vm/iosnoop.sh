@@ -4,7 +4,7 @@
 # insert as start; LATms marked * when a request was timed from issue) work.
 # Run: scripts/vm/run.sh --kernel 6.1 --bin "$(scripts/vm/build-static.sh)" tests/vm/iosnoop.sh
 # needs: iosnoop
-# sets: smoke pinned
+# sets: smoke pinned trixie
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 

@@ -1,6 +1,7 @@
 # VM test of kprobe on a real kernel: string fetch with $arg2, kretprobe with $retval,
 # filters, -v, error_log reasons, and no probe of ours left (after SIGINT, SIGKILL + rerun).
 # needs: kprobe
+# sets: trixie
 # $arg2, $retval, ... in single quotes are the probes' fetch arguments (SC2016).
 # shellcheck shell=sh source=tests/vm/lib.sh disable=SC2016
 . /vm/lib.sh

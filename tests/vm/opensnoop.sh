@@ -7,7 +7,7 @@
 # opensnoops (and opensnoop next to kprobe) do not trace each other, and hostile names
 # are escaped.
 # needs: opensnoop kprobe
-# sets: smoke pinned
+# sets: smoke pinned trixie
 # One vCPU: kprobes live-patch kernel text, and QEMU TCG with 2 vCPUs once hung the
 # whole 5.10 guest mid-run (as it does for funcgraph).
 # smp: 1

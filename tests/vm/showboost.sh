@@ -3,6 +3,7 @@
 # APERF/MPERF clearly (exit 1), loads msr.ko itself with modprobe when the device
 # is missing, and explains a guest with neither source.
 # needs: showboost
+# sets: trixie
 # timeout: 120
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh

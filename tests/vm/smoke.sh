@@ -2,7 +2,7 @@
 # kernel has what the ftrace/MSR tools rely on, and the harness plumbing
 # (tracefs mount, modules, scratch disk, exit status) works.
 # Run: scripts/vm/run.sh [--kernel ID] tests/vm/smoke.sh
-# sets: smoke pinned
+# sets: smoke pinned trixie
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh
 

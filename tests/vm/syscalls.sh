@@ -9,6 +9,7 @@
 # removes; killsnoop shows a busybox `kill -USR1` of a sleep with sender, target,
 # signal name and result; nothing is left in tracefs.
 # needs: syscount killsnoop
+# sets: trixie
 # timeout: 120
 # shellcheck shell=sh source=tests/vm/lib.sh
 . /vm/lib.sh

@@ -9,6 +9,7 @@
 # SIGTERM, and after kill -9 and --cleanup, of the kprobe source.
 # Run: scripts/vm/run.sh --kernel 5.10 --bin "$(scripts/vm/build-static.sh -p tcpretrans)" tests/vm/tcpretrans.sh
 # needs: tcpretrans
+# sets: trixie
 # kernels: 5.10 6.12-deb13
 # timeout: 150
 # shellcheck shell=sh source=tests/vm/lib.sh
