@@ -121,6 +121,22 @@ impl ProcessThreads {
         self.pid
     }
 
+    /// Records that thread `tid` belongs to process `tgid`, learnt elsewhere (such as the
+    /// kernel's `saved_tgids`, for a thread that exited before `/proc` could be read); a
+    /// thread already known is left as it is unless `/proc` had nothing for it.
+    pub fn learn(&mut self, tid: u32, tgid: u32) {
+        let t = self.tgid.entry(tid).or_insert(None);
+        if t.is_none() {
+            *t = Some(tgid);
+        }
+    }
+
+    /// True if thread `tid` was looked up and neither `/proc` nor [`learn`](Self::learn)
+    /// placed it (it is then counted as not belonging).
+    pub fn unplaced(&self, tid: u32) -> bool {
+        matches!(self.tgid.get(&tid), Some(None))
+    }
+
     /// True if thread `tid` belongs to the process.
     #[inline]
     pub fn contains(&mut self, tid: u32) -> bool {
@@ -207,11 +223,20 @@ mod tests {
         assert!(!pt.contains(999));
         assert!(!pt.contains(999));
         assert_eq!(pt.unknown, 2);
+        assert!(pt.unplaced(999) && !pt.unplaced(300) && !pt.unplaced(12345));
         assert!(!pt.contains(0));
         assert_eq!(pt.unknown, 2, "the idle task is no thread of anyone");
         // Known threads stay known after they exit.
         std::fs::remove_dir_all(root.join("201")).unwrap();
         assert!(pt.contains(201));
+        // Learnt elsewhere (the kernel's saved_tgids): kept, before or after a failed
+        // /proc lookup; what /proc said is not overridden.
+        pt.learn(998, 200);
+        assert!(pt.contains(998));
+        pt.learn(999, 200);
+        assert!(pt.contains(999) && !pt.unplaced(999));
+        pt.learn(300, 200);
+        assert!(!pt.contains(300));
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -502,6 +502,12 @@ pub fn run(args: Args) -> Result<()> {
             comms.resolve_tgids(new.iter().copied());
             for &t in &new {
                 if let Some(th) = threads.as_mut() {
+                    // /proc, else the kernel's saved_tgids: a thread created after -p's
+                    // thread list was read and gone before its events were read (its
+                    // events are the process's: set_event_pid followed its clone).
+                    if let Some(g) = comms.tgid(t) {
+                        th.learn(t, g);
+                    }
                     th.contains(t);
                 }
                 if let Some(sc) = scope.as_mut() {
@@ -520,11 +526,17 @@ pub fn run(args: Args) -> Result<()> {
     // Aggregate by what is shown.
     let mut shown: HashMap<Key, u64> = HashMap::new();
     let mut left_out = 0u64;
+    // Threads of unknown process (gone from /proc and from saved_tgids), and their calls.
+    let mut unplaced: (HashSet<u32>, u64) = (HashSet::new(), 0);
     let mut unnamed = HashSet::new();
     for (&(tid, nr), &n) in &counter.counts {
         if let Some(th) = threads.as_mut() {
             if !th.contains(tid) {
                 left_out += n;
+                if th.unplaced(tid) {
+                    unplaced.0.insert(tid);
+                    unplaced.1 += n;
+                }
                 continue;
             }
         }
@@ -617,6 +629,14 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!(
             "note: syscall numbers {} have no syscalls:sys_enter_* tracepoint that fired on this kernel (syscalls without one): shown as nr_N",
             v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let (Some(th), false) = (&threads, unplaced.0.is_empty()) {
+        eprintln!(
+            "note: {} calls of {} threads were left out: the threads exited before syscount could tell whether they belonged to PID {} (neither /proc nor the kernel's saved_tgids knew them)",
+            unplaced.1,
+            unplaced.0.len(),
+            th.pid()
         );
     }
     if comms.unknown > 0 && mode != Mode::Syscall {

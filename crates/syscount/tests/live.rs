@@ -16,7 +16,8 @@ const CALLS: usize = 4321;
 
 /// Not a test: the workload. This test binary, run with `--ignored --exact
 /// getppid_helper` and `SYSCOUNT_GETPPID=N`, makes N getppid calls (after a byte on
-/// stdin if `SYSCOUNT_WAIT` is set) and exits.
+/// stdin if `SYSCOUNT_WAIT` is set; in a new thread named `late-thread`, gone before
+/// the process exits, if `SYSCOUNT_NEW_THREAD` is set) and exits.
 #[test]
 #[ignore]
 fn getppid_helper() {
@@ -28,9 +29,23 @@ fn getppid_helper() {
         // SAFETY: reading one byte from stdin into our buffer.
         unsafe { testkit::libc::read(0, b.as_mut_ptr().cast(), 1) };
     }
-    for _ in 0..n.parse::<usize>().unwrap() {
-        // SAFETY: getppid has no arguments and cannot fail.
-        unsafe { testkit::libc::syscall(testkit::libc::SYS_getppid) };
+    let n = n.parse::<usize>().unwrap();
+    let calls = move || {
+        for _ in 0..n {
+            // SAFETY: getppid has no arguments and cannot fail.
+            unsafe { testkit::libc::syscall(testkit::libc::SYS_getppid) };
+        }
+    };
+    if std::env::var_os("SYSCOUNT_NEW_THREAD").is_some() {
+        let t = std::thread::Builder::new()
+            .name("late-thread".into())
+            .spawn(calls)
+            .unwrap();
+        t.join().unwrap();
+        // Gone from /proc well before the process ends the run.
+        std::thread::sleep(Duration::from_millis(300));
+    } else {
+        calls();
     }
 }
 
@@ -139,6 +154,43 @@ fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
         "{out}\n{err}"
     );
     assert!(!instance_of("syscount", r.child.id()));
+}
+
+/// A thread created after -p read the process's threads, and gone before its events
+/// were read (the run reads every 100 ms; the thread lives a few ms): its calls are the
+/// process's (set_event_pid followed its clone; the kernel's saved_tgids names its
+/// process once /proc cannot).
+#[test]
+fn counts_the_calls_of_a_thread_that_came_and_went() {
+    if !live_or_skip("counts_the_calls_of_a_thread_that_came_and_went") {
+        return;
+    }
+    let argv = helper_argv();
+    let mut helper = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("SYSCOUNT_GETPPID", CALLS.to_string())
+        .env("SYSCOUNT_WAIT", "1")
+        .env("SYSCOUNT_NEW_THREAD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hp = helper.id();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-cv", "-p", &hp.to_string()]);
+    let mut r = spawn_command(cmd);
+    r.wait_for("Tracing PID", T);
+    helper.stdin.take().unwrap().write_all(b"x").unwrap();
+    helper.wait().unwrap();
+    let (code, err) = r.finish(T);
+    let out = r.seen.join("\n");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        count_of(&out, &[&hp.to_string(), "late-thread", "getppid"]),
+        Some(CALLS as u64),
+        "{out}\n{err}"
+    );
+    assert!(!err.contains("left out"), "{out}\n{err}");
 }
 
 #[test]
