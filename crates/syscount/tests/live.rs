@@ -117,20 +117,20 @@ fn a_command_found_in_path_makes_one_execve() {
     assert_eq!(count_of(&out, &["execve"]), Some(1), "{out}");
 }
 
-#[test]
-fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
-    if !live_or_skip("counts_a_pids_getppid_calls_exactly_by_pid_and_name") {
-        return;
-    }
+/// Runs `syscount -cv -p` on the helper (with `envs` besides its CALLS getppid calls
+/// after a byte on stdin), checking that its instance exists while it runs and not
+/// after; returns the helper's PID, syscount's exit code, stdout lines and stderr.
+fn count_helper_by_pid(envs: &[(&str, &str)]) -> (u32, i32, Vec<String>, String) {
     let argv = helper_argv();
-    let mut helper = Command::new(&argv[0])
+    let mut helper = Command::new(&argv[0]);
+    helper
         .args(&argv[1..])
         .env("SYSCOUNT_GETPPID", CALLS.to_string())
         .env("SYSCOUNT_WAIT", "1")
+        .envs(envs.iter().copied())
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    let mut helper = helper.spawn().unwrap();
     let hp = helper.id();
     let mut cmd = Command::new(BIN);
     cmd.args(["-cv", "-p", &hp.to_string()]);
@@ -140,10 +140,20 @@ fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
     helper.stdin.take().unwrap().write_all(b"x").unwrap();
     helper.wait().unwrap();
     let (code, err) = r.finish(T);
-    let out = r.seen.join("\n");
+    assert!(!instance_of("syscount", r.child.id()));
+    (hp, code, r.seen.clone(), err)
+}
+
+#[test]
+fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
+    if !live_or_skip("counts_a_pids_getppid_calls_exactly_by_pid_and_name") {
+        return;
+    }
+    let (hp, code, seen, err) = count_helper_by_pid(&[]);
+    let out = seen.join("\n");
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
-        r.seen.get(1).map(String::as_str),
+        seen.get(1).map(String::as_str),
         Some("PID    COMM             SYSCALL              COUNT"),
         "{out}"
     );
@@ -153,7 +163,6 @@ fn counts_a_pids_getppid_calls_exactly_by_pid_and_name() {
         Some(CALLS as u64),
         "{out}\n{err}"
     );
-    assert!(!instance_of("syscount", r.child.id()));
 }
 
 /// A thread created after -p read the process's threads, and gone before its events
@@ -165,25 +174,8 @@ fn counts_the_calls_of_a_thread_that_came_and_went() {
     if !live_or_skip("counts_the_calls_of_a_thread_that_came_and_went") {
         return;
     }
-    let argv = helper_argv();
-    let mut helper = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("SYSCOUNT_GETPPID", CALLS.to_string())
-        .env("SYSCOUNT_WAIT", "1")
-        .env("SYSCOUNT_NEW_THREAD", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let hp = helper.id();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["-cv", "-p", &hp.to_string()]);
-    let mut r = spawn_command(cmd);
-    r.wait_for("Tracing PID", T);
-    helper.stdin.take().unwrap().write_all(b"x").unwrap();
-    helper.wait().unwrap();
-    let (code, err) = r.finish(T);
-    let out = r.seen.join("\n");
+    let (hp, code, seen, err) = count_helper_by_pid(&[("SYSCOUNT_NEW_THREAD", "1")]);
+    let out = seen.join("\n");
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         count_of(&out, &[&hp.to_string(), "late-thread", "getppid"]),
