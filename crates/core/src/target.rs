@@ -121,14 +121,27 @@ impl ProcessThreads {
         self.pid
     }
 
-    /// Records that thread `tid` belongs to process `tgid`, learnt elsewhere (such as the
-    /// kernel's `saved_tgids`, for a thread that exited before `/proc` could be read); a
-    /// thread already known is left as it is unless `/proc` had nothing for it.
-    pub fn learn(&mut self, tid: u32, tgid: u32) {
-        let t = self.tgid.entry(tid).or_insert(None);
-        if t.is_none() {
-            *t = Some(tgid);
+    /// Records the process of thread `tid` as looked up by the caller (`/proc`, else the
+    /// kernel's `saved_tgids`, for a thread that exited before `/proc` could be read;
+    /// `None`: neither knew it), so that [`contains`](Self::contains) does not read
+    /// `/proc` for it again. A thread already placed is left as it is.
+    pub fn learn(&mut self, tid: u32, tgid: Option<u32>) {
+        if let Some(t) = self.tgid.get_mut(&tid) {
+            if t.is_none() {
+                *t = tgid;
+            }
+        } else {
+            self.insert(tid, tgid);
         }
+    }
+
+    /// Inserts a thread, forgetting every other process's threads first when the map
+    /// is full (bounded memory under thread churn).
+    fn insert(&mut self, tid: u32, tgid: Option<u32>) {
+        if self.tgid.len() >= 100_000 {
+            self.tgid.retain(|_, t| *t == Some(self.pid));
+        }
+        self.tgid.insert(tid, tgid);
     }
 
     /// True if thread `tid` was looked up and neither `/proc` nor [`learn`](Self::learn)
@@ -147,12 +160,8 @@ impl ProcessThreads {
         let t = match self.tgid.get(&tid) {
             Some(t) => *t,
             None => {
-                if self.tgid.len() >= 100_000 {
-                    // Bounded memory under thread churn: forget, keeping the process's own.
-                    self.tgid.retain(|_, t| *t == Some(self.pid));
-                }
                 let t = self.procfs.tgid_of(tid);
-                self.tgid.insert(tid, t);
+                self.insert(tid, t);
                 t
             }
         };
@@ -231,12 +240,19 @@ mod tests {
         assert!(pt.contains(201));
         // Learnt elsewhere (the kernel's saved_tgids): kept, before or after a failed
         // /proc lookup; what /proc said is not overridden.
-        pt.learn(998, 200);
+        pt.learn(998, Some(200));
         assert!(pt.contains(998));
-        pt.learn(999, 200);
+        pt.learn(999, Some(200));
         assert!(pt.contains(999) && !pt.unplaced(999));
-        pt.learn(300, 200);
+        pt.learn(300, Some(200));
         assert!(!pt.contains(300));
+        // Known to be unknown: /proc is not read for it (a thread made there later is
+        // not picked up), and it counts as unknown when asked.
+        pt.learn(997, None);
+        std::fs::create_dir_all(root.join("997")).unwrap();
+        std::fs::write(root.join("997/status"), "Tgid:\t200\n").unwrap();
+        assert!(!pt.contains(997) && pt.unplaced(997));
+        assert_eq!(pt.unknown, 3);
         std::fs::remove_dir_all(root).unwrap();
     }
 }

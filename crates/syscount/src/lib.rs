@@ -502,13 +502,11 @@ pub fn run(args: Args) -> Result<()> {
             comms.resolve_tgids(new.iter().copied());
             for &t in &new {
                 if let Some(th) = threads.as_mut() {
-                    // /proc, else the kernel's saved_tgids: a thread created after -p's
-                    // thread list was read and gone before its events were read (its
-                    // events are the process's: set_event_pid followed its clone).
-                    if let Some(g) = comms.tgid(t) {
-                        th.learn(t, g);
-                    }
-                    th.contains(t);
+                    // /proc, else the kernel's saved_tgids (as looked up just above): a
+                    // thread created after -p's thread list was read can be gone before
+                    // its events are read (its events are the process's: set_event_pid
+                    // followed its clone).
+                    th.learn(t, comms.tgid(t));
                 }
                 if let Some(sc) = scope.as_mut() {
                     in_scope.entry(t).or_insert_with(|| sc.contains(t));
