@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Captures real-kernel test fixtures from the VM guests:
 #   tests/fixtures/formats/<ID>/  block_rq_{issue,insert,complete}, sys_{enter,exit}_openat,
-#                                 header_page, header_event (verbatim tracefs files)
+#                                 sched_process_fork, header_page, header_event (verbatim
+#                                 tracefs files)
 #   tests/fixtures/pages/<ID>/    raw ring-buffer pages of block_rq_issue/complete
 #                                 (extend.bin, missed.bin, full1.bin, full2.bin), the
 #                                 kernel's text of the same events (*.txt) and the

@@ -21,6 +21,7 @@ done
 for e in sys_enter_openat sys_exit_openat; do
   check "format of syscalls/$e" cp "$T/events/syscalls/$e/format" "$F/$e"
 done
+check "format of sched/sched_process_fork" cp "$T/events/sched/sched_process_fork/format" "$F/sched_process_fork"
 check "events/header_page" cp "$T/events/header_page" "$F/header_page"
 check "events/header_event" cp "$T/events/header_event" "$F/header_event"
 
