@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use perf_tools_ftrace::merge::Merger;
 use perf_tools_ftrace::reader::Gap;
+use perf_tools_ftrace::scope::Scope;
 
 use crate::decode::{BlockDecoder, BlockEvent, Detail, Full};
 use crate::device::StartPoint;
@@ -13,7 +14,9 @@ use crate::inflight::{Completed, Inflight};
 
 /// Sets up a block-I/O trace for `tool` in its own instance and starts reading it: mono
 /// trace clock, `buffer_kb` KiB per CPU, the reader's wake-up watermark `buffer_percent`,
-/// the start/completion filters (from [`filters`](crate::filters)) and the events for `start`, then
+/// the start/completion filters (from [`filters`](crate::filters)) and the events for `start`,
+/// with a cgroup `scope` decided in user space the forks it follows
+/// ([`Scope::follow_forks`]: hand every raw event to [`Scope::observe`] first), then
 /// tracing on. Returns the running session and the decoder for its events.
 pub fn start_trace(
     tracefs: &perf_tools_ftrace::tracefs::Tracefs,
@@ -22,6 +25,7 @@ pub fn start_trace(
     (start_filter, complete_filter): &(Option<String>, Option<String>),
     buffer_kb: u32,
     buffer_percent: u32,
+    scope: Option<&mut Scope>,
 ) -> Result<(perf_tools_ftrace::session::Session, BlockDecoder)> {
     let inst = perf_tools_ftrace::cleanup::start_instance(tracefs, tool)?;
     // Each of the next three writes costs the kernel at least one RCU grace period (the
@@ -53,6 +57,9 @@ pub fn start_trace(
     }
     for &ev in BlockDecoder::events(start) {
         inst.enable_event("block", ev)?;
+    }
+    if let Some(sc) = scope {
+        sc.follow_forks(&inst)?;
     }
     inst.set_tracing_on(true)?;
     Ok((perf_tools_ftrace::session::Session::start(inst)?, decoder))

@@ -27,6 +27,11 @@
 //!   would mean "every task"): the list is seeded with a PID that no task can have
 //!   (`PID_MAX_LIMIT`, or `pid_max - 1` on kernels whose list is a bitmap of `pid_max`
 //!   bits), so nothing is traced until a task joins;
+//! - tools that cannot filter in the kernel (iosnoop, iolatency: a PID filter would drop
+//!   the completions, which run in whatever task is on the CPU) decide in user space
+//!   ([`Scope::poll`], [`Scope::holds`]) and follow forks from the kernel's own
+//!   `sched_process_fork` events in their instance ([`Scope::follow_forks`]), so that a
+//!   task forked by a member and gone before a poll lists it is still placed;
 //! - a cgroup removed mid-run ends the run: the tool says so on stderr, prints what it
 //!   traced up to then, cleans up and exits 0 (the target ended, like `-p PID` whose
 //!   process exited; it is not a failure of the tool).
@@ -38,6 +43,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::format::{EventFormat, Field};
 use crate::instance::Instance;
 use perf_tools_core::signals::Shutdown;
 
@@ -204,6 +210,55 @@ pub struct Scope {
     pub added: u64,
     /// Threads [`Scope::holds`] could not place: exited before they were looked up.
     pub unknown: u64,
+    /// With [`Scope::follow_forks`]: where `sched_process_fork` keeps its two PIDs.
+    forks: Option<ForkFields>,
+    /// With [`Scope::follow_forks`]: what is known of threads that may have exited by
+    /// the time their events are read: listed by a poll or found in /proc (a member or
+    /// not), or forked (`sched_process_fork`) by a thread known to be one (then so are
+    /// they, from their first instant) or not to be one. A fork of a thread ID (reused)
+    /// replaces what was known. At most [`FOLLOW_MAX`]: emptied when full (events are
+    /// read within a second; only threads gone in between are left unplaced).
+    placed: HashMap<u32, bool>,
+    /// Forks of members followed ([`Scope::follow_forks`]).
+    pub forks_followed: u64,
+}
+
+/// At most this many forks are remembered ([`Scope::follow_forks`]); then they are
+/// forgotten at once, and a thread forked before that which exits before a poll lists
+/// it is counted in [`Scope::unknown`] again.
+pub const FOLLOW_MAX: usize = 100_000;
+
+/// Where `sched:sched_process_fork` keeps the forking thread and the new one, from the
+/// running kernel's format file (the comms before them changed from `char[16]` to
+/// `__data_loc` strings in Linux 6.x, moving the PIDs).
+#[derive(Debug, Clone)]
+struct ForkFields {
+    id: u16,
+    parent: Field,
+    child: Field,
+}
+
+impl ForkFields {
+    fn from_format(f: &EventFormat) -> Result<ForkFields> {
+        Ok(ForkFields {
+            id: f.id,
+            parent: f.require("parent_pid")?,
+            child: f.require("child_pid")?,
+        })
+    }
+
+    /// `(parent, child)` of a `sched_process_fork` payload; `None` for other events or a
+    /// truncated one.
+    #[inline]
+    fn decode(&self, payload: &[u8]) -> Option<(u32, u32)> {
+        let id = u16::from_ne_bytes([*payload.first()?, *payload.get(1)?]);
+        if id != self.id {
+            return None;
+        }
+        let parent = self.parent.read_i64(payload)?;
+        let child = self.child.read_i64(payload)?;
+        Some((u32::try_from(parent).ok()?, u32::try_from(child).ok()?))
+    }
 }
 
 impl Scope {
@@ -221,6 +276,9 @@ impl Scope {
             polls: 0,
             added: 0,
             unknown: 0,
+            forks: None,
+            placed: HashMap::new(),
+            forks_followed: 0,
         }
     }
 
@@ -322,19 +380,30 @@ impl Scope {
     /// `/proc/TID/cgroup` (cached until the next poll), else (it has exited) what
     /// `exited` says.
     fn member(&mut self, tid: u32, exited: impl FnOnce(&mut Scope, u32) -> bool) -> bool {
-        if self.members.contains(&tid) {
-            return true;
-        }
-        if let Some(&m) = self.looked_up.get(&tid) {
+        if let Some(m) = self.live_member(tid) {
             return m;
         }
-        let m = match std::fs::read_to_string(format!("/proc/{tid}/cgroup")) {
-            Ok(text) => path_in(&text, self.cgroup.version, &self.controllers)
-                .is_some_and(|p| under(&p, &self.cgroup.path)),
-            Err(_) => exited(self, tid),
-        };
+        let m = exited(self, tid);
         self.looked_up.insert(tid, m);
         m
+    }
+
+    /// Whether `tid` is in the cgroup: in the last list read, else by its
+    /// `/proc/TID/cgroup` (cached until the next poll, with what [`Scope::member`]
+    /// decided for exited threads); `None` when it has exited and nothing was decided.
+    fn live_member(&mut self, tid: u32) -> Option<bool> {
+        if self.members.contains(&tid) {
+            return Some(true);
+        }
+        if let Some(&m) = self.looked_up.get(&tid) {
+            return Some(m);
+        }
+        let text = std::fs::read_to_string(format!("/proc/{tid}/cgroup")).ok()?;
+        let m = path_in(&text, self.cgroup.version, &self.controllers)
+            .is_some_and(|p| under(&p, &self.cgroup.path));
+        self.looked_up.insert(tid, m);
+        self.place(tid, m);
+        Some(m)
     }
 
     /// For tools that attribute in user space without `set_event_pid` (iosnoop: a PID
@@ -348,6 +417,12 @@ impl Scope {
         self.polls += 1;
         match self.cgroup.threads() {
             Ok(t) if self.cgroup.exists() => {
+                if self.forks.is_some() {
+                    let new: Vec<u32> = t.difference(&self.members).copied().collect();
+                    for tid in new {
+                        self.place(tid, true);
+                    }
+                }
                 self.previous = std::mem::replace(&mut self.members, t);
                 self.looked_up.clear();
                 Refresh::Current
@@ -358,16 +433,87 @@ impl Scope {
 
     /// Whether thread `tid` is in the cgroup (as last read, else by /proc); a thread
     /// that already exited is if the poll before the last listed it (it left the list
-    /// by exiting), otherwise not (nothing followed it in the kernel): [`Scope::unknown`]
-    /// counts those.
+    /// by exiting), or, with [`Scope::follow_forks`], if its parent was when it forked;
+    /// otherwise it cannot be placed: [`Scope::unknown`] counts those.
     pub fn holds(&mut self, tid: u32) -> bool {
-        self.member(tid, |s, tid| {
-            if s.previous.contains(&tid) {
-                return true;
+        self.member(tid, |s, tid| match s.was_member(tid) {
+            Some(m) => m,
+            None => {
+                s.unknown += 1;
+                false
             }
-            s.unknown += 1;
-            false
         })
+    }
+
+    /// Whether an exited thread was a member: listed by the poll before the last, or
+    /// placed while [`Scope::follow_forks`] remembers; `None` when nothing placed it.
+    fn was_member(&self, tid: u32) -> Option<bool> {
+        if self.previous.contains(&tid) {
+            return Some(true);
+        }
+        self.placed.get(&tid).copied()
+    }
+
+    /// Remembers what is known of `tid` ([`Scope::follow_forks`] only).
+    fn place(&mut self, tid: u32, member: bool) {
+        if self.forks.is_none() {
+            return;
+        }
+        if self.placed.len() >= FOLLOW_MAX {
+            self.placed.clear();
+        }
+        self.placed.insert(tid, member);
+    }
+
+    /// For tools that decide membership in user space ([`Scope::holds`]): follows forks
+    /// in the kernel's own event stream, so that a task forked by a member and gone
+    /// before any poll lists it (a `dd` that reads and exits within 100 ms) still counts.
+    /// Enables `sched:sched_process_fork` in `inst` (call before tracing is on, and
+    /// hand every raw event to [`Scope::observe`] before decoding it) and reads the
+    /// cgroup's threads now, so that forks from this instant on are placed by their
+    /// parent. A child made straight into another cgroup (`clone3(CLONE_INTO_CGROUP)`)
+    /// from a member is wrongly followed only if it exits before /proc is read.
+    pub fn follow_forks(&mut self, inst: &Instance) -> Result<()> {
+        let format = inst
+            .event_format("sched", "sched_process_fork")
+            .context("--cgroup follows forks with it")?;
+        let fields = ForkFields::from_format(&format)?;
+        inst.enable_event("sched", "sched_process_fork")?;
+        self.forks = Some(fields);
+        self.members = self.read_members()?;
+        for tid in self.members.clone() {
+            self.place(tid, true);
+        }
+        self.previous = self.members.clone();
+        self.looked_up.clear();
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// Takes a raw event (payload from `common_type` on): `true` when it was a
+    /// `sched_process_fork` of [`Scope::follow_forks`], learned here (the caller does
+    /// not decode it further). A child of a member (in the cgroup as last read, by /proc,
+    /// or itself placed by its fork) is a member; a child of anyone else is not; a child
+    /// of a parent that cannot be placed is left to [`Scope::holds`]'s other means.
+    #[inline]
+    pub fn observe(&mut self, payload: &[u8]) -> bool {
+        let Some((parent, child)) = self.forks.as_ref().and_then(|f| f.decode(payload)) else {
+            return false;
+        };
+        match self.live_member(parent).or_else(|| self.was_member(parent)) {
+            Some(m) => {
+                // A reused thread ID: the newest fork is the one that counts.
+                self.place(child, m);
+                self.forks_followed += u64::from(m);
+            }
+            // A parent gone and never placed: its child is not placed by its fork.
+            None => {
+                self.placed.remove(&child);
+            }
+        }
+        // A cached answer for the new thread's ID is about an earlier task.
+        self.looked_up.remove(&child);
+        true
     }
 
     /// One turn of a tool's read loop that filters in the kernel ([`Scope::apply`]):
@@ -664,6 +810,81 @@ pub fn reject_columns(args: &ScopeArgs, tool: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `sched_process_fork` payload of `format` with the two PIDs in place.
+    fn fork_payload(format: &EventFormat, parent: i32, child: i32) -> Vec<u8> {
+        let mut p = vec![0u8; 64];
+        p[..2].copy_from_slice(&format.id.to_ne_bytes());
+        let at = |name: &str| format.field(name).unwrap().offset;
+        p[at("parent_pid")..][..4].copy_from_slice(&parent.to_ne_bytes());
+        p[at("child_pid")..][..4].copy_from_slice(&child.to_ne_bytes());
+        p
+    }
+
+    #[test]
+    fn forks_are_decoded_by_the_running_kernels_layout() {
+        // 5.10: char[16] comms, PIDs at 24 and 44; 6.18: __data_loc comms, at 12 and 20.
+        for (kernel, parent_at) in [("5.10", 24), ("6.18", 12)] {
+            let text = std::fs::read_to_string(format!(
+                "{}/../../tests/fixtures/formats/{kernel}/sched_process_fork",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let format = EventFormat::parse(&text).unwrap();
+            assert_eq!(format.field("parent_pid").unwrap().offset, parent_at);
+            let f = ForkFields::from_format(&format).unwrap();
+            let p = fork_payload(&format, 4321, 4400);
+            assert_eq!(f.decode(&p), Some((4321, 4400)), "{kernel}");
+            // Another event, a truncated one, a negative PID: not a fork to learn.
+            let mut other = p.clone();
+            other[..2].copy_from_slice(&format.id.wrapping_add(1).to_ne_bytes());
+            assert_eq!(f.decode(&other), None);
+            assert_eq!(f.decode(&p[..parent_at]), None);
+            assert_eq!(f.decode(&fork_payload(&format, -1, 5)), None);
+        }
+    }
+
+    #[test]
+    fn exited_threads_are_placed_by_what_was_known_of_them() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/formats/6.18/sched_process_fork"
+        ))
+        .unwrap();
+        let format = EventFormat::parse(&text).unwrap();
+        let cg = Cgroup {
+            dir: "/sys/fs/cgroup/ptrs-none".into(),
+            version: Version::V2,
+            path: "/ptrs-none".into(),
+        };
+        let mut s = Scope::new(cg, "cgroup /ptrs-none".into());
+        s.forks = Some(ForkFields::from_format(&format).unwrap());
+        // Thread IDs no task has (above PID_MAX_LIMIT): /proc knows none of them.
+        let (member, child, grandchild, stranger, its_child) =
+            (4_200_001, 4_200_002, 4_200_003, 4_200_004, 4_200_005);
+        s.members.insert(member);
+        s.place(member, true);
+        s.place(stranger, false);
+        for (parent, c) in [(member, child), (child, grandchild), (stranger, its_child)] {
+            assert!(s.observe(&fork_payload(&format, parent as i32, c as i32)));
+        }
+        // Two polls since, neither listing the member (it exited).
+        s.members.clear();
+        s.previous.clear();
+        s.looked_up.clear();
+        assert!(s.holds(member) && s.holds(child) && s.holds(grandchild));
+        assert!(!s.holds(stranger) && !s.holds(its_child));
+        assert_eq!((s.unknown, s.forks_followed), (0, 2));
+        // The child's ID reused by a fork of the stranger: the newest fork counts.
+        assert!(s.observe(&fork_payload(&format, stranger as i32, child as i32)));
+        assert!(!s.holds(child));
+        // A fork by a parent nothing placed leaves its child unplaced: counted.
+        assert!(s.observe(&fork_payload(&format, 4_200_100, 4_200_101)));
+        assert!(!s.holds(4_200_101));
+        assert_eq!(s.unknown, 1);
+        // Not a fork: left to the caller.
+        assert!(!s.observe(&[0xff, 0xff, 0, 0]));
+    }
 
     const PROC: &str =
         "12:pids:/t1\n4:cpu,cpuacct:/\n1:name=systemd:/user.slice\n0::/scope-a/sub\n";

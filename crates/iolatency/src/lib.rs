@@ -321,6 +321,21 @@ impl Summary {
     }
 }
 
+/// Takes one raw event: a fork the scope follows ([`Scope::observe`]), else a block
+/// event for the pipeline.
+#[inline]
+fn push<D: Detail>(
+    pipeline: &mut BlockPipeline<D>,
+    scope: &mut Option<Scope>,
+    cpu: u32,
+    ts: u64,
+    payload: &[u8],
+) {
+    if !scope.as_mut().is_some_and(|s| s.observe(payload)) {
+        pipeline.push(cpu, ts, payload);
+    }
+}
+
 /// Pairs the held events up to `upto` and counts every completed I/O in `summary` (and
 /// in the heat map, with --heatmap).
 fn count_completed<D: Detail>(
@@ -404,6 +419,7 @@ fn trace<D: Detail>(
         &filters,
         args.buffer_kb,
         50,
+        scope.as_mut(),
     )?;
 
     let mut out = Output::stdout();
@@ -440,7 +456,7 @@ fn trace<D: Detail>(
                     session.reader.drain_rounds(
                         watermark,
                         &mut state,
-                        |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
+                        |(p, _, _, sc), cpu, ts, payload| push(p, sc, cpu, ts, payload),
                         |(p, ..), gap| p.gap(gap),
                         |(p, summary, heat, sc), wm| count_completed(p, summary, heat, sc, wm),
                     );
@@ -474,7 +490,7 @@ fn trace<D: Detail>(
         let stats = session.reader.drain_rounds(
             watermark,
             &mut state,
-            |(p, ..), cpu, ts, payload| p.push(cpu, ts, payload),
+            |(p, _, _, sc), cpu, ts, payload| push(p, sc, cpu, ts, payload),
             |(p, ..), gap| p.gap(gap),
             |(p, summary, heat, sc), wm| count_completed(p, summary, heat, sc, wm.min(tick)),
         );

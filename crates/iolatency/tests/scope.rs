@@ -1,7 +1,8 @@
 //! Live test of `iolatency --cgroup` (cgroup v2): dd makes five 64 KiB O_DIRECT reads
 //! on a loop device from a cgroup made here and three 4 KiB ones from outside; the
-//! histograms count the five only (decided in user space by the issuing thread). Needs
-//! root and tracefs.
+//! histograms count the five only (decided in user space by the issuing thread). Each dd
+//! is forked after tracing began and exits at once, before any poll of the cgroup can
+//! list it: the scope knows it from its fork. Needs root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
@@ -14,30 +15,32 @@ const BIN: &str = env!("CARGO_BIN_EXE_iolatency");
 const T: Duration = Duration::from_secs(15);
 
 /// A shell that waits for `go`, then runs dd making `count` O_DIRECT reads of `bs`
-/// bytes from `dev` into a pipe drained only after a second (so dd is alive when
-/// iolatency looks up its cgroup).
-fn reader(go: &Path, dev: &Path, bs: u32, count: u32) -> Child {
+/// bytes from `dev`; dd (a child: the shell does not exec it) exits as soon as they are
+/// done. With `linger` the shell stays a second more, so that it is alive (placed by
+/// /proc) when its fork of dd is read: then no I/O is left unplaced.
+fn reader(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "dd if={dev} of=/dev/stdout iflag=direct bs={bs} count={count} 2>/dev/null | (sleep 1; cat >/dev/null)",
-        dev = dev.display()
+            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
+            dev = dev.display(),
+            linger = if linger { "sleep 1; " } else { "" }
         ),
     )
 }
 
 #[test]
-fn cgroup_counts_the_io_its_tasks_issue_only() {
-    if !live_or_skip("cgroup_counts_the_io_its_tasks_issue_only") {
+fn cgroup_counts_the_io_of_tasks_forked_and_gone_between_polls() {
+    if !live_or_skip("cgroup_counts_the_io_of_tasks_forked_and_gone_between_polls") {
         return;
     }
     let cg = TestCgroup::v2("ptrs-scope-iol");
     let name = cg.name();
     let go = cg.gate();
     let lo = LoopDev::new(16);
-    let mut inside = reader(&go, &lo.path, 65536, 5);
+    let mut inside = reader(&go, &lo.path, 65536, 5, false);
     cg.add(inside.id());
-    let mut outside = reader(&go, &lo.path, 4096, 3);
+    let mut outside = reader(&go, &lo.path, 4096, 3, true);
     let mut r = spawn(BIN, &["--json", "-d", &lo.dev, "--cgroup", &name, "1"]);
     // The first interval's line: tracing is on.
     r.wait_for("\"histograms\"", T);
@@ -57,5 +60,6 @@ fn cgroup_counts_the_io_its_tasks_issue_only() {
         .map(|v| v["count"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 5, "{}\n{err}", r.seen.join("\n"));
+    assert!(!err.contains("exited before"), "{err}");
     assert!(!instance_of("iolatency", r.child.id()));
 }

@@ -571,6 +571,7 @@ pub fn run(args: Args) -> Result<()> {
     // Decided in user space by the issuing task's cgroup: a PID filter in the kernel
     // (set_event_pid) would drop the completions, which run in whatever task is on-CPU.
     let scope = std::cell::RefCell::new(args.scope.resolve()?);
+    let scoped = scope.borrow().is_some();
     let mut heat = (args.heatmap.as_deref())
         .map(|p| IoHeatmap::new("iosnoop", p))
         .transpose()
@@ -585,6 +586,7 @@ pub fn run(args: Args) -> Result<()> {
         &filters,
         args.buffer_kb,
         25,
+        scope.borrow_mut().as_mut(),
     )?;
     // (PT_FAULT=panic fault injection happens in the core, when tracing is turned on.)
     // What the kernel completes meanwhile, whatever the filters: for the account.
@@ -651,7 +653,17 @@ pub fn run(args: Args) -> Result<()> {
         let stats = reader.drain_rounds(
             batch.clock,
             &mut pipeline,
-            |p, cpu, ts, payload| p.push(cpu, ts, payload),
+            |p, cpu, ts, payload| {
+                // A fork the scope follows, else a block event.
+                if !(scoped
+                    && scope
+                        .borrow_mut()
+                        .as_mut()
+                        .is_some_and(|s| s.observe(payload)))
+                {
+                    p.push(cpu, ts, payload);
+                }
+            },
             |p, gap| p.gap(gap),
             |p, watermark| {
                 // Buffered (duration) mode: past a few MiB, rows wait in a temporary

@@ -103,3 +103,66 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     assert!(!root.join(&name).exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A shell that waits for `go`, then forks a dd making `count` O_DIRECT reads of `bs`
+/// bytes from `dev`; dd (a child: the shell does not exec it) exits as soon as they are
+/// done, before a poll of the cgroup can list it. With `linger` the shell stays a second
+/// more, so that it is alive (placed by /proc) when its fork of dd is read: then no I/O
+/// is left unplaced.
+fn short_reader(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> Child {
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
+            dev = dev.display(),
+            linger = if linger { "sleep 1; " } else { "" }
+        ),
+    )
+}
+
+#[test]
+fn iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork() {
+    if !live_or_skip("iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork") {
+        return;
+    }
+    let cg = TestCgroup::v2("ptrs-scope-iofork");
+    let name = cg.name();
+    let go = cg.gate();
+    let lo = LoopDev::new(16);
+    let mut inside = short_reader(&go, &lo.path, 65536, 4, false);
+    cg.add(inside.id());
+    let mut outside = short_reader(&go, &lo.path, 4096, 3, true);
+    let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
+    r.wait_for("LATms", T);
+    std::fs::write(&go, "").unwrap();
+    assert!(inside.wait().unwrap().success());
+    assert!(outside.wait().unwrap().success());
+    r.collect_until(T, |seen| {
+        seen.iter()
+            .filter(|l| l.split_whitespace().nth(3) == Some(lo.dev.as_str()))
+            .count()
+            >= 4
+    });
+    // Late rows of the outside reads would show up here too.
+    std::thread::sleep(Duration::from_millis(500));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    // COMM PID TYPE DEV BLOCK BYTES LATms: the member's four 64 KiB reads at blocks 0,
+    // 128, 256, 384 (512-byte blocks), none of the 4 KiB reads from outside, and no I/O
+    // left unplaced.
+    let mut blocks: Vec<(String, String, String)> = r
+        .seen
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() == 7 && c[3] == lo.dev)
+        .map(|c| (c[0].to_string(), c[4].to_string(), c[5].to_string()))
+        .collect();
+    blocks.sort_by_key(|b| b.1.parse::<u64>().unwrap());
+    let want: Vec<(String, String, String)> = [0, 128, 256, 384]
+        .iter()
+        .map(|b| ("dd".to_string(), b.to_string(), "65536".to_string()))
+        .collect();
+    assert_eq!(blocks, want, "{}\n{err}", r.seen.join("\n"));
+    assert!(!err.contains("exited before"), "{err}");
+}
