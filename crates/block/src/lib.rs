@@ -30,4 +30,4 @@ pub use device::{
     device_filter, filters, Device, DeviceFilter, DeviceSpec, ResolvedDevice, StartPoint,
 };
 pub use inflight::{Completed, Inflight, Start};
-pub use pipeline::{start_trace, BlockPipeline};
+pub use pipeline::{start_trace, BlockPipeline, Placement};

@@ -12,12 +12,24 @@ use crate::decode::{BlockDecoder, BlockEvent, Detail, Full};
 use crate::device::StartPoint;
 use crate::inflight::{Completed, Inflight};
 
+/// What a block trace needs for the tool to place the task that issued each I/O in user
+/// space (a PID filter in the kernel would drop the completions, which run in whatever
+/// task is on the CPU).
+#[derive(Debug, Default)]
+pub struct Placement<'a> {
+    /// A cgroup scope: the forks it follows ([`Scope::follow_forks`]; hand every raw
+    /// event to [`Scope::observe`] first).
+    pub scope: Option<&'a mut Scope>,
+    /// `-p`: the `record-tgid` option, so that the kernel's `saved_tgids` keeps each
+    /// traced thread's process for threads gone from /proc before they are placed.
+    pub record_tgid: bool,
+}
+
 /// Sets up a block-I/O trace for `tool` in its own instance and starts reading it: mono
 /// trace clock, `buffer_kb` KiB per CPU, the reader's wake-up watermark `buffer_percent`,
 /// the start/completion filters (from [`filters`](crate::filters)) and the events for `start`,
-/// with a cgroup `scope` decided in user space the forks it follows
-/// ([`Scope::follow_forks`]: hand every raw event to [`Scope::observe`] first), then
-/// tracing on. Returns the running session and the decoder for its events.
+/// what `placement` needs to place the issuing tasks in user space, then tracing on.
+/// Returns the running session and the decoder for its events.
 pub fn start_trace(
     tracefs: &perf_tools_ftrace::tracefs::Tracefs,
     tool: &str,
@@ -25,7 +37,7 @@ pub fn start_trace(
     (start_filter, complete_filter): &(Option<String>, Option<String>),
     buffer_kb: u32,
     buffer_percent: u32,
-    scope: Option<&mut Scope>,
+    placement: Placement<'_>,
 ) -> Result<(perf_tools_ftrace::session::Session, BlockDecoder)> {
     let inst = perf_tools_ftrace::cleanup::start_instance(tracefs, tool)?;
     // Each of the next three writes costs the kernel at least one RCU grace period (the
@@ -58,8 +70,12 @@ pub fn start_trace(
     for &ev in BlockDecoder::events(start) {
         inst.enable_event("block", ev)?;
     }
-    if let Some(sc) = scope {
+    if let Some(sc) = placement.scope {
         sc.follow_forks(&inst)?;
+    }
+    if placement.record_tgid {
+        // Absent on kernels before 4.14: /proc only then.
+        let _ = inst.write("options/record-tgid", "1");
     }
     inst.set_tracing_on(true)?;
     Ok((perf_tools_ftrace::session::Session::start(inst)?, decoder))

@@ -153,6 +153,14 @@ impl ProcessThreads {
     /// True if thread `tid` belongs to the process.
     #[inline]
     pub fn contains(&mut self, tid: u32) -> bool {
+        self.contains_or(tid, |_| None)
+    }
+
+    /// [`contains`](Self::contains), asking `gone(tid)` (e.g. the kernel's
+    /// `saved_tgids`) for the process of a thread seen for the first time that `/proc`
+    /// no longer has; asked once per thread.
+    #[inline]
+    pub fn contains_or(&mut self, tid: u32, gone: impl FnOnce(u32) -> Option<u32>) -> bool {
         if tid == 0 {
             // The idle task (events from interrupt context on an idle CPU): no process.
             return false;
@@ -160,7 +168,7 @@ impl ProcessThreads {
         let t = match self.tgid.get(&tid) {
             Some(t) => *t,
             None => {
-                let t = self.procfs.tgid_of(tid);
+                let t = self.procfs.tgid_of(tid).or_else(|| gone(tid));
                 self.insert(tid, t);
                 t
             }
@@ -253,6 +261,26 @@ mod tests {
         std::fs::write(root.join("997/status"), "Tgid:\t200\n").unwrap();
         assert!(!pt.contains(997) && pt.unplaced(997));
         assert_eq!(pt.unknown, 3);
+        // contains_or: asked only for a thread seen first and gone from /proc, once.
+        let mut asked = Vec::new();
+        assert!(pt.contains_or(996, |t| {
+            asked.push(t);
+            Some(200)
+        }));
+        assert!(pt.contains_or(996, |t| {
+            asked.push(t);
+            None
+        }));
+        assert!(pt.contains_or(203, |t| {
+            asked.push(t);
+            None
+        }));
+        assert!(!pt.contains_or(995, |t| {
+            asked.push(t);
+            None
+        }));
+        assert_eq!(asked, [996, 995]);
+        assert!(pt.unplaced(995) && pt.unknown == 4);
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -32,6 +32,17 @@ pub fn parse_saved_tgids(text: &str) -> HashMap<u32, u32> {
         .collect()
 }
 
+/// The process of thread `tid` as the kernel's `saved_tgids` has it (recorded while an
+/// instance with the `record-tgid` option traces), for a thread gone from `/proc`.
+pub fn saved_tgid(tracefs: &Tracefs, tid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(tracefs.path("saved_tgids")).ok()?;
+    text.lines().find_map(|l| {
+        let (t, tgid) = l.split_once(' ')?;
+        let tgid: u32 = tgid.trim().parse().ok()?;
+        (t.parse() == Ok(tid) && tgid != 0).then_some(tgid)
+    })
+}
+
 /// Names (and processes) of threads, looked up once each.
 #[derive(Debug)]
 pub struct Comms {

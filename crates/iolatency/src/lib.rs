@@ -419,7 +419,10 @@ fn trace<D: Detail>(
         &filters,
         args.buffer_kb,
         50,
-        scope.as_mut(),
+        perf_tools_block::Placement {
+            scope: scope.as_mut(),
+            record_tgid: false,
+        },
     )?;
 
     let mut out = Output::stdout();

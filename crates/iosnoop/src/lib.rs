@@ -17,6 +17,7 @@ use perf_tools_core::output::{escape_into, Output};
 use perf_tools_core::signals::Shutdown;
 use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
+use perf_tools_ftrace::comm::saved_tgid;
 use perf_tools_ftrace::scope::Columns;
 use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
@@ -586,7 +587,10 @@ pub fn run(args: Args) -> Result<()> {
         &filters,
         args.buffer_kb,
         25,
-        scope.borrow_mut().as_mut(),
+        perf_tools_block::Placement {
+            scope: scope.borrow_mut().as_mut(),
+            record_tgid: threads.is_some(),
+        },
     )?;
     // (PT_FAULT=panic fault injection happens in the core, when tracing is turned on.)
     // What the kernel completes meanwhile, whatever the filters: for the account.
@@ -625,7 +629,9 @@ pub fn run(args: Args) -> Result<()> {
     // I/O traced but left out by the filters applied here (-p, -n): for the account.
     let mut left_out = 0u64;
     let mut keep = |who: &Who| {
-        let kept = threads.as_mut().is_none_or(|t| t.contains(who.pid as u32))
+        // -p: a thread gone from /proc is placed by the kernel's saved_tgids.
+        let kept = (threads.as_mut())
+            .is_none_or(|t| t.contains_or(who.pid as u32, |tid| saved_tgid(&tracefs, tid)))
             && scope
                 .borrow_mut()
                 .as_mut()

@@ -592,6 +592,37 @@ fn pid_covers_every_thread_of_the_process_and_l_one_thread() {
 }
 
 #[test]
+fn pid_keeps_the_io_of_a_thread_that_came_and_went() {
+    if !live_or_skip("pid_keeps_the_io_of_a_thread_that_came_and_went") {
+        return;
+    }
+    let lo = LoopDev::new(16);
+    let me = std::process::id().to_string();
+    let mut r = start(&["-p", &me, "-d", &lo.dev]);
+    // A thread created after the start makes one read and exits at once: gone from
+    // /proc before iosnoop reads its I/O (it reads every 100 ms), so only the kernel's
+    // saved_tgids can place it.
+    let path = lo.path.clone();
+    let tid = std::thread::spawn(move || {
+        testkit::direct_read(&path, 3200 * 512, 4096);
+        testkit::gettid()
+    })
+    .join()
+    .unwrap();
+    r.collect_until(T, |seen| seen.iter().any(|l| l.contains(" 3200 ")));
+    r.signal(libc::SIGINT);
+    let (code, err) = r.finish(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        pid_sector(&r, &lo.dev),
+        vec![(tid.to_string(), "3200".to_string())],
+        "{:?}\n{err}",
+        r.seen
+    );
+    assert!(!err.contains("exited before"), "{err}");
+}
+
+#[test]
 fn hostile_thread_name_is_one_escaped_row() {
     if !live_or_skip("hostile_thread_name_is_one_escaped_row") {
         return;
