@@ -57,9 +57,9 @@ const DEAD: u64 = 1 << 63;
 /// no start from before the loss pairs with a completion after it: the start's own
 /// completion, or a later start of the same sector, may be among the lost events, and
 /// pairing across the loss would print the time between two different I/Os. Such
-/// starts are kept as invalidated entries (so their completion, or in `-Q` mode their
-/// issue, is absorbed rather than timed) and counted in `dropped_at_gap`. In-flight
-/// starts survive across output intervals.
+/// starts are kept as invalidated entries until the next loss (so their completion, or
+/// in `-Q` mode their issue, is absorbed rather than timed) and counted in
+/// `dropped_at_gap`. In-flight starts survive across output intervals.
 #[derive(Debug)]
 pub struct Inflight<D: Detail = Full> {
     table: Table<Start<D::Who>>,
@@ -116,6 +116,12 @@ impl<D: Detail> Inflight<D> {
     /// flight is invalidated, and so is every later start no newer than `until`: none
     /// of them pairs with a completion.
     pub fn gap(&mut self, until: u64) {
+        // Starts invalidated by an earlier loss have had until this one for their
+        // completion to arrive: most were themselves lost. They go now (a completion
+        // that still comes finds no start and is not timed either), so that under
+        // sustained overload the table holds what is in flight, not every start whose
+        // completion was lost (tens of thousands, for up to max_age_ns).
+        self.table.retain(|s| s.ts & DEAD == 0);
         let mut dropped = 0;
         self.table.for_each_mut(|s| {
             if s.ts & DEAD == 0 {
@@ -353,6 +359,25 @@ mod tests {
                 .latency_ns(),
             60
         );
+    }
+
+    #[test]
+    fn starts_invalidated_by_a_loss_go_at_the_next_one() {
+        // Sustained overload: each loss leaves starts whose completions were lost; the
+        // table must not keep them all for max_age_ns.
+        let mut t = Inflight::new(StartPoint::Issue);
+        for round in 0..10u64 {
+            for i in 0..1000u64 {
+                let ts = round * 10_000 + i;
+                t.feed(ts, &start((ts, 0, round * 1000 + i), true).1, |_| true);
+            }
+            t.gap(round * 10_000 + 5_000);
+            assert!(t.len() <= 1000, "round {round}: {}", t.len());
+        }
+        assert_eq!(t.dropped_at_gap, 10_000);
+        // What went is not timed either: a late completion finds no start.
+        assert!(t.feed(200_000, &done(200_000, 0, 0).1, |_| true).is_none());
+        assert_eq!(t.unmatched, 1);
     }
 
     #[test]
