@@ -316,6 +316,14 @@ impl RawReader {
                 );
                 stats.gaps += gaps;
                 st.newest = c.at.last_ts;
+                if st.newest > clock {
+                    // Written since the drain began: nothing of it can be released
+                    // before the next drain (the watermark never passes `clock`), so
+                    // reading on would only fill the merge. Under sustained overload
+                    // that was up to twice the buffer held in decoded events (tens of
+                    // MiB); the next drain, with a newer clock, goes on from here.
+                    st.done = true;
+                }
                 match decoded {
                     Ok(s) => {
                         stats.events += s.events as u64;
