@@ -5,29 +5,12 @@
 //! list it: the scope knows it from its fork. Needs root and tracefs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::TestCgroup;
 use testkit::{instance_of, live_or_skip, spawn, LoopDev};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iolatency");
 const T: Duration = Duration::from_secs(15);
-
-/// A shell that waits for `go`, then runs dd making `count` O_DIRECT reads of `bs`
-/// bytes from `dev`; dd (a child: the shell does not exec it) exits as soon as they are
-/// done. With `linger` the shell stays a second more, so that it is alive (placed by
-/// /proc) when its fork of dd is read: then no I/O is left unplaced.
-fn reader(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> Child {
-    testkit::cgroup::gated_shell(
-        go,
-        &format!(
-            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
-            dev = dev.display(),
-            linger = if linger { "sleep 1; " } else { "" }
-        ),
-    )
-}
 
 #[test]
 fn cgroup_counts_the_io_of_tasks_forked_and_gone_between_polls() {
@@ -38,9 +21,9 @@ fn cgroup_counts_the_io_of_tasks_forked_and_gone_between_polls() {
     let name = cg.name();
     let go = cg.gate();
     let lo = LoopDev::new(16);
-    let mut inside = reader(&go, &lo.path, 65536, 5, false);
+    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, 65536, 5, false);
     cg.add(inside.id());
-    let mut outside = reader(&go, &lo.path, 4096, 3, true);
+    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, 4096, 3, true);
     let mut r = spawn(BIN, &["--json", "-d", &lo.dev, "--cgroup", &name, "1"]);
     // The first interval's line: tracing is on.
     r.wait_for("\"histograms\"", T);

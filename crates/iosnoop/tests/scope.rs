@@ -104,22 +104,6 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// A shell that waits for `go`, then forks a dd making `count` O_DIRECT reads of `bs`
-/// bytes from `dev`; dd (a child: the shell does not exec it) exits as soon as they are
-/// done, before a poll of the cgroup can list it. With `linger` the shell stays a second
-/// more, so that it is alive (placed by /proc) when its fork of dd is read: then no I/O
-/// is left unplaced.
-fn short_reader(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> Child {
-    testkit::cgroup::gated_shell(
-        go,
-        &format!(
-            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
-            dev = dev.display(),
-            linger = if linger { "sleep 1; " } else { "" }
-        ),
-    )
-}
-
 #[test]
 fn iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork() {
     if !live_or_skip("iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork") {
@@ -129,9 +113,9 @@ fn iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork() {
     let name = cg.name();
     let go = cg.gate();
     let lo = LoopDev::new(16);
-    let mut inside = short_reader(&go, &lo.path, 65536, 4, false);
+    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, 65536, 4, false);
     cg.add(inside.id());
-    let mut outside = short_reader(&go, &lo.path, 4096, 3, true);
+    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, 4096, 3, true);
     let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
     r.wait_for("LATms", T);
     std::fs::write(&go, "").unwrap();

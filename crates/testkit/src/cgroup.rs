@@ -117,6 +117,21 @@ pub fn gated_shell(go: &Path, script: &str) -> std::process::Child {
         .expect("spawning sh")
 }
 
+/// A [`gated_shell`] that forks a dd making `count` O_DIRECT reads of `bs` bytes from
+/// `dev` (a child: the shell does not exec it); dd exits as soon as they are done, before
+/// a 100 ms poll of a cgroup can list it. With `linger` the shell stays a second more,
+/// so that it is alive (placed by /proc) when a tool reads its fork of dd.
+pub fn gated_dd(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> std::process::Child {
+    gated_shell(
+        go,
+        &format!(
+            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
+            dev = dev.display(),
+            linger = if linger { "sleep 1; " } else { "" }
+        ),
+    )
+}
+
 /// The container-scope refusals every scoped tool shares, made before tracefs is
 /// touched: `--cgroup` with `-p` is a usage error (exit 2; skipped when `has_pid` is
 /// false); a path that is no cgroup an error (exit 1) that names the cgroup problem, and
