@@ -219,8 +219,6 @@ pub struct Scope {
     /// replaces what was known. At most [`FOLLOW_MAX`]: emptied when full (events are
     /// read within a second; only threads gone in between are left unplaced).
     placed: HashMap<u32, bool>,
-    /// Forks of members followed ([`Scope::follow_forks`]).
-    pub forks_followed: u64,
 }
 
 /// At most this many forks are remembered ([`Scope::follow_forks`]); then they are
@@ -278,7 +276,6 @@ impl Scope {
             unknown: 0,
             forks: None,
             placed: HashMap::new(),
-            forks_followed: 0,
         }
     }
 
@@ -501,11 +498,8 @@ impl Scope {
             return false;
         };
         match self.live_member(parent).or_else(|| self.was_member(parent)) {
-            Some(m) => {
-                // A reused thread ID: the newest fork is the one that counts.
-                self.place(child, m);
-                self.forks_followed += u64::from(m);
-            }
+            // A reused thread ID: the newest fork is the one that counts.
+            Some(m) => self.place(child, m),
             // A parent gone and never placed: its child is not placed by its fork.
             None => {
                 self.placed.remove(&child);
@@ -874,7 +868,7 @@ mod tests {
         s.looked_up.clear();
         assert!(s.holds(member) && s.holds(child) && s.holds(grandchild));
         assert!(!s.holds(stranger) && !s.holds(its_child));
-        assert_eq!((s.unknown, s.forks_followed), (0, 2));
+        assert_eq!(s.unknown, 0);
         // The child's ID reused by a fork of the stranger: the newest fork counts.
         assert!(s.observe(&fork_payload(&format, stranger as i32, child as i32)));
         assert!(!s.holds(child));
