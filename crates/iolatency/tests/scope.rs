@@ -21,9 +21,9 @@ fn cgroup_counts_the_io_of_tasks_forked_and_gone_between_polls() {
     let name = cg.name();
     let go = cg.gate();
     let lo = LoopDev::new(16);
-    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, 65536, 5, false);
+    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, (65536, 5, 0), false);
     cg.add(inside.id());
-    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, 4096, 3, true);
+    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, (4096, 3, 2048), true);
     let mut r = spawn(BIN, &["--json", "-d", &lo.dev, "--cgroup", &name, "1"]);
     // The first interval's line: tracing is on.
     r.wait_for("\"histograms\"", T);

@@ -12,14 +12,16 @@ use testkit::{libc, live_or_skip, spawn, LoopDev};
 const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(15);
 
-/// A shell that waits for `go`, then forks a `dd` reading 1 MiB with O_DIRECT at byte
-/// 0 of `dev` into a pipe drained only after a second (so dd is still alive when its
-/// I/O is attributed); dd's PID goes to `pidfile`.
-fn worker(go: &Path, dev: &Path, pidfile: &Path) -> Child {
+/// A shell that waits for `go`, then forks a `dd` reading 1 MiB with O_DIRECT at MiB
+/// `skip` of `dev` into a pipe drained only after a second (so dd is still alive when
+/// its I/O is attributed); dd's PID goes to `pidfile`. Two workers read at different
+/// offsets: requests in flight at one sector cannot be told apart (see
+/// testkit::cgroup::gated_dd).
+fn worker(go: &Path, dev: &Path, skip: u32, pidfile: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 2>/dev/null' | (sleep 1; cat >/dev/null)",
+            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 skip={skip} 2>/dev/null' | (sleep 1; cat >/dev/null)",
         dev = dev.display(),
         pidfile = pidfile.display()
         ),
@@ -39,9 +41,9 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let go = d.join("go");
-    let mut w_in = worker(&go, &lo.path, &d.join("in"));
+    let mut w_in = worker(&go, &lo.path, 0, &d.join("in"));
     std::fs::write(cg.dir.join("cgroup.procs"), w_in.id().to_string()).unwrap();
-    let mut w_out = worker(&go, &lo.path, &d.join("out"));
+    let mut w_out = worker(&go, &lo.path, 8, &d.join("out"));
     let mut r = spawn(
         BIN,
         &[
@@ -113,9 +115,9 @@ fn iosnoop_cgroup_places_a_task_forked_and_gone_between_polls_by_its_fork() {
     let name = cg.name();
     let go = cg.gate();
     let lo = LoopDev::new(16);
-    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, 65536, 4, false);
+    let mut inside = testkit::cgroup::gated_dd(&go, &lo.path, (65536, 4, 0), false);
     cg.add(inside.id());
-    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, 4096, 3, true);
+    let mut outside = testkit::cgroup::gated_dd(&go, &lo.path, (4096, 3, 2048), true);
     let mut r = spawn(BIN, &["-d", &lo.dev, "--cgroup", &name]);
     r.wait_for("LATms", T);
     std::fs::write(&go, "").unwrap();

@@ -118,14 +118,22 @@ pub fn gated_shell(go: &Path, script: &str) -> std::process::Child {
 }
 
 /// A [`gated_shell`] that forks a dd making `count` O_DIRECT reads of `bs` bytes from
-/// `dev` (a child: the shell does not exec it); dd exits as soon as they are done, before
-/// a 100 ms poll of a cgroup can list it. With `linger` the shell stays a second more,
-/// so that it is alive (placed by /proc) when a tool reads its fork of dd.
-pub fn gated_dd(go: &Path, dev: &Path, bs: u32, count: u32, linger: bool) -> std::process::Child {
+/// `dev`, starting `skip` blocks of `bs` in (a child: the shell does not exec it); dd
+/// exits as soon as they are done, before a 100 ms poll of a cgroup can list it. With
+/// `linger` the shell stays a second more, so that it is alive (placed by /proc) when a
+/// tool reads its fork of dd. Two readers at once must not start at the same sector:
+/// block tools pair a start with its completion by (device, sector), so two requests in
+/// flight at one sector are told apart by neither the kernel's events nor the tools.
+pub fn gated_dd(
+    go: &Path,
+    dev: &Path,
+    (bs, count, skip): (u32, u32, u32),
+    linger: bool,
+) -> std::process::Child {
     gated_shell(
         go,
         &format!(
-            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} 2>/dev/null; s=$?; {linger}exit $s",
+            "dd if={dev} of=/dev/null iflag=direct bs={bs} count={count} skip={skip} 2>/dev/null; s=$?; {linger}exit $s",
             dev = dev.display(),
             linger = if linger { "sleep 1; " } else { "" }
         ),
