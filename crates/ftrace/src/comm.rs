@@ -23,24 +23,24 @@ pub fn parse_saved_cmdlines(text: &str) -> HashMap<u32, Vec<u8>> {
 
 /// Parses `saved_tgids` (`TID TGID` per line).
 pub fn parse_saved_tgids(text: &str) -> HashMap<u32, u32> {
-    text.lines()
-        .filter_map(|l| {
-            let (tid, tgid) = l.split_once(' ')?;
-            Some((tid.parse().ok()?, tgid.trim().parse().ok()?))
-        })
-        .filter(|&(_, tgid)| tgid != 0)
-        .collect()
+    text.lines().filter_map(saved_tgid_line).collect()
+}
+
+/// One `saved_tgids` line as `(TID, TGID)`; `None` for a malformed line or TGID 0 (no
+/// process recorded).
+fn saved_tgid_line(l: &str) -> Option<(u32, u32)> {
+    let (tid, tgid) = l.split_once(' ')?;
+    let tgid = tgid.trim().parse().ok().filter(|&g| g != 0)?;
+    Some((tid.parse().ok()?, tgid))
 }
 
 /// The process of thread `tid` as the kernel's `saved_tgids` has it (recorded while an
 /// instance with the `record-tgid` option traces), for a thread gone from `/proc`.
 pub fn saved_tgid(tracefs: &Tracefs, tid: u32) -> Option<u32> {
     let text = std::fs::read_to_string(tracefs.path("saved_tgids")).ok()?;
-    text.lines().find_map(|l| {
-        let (t, tgid) = l.split_once(' ')?;
-        let tgid: u32 = tgid.trim().parse().ok()?;
-        (t.parse() == Ok(tid) && tgid != 0).then_some(tgid)
-    })
+    text.lines()
+        .filter_map(saved_tgid_line)
+        .find_map(|(t, g)| (t == tid).then_some(g))
 }
 
 /// Names (and processes) of threads, looked up once each.
