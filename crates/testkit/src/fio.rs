@@ -1,5 +1,5 @@
 //! fio as a load generator for the overload tests: 4 KiB random O_DIRECT reads with
-//! io_uring, and fio's own count and completion-latency maximum to check tools against.
+//! io_uring, and fio's own count and latency maximum to check tools against.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +15,12 @@ pub struct Fio {
 pub struct FioResult {
     /// Reads completed (`jobs[0].read.total_ios`).
     pub total_ios: u64,
-    /// The largest completion latency fio saw, in ns (`jobs[0].read.clat_ns.max`).
-    pub clat_max_ns: u64,
+    /// The largest total latency fio saw, in ns (`jobs[0].read.lat_ns.max`): from the
+    /// read's preparation, before it was submitted, to its reaping. It bounds the
+    /// block layer's issue-to-completion time of every read. fio's completion latency
+    /// (`clat_ns`) does not: with io_uring its clock starts when `io_uring_enter`
+    /// returns, and the block layer issues the read inside that call.
+    pub lat_max_ns: u64,
 }
 
 /// Starts `fio` reading `dev` at random, 4 KiB O_DIRECT through io_uring with `depth`
@@ -66,7 +70,7 @@ impl Fio {
         let read = &v["jobs"][0]["read"];
         FioResult {
             total_ios: read["total_ios"].as_u64().expect("fio total_ios"),
-            clat_max_ns: read["clat_ns"]["max"].as_u64().expect("fio clat_ns.max"),
+            lat_max_ns: read["lat_ns"]["max"].as_u64().expect("fio lat_ns.max"),
         }
     }
 }
