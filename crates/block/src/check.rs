@@ -5,8 +5,9 @@ use anyhow::Result;
 use crate::decode::{layout_name, BlockDecoder};
 
 /// The `--check` of a block I/O tool (iosnoop, iolatency): tracefs, a private instance,
-/// the `block_rq_issue`/`block_rq_complete` events (and `block_rq_insert` for `-Q`) with
-/// a layout the decoder reads, and the events enabled once to see the kernel take them.
+/// the `block_rq_issue`/`block_rq_complete` events (and `block_rq_insert` for `-Q`,
+/// `block_rq_requeue` to know a requeued request started again) with a layout the
+/// decoder reads, and the events enabled once to see the kernel take them.
 /// Everything created is removed before it returns.
 pub fn check(tool: &str) -> Result<perf_tools_core::check::Report> {
     use perf_tools_core::check::{Report, Status};
@@ -31,8 +32,23 @@ pub fn check(tool: &str) -> Result<perf_tools_core::check::Report> {
         false,
         "none needed: -Q (queue time) is unavailable without it",
     );
+    let requeue = fc::event(
+        &mut report,
+        &dir,
+        "block",
+        "block_rq_requeue",
+        false,
+        "none needed: a requeued request's second start then counts as another I/O of its sector (neither is timed)",
+    );
     if let (Some(issue), Some(complete)) = (&issue, &complete) {
-        match BlockDecoder::from_formats(insert.as_ref(), issue, complete) {
+        let decoder =
+            BlockDecoder::from_formats(insert.as_ref(), issue, complete).and_then(
+                |d| match &requeue {
+                    Some(r) => d.with_requeue(r),
+                    None => Ok(d),
+                },
+            );
+        match decoder {
             Ok(_) => {
                 report.item(
                     "layout",
@@ -58,6 +74,9 @@ pub fn check(tool: &str) -> Result<perf_tools_core::check::Report> {
         let mut events = vec![("block", "block_rq_issue"), ("block", "block_rq_complete")];
         if insert.is_some() {
             events.push(("block", "block_rq_insert"));
+        }
+        if requeue.is_some() {
+            events.push(("block", "block_rq_requeue"));
         }
         fc::verify_recording(&inst, &events, &mut report);
     }

@@ -121,6 +121,14 @@ pub enum BlockEvent<D: Detail = Full> {
         /// Who started it ([`Who`] with [`Full`]).
         who: D::Who,
     },
+    /// `block_rq_requeue`: a started request goes back to the queue, to be started
+    /// again (the same I/O: its next start is not another I/O of the sector).
+    Requeue {
+        /// Device.
+        dev: Device,
+        /// First 512-byte sector.
+        sector: u64,
+    },
     /// `block_rq_complete`.
     Complete {
         /// Device.
@@ -223,6 +231,7 @@ fn read_text<const N: usize>(p: &[u8], at: Option<Int>) -> [u8; N] {
 pub struct BlockDecoder {
     starts: Vec<Accessors>,
     complete: Accessors,
+    requeue: Option<Accessors>,
 }
 
 impl BlockDecoder {
@@ -248,7 +257,21 @@ impl BlockDecoder {
         Ok(BlockDecoder {
             starts,
             complete: accessors(complete, false, true)?,
+            requeue: None,
         })
+    }
+
+    /// Also decodes `block_rq_requeue` (by its format): a requeued request's next start
+    /// is then known to be the same I/O started again, not another I/O of its sector.
+    pub fn with_requeue(mut self, requeue: &EventFormat) -> Result<Self> {
+        self.requeue = Some(accessors(requeue, false, false)?);
+        Ok(self)
+    }
+
+    /// True if requeues are decoded ([`BlockDecoder::with_requeue`]): the trace must
+    /// enable `block_rq_requeue` too.
+    pub fn decodes_requeues(&self) -> bool {
+        self.requeue.is_some()
     }
 
     /// Reads the format files of the events for `start` from an instance.
@@ -259,7 +282,14 @@ impl BlockDecoder {
         };
         let issue = inst.event_format("block", "block_rq_issue")?;
         let complete = inst.event_format("block", "block_rq_complete")?;
-        Self::from_formats(insert.as_ref(), &issue, &complete)
+        let dec = Self::from_formats(insert.as_ref(), &issue, &complete)?;
+        // Every kernel the suite runs on has it; without it (or with a format that does
+        // not decode) a requeued request's second start looks like another I/O of its
+        // sector, and is not timed.
+        Ok(match inst.event_format("block", "block_rq_requeue") {
+            Ok(f) => dec.clone().with_requeue(&f).unwrap_or(dec),
+            Err(_) => dec,
+        })
     }
 
     /// Decodes one event payload with every detail; `None` for other events or
@@ -287,7 +317,16 @@ impl BlockDecoder {
                 }),
             });
         }
-        let a = self.starts.iter().find(|a| a.id == id)?;
+        let Some(a) = self.starts.iter().find(|a| a.id == id) else {
+            let r = self.requeue.as_ref().filter(|r| r.id == id)?;
+            if payload.len() < r.min_len {
+                return None;
+            }
+            return Some(BlockEvent::Requeue {
+                dev: Device::from_kernel(read_int(payload, r.dev) as u32),
+                sector: read_int(payload, r.sector),
+            });
+        };
         if payload.len() < a.min_len {
             return None;
         }
@@ -480,6 +519,34 @@ mod tests {
             let p = payload(&complete, &[("nr_sector", 8)], &[]);
             assert_eq!(dec.decode_start_size(&p), None, "{dir}");
         }
+    }
+
+    #[test]
+    fn requeues_decode_by_their_format() {
+        let (issue, complete) = (
+            fmt("6.18", "block_rq_issue"),
+            fmt("6.18", "block_rq_complete"),
+        );
+        let requeue = fmt("6.18", "block_rq_requeue");
+        let p = payload(
+            &requeue,
+            &[("dev", (7 << 20) | 2), ("sector", 4096), ("nr_sector", 8)],
+            &[("rwbs", b"R")],
+        );
+        let plain = BlockDecoder::from_formats(None, &issue, &complete).unwrap();
+        assert!(!plain.decodes_requeues());
+        assert_eq!(plain.decode(&p), None, "not asked for: another event");
+        let dec = plain.with_requeue(&requeue).unwrap();
+        assert!(dec.decodes_requeues());
+        assert_eq!(
+            dec.decode_as::<Lean>(&p),
+            Some(BlockEvent::Requeue {
+                dev: Device { major: 7, minor: 2 },
+                sector: 4096
+            })
+        );
+        assert_eq!(dec.decode(&p[..20]), None, "truncated");
+        assert_eq!(dec.decode_start_size(&p), None, "not a start");
     }
 
     #[test]

@@ -47,8 +47,25 @@ impl Key {
 }
 
 /// Marks a start in the table as invalidated by a gap (the top bit of its time stamp:
-/// trace clocks in nanoseconds stay below 2^63 for 292 years).
+/// trace clocks in nanoseconds stay below 2^62 for 146 years).
 const DEAD: u64 = 1 << 63;
+/// Marks a start in the table that is not timed (left out by `keep_start`): it still
+/// holds its sector, so that its completion is not taken for another I/O's.
+const SKIP: u64 = 1 << 62;
+/// The flag bits of a start's time stamp.
+const FLAGS: u64 = DEAD | SKIP;
+
+/// A device and sector with more than one I/O in flight: their completions cannot be
+/// told apart, so none of them is timed until all have completed.
+#[derive(Debug, Clone, Copy)]
+struct Shared<W> {
+    /// I/Os of the sector in flight.
+    in_flight: u32,
+    /// Of those, requeued ones, whose next start is the same I/O started again.
+    requeued: u32,
+    /// The newest start (for the age limit; at a gap it stays as an invalidated start).
+    newest: Start<W>,
+}
 
 /// Pairs starts with completions by (device, sector).
 ///
@@ -60,9 +77,17 @@ const DEAD: u64 = 1 << 63;
 /// starts are kept as invalidated entries until the next loss (so their completion, or
 /// in `-Q` mode their issue, is absorbed rather than timed) and counted in
 /// `dropped_at_gap`. In-flight starts survive across output intervals.
+///
+/// Two I/Os of one device and sector in flight together (reads of one hot block, a
+/// flush) cannot be paired: the first completion could be either one's. Pairing the
+/// newest start with it, as the original does, times the older I/O from the newer one's
+/// start (too short). Such I/Os are counted in `overlapped` and not timed; the sector
+/// is paired again once all of them have completed. A requeued request
+/// (`block_rq_requeue`) is the same I/O when it starts again, not another one.
 #[derive(Debug)]
 pub struct Inflight<D: Detail = Full> {
     table: Table<Start<D::Who>>,
+    shared: std::collections::HashMap<Key, Shared<D::Who>>,
     prefer_insert: bool,
     max_age_ns: u64,
     capacity: usize,
@@ -74,6 +99,9 @@ pub struct Inflight<D: Detail = Full> {
     /// I/Os not timed because their start came before a loss of events and their
     /// completion (if any arrived) after it.
     pub dropped_at_gap: u64,
+    /// I/Os not timed because another I/O of the same device and sector was in flight
+    /// with them.
+    pub overlapped: u64,
     /// Starts no newer than this are invalidated on arrival (the end of the latest loss).
     gap_until: Option<u64>,
 }
@@ -83,6 +111,7 @@ impl<D: Detail> Inflight<D> {
     pub fn new(start: StartPoint) -> Inflight<D> {
         Inflight {
             table: Table::with_capacity(1024),
+            shared: std::collections::HashMap::new(),
             prefer_insert: start == StartPoint::Insert,
             max_age_ns: 120_000_000_000,
             capacity: 1 << 20,
@@ -90,6 +119,7 @@ impl<D: Detail> Inflight<D> {
             aged_out: 0,
             unmatched: 0,
             dropped_at_gap: 0,
+            overlapped: 0,
             gap_until: None,
         }
     }
@@ -101,14 +131,26 @@ impl<D: Detail> Inflight<D> {
         self
     }
 
-    /// Number of starts waiting for completion.
+    /// Number of starts waiting for completion (a sector with several I/Os in flight
+    /// counts once).
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() + self.shared.len()
     }
 
     /// True if no start is waiting.
     pub fn is_empty(&self) -> bool {
-        self.table.len() == 0
+        self.len() == 0
+    }
+
+    /// The end-of-run note on I/Os not timed because another I/O of their sector was
+    /// in flight with them (`overlapped`), for stderr; `None` if there were none.
+    pub fn overlap_note(&self) -> Option<String> {
+        (self.overlapped > 0).then(|| {
+            format!(
+                "note: {} I/O were not timed: each was in flight together with another I/O of the same device and sector, whose completions cannot be told apart",
+                self.overlapped
+            )
+        })
     }
 
     /// Events were lost, none of them newer than `until`; call it in time order with
@@ -126,9 +168,19 @@ impl<D: Detail> Inflight<D> {
         self.table.for_each_mut(|s| {
             if s.ts & DEAD == 0 {
                 s.ts |= DEAD;
-                dropped += 1;
+                dropped += u64::from(s.ts & SKIP == 0);
             }
         });
+        // A sector's several I/Os (counted in `overlapped`) may have lost completions:
+        // how many are still in flight is no longer known. The sector stays as one
+        // invalidated start, as a single I/O in flight does.
+        for (key, sh) in self.shared.drain() {
+            let newest = Start {
+                ts: sh.newest.ts | DEAD,
+                who: sh.newest.who,
+            };
+            self.table.insert(key, newest);
+        }
         self.dropped_at_gap += dropped;
         self.gap_until = self.gap_until.max(Some(until));
     }
@@ -149,8 +201,7 @@ impl<D: Detail> Inflight<D> {
                 sector,
                 who,
             } => {
-                if ts.saturating_sub(self.last_sweep) > 1_000_000_000
-                    || self.table.len() >= self.capacity
+                if ts.saturating_sub(self.last_sweep) > 1_000_000_000 || self.len() >= self.capacity
                 {
                     self.sweep(ts);
                 }
@@ -158,30 +209,88 @@ impl<D: Detail> Inflight<D> {
                 if issue && self.prefer_insert {
                     // -Q: keep the queue-insert time when insert fired; else time from
                     // issue. An insert invalidated by a gap stays invalid: its issue
-                    // must not time the I/O from the issue instead.
+                    // must not time the I/O from the issue instead. On a sector with
+                    // several I/Os in flight, an issue is taken for one of theirs.
+                    if self.shared.contains_key(&key) {
+                        return None;
+                    }
                     if let Some(s) = self.table.get(&key) {
-                        if ts.saturating_sub(s.ts & !DEAD) <= self.max_age_ns {
+                        if ts.saturating_sub(s.ts & !FLAGS) <= self.max_age_ns {
                             return None;
                         }
                     }
                 }
-                if keep_start(&who) {
-                    let ts = if self.gap_until.is_some_and(|until| ts <= until) {
-                        self.dropped_at_gap += 1;
-                        ts | DEAD
+                let keep = keep_start(&who);
+                let invalid = self.gap_until.is_some_and(|until| ts <= until);
+                let flags = if keep { 0 } else { SKIP } | if invalid { DEAD } else { 0 };
+                let start = Start {
+                    ts: ts | flags,
+                    who,
+                };
+                if let Some(sh) = self.shared.get_mut(&key) {
+                    sh.newest = start;
+                    if sh.requeued > 0 {
+                        sh.requeued -= 1;
                     } else {
-                        ts
-                    };
-                    self.table.insert(key, Start { ts, who });
+                        sh.in_flight += 1;
+                        if flags == 0 {
+                            self.overlapped += 1;
+                        }
+                    }
+                    return None;
+                }
+                match self.table.get(&key) {
+                    // Another I/O of this sector is in flight (not one from before a
+                    // loss, whose completion may be lost: that one is replaced).
+                    Some(s)
+                        if s.ts & DEAD == 0
+                            && ts.saturating_sub(s.ts & !FLAGS) <= self.max_age_ns =>
+                    {
+                        let timed = |s: u64| u64::from(s & FLAGS == 0);
+                        self.overlapped += timed(s.ts) + timed(start.ts);
+                        self.table.remove(&key);
+                        self.shared.insert(
+                            key,
+                            Shared {
+                                in_flight: 2,
+                                requeued: 0,
+                                newest: start,
+                            },
+                        );
+                    }
+                    _ => {
+                        if keep && invalid {
+                            self.dropped_at_gap += 1;
+                        }
+                        self.table.insert(key, start);
+                    }
+                }
+                None
+            }
+            BlockEvent::Requeue { dev, sector } => {
+                let key = Key::new(dev, sector);
+                if let Some(sh) = self.shared.get_mut(&key) {
+                    sh.requeued = (sh.requeued + 1).min(sh.in_flight);
                 } else {
+                    // Started again later, and timed from there (as the original does).
                     self.table.remove(&key);
                 }
                 None
             }
             BlockEvent::Complete { dev, sector, what } => {
-                match self.table.remove(&Key::new(dev, sector)) {
-                    // Started before a loss: not timed (counted when invalidated).
-                    Some(start) if start.ts & DEAD != 0 => None,
+                let key = Key::new(dev, sector);
+                if let Some(sh) = self.shared.get_mut(&key) {
+                    // One of several: not timed (counted when they met).
+                    sh.in_flight -= 1;
+                    if sh.in_flight <= sh.requeued {
+                        self.shared.remove(&key);
+                    }
+                    return None;
+                }
+                match self.table.remove(&key) {
+                    // Started before a loss, or left out: not timed (counted when
+                    // invalidated).
+                    Some(start) if start.ts & FLAGS != 0 => None,
                     Some(start) if ts >= start.ts && ts - start.ts <= self.max_age_ns => {
                         Some(Completed {
                             start,
@@ -207,16 +316,21 @@ impl<D: Detail> Inflight<D> {
     fn sweep(&mut self, now: u64) {
         self.last_sweep = now;
         let before = self.table.len();
+        let shared_before = self.shared.len();
         let mut limit = now.saturating_sub(self.max_age_ns);
-        self.table.retain(|s| s.ts & !DEAD >= limit);
+        self.table.retain(|s| s.ts & !FLAGS >= limit);
+        self.shared.retain(|_, sh| sh.newest.ts & !FLAGS >= limit);
         // Still full: drop the oldest half by age.
-        if self.table.len() >= self.capacity {
-            let mut ts: Vec<u64> = self.table.values().map(|s| s.ts & !DEAD).collect();
+        if self.len() >= self.capacity {
+            let mut ts: Vec<u64> = self.table.values().map(|s| s.ts & !FLAGS).collect();
+            ts.extend(self.shared.values().map(|sh| sh.newest.ts & !FLAGS));
             ts.sort_unstable();
             limit = ts[ts.len() / 2];
-            self.table.retain(|s| s.ts & !DEAD >= limit);
+            self.table.retain(|s| s.ts & !FLAGS >= limit);
+            self.shared.retain(|_, sh| sh.newest.ts & !FLAGS >= limit);
         }
         self.aged_out += (before - self.table.len()) as u64;
+        self.aged_out += (shared_before - self.shared.len()) as u64;
     }
 }
 
@@ -385,5 +499,134 @@ mod tests {
         let mut t = Inflight::new(StartPoint::Issue);
         t.feed(1, &start((1, 0, 8), true).1, |_| false);
         assert!(t.feed(2, &done(2, 0, 8).1, |_| true).is_none());
+        assert_eq!(t.unmatched, 0, "its completion is absorbed, not unmatched");
+        assert!(t.is_empty());
+    }
+
+    fn requeue(ts: u64, minor: u32, sector: u64) -> (u64, BlockEvent) {
+        (
+            ts,
+            BlockEvent::Requeue {
+                dev: Device { major: 7, minor },
+                sector,
+            },
+        )
+    }
+
+    /// Feeds `evs` (keeping every start) and returns the latencies timed.
+    fn lats(t: &mut Inflight, evs: &[(u64, BlockEvent)]) -> Vec<u64> {
+        evs.iter()
+            .filter_map(|(ts, e)| t.feed(*ts, e, |_| true))
+            .map(|c| c.latency_ns())
+            .collect()
+    }
+
+    #[test]
+    fn two_ios_of_one_sector_in_flight_are_not_timed() {
+        // Two reads of sector 8 overlap; the first completion (150) is one of them, but
+        // which? Pairing it with the newest start timed the read of 100 as 40 ns.
+        let mut t = Inflight::new(StartPoint::Issue);
+        let evs = [
+            start((100, 0, 8), true),
+            start((110, 0, 8), true),
+            start((120, 0, 16), true),
+            done(150, 0, 8),
+            done(160, 0, 16),
+            done(200, 0, 8),
+        ];
+        assert_eq!(lats(&mut t, &evs), vec![40], "only sector 16 is timed");
+        assert_eq!((t.overlapped, t.unmatched), (2, 0));
+        assert!(t.is_empty());
+        // Once both completed, the sector pairs again; three at once count three.
+        let evs = [
+            start((300, 0, 8), true),
+            done(350, 0, 8),
+            start((400, 0, 8), true),
+            start((410, 0, 8), true),
+            start((420, 0, 8), true),
+            done(430, 0, 8),
+            done(440, 0, 8),
+            done(450, 0, 8),
+            start((500, 0, 8), true),
+            done(520, 0, 8),
+        ];
+        assert_eq!(lats(&mut t, &evs), vec![50, 20]);
+        assert_eq!((t.overlapped, t.unmatched), (5, 0));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_requeued_request_started_again_is_the_same_io() {
+        let mut t = Inflight::new(StartPoint::Issue);
+        // Issued, sent back by the driver, issued again: one I/O, timed from the
+        // second issue (as the original).
+        let evs = [
+            start((100, 0, 8), true),
+            requeue(110, 0, 8),
+            start((130, 0, 8), true),
+            done(200, 0, 8),
+        ];
+        assert_eq!(lats(&mut t, &evs), vec![70]);
+        assert_eq!(t.overlapped, 0);
+        // Requeued while another I/O of the sector is in flight: its new start is not a
+        // third I/O, and the sector pairs again once both completed.
+        let evs = [
+            start((300, 0, 8), true),
+            start((310, 0, 8), true),
+            requeue(320, 0, 8),
+            start((330, 0, 8), true),
+            done(340, 0, 8),
+            done(350, 0, 8),
+            start((400, 0, 8), true),
+            done(460, 0, 8),
+        ];
+        assert_eq!(lats(&mut t, &evs), vec![60]);
+        assert_eq!((t.overlapped, t.unmatched), (2, 0));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_start_left_out_still_holds_its_sector() {
+        // A start the tool does not show (another process, with -n) overlapping one it
+        // shows: the first completion may be the one left out.
+        let mut t = Inflight::new(StartPoint::Issue);
+        t.feed(100, &start((100, 0, 8), true).1, |_| false);
+        t.feed(110, &start((110, 0, 8), true).1, |_| true);
+        assert!(t.feed(150, &done(150, 0, 8).1, |_| true).is_none());
+        assert!(t.feed(200, &done(200, 0, 8).1, |_| true).is_none());
+        assert_eq!((t.overlapped, t.unmatched), (1, 0));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_loss_leaves_a_shared_sector_as_one_invalidated_start() {
+        let mut t = Inflight::new(StartPoint::Issue);
+        t.feed(100, &start((100, 0, 8), true).1, |_| true);
+        t.feed(110, &start((110, 0, 8), true).1, |_| true);
+        t.gap(150);
+        assert_eq!((t.overlapped, t.dropped_at_gap, t.len()), (2, 0, 1));
+        // Its next completion is absorbed; a start after the loss pairs again.
+        let evs = [done(200, 0, 8), start((300, 0, 8), true), done(330, 0, 8)];
+        assert_eq!(lats(&mut t, &evs), vec![30]);
+        assert_eq!(t.unmatched, 0);
+    }
+
+    #[test]
+    fn queue_mode_takes_an_issue_on_a_shared_sector_for_one_of_its_inserts() {
+        let mut t = Inflight::new(StartPoint::Insert);
+        let evs = [
+            start((100, 0, 8), false),
+            start((110, 0, 8), false),
+            start((120, 0, 8), true),
+            start((130, 0, 8), true),
+            done(150, 0, 8),
+            done(160, 0, 8),
+            start((200, 0, 8), false),
+            start((210, 0, 8), true),
+            done(250, 0, 8),
+        ];
+        assert_eq!(lats(&mut t, &evs), vec![50]);
+        assert_eq!((t.overlapped, t.unmatched), (2, 0));
+        assert!(t.is_empty());
     }
 }

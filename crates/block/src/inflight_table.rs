@@ -9,7 +9,7 @@
 //! behaviour is checked against `std::collections::HashMap` under random churn.
 
 /// A request's identity while in flight: device (kernel encoding) and first sector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
     pub dev: u32,
     pub sector: u64,

@@ -27,7 +27,8 @@ pub struct Placement<'a> {
 
 /// Sets up a block-I/O trace for `tool` in its own instance and starts reading it: mono
 /// trace clock, `buffer_kb` KiB per CPU, the reader's wake-up watermark `buffer_percent`,
-/// the start/completion filters (from [`filters`](crate::filters)) and the events for `start`,
+/// the start/completion filters (from [`filters`](crate::filters)) and the events for `start`
+/// (and `block_rq_requeue`, when its format decodes),
 /// what `placement` needs to place the issuing tasks in user space, then tracing on.
 /// Returns the running session and the decoder for its events.
 pub fn start_trace(
@@ -66,6 +67,14 @@ pub fn start_trace(
         if let Some(f) = filter {
             inst.set_filter("block", ev, f)?;
         }
+    }
+    // Requeues: filtered as completions (device, sector range, type), to tell a
+    // requeued request's next start from another I/O of its sector.
+    if decoder.decodes_requeues() {
+        if let Some(f) = complete_filter {
+            inst.set_filter("block", "block_rq_requeue", f)?;
+        }
+        inst.enable_event("block", "block_rq_requeue")?;
     }
     for &ev in BlockDecoder::events(start) {
         inst.enable_event("block", ev)?;

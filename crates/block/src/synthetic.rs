@@ -97,7 +97,7 @@ pub fn pages(
     layout: PageLayout,
     load: Load,
 ) -> (Vec<Vec<Vec<u8>>>, Vec<u64>) {
-    let (per_cpu, ios) = events(issue, complete, load, 1 << 21);
+    let (per_cpu, ios) = events(issue, complete, load, 1 << 21, true);
     let pages = per_cpu
         .into_iter()
         .map(|evs| paginate(layout, evs.into_iter().map(|(ts, p)| (ts, p, false))))
@@ -118,8 +118,8 @@ pub struct Io {
 
 /// Like [`pages`], but with lost events, as a kernel buffer that overflowed hands
 /// them out: the I/Os go to only `blocks` 4 KiB blocks (so later I/Os reuse the
-/// sectors of earlier ones, as fio on a small device does; never two in flight at
-/// once), and for each `(cpu, at, len)` in `losses` that CPU's events `at..at + len`
+/// sectors of earlier ones, as fio on a small device does; with `overlap`, also while
+/// an earlier I/O of the block is in flight, else never two at once), and for each `(cpu, at, len)` in `losses` that CPU's events `at..at + len`
 /// (taken modulo its number of events, never its last one) are left out; the page
 /// holding the first event after them is flagged with the number lost (stored, or
 /// unknown when `stored` is false), and the page before ends at the loss.
@@ -130,11 +130,15 @@ pub fn lossy_pages(
     complete: &EventFormat,
     layout: PageLayout,
     load: Load,
-    blocks: u64,
+    (blocks, overlap): (u64, bool),
     losses: &[(u32, usize, usize)],
     stored: bool,
 ) -> (Vec<Vec<Vec<u8>>>, Vec<Io>, u64) {
-    let (per_cpu, ios) = events(issue, complete, load, blocks.max(2 * load.depth + 2));
+    let (per_cpu, ios) = if overlap {
+        events(issue, complete, load, blocks.max(1), false)
+    } else {
+        events(issue, complete, load, blocks.max(2 * load.depth + 2), true)
+    };
     let mut lost_total = 0;
     let pages = per_cpu
         .into_iter()
@@ -179,13 +183,15 @@ pub fn lossy_pages(
 }
 
 /// The events of `load` per CPU, each CPU's in time order, and the I/Os. Sectors
-/// are picked among `blocks` 4 KiB blocks, skipping those of I/Os in flight.
+/// are picked among `blocks` 4 KiB blocks, skipping those of I/Os in flight if
+/// `skip_busy`.
 #[allow(clippy::type_complexity)]
 fn events(
     issue: &EventFormat,
     complete: &EventFormat,
     load: Load,
     blocks: u64,
+    skip_busy: bool,
 ) -> (Vec<Vec<(u64, Vec<u8>)>>, Vec<Io>) {
     let cpus = load.cpus.max(1) as u64;
     let mut per_cpu: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); cpus as usize];
@@ -203,7 +209,7 @@ fn events(
         // A permutation of the blocks (of 2^21 by default: no sector repeats), moved
         // on past any block still in flight.
         let mut block = i.wrapping_mul(0x9e37_79b1) % blocks;
-        while busy_until.get(&block).is_some_and(|&end| end >= ts) {
+        while skip_busy && busy_until.get(&block).is_some_and(|&end| end >= ts) {
             block = (block + 1) % blocks;
         }
         busy_until.insert(block, ts + lat);

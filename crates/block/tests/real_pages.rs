@@ -125,6 +125,7 @@ fn decode_61(page: &str) -> Vec<Row> {
                     nr_sector,
                 ))
             }
+            e => panic!("the capture holds no requeue: {e:?}"),
         }
     })
     .unwrap();

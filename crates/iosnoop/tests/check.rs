@@ -18,6 +18,7 @@ fn check_gives_this_hosts_verdict_and_leaves_nothing() {
         "{out}"
     );
     assert!(out.contains("\n  block:block_rq_insert    yes "), "{out}");
+    assert!(out.contains("\n  block:block_rq_requeue   yes "), "{out}");
     assert!(!err.contains("error"), "{err}");
     assert!(
         !testkit::instance_of("iosnoop", pid),

@@ -27,6 +27,12 @@ pub struct FioResult {
 /// reads in flight, for `secs` seconds. Panics if fio is not installed: the suite's
 /// requirements step (scripts/test.sh) installs it.
 pub fn randread(dev: &Path, secs: u32, depth: u32) -> Fio {
+    randread_within(dev, secs, depth, None)
+}
+
+/// Like [`randread`], but only within the first `bytes` of `dev` (`--size`): with
+/// fewer 4 KiB blocks than reads in flight, reads of one block overlap.
+pub fn randread_within(dev: &Path, secs: u32, depth: u32, bytes: Option<u64>) -> Fio {
     let json = PathBuf::from(format!(
         "/dev/shm/ptrs-fio-{}-{}.json",
         std::process::id(),
@@ -46,6 +52,7 @@ pub fn randread(dev: &Path, secs: u32, depth: u32) -> Fio {
             "--time_based",
             "--output-format=json",
         ])
+        .args(bytes.map(|b| format!("--size={b}")))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(Stdio::null())
