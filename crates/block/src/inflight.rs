@@ -153,6 +153,17 @@ impl<D: Detail> Inflight<D> {
         })
     }
 
+    /// Adds the I/Os not timed because another I/O of their sector was in flight with
+    /// them to a tool's end-of-run account (nothing if there were none).
+    pub fn note_overlaps(&self, account: &mut perf_tools_ftrace::session::RunAccount) {
+        if self.overlapped > 0 {
+            account.notes.push(format!(
+                "{} not timed (another I/O of their sector in flight)",
+                perf_tools_ftrace::session::thousands(self.overlapped)
+            ));
+        }
+    }
+
     /// Events were lost, none of them newer than `until`; call it in time order with
     /// the events, at (or before) the time of the oldest lost event. Every start in
     /// flight is invalidated, and so is every later start no newer than `until`: none

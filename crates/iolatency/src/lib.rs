@@ -24,7 +24,7 @@ use perf_tools_core::{cli, clock::monotonic_ns};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::reader::Wake;
 use perf_tools_ftrace::scope::Scope;
-use perf_tools_ftrace::session::{thousands, EndOfRun, RunAccount};
+use perf_tools_ftrace::session::{EndOfRun, RunAccount};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
 
@@ -549,12 +549,7 @@ fn trace<D: Detail>(
     }
     let mut account = RunAccount::new("iolatency", "I/Os in the histograms");
     account.rows = counted;
-    if pipeline.inflight.overlapped > 0 {
-        account.notes.push(format!(
-            "{} not timed (another I/O of their sector in flight)",
-            thousands(pipeline.inflight.overlapped)
-        ));
-    }
+    pipeline.inflight.note_overlaps(&mut account);
     if let (Some(before), Some(after)) = (disks_before.as_ref(), DiskStats::read()) {
         account.seen = after.seen(before, device.as_ref().map(|d| d.dev));
     }

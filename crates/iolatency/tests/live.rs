@@ -328,11 +328,7 @@ fn intervals_whose_events_were_lost_say_so_and_losses_are_counted_exactly() {
     assert!(counted <= f.total_ios + 64, "{summary}");
     // Reads of one block in flight together are not timed either (1 MiB: 256 blocks,
     // 32 reads in flight), counted in their own note.
-    let overlapped: u64 = err
-        .lines()
-        .find(|l| l.contains("were not timed: each was in flight together"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
+    let overlapped = testkit::overlapped_ios(&err);
     assert!(missing <= lost + dropped + overlapped + 64, "{summary}");
     assert!(missing + 64 >= lost / 2, "{summary}");
 }

@@ -19,7 +19,7 @@ use perf_tools_core::target::{self, ProcessThreads, Procfs};
 use perf_tools_ftrace::cleanup;
 use perf_tools_ftrace::comm::saved_tgid;
 use perf_tools_ftrace::scope::Columns;
-use perf_tools_ftrace::session::{thousands, EndOfRun, RunAccount, StreamEnd};
+use perf_tools_ftrace::session::{EndOfRun, RunAccount, StreamEnd};
 use perf_tools_ftrace::tracefs::Tracefs;
 use perf_tools_heatmap::IoHeatmap;
 
@@ -753,12 +753,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut account = RunAccount::new("iosnoop", "rows");
     account.rows = rows.rows;
-    if pipeline.inflight.overlapped > 0 {
-        account.notes.push(format!(
-            "{} not timed (another I/O of their sector in flight)",
-            thousands(pipeline.inflight.overlapped)
-        ));
-    }
+    pipeline.inflight.note_overlaps(&mut account);
     account.left_out = left_out;
     if let (Some(before), Some(after)) = (disks_before.as_ref(), DiskStats::read()) {
         account.seen = after.seen(before, device.as_ref().map(|d| d.dev));

@@ -854,15 +854,6 @@ fn lost_and_dropped(err: &str) -> (u64, u64) {
     (nums[0], nums.get(1).copied().unwrap_or(0))
 }
 
-/// The number in the end-of-run note on I/Os not timed because another I/O of their
-/// sector was in flight with them (0 without one).
-fn overlapped(err: &str) -> u64 {
-    err.lines()
-        .find(|l| l.contains("were not timed: each was in flight together"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn reads_of_one_block_in_flight_together_are_not_timed() {
     if !live_or_skip("reads_of_one_block_in_flight_together_are_not_timed") {
@@ -895,7 +886,7 @@ fn reads_of_one_block_in_flight_together_are_not_timed() {
         .map(cols)
         .filter(|c| c.len() == 7 && c[3] == lo.dev)
         .collect();
-    let n = overlapped(&err);
+    let n = testkit::overlapped_ios(&err);
     let summary = format!(
         "fio: {} reads, max lat {:.3} ms; iosnoop: {} rows, {n} not timed\n{err}",
         f.total_ios,
@@ -999,7 +990,7 @@ fn no_row_spans_lost_events_after_a_stall() {
     let missing = f.total_ios.saturating_sub(rows);
     assert!(rows <= f.total_ios + 64, "{summary}");
     assert!(
-        missing <= lost + dropped + overlapped(&err) + 64,
+        missing <= lost + dropped + testkit::overlapped_ios(&err) + 64,
         "unaccounted reads: {summary}"
     );
     // Not asserted: that lost events (the kernel's per-CPU counters) are at most two per
@@ -1120,7 +1111,7 @@ fn buffered_mode_keeps_memory_bounded_under_a_memory_limit() {
     assert!(out.ends_with("\nEnding tracing...\n"), "{summary}");
     assert!(rows <= f.total_ios + 64, "{summary}");
     assert!(
-        f.total_ios - rows <= lost + dropped + overlapped(&err) + 64,
+        f.total_ios - rows <= lost + dropped + testkit::overlapped_ios(&err) + 64,
         "{summary}"
     );
 }

@@ -173,6 +173,16 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
+/// The count in iosnoop's or iolatency's end-of-run note on I/Os not timed because
+/// another I/O of their sector was in flight with them (0 without the note).
+pub fn overlapped_ios(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find(|l| l.contains("were not timed: each was in flight together"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs `dd` with O_DIRECT on `dev`: `count` blocks of `bs` bytes starting at byte
 /// `offset`. Returns dd's PID. Panics if dd fails.
 pub fn dd_direct(dev: &Path, write: bool, offset: u64, bs: u64, count: u64) -> u32 {
