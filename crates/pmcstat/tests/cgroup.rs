@@ -1,10 +1,16 @@
 //! Host tests of `pmcstat --cgroup` / `--container`: cgroups made here under the v2
 //! hierarchy, a workload with a known number of page faults, sleeps and CPU time run
 //! inside and an identical one outside, and the counts must be the inside one's only.
+//! Each workload measures its own task-clock with a counter on itself: task-clock counts
+//! time on a CPU by the clock, so on a VM whose vCPU the hypervisor takes away (steal) it
+//! exceeds the scheduler's CPU time; the cgroup's TASK_MS is compared with the same clock.
 //! Needs root (cgroup events are CPU-wide counting); without it they say why they skip,
 //! except under CI.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use perf_tools_pmc::counters::{Counters, Options, Request, Target};
+use perf_tools_pmc::cpu::{CpuInfo, Pmus};
+use perf_tools_pmc::event::{Event, Sw};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,7 +93,7 @@ impl Drop for TestCgroup {
 /// workload`) with its parameters in the environment. It joins the cgroup whose
 /// cgroup.procs is in PT_CGROUP_PROCS (if set), then touches PAGES fresh pages, sleeps
 /// SLEEPS times 1 ms and spins until it has used BUSY_MS of CPU, and prints the CPU time
-/// it used since joining.
+/// it used since joining (scheduler's account) and the task-clock of its thread.
 #[test]
 #[ignore = "the workload of the cgroup tests, run by them as a child process"]
 fn workload() {
@@ -107,6 +113,20 @@ fn workload() {
         unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     };
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let mut clock = Counters::open(
+        &[Request {
+            event: Event::Software(Sw::TaskClock),
+            group: 0,
+        }],
+        &[Target::Task(tid)],
+        &Pmus::system(),
+        &CpuInfo::detect(),
+        &Options::default(),
+    )
+    .unwrap();
+    clock.enable().unwrap();
     let t0 = cpu_ns();
     let len = pages * 4096;
     // SAFETY: a fresh private anonymous mapping, touched within its length only.
@@ -136,7 +156,9 @@ fn workload() {
         }
         std::hint::black_box(x);
     }
+    let task_clock = clock.read().unwrap()[0].get().unwrap();
     println!("CPU_NS={}", cpu_ns() - t0);
+    println!("TASK_CLOCK_NS={task_clock}");
 }
 
 /// Starts the workload (inside `cgroup` when given).
@@ -153,16 +175,20 @@ fn start_workload(cgroup: Option<&Path>) -> std::process::Child {
     c.spawn().unwrap()
 }
 
-fn cpu_ms_of(child: std::process::Child) -> f64 {
+/// What a workload used: (CPU time, task-clock), ms.
+fn used_ms_of(child: std::process::Child) -> (f64, f64) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let ns: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("CPU_NS="))
-        .unwrap_or_else(|| panic!("the workload printed no CPU time: {text}"))
-        .parse()
-        .unwrap();
-    ns / 1e6
+    let ms = |key: &str| -> f64 {
+        let ns: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the workload printed no {key}: {text}"))
+            .parse()
+            .unwrap();
+        ns / 1e6
+    };
+    (ms("CPU_NS="), ms("TASK_CLOCK_NS="))
 }
 
 /// Data rows summed per column (TASK_MS CPUS CSW MIGR PGFAULT).
@@ -195,8 +221,8 @@ fn cgroup_counts_only_its_own_tasks() {
     std::thread::sleep(Duration::from_millis(300));
     let inside = start_workload(Some(&cg.procs()));
     let outside = start_workload(None);
-    let inside_ms = cpu_ms_of(inside);
-    let outside_ms = cpu_ms_of(outside);
+    let (inside_cpu, inside_ms) = used_ms_of(inside);
+    let (outside_cpu, outside_ms) = used_ms_of(outside);
     std::thread::sleep(Duration::from_millis(300));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
@@ -210,7 +236,10 @@ fn cgroup_counts_only_its_own_tasks() {
     );
     let s = sums(&r.seen);
     let (task_ms, csw, pgfault) = (s[0], s[2], s[4]);
-    eprintln!("cgroup: {s:?}; inside {inside_ms:.1} ms, outside {outside_ms:.1} ms");
+    eprintln!(
+        "cgroup: {s:?}; task-clock inside {inside_ms:.1} ms, outside {outside_ms:.1} ms; \
+         CPU time inside {inside_cpu:.1} ms, outside {outside_cpu:.1} ms"
+    );
     let pages = PAGES as f64;
     // Every page the inside workload touched, plus the few of its own stack and output
     // after it joined; the outside one's as many again would double it.
@@ -220,10 +249,12 @@ fn cgroup_counts_only_its_own_tasks() {
         r.seen
     );
     assert!(csw >= SLEEPS as f64, "CSW {csw}: {:?}", r.seen);
-    // The inside workload's CPU time, not both workloads' (each >= 300 ms).
+    // The inside workload's task-clock, not both workloads' (each >= 300 ms); the margin
+    // is its start (joining to opening its counter) and its exit.
     assert!(
         (task_ms - inside_ms).abs() < 0.1 * inside_ms + 20.0,
-        "TASK_MS {task_ms}, inside used {inside_ms:.1} ms, outside {outside_ms:.1} ms: {:?}",
+        "TASK_MS {task_ms}, inside's task-clock {inside_ms:.1} ms, outside's \
+         {outside_ms:.1} ms: {:?}",
         r.seen
     );
     assert!(task_ms < inside_ms + 0.5 * outside_ms, "{task_ms}");
