@@ -304,8 +304,9 @@ impl Running {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
-    /// Waits for exit (panics after `timeout`), gathers remaining stdout lines, and
-    /// returns (exit code or -signal, stderr text).
+    /// Waits for exit (panics after `timeout`), gathers the remaining stdout lines (up to
+    /// its end, or 5 s more while a descendant holds it), and returns (exit code or
+    /// -signal, stderr text).
     pub fn finish(&mut self, timeout: Duration) -> (i32, String) {
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -321,7 +322,14 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+        // Every line up to the end of stdout (the reader thread ends there), however
+        // late a loaded machine schedules the reader; a descendant that still holds
+        // stdout gets a few seconds.
+        let tail = Instant::now() + Duration::from_secs(5);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(tail.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(l);
         }
         let mut err = String::new();
