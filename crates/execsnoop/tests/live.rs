@@ -36,12 +36,12 @@ fn end(mut c: Child) {
     c.wait().unwrap();
 }
 
-/// Runs execsnoop with `args` while `work` runs (after the header), then ends it with
-/// SIGINT and checks that it cleaned up. Returns the run and its stderr.
-fn trace(args: &[&str], header: &str, work: impl FnOnce()) -> (Running, String) {
+/// Runs execsnoop with `args` while `work` runs (after the header; it may wait for rows),
+/// then ends it with SIGINT and checks that it cleaned up. Returns the run and its stderr.
+fn trace(args: &[&str], header: &str, work: impl FnOnce(&mut Running)) -> (Running, String) {
     let mut r = spawn(BIN, args);
     r.wait_for(header, T);
-    work();
+    work(&mut r);
     std::thread::sleep(Duration::from_millis(300));
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
@@ -51,6 +51,17 @@ fn trace(args: &[&str], header: &str, work: impl FnOnce()) -> (Running, String) 
     assert!(!instance_of("execsnoop", pid), "instance left behind");
     assert!(probes_of(pid).is_empty(), "probes left behind");
     (r, err)
+}
+
+/// Waits (up to T) for a row of `pid` (PID first, or after the -t time): a waiting shell
+/// is ended only then, so its arguments are read while it lives however late the tool
+/// reads the event on a loaded machine.
+fn until_row(r: &mut Running, pid: u32) {
+    let pid = pid.to_string();
+    r.collect_until(T, |seen| {
+        seen.iter()
+            .any(|l| l.split_whitespace().take(2).any(|f| f == pid))
+    });
 }
 
 /// The row of `pid`: (PPID, ARGS).
@@ -75,10 +86,10 @@ fn shows_a_known_exec_with_its_exact_arguments_and_parent() {
     }
     let tok = token("known");
     let mut pids = (0, 0);
-    let (r, _) = trace(&[], "ARGS", || {
+    let (r, _) = trace(&[], "ARGS", |r| {
         let c = waiting_shell(&tok);
         pids.0 = c.id();
-        std::thread::sleep(Duration::from_millis(300));
+        until_row(r, pids.0);
         end(c);
         // Exits at once: exact arguments, or (read from /proc too late) [exited].
         let mut t = Command::new("/bin/true").arg(&tok).spawn().unwrap();
@@ -107,7 +118,7 @@ fn a_name_regex_shows_only_matching_processes() {
     }
     let tok = token("name");
     let mut pids = (0, 0);
-    let (r, _) = trace(&["^tru"], "ARGS", || {
+    let (r, _) = trace(&["^tru"], "ARGS", |_r| {
         let c = waiting_shell(&tok);
         pids.0 = c.id();
         let mut t = Command::new("/bin/true").arg(&tok).spawn().unwrap();
@@ -135,10 +146,10 @@ fn a_truncates_the_arguments_and_marks_it_and_t_adds_the_time() {
     }
     let tok = token("argc");
     let mut pid = 0;
-    let (r, _) = trace(&["-t", "-a", "2"], "ARGS", || {
+    let (r, _) = trace(&["-t", "-a", "2"], "ARGS", |r| {
         let c = waiting_shell(&tok);
         pid = c.id();
-        std::thread::sleep(Duration::from_millis(300));
+        until_row(r, pid);
         end(c);
     });
     assert_eq!(r.seen[2], "TIMEs               PID   PPID ARGS");
@@ -169,10 +180,10 @@ fn verbose_says_the_source_and_marks_each_row() {
     }
     let tok = token("verbose");
     let mut pid = 0;
-    let (r, err) = trace(&["-v"], "ARGS", || {
+    let (r, err) = trace(&["-v"], "ARGS", |r| {
         let c = waiting_shell(&tok);
         pid = c.id();
-        std::thread::sleep(Duration::from_millis(300));
+        until_row(r, pid);
         end(c);
     });
     assert!(err.contains("execsnoop: arguments from "), "{err}");
@@ -195,14 +206,14 @@ fn arguments_cannot_forge_rows() {
         return;
     }
     let mut pid = 0;
-    let (r, _) = trace(&[], "ARGS", || {
+    let (r, _) = trace(&[], "ARGS", |r| {
         let c = Command::new("/bin/sh")
             .args(["-c", "read x", "x\n 1 1 forged\x1b[2J"])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
         pid = c.id();
-        std::thread::sleep(Duration::from_millis(300));
+        until_row(r, pid);
         end(c);
     });
     let (_, args) = row_of(&r, pid).unwrap();
@@ -240,7 +251,7 @@ fn the_parent_is_known_from_the_events_even_when_it_exited_at_once() {
     }
     let tok = token("orphan");
     let mut parent = String::new();
-    let (r, _) = trace(&[], "ARGS", || {
+    let (r, _) = trace(&[], "ARGS", |_r| {
         // P (sh -c '... &') starts C in the background and exits at once; the outer
         // shell prints P's pid.
         let o = Command::new("/bin/sh")

@@ -11,12 +11,30 @@ use testkit::{live_or_skip, spawn};
 const BIN: &str = env!("CARGO_BIN_EXE_execsnoop");
 const T: Duration = Duration::from_secs(15);
 
-/// A shell that waits for `go`, then runs `sleep 0.4` (its PID goes to `pids`).
+/// A shell that waits for `go`, then runs `sleep 29.7` (its PID goes to `pids`), which
+/// the test kills once its row is out: alive while execsnoop reads its arguments and
+/// cgroup from /proc, however late a loaded machine lets it.
 fn worker(go: &Path, pids: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
-        &format!("sleep 0.4 & echo $! >> {pids}; wait", pids = pids.display()),
+        &format!(
+            "sleep 29.7 & echo $! >> {pids}; wait",
+            pids = pids.display()
+        ),
     )
+}
+
+/// The PID a worker wrote to `file` (waits up to `T` for it).
+fn pid_in(file: &Path) -> String {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text.trim().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no PID in {file:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -37,19 +55,17 @@ fn execsnoop_cgroup_shows_the_cgroups_execs_only() {
     let mut r = spawn(BIN, &["--cgroup", &name, "--show-cgroup"]);
     r.wait_for("ARGS", T);
     std::fs::write(&go, "").unwrap();
-    w_in.wait().unwrap();
-    w_out.wait().unwrap();
-    let read = |p: &str| {
-        std::fs::read_to_string(d.join(p))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let (inner, outer) = (read("in"), read("out"));
+    let (inner, outer) = (pid_in(&d.join("in")), pid_in(&d.join("out")));
     r.collect_until(T, |seen| {
         seen.iter()
             .any(|l| l.split_whitespace().next() == Some(&inner))
     });
+    for p in [&inner, &outer] {
+        // SAFETY: kill with the PID of a sleep this test started.
+        unsafe { testkit::libc::kill(p.parse().unwrap(), testkit::libc::SIGKILL) };
+    }
+    w_in.wait().unwrap();
+    w_out.wait().unwrap();
     r.signal(testkit::libc::SIGINT);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
@@ -57,14 +73,14 @@ fn execsnoop_cgroup_shows_the_cgroups_execs_only() {
         .seen
         .iter()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|c| c.last() == Some(&"0.4"))
+        .filter(|c| c.last() == Some(&"29.7"))
         .collect();
     // PID PPID CGROUP ARGS...: the member's sleep only, named by its cgroup.
     assert_eq!(rows.len(), 1, "{}", r.seen.join("\n"));
     assert_eq!(rows[0][0], inner);
     assert_ne!(rows[0][0], outer);
     assert_eq!(rows[0][2], name);
-    assert_eq!(rows[0][3..], ["sleep", "0.4"]);
+    assert_eq!(rows[0][3..], ["sleep", "29.7"]);
     drop(cg);
     assert!(!root.join(&name).exists());
     let _ = std::fs::remove_dir_all(&d);

@@ -13,16 +13,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(15);
 
 /// A shell that waits for `go`, then forks a `dd` reading 1 MiB with O_DIRECT at MiB
-/// `skip` of `dev` into a pipe drained only after a second (so dd is still alive when
-/// its I/O is attributed); dd's PID goes to `pidfile`. Two workers read at different
+/// `skip` of `dev` into a pipe drained only once `go` with the extension `done` exists
+/// (written when the rows are out: dd is still alive when its I/O is attributed, however
+/// late); dd's PID goes to `pidfile`. Two workers read at different
 /// offsets: requests in flight at one sector cannot be told apart (see
 /// testkit::cgroup::gated_dd).
 fn worker(go: &Path, dev: &Path, skip: u32, pidfile: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 skip={skip} 2>/dev/null' | (sleep 1; cat >/dev/null)",
+            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 skip={skip} 2>/dev/null' | (while [ ! -e {done} ]; do sleep 0.05; done; cat >/dev/null)",
         dev = dev.display(),
+        done = go.with_extension("done").display(),
         pidfile = pidfile.display()
         ),
     )
@@ -62,19 +64,26 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
         "{header}"
     );
     std::fs::write(&go, "").unwrap();
-    w_in.wait().unwrap();
-    w_out.wait().unwrap();
+    // Each dd's PID, once its shell has written it.
     let read = |p: &str| {
-        std::fs::read_to_string(d.join(p))
-            .unwrap()
-            .trim()
-            .to_string()
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let text = std::fs::read_to_string(d.join(p)).unwrap_or_default();
+            if text.ends_with('\n') {
+                return text.trim().to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "no PID in {p}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
     let (inner, outer) = (read("in"), read("out"));
     r.collect_until(T, |seen| {
         seen.iter()
             .any(|l| l.split_whitespace().nth(1) == Some(inner.as_str()))
     });
+    std::fs::write(go.with_extension("done"), "").unwrap();
+    w_in.wait().unwrap();
+    w_out.wait().unwrap();
     r.signal(libc::SIGINT);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");

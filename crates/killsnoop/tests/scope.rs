@@ -14,9 +14,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_killsnoop");
 const T: Duration = Duration::from_secs(15);
 
 /// A shell that waits for `go`, sends signal 0 to itself with the builtin kill, then
-/// waits a second (so its cgroup can still be read when its row is printed).
+/// waits for `go` with the extension `done` (written once its row is out: its cgroup and
+/// PID namespace can still be read when its row is printed, however late).
 fn sender(go: &Path) -> Child {
-    testkit::cgroup::gated_shell(go, "kill -0 $$; sleep 1")
+    testkit::cgroup::gated_shell(
+        go,
+        &format!(
+            "kill -0 $$; while [ ! -e '{}' ]; do sleep 0.05; done",
+            go.with_extension("done").display()
+        ),
+    )
 }
 
 #[test]
@@ -42,6 +49,7 @@ fn cgroup_shows_its_senders_only_with_cgroup_and_nspid_columns() {
     std::fs::write(&go, "").unwrap();
     let pi = inside.id().to_string();
     let row = r.wait_for(&format!(" {pi} "), T);
+    std::fs::write(go.with_extension("done"), "").unwrap();
     inside.wait().unwrap();
     outside.wait().unwrap();
     r.signal(testkit::libc::SIGINT);

@@ -22,11 +22,33 @@ fn worker(go: &Path, file: &Path, pids: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "( exec 3<{file}; sleep 1 ) & echo $! >> {pids}; wait",
+            "( exec 3<{file}; while [ ! -e {done} ]; do sleep 0.05; done ) & \
+             echo $! >> {pids}; wait",
             file = file.display(),
+            done = done_file(go).display(),
             pids = pids.display()
         ),
     )
+}
+
+/// The file whose creation ends the workers gated by `go`: written once their rows are
+/// out, so they are alive while opensnoop reads their cgroup and PID namespace from /proc,
+/// however late a loaded machine lets it.
+fn done_file(go: &Path) -> PathBuf {
+    go.with_extension("done")
+}
+
+/// The PIDs a worker wrote to `p`, waited for (up to T) until there is one.
+fn pids_written(p: &Path) -> BTreeSet<String> {
+    let deadline = Instant::now() + T;
+    loop {
+        let set = pids_in(p);
+        if !set.is_empty() {
+            return set;
+        }
+        assert!(Instant::now() < deadline, "no PID in {p:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn pids_in(p: &Path) -> BTreeSet<String> {
@@ -92,19 +114,38 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
         header.split_whitespace().collect::<Vec<_>>(),
         ["COMM", "PID", "FD", "CGROUP", "NSPID", "FILE"]
     );
-    cg.add(w_late.id());
+    // The leaver moves out first, then the late joiner in: once a poll of the cgroup
+    // (every 100 ms) has put the joiner in the kernel's PID filter, the same or an
+    // earlier poll saw the leaver gone. Waited for, not slept on: a loaded machine may
+    // poll late.
     std::fs::write(root.join("cgroup.procs"), w_left.id().to_string()).unwrap();
-    // More than one poll of the cgroup (100 ms).
-    std::thread::sleep(Duration::from_millis(500));
-    std::fs::write(&go, "").unwrap();
-    for w in [&mut w_in, &mut w_out, &mut w_late, &mut w_left] {
-        w.wait().unwrap();
+    cg.add(w_late.id());
+    let filter = format!(
+        "/sys/kernel/tracing/instances/opensnoop-{}/set_event_pid",
+        r.child.id()
+    );
+    let late = w_late.id().to_string();
+    let deadline = std::time::Instant::now() + T;
+    while !std::fs::read_to_string(&filter)
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|p| p == late)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late joiner {late} never reached {filter}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let want: BTreeSet<String> = pids_in(&in_pids)
-        .union(&pids_in(&late_pids))
+    std::fs::write(&go, "").unwrap();
+    let want: BTreeSet<String> = pids_written(&in_pids)
+        .union(&pids_written(&late_pids))
         .cloned()
         .collect();
     assert_eq!(want.len(), 2);
+    // The other two opened at the same time: their rows, if any, are out by now too.
+    pids_written(&out_pids);
+    pids_written(&left_pids);
     r.collect_until(T, |seen| {
         let got: BTreeSet<String> = rows_naming(seen, &file)
             .iter()
@@ -112,6 +153,10 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
             .collect();
         want.is_subset(&got)
     });
+    std::fs::write(done_file(&go), "").unwrap();
+    for w in [&mut w_in, &mut w_out, &mut w_late, &mut w_left] {
+        w.wait().unwrap();
+    }
     r.signal(testkit::libc::SIGINT);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
@@ -160,17 +205,19 @@ fn container_ids_resolve_by_short_prefix_and_bad_input_is_explained() {
 
     for (cg, id, pids) in [(&dcg, &docker, d.join("d")), (&kcg, &kube, d.join("k"))] {
         let _ = std::fs::remove_file(&go);
+        let _ = std::fs::remove_file(done_file(&go));
         let mut w = worker(&go, &file, &pids);
         cg.add(w.id());
         let short = &id[..10];
         let mut r = spawn(BIN, &["--container", short, "--show-cgroup", "unique-file"]);
         r.wait_for("FILE", T);
         std::fs::write(&go, "").unwrap();
-        w.wait().unwrap();
-        let cat = pids_in(&pids).into_iter().next().unwrap();
+        let cat = pids_written(&pids).into_iter().next().unwrap();
         r.collect_until(T, |seen| {
             rows_naming(seen, &file).iter().any(|c| c[1] == cat)
         });
+        std::fs::write(done_file(&go), "").unwrap();
+        w.wait().unwrap();
         r.signal(testkit::libc::SIGINT);
         let (code, err) = r.finish(T);
         assert_eq!(code, 0, "{err}");
@@ -274,9 +321,11 @@ fn nspid_is_the_pid_inside_the_tasks_own_pid_namespace() {
     std::fs::write(&file, "x").unwrap();
     // In a new PID namespace: `$!` there is the namespace's PID of the opening subshell.
     let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; ( exec 3<{file}; sleep 1 ) & echo $! > {ns}; wait",
+        "while [ ! -e {go} ]; do sleep 0.05; done; \
+         ( exec 3<{file}; while [ ! -e {done} ]; do sleep 0.05; done ) & echo $! > {ns}; wait",
         go = go.display(),
         file = file.display(),
+        done = done_file(&go).display(),
         ns = nsfile.display()
     );
     let mut w = Command::new("unshare")
@@ -300,9 +349,10 @@ fn nspid_is_the_pid_inside_the_tasks_own_pid_namespace() {
     let mut r = spawn(BIN, &["--cgroup", &name, "--show-nspid", "unique-file"]);
     r.wait_for("FILE", T);
     std::fs::write(&go, "").unwrap();
+    r.collect_until(T, |seen| !rows_naming(seen, &file).is_empty());
+    std::fs::write(done_file(&go), "").unwrap();
     w.wait().unwrap();
     let ns = std::fs::read_to_string(&nsfile).unwrap().trim().to_string();
-    r.collect_until(T, |seen| !rows_naming(seen, &file).is_empty());
     r.signal(testkit::libc::SIGINT);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
