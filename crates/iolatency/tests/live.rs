@@ -31,9 +31,10 @@ fn every_io_is_counted_exactly_once_across_intervals() {
         return;
     }
     let lo = LoopDev::new(16);
-    // 0.2 s intervals for 3 s; 500 reads in 5 bursts spread over ~1.5 s, so I/O is in
-    // flight across several interval boundaries.
-    let mut r = spawn(BIN, &["-d", &lo.dev, "0.2", "15"]);
+    // 0.2 s intervals for 5 s; 500 reads in 5 bursts spread over ~1.5 s, so I/O is in
+    // flight across several interval boundaries (the rest of the window is room for a
+    // loaded machine's slow dd starts: I/O after the last interval is not counted).
+    let mut r = spawn(BIN, &["-d", &lo.dev, "0.2", "25"]);
     r.wait_for("Output every 0.2 seconds.", T);
     std::thread::sleep(Duration::from_millis(300));
     for burst in 0..5u64 {
@@ -47,7 +48,7 @@ fn every_io_is_counted_exactly_once_across_intervals() {
         .iter()
         .filter(|l| l.contains(">=(ms) .. <(ms)"))
         .count();
-    assert_eq!(summaries, 15, "{:?}", r.seen);
+    assert_eq!(summaries, 25, "{:?}", r.seen);
     assert_eq!(
         total_count(&r.seen),
         500,
@@ -66,8 +67,11 @@ fn per_disk_json_percentiles_and_usecs() {
         return;
     }
     let lo = LoopDev::new(16);
-    let mut r = spawn(BIN, &["-D", "--json", "-u", "-d", &lo.dev, "1", "2"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Three intervals; the reads start once the first has ended (the banner goes to
+    // stderr in JSON mode, so the first line is the proof that tracing is on), and the
+    // counts are summed over the intervals, wherever a slow start puts them.
+    let mut r = spawn(BIN, &["-D", "--json", "-u", "-d", &lo.dev, "1", "3"]);
+    r.wait_for("\"histograms\"", T);
     dd_direct(&lo.path, true, 0, 4096, 40);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
@@ -75,7 +79,7 @@ fn per_disk_json_percentiles_and_usecs() {
         err.contains("Tracing block I/O. Output every 1 seconds."),
         "banner goes to stderr in JSON mode: {err}"
     );
-    assert_eq!(r.seen.len(), 2, "one line per interval: {:?}", r.seen);
+    assert_eq!(r.seen.len(), 3, "one line per interval: {:?}", r.seen);
     let mut count = 0;
     for line in &r.seen {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -93,9 +97,10 @@ fn per_disk_json_percentiles_and_usecs() {
     }
     assert_eq!(count, 40);
 
-    // Text mode with -D -P -T.
-    let mut r = spawn(BIN, &["-DPT", "-d", &lo.dev, "1", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Text mode with -D -P -T: the reads start once the banner is out (tracing is on);
+    // two intervals, so reads a slow start pushes past the first are still counted.
+    let mut r = spawn(BIN, &["-DPT", "-d", &lo.dev, "1", "2"]);
+    r.wait_for("Output every 1 seconds.", T);
     dd_direct(&lo.path, false, 0, 4096, 10);
     let (code, err) = r.finish(T);
     assert_eq!(code, 0, "{err}");
@@ -110,7 +115,18 @@ fn per_disk_json_percentiles_and_usecs() {
             .any(|l| l.len() == 9 && l.ends_with(':') && l.matches(':').count() == 3),
         "-T timestamp line: {text}"
     );
-    assert!(text.contains("(ms), 10 I/O"), "{text}");
+    let ios: u64 = r
+        .seen
+        .iter()
+        .filter_map(|l| {
+            l.split_once("(ms), ")?
+                .1
+                .strip_suffix(" I/O")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(ios, 10, "per-device summaries count every read: {text}");
 }
 
 #[test]
@@ -152,11 +168,11 @@ fn idle_interval_ctrl_c_and_cleanup() {
         "{line}"
     );
 
-    let r = spawn(BIN, &["1"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed once tracing is on (the banner is out): the instance is left behind.
+    let mut r = spawn(BIN, &["1"]);
+    r.wait_for("Ctrl-C to end.", T);
     let pid = r.child.id();
     r.signal(libc::SIGKILL);
-    let mut r = r;
     r.finish(T);
     assert!(instance_of("iolatency", pid));
     let (code, out, _) = run(BIN, &["--cleanup"]);
@@ -330,7 +346,9 @@ fn intervals_whose_events_were_lost_say_so_and_losses_are_counted_exactly() {
     // 32 reads in flight), counted in their own note.
     let overlapped = testkit::overlapped_ios(&err);
     assert!(missing <= lost + dropped + overlapped + 64, "{summary}");
-    assert!(missing + 64 >= lost / 2, "{summary}");
+    // Not asserted, as in iosnoop's stall test: that lost events (the kernel's per-CPU
+    // counters) are at most two per missing read; one full-suite run of iosnoop's twin
+    // counted 16% more lost events than that.
 }
 
 #[test]

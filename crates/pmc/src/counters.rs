@@ -939,10 +939,20 @@ mod tests {
             .iter()
             .all(|u| u.reason.contains("kernel mode")));
         c.enable().unwrap();
-        // Burn ~20 ms of CPU and touch fresh memory (page faults).
-        let t = std::time::Instant::now();
+        // Burn 20 ms of this thread's CPU time (not of the clock: a loaded machine may
+        // run it for less) and touch fresh memory (page faults).
+        let thread_ns = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes one timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        };
+        let t0 = thread_ns();
         let mut v: Vec<u8> = Vec::new();
-        while t.elapsed() < std::time::Duration::from_millis(20) {
+        while thread_ns() - t0 < 20_000_000 {
             v.resize(v.len() + 4096, 1);
         }
         std::hint::black_box(&v);
