@@ -29,6 +29,10 @@ D2_NS=33000000   # "32 -> 64" ms: the bucket moves
 B1=16 B1US=16384 B2=32
 N1=40    # reads per run with delay 1 (~0.7 s of I/O)
 N2=30    # reads per run with delay 2 (~1 s)
+# Share of the reads that must land in the delay's bucket, %: a wrong bucket mapping puts
+# none there, while steal on the CI machine (the guest alone does not stop it) can make a
+# few completions late by more than the bucket's width.
+SHARE=75
 
 # load_nullb NS: (re)loads null_blk with one device whose every request
 # completes NS nanoseconds after it was issued (hrtimer).
@@ -192,13 +196,13 @@ json_stat() {
     END { printf "%d %d %d %d %d %d %d %s\n", lines, valid, withkeys, total, inb, below, lost, (minp == "" ? -1 : minp) }' "$1"
 }
 
-# check_hist NAME FILE LOW N [DEVNAME]: N I/O in all, >= 95% of them in the
+# check_hist NAME FILE LOW N [DEVNAME]: N I/O in all, >= SHARE% of them in the
 # bucket starting at LOW, none below it.
 check_hist() {
   set -- "$1" "$2" "$3" "$4" "${5:-}" $(hist_stat "$2" "$3" "$5")
   echo "INFO: $1: $6 I/O counted, $7 in the $3.. bucket, $8 below, $9 above"
   check "$1: count $6 = $4 reads issued" test "$6" -eq "$4"
-  check "$1: >= 95% in the bucket starting at $3 ($7 of $4)" test $(($7 * 100)) -ge $(($4 * 95))
+  check "$1: >= $SHARE% in the bucket starting at $3 ($7 of $4)" test $(($7 * 100)) -ge $(($4 * SHARE))
   check "$1: none below the bucket starting at $3 ($8)" test "$8" -eq 0
 }
 
@@ -241,7 +245,7 @@ set -- $(json_stat /tmp/a3 "$B1")
 echo "INFO: --json: $1 lines, $2 valid, $3 with all keys, count $4, $5 in ge $B1, $6 below, lost $7, min p50 $8"
 check "--json: 2 lines, both valid JSON with time/interval_s/unit/count/lost_events/histograms" test "$1" -eq 2 -a "$2" -eq 2 -a "$3" -eq 2
 check "--json: count $4 = $N1, lost_events 0" test "$4" -eq "$N1" -a "$7" -eq 0
-check "--json: >= 95% in {ge $B1, lt $((B1 * 2))} ($5), none below ($6)" test $(($5 * 100)) -ge $((N1 * 95)) -a "$6" -eq 0
+check "--json: >= $SHARE% in {ge $B1, lt $((B1 * 2))} ($5), none below ($6)" test $(($5 * 100)) -ge $((N1 * SHARE)) -a "$6" -eq 0
 check "--json: every p50 >= the delay ($8 ms)" awk -v p="$8" -v d="$D1_NS" 'BEGIN { exit !(p * 1e6 >= d) }'
 check_grep "--json: \"unit\":\"ms\" and \"interval_s\":1 on both lines" '^2$' grep -c -E '"interval_s":1(\.0)?[,}].*"unit":"ms"' /tmp/a3
 check_file_grep "--json: without -D the histogram is \"device\":\"all\"" '"device":"all"' /tmp/a3
@@ -297,8 +301,8 @@ check_run "33 ms: -Q -D --json" /tmp/b2 "$N2"
 set -- $(json_stat /tmp/b2 "$B2")
 echo "INFO: -Q -D --json: $1 lines, $2 valid, $3 with all keys, count $4, $5 in ge $B2, $6 below, lost $7, min p50 $8"
 check "-Q -D --json: 2 valid lines with all keys" test "$1" -eq 2 -a "$2" -eq 2 -a "$3" -eq 2
-check "-Q -D --json: count $4 = $N2, >= 95% in {ge $B2, lt $((B2 * 2))} ($5), none below ($6)" \
-  test "$4" -eq "$N2" -a $(($5 * 100)) -ge $((N2 * 95)) -a "$6" -eq 0
+check "-Q -D --json: count $4 = $N2, >= $SHARE% in {ge $B2, lt $((B2 * 2))} ($5), none below ($6)" \
+  test "$4" -eq "$N2" -a $(($5 * 100)) -ge $((N2 * SHARE)) -a "$6" -eq 0
 check_file_grep "-Q -D --json: device \"$DEV\", name \"nullb0\"" "\"device\":\"$DEV\".*\"name\":\"nullb0\"" /tmp/b2
 
 vm_finish

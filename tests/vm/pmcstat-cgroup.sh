@@ -51,7 +51,7 @@ check "enable a controller at the v2 root" sh -c "echo +pids > $V2/cgroup.subtre
 
 pmcstat -m sw --cgroup "$V2/pt" 0.5 2.5 >/tmp/in.out 2>/tmp/in.err &
 pid=$!
-sleep 0.5
+wait_line /tmp/in.out TASK_MS  # counting from here (the header is flushed first)
 busy "$V2/pt/cgroup.procs"
 wait "$pid"
 rc=$?
@@ -62,7 +62,7 @@ check "v2: the inside workload is counted" counted /tmp/in.out
 
 pmcstat -m sw --cgroup /pt 0.5 1.5 >/tmp/out.out 2>/tmp/out.err &
 pid=$!
-sleep 0.5
+wait_line /tmp/out.out TASK_MS  # counting from here (the header is flushed first)
 busy -
 wait "$pid"
 cat /tmp/out.out /tmp/out.err
@@ -70,7 +70,7 @@ check "v2: a workload outside counts nothing" nothing /tmp/out.out
 
 pmcstat -m sw --cgroup /pt 0.2 >/tmp/gone.out 2>/tmp/gone.err &
 pid=$!
-sleep 0.5
+wait_line /tmp/gone.out TASK_MS  # counting from here (the header is flushed first)
 rmdir "$V2/pt"
 wait "$pid"
 rc=$?
@@ -85,7 +85,7 @@ if mount -t cgroup -o perf_event none "$V1" 2>/dev/null; then
   mkdir -p "$V1/pt" "$V2/pt2"
   pmcstat -m sw --cgroup "$V1/pt" 0.5 2.5 >/tmp/v1.out 2>/tmp/v1.err &
   pid=$!
-  sleep 0.5
+  wait_line /tmp/v1.out TASK_MS  # counting from here (the header is flushed first)
   busy "$V1/pt/tasks"
   wait "$pid"
   rc=$?
