@@ -25,6 +25,8 @@ funcgraph_run="vfs_read" funcgraph_ready='^Tracing "vfs_read"' funcgraph_fin="-d
 funcgraph_err="'nosuch_function[0-9]'" funcgraph_errpat='refused set_graph_function'
 funcgraph_how="a glob with a character class that matches no function (left to the kernel): set_graph_function fails (EINVAL) after funcgraph made its instance, or saved and changed top-level settings"
 funcgraph_panic=1 funcgraph_cleanup=1 funcgraph_state=1
+# At the top level a killed run leaves function_graph as the tracer (restored after).
+funcgraph_killed='^current_tracer:function_graph$'
 
 tracefs_triggers >/tmp/lm.triggers
 lm_watchdog_start

@@ -201,6 +201,8 @@ tracefs_triggers() {
 #   <tool>_cleanup  1 if it has --cleanup
 #   <tool>_state    1 if SIGKILL leaves tracefs state (then the rerun / --cleanup must
 #                   report removing it)
+#   <tool>_killed   ERE of the snapshot that a SIGKILL at the top level (a state file
+#                   of its PID present) must leave, e.g. the tracer it set
 #   <tool>_na_<path> (path with - as _)  the reason a path does not apply here
 # Paths: normal sigint sigterm sighup sigusr1 sigpipe error panic kill-rerun kill-cleanup.
 LM_PATHS="normal sigint sigterm sighup sigusr1 sigpipe error panic kill-rerun kill-cleanup"
@@ -321,6 +323,15 @@ lm_kill() {
       lm_why="SIGKILL of $_t left no state of it, so the next step proves nothing"
       return 1
     }
+    # A tool that ran at the top level (its state file is there) must also have left the
+    # top-level change it made (TOOL_killed, a pattern of the snapshot): the next step
+    # must restore that, not only remove the file.
+    _k=$(lm_get "$_t" killed)
+    if [ -n "$_k" ] && grep -q "^/run/perf-tools-rs/$_t-$_p\.state:" /tmp/lm.killed &&
+      ! grep -q -e "$_k" /tmp/lm.killed; then
+      lm_why="SIGKILL of $_t at the top level left its state file but not '$_k'"
+      return 1
+    fi
   done
 }
 
