@@ -26,13 +26,28 @@ truncate -s 1G "$work/disk.img"
 loop=$(losetup --find --show "$work/disk.img")
 echo none > "/sys/block/$(basename "$loop")/queue/scheduler" 2>/dev/null || true
 dev=$(tr ':' ',' < "/sys/block/$(basename "$loop")/dev")
-pid=
-cleanup() { [ -n "${pid:-}" ] && kill -INT -- "-$pid" "$pid" 2>/dev/null; wait 2>/dev/null; losetup -d "$loop" 2>/dev/null; rm -rf "$work"; }
+pid='' fio_pid=''
+# On every exit, signals included: end fio and the tools, wait for them (they hold the
+# loop device open), then detach it. fio runs in the background and is waited for, so
+# that a signal is acted on at once (bash runs traps only between foreground commands).
+cleanup() {
+  [ -n "${fio_pid:-}" ] && kill "$fio_pid" 2>/dev/null
+  [ -n "${pid:-}" ] && kill -INT -- "-$pid" "$pid" 2>/dev/null
+  wait 2>/dev/null
+  losetup -d "$loop" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 fio_run() { # $1: output json
   fio --name=bench --filename="$loop" --rw=randread --bs=4k --direct=1 --ioengine=io_uring \
-      --iodepth="$depth" --runtime="$secs" --time_based --output-format=json > "$1"
+      --iodepth="$depth" --runtime="$secs" --time_based --output-format=json > "$1" &
+  fio_pid=$!
+  wait "$fio_pid"
+  fio_pid=
 }
 fio_ios() { python3 -c "import json; j=json.load(open('$1')); print(j['jobs'][0]['read']['total_ios'], int(j['jobs'][0]['read']['iops']))"; }
 cpu_ns() { read -r ns _ < "/proc/$1/schedstat"; echo "$ns"; }

@@ -25,8 +25,21 @@ truncate -s 1G "$work/disk.img"
 loop=$(losetup --find --show "$work/disk.img")
 echo none > "/sys/block/$(basename "$loop")/queue/scheduler" 2>/dev/null || true
 dev=$(tr ':' ',' < "/sys/block/$(basename "$loop")/dev")
-cleanup() { [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null; losetup -d "$loop" 2>/dev/null; rm -rf "$work"; }
+pid='' fio_pid=''
+# On every exit, signals included: end fio and the tool, wait for them (they hold the
+# loop device open), then detach it. fio runs in the background and is waited for, so
+# that a signal is acted on at once (bash runs traps only between foreground commands).
+cleanup() {
+  [ -n "${fio_pid:-}" ] && kill "$fio_pid" 2>/dev/null
+  [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null
+  wait 2>/dev/null
+  losetup -d "$loop" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # iolatency: 1 s intervals covering the whole fio run, so it ends by itself after it.
 if [ "$tool" = iosnoop ]; then args=(-d "$dev"); else args=(-d "$dev" 1 $((secs + 2))); fi
@@ -36,7 +49,10 @@ if [ "$tool" = iosnoop ]; then args=(-d "$dev"); else args=(-d "$dev" 1 $((secs 
 pid=$!
 sleep 1
 fio --name=bench --filename="$loop" --rw=randread --bs=4k --direct=1 --ioengine=io_uring \
-    --iodepth="$depth" --runtime="$secs" --time_based --output-format=json > "$work/fio.json"
+    --iodepth="$depth" --runtime="$secs" --time_based --output-format=json > "$work/fio.json" &
+fio_pid=$!
+wait "$fio_pid"
+fio_pid=
 if [ "$tool" = iolatency ]; then
   # Read the CPU counters just before its last interval ends.
   while [ "$(grep -c '>=(ms)' "$work/rows.txt")" -lt $((secs + 1)) ]; do sleep 0.1; done
