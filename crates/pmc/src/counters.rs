@@ -941,15 +941,7 @@ mod tests {
         c.enable().unwrap();
         // Burn 20 ms of this thread's CPU time (not of the clock: a loaded machine may
         // run it for less) and touch fresh memory (page faults).
-        let thread_ns = || {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: clock_gettime writes one timespec.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        };
+        let thread_ns = || testkit::cpu_time_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         let t0 = thread_ns();
         let mut v: Vec<u8> = Vec::new();
         while thread_ns() - t0 < 20_000_000 {

@@ -104,17 +104,8 @@ fn workload() {
     if let Ok(procs) = std::env::var("PT_CGROUP_PROCS") {
         std::fs::write(procs, std::process::id().to_string()).unwrap();
     }
-    let cpu_ns = || {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    };
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let cpu_ns = || testkit::cpu_time_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let tid = testkit::gettid() as i32;
     let mut clock = Counters::open(
         &[Request {
             event: Event::Software(Sw::TaskClock),
