@@ -941,7 +941,7 @@ mod tests {
         c.enable().unwrap();
         // Burn 20 ms of this thread's CPU time (not of the clock: a loaded machine may
         // run it for less) and touch fresh memory (page faults).
-        let thread_ns = || testkit::cpu_time_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+        let thread_ns = || perf_tools_core::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         let t0 = thread_ns();
         let mut v: Vec<u8> = Vec::new();
         while thread_ns() - t0 < 20_000_000 {

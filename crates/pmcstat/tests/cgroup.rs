@@ -104,7 +104,7 @@ fn workload() {
     if let Ok(procs) = std::env::var("PT_CGROUP_PROCS") {
         std::fs::write(procs, std::process::id().to_string()).unwrap();
     }
-    let cpu_ns = || testkit::cpu_time_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let cpu_ns = || perf_tools_core::clock::clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
     let tid = testkit::gettid() as i32;
     let mut clock = Counters::open(
         &[Request {

@@ -470,19 +470,6 @@ pub fn direct_read(dev: &Path, offset: u64, len: usize) {
     assert_eq!(n, len as isize, "O_DIRECT read of {}: {e}", dev.display());
 }
 
-/// CPU time of the calling process (`libc::CLOCK_PROCESS_CPUTIME_ID`) or thread
-/// (`libc::CLOCK_THREAD_CPUTIME_ID`), ns: the scheduler's account, without steal. A test
-/// that must burn CPU spins on this, not on the clock, which a loaded machine stretches.
-pub fn cpu_time_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The calling thread's id.
 pub fn gettid() -> u32 {
     nix::unistd::gettid().as_raw() as u32
