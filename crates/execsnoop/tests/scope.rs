@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 use testkit::cgroup::{v2_root, TestCgroup};
-use testkit::{live_or_skip, spawn};
+use testkit::{line_written, live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_execsnoop");
 const T: Duration = Duration::from_secs(15);
@@ -22,19 +22,6 @@ fn worker(go: &Path, pids: &Path) -> Child {
             pids = pids.display()
         ),
     )
-}
-
-/// The PID a worker wrote to `file` (waits up to `T` for it).
-fn pid_in(file: &Path) -> String {
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.ends_with('\n') {
-            return text.trim().to_string();
-        }
-        assert!(std::time::Instant::now() < deadline, "no PID in {file:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -55,7 +42,10 @@ fn execsnoop_cgroup_shows_the_cgroups_execs_only() {
     let mut r = spawn(BIN, &["--cgroup", &name, "--show-cgroup"]);
     r.wait_for("ARGS", T);
     std::fs::write(&go, "").unwrap();
-    let (inner, outer) = (pid_in(&d.join("in")), pid_in(&d.join("out")));
+    let (inner, outer) = (
+        line_written(&d.join("in"), T),
+        line_written(&d.join("out"), T),
+    );
     r.collect_until(T, |seen| {
         seen.iter()
             .any(|l| l.split_whitespace().next() == Some(&inner))

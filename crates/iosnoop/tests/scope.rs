@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use testkit::cgroup::{v2_root, TestCgroup};
-use testkit::{libc, live_or_skip, spawn, LoopDev};
+use testkit::cgroup::{done_gate, sh_wait_for, v2_root, TestCgroup};
+use testkit::{libc, line_written, live_or_skip, spawn, LoopDev};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iosnoop");
 const T: Duration = Duration::from_secs(15);
@@ -22,9 +22,9 @@ fn worker(go: &Path, dev: &Path, skip: u32, pidfile: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 skip={skip} 2>/dev/null' | (while [ ! -e {done} ]; do sleep 0.05; done; cat >/dev/null)",
+            "sh -c 'echo $$ > {pidfile}; exec dd if={dev} of=/dev/stdout iflag=direct bs=1M count=1 skip={skip} 2>/dev/null' | ({done}; cat >/dev/null)",
         dev = dev.display(),
-        done = go.with_extension("done").display(),
+        done = sh_wait_for(&done_gate(go)),
         pidfile = pidfile.display()
         ),
     )
@@ -65,23 +65,15 @@ fn iosnoop_cgroup_attributes_by_the_issuing_task() {
     );
     std::fs::write(&go, "").unwrap();
     // Each dd's PID, once its shell has written it.
-    let read = |p: &str| {
-        let deadline = std::time::Instant::now() + T;
-        loop {
-            let text = std::fs::read_to_string(d.join(p)).unwrap_or_default();
-            if text.ends_with('\n') {
-                return text.trim().to_string();
-            }
-            assert!(std::time::Instant::now() < deadline, "no PID in {p}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let (inner, outer) = (read("in"), read("out"));
+    let (inner, outer) = (
+        line_written(&d.join("in"), T),
+        line_written(&d.join("out"), T),
+    );
     r.collect_until(T, |seen| {
         seen.iter()
             .any(|l| l.split_whitespace().nth(1) == Some(inner.as_str()))
     });
-    std::fs::write(go.with_extension("done"), "").unwrap();
+    std::fs::write(done_gate(&go), "").unwrap();
     w_in.wait().unwrap();
     w_out.wait().unwrap();
     r.signal(libc::SIGINT);

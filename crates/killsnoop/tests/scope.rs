@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use testkit::cgroup::TestCgroup;
+use testkit::cgroup::{done_gate, sh_wait_for, TestCgroup};
 use testkit::{instance_of, live_or_skip, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_killsnoop");
@@ -17,13 +17,7 @@ const T: Duration = Duration::from_secs(15);
 /// waits for `go` with the extension `done` (written once its row is out: its cgroup and
 /// PID namespace can still be read when its row is printed, however late).
 fn sender(go: &Path) -> Child {
-    testkit::cgroup::gated_shell(
-        go,
-        &format!(
-            "kill -0 $$; while [ ! -e '{}' ]; do sleep 0.05; done",
-            go.with_extension("done").display()
-        ),
-    )
+    testkit::cgroup::gated_shell(go, &format!("kill -0 $$; {}", sh_wait_for(&done_gate(go))))
 }
 
 #[test]
@@ -49,7 +43,7 @@ fn cgroup_shows_its_senders_only_with_cgroup_and_nspid_columns() {
     std::fs::write(&go, "").unwrap();
     let pi = inside.id().to_string();
     let row = r.wait_for(&format!(" {pi} "), T);
-    std::fs::write(go.with_extension("done"), "").unwrap();
+    std::fs::write(done_gate(&go), "").unwrap();
     inside.wait().unwrap();
     outside.wait().unwrap();
     r.signal(testkit::libc::SIGINT);

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testkit::cgroup::{v2_root, TestCgroup};
-use testkit::{instance_of, live_or_skip, spawn};
+use testkit::cgroup::{done_gate, sh_wait_for, v2_root, TestCgroup};
+use testkit::{instance_of, line_written, live_or_skip, spawn, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_opensnoop");
 const T: Duration = Duration::from_secs(15);
@@ -22,33 +22,12 @@ fn worker(go: &Path, file: &Path, pids: &Path) -> Child {
     testkit::cgroup::gated_shell(
         go,
         &format!(
-            "( exec 3<{file}; while [ ! -e {done} ]; do sleep 0.05; done ) & \
-             echo $! >> {pids}; wait",
+            "( exec 3<{file}; {done} ) & echo $! >> {pids}; wait",
             file = file.display(),
-            done = done_file(go).display(),
+            done = sh_wait_for(&done_gate(go)),
             pids = pids.display()
         ),
     )
-}
-
-/// The file whose creation ends the workers gated by `go`: written once their rows are
-/// out, so they are alive while opensnoop reads their cgroup and PID namespace from /proc,
-/// however late a loaded machine lets it.
-fn done_file(go: &Path) -> PathBuf {
-    go.with_extension("done")
-}
-
-/// The PIDs a worker wrote to `p`, waited for (up to T) until there is one.
-fn pids_written(p: &Path) -> BTreeSet<String> {
-    let deadline = Instant::now() + T;
-    loop {
-        let set = pids_in(p);
-        if !set.is_empty() {
-            return set;
-        }
-        assert!(Instant::now() < deadline, "no PID in {p:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn pids_in(p: &Path) -> BTreeSet<String> {
@@ -125,27 +104,16 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
         r.child.id()
     );
     let late = w_late.id().to_string();
-    let deadline = std::time::Instant::now() + T;
-    while !std::fs::read_to_string(&filter)
-        .unwrap_or_default()
-        .split_whitespace()
-        .any(|p| p == late)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the late joiner {late} never reached {filter}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&format!("the late joiner {late} in {filter}"), T, || {
+        let list = std::fs::read_to_string(&filter).ok()?;
+        list.split_whitespace().any(|p| p == late).then_some(())
+    });
     std::fs::write(&go, "").unwrap();
-    let want: BTreeSet<String> = pids_written(&in_pids)
-        .union(&pids_written(&late_pids))
-        .cloned()
-        .collect();
+    let want: BTreeSet<String> = [&in_pids, &late_pids].map(|p| line_written(p, T)).into();
     assert_eq!(want.len(), 2);
     // The other two opened at the same time: their rows, if any, are out by now too.
-    pids_written(&out_pids);
-    pids_written(&left_pids);
+    line_written(&out_pids, T);
+    line_written(&left_pids, T);
     r.collect_until(T, |seen| {
         let got: BTreeSet<String> = rows_naming(seen, &file)
             .iter()
@@ -153,7 +121,7 @@ fn cgroup_scope_sees_members_and_their_children_and_late_joiners_only() {
             .collect();
         want.is_subset(&got)
     });
-    std::fs::write(done_file(&go), "").unwrap();
+    std::fs::write(done_gate(&go), "").unwrap();
     for w in [&mut w_in, &mut w_out, &mut w_late, &mut w_left] {
         w.wait().unwrap();
     }
@@ -205,18 +173,18 @@ fn container_ids_resolve_by_short_prefix_and_bad_input_is_explained() {
 
     for (cg, id, pids) in [(&dcg, &docker, d.join("d")), (&kcg, &kube, d.join("k"))] {
         let _ = std::fs::remove_file(&go);
-        let _ = std::fs::remove_file(done_file(&go));
+        let _ = std::fs::remove_file(done_gate(&go));
         let mut w = worker(&go, &file, &pids);
         cg.add(w.id());
         let short = &id[..10];
         let mut r = spawn(BIN, &["--container", short, "--show-cgroup", "unique-file"]);
         r.wait_for("FILE", T);
         std::fs::write(&go, "").unwrap();
-        let cat = pids_written(&pids).into_iter().next().unwrap();
+        let cat = line_written(&pids, T);
         r.collect_until(T, |seen| {
             rows_naming(seen, &file).iter().any(|c| c[1] == cat)
         });
-        std::fs::write(done_file(&go), "").unwrap();
+        std::fs::write(done_gate(&go), "").unwrap();
         w.wait().unwrap();
         r.signal(testkit::libc::SIGINT);
         let (code, err) = r.finish(T);
@@ -321,11 +289,10 @@ fn nspid_is_the_pid_inside_the_tasks_own_pid_namespace() {
     std::fs::write(&file, "x").unwrap();
     // In a new PID namespace: `$!` there is the namespace's PID of the opening subshell.
     let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.05; done; \
-         ( exec 3<{file}; while [ ! -e {done} ]; do sleep 0.05; done ) & echo $! > {ns}; wait",
-        go = go.display(),
+        "{go}; ( exec 3<{file}; {done} ) & echo $! > {ns}; wait",
+        go = sh_wait_for(&go),
         file = file.display(),
-        done = done_file(&go).display(),
+        done = sh_wait_for(&done_gate(&go)),
         ns = nsfile.display()
     );
     let mut w = Command::new("unshare")
@@ -350,7 +317,7 @@ fn nspid_is_the_pid_inside_the_tasks_own_pid_namespace() {
     r.wait_for("FILE", T);
     std::fs::write(&go, "").unwrap();
     r.collect_until(T, |seen| !rows_naming(seen, &file).is_empty());
-    std::fs::write(done_file(&go), "").unwrap();
+    std::fs::write(done_gate(&go), "").unwrap();
     w.wait().unwrap();
     let ns = std::fs::read_to_string(&nsfile).unwrap().trim().to_string();
     r.signal(testkit::libc::SIGINT);

@@ -103,15 +103,25 @@ fn remove_tree(root: &Path, dir: &Path) {
     }
 }
 
+/// A shell loop that returns once the file `path` exists (polled every 50 ms).
+pub fn sh_wait_for(path: &Path) -> String {
+    format!("while [ ! -e '{}' ]; do sleep 0.05; done", path.display())
+}
+
+/// The second gate beside `go`: a test creates it once the rows of its workers are out,
+/// and workers that wait for it ([`sh_wait_for`]) stay alive until then, so that what a
+/// tool reads from /proc for a row (arguments, cgroup, PID namespace) is still there
+/// however late a loaded machine lets the tool read its events.
+pub fn done_gate(go: &Path) -> PathBuf {
+    go.with_extension("done")
+}
+
 /// A shell running `script` once the file `go` exists (polled every 50 ms), so that a
 /// test can move it into a cgroup and start the tool before it does its work.
 pub fn gated_shell(go: &Path, script: &str) -> std::process::Child {
     std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "while [ ! -e '{}' ]; do sleep 0.05; done; {script}",
-            go.display()
-        ))
+        .arg(format!("{}; {script}", sh_wait_for(go)))
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("spawning sh")

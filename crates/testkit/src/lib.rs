@@ -470,6 +470,31 @@ pub fn direct_read(dev: &Path, offset: u64, len: usize) {
     assert_eq!(n, len as isize, "O_DIRECT read of {}: {e}", dev.display());
 }
 
+/// Polls `ready` every 20 ms until it gives a value; panics after `timeout`, naming
+/// `what` (a state the test waits for, where a fixed sleep would race a loaded machine).
+pub fn wait_until<T>(what: &str, timeout: Duration, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first line of `path`, trimmed, once it is whole (a worker's `echo $! > path`);
+/// waits up to `timeout`.
+pub fn line_written(path: &Path, timeout: Duration) -> String {
+    wait_until(&format!("a line in {}", path.display()), timeout, || {
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(text.split_once('\n')?.0.trim().to_string())
+    })
+}
+
 /// The calling thread's id.
 pub fn gettid() -> u32 {
     nix::unistd::gettid().as_raw() as u32
